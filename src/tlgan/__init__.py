@@ -1,0 +1,3 @@
+"""tlgan: transparent latent-space control of pretrained GANs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,29 @@
+"""Pick the compute device and batch sizes that suit it."""
+
+from __future__ import annotations
+
+import torch
+
+
+def best_device() -> str:
+    """'cuda' when a GPU is visible, 'mps' on Apple silicon, else 'cpu'."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``None`` or 'auto' means the best available device; anything else is checked."""
+    if device in (None, "", "auto"):
+        return torch.device(best_device())
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu")
+    return dev
+
+
+def default_batch(device: torch.device, cpu: int, gpu: int) -> int:
+    """A batch size per device type: small on CPUs (cache-friendly), large on GPUs."""
+    return gpu if device.type in ("cuda", "mps") else cpu

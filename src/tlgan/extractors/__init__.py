@@ -1,0 +1,94 @@
+"""Step 2 — feature extractors: images go in, one label per feature comes out.
+
+``Extractor`` is the interface; ``EXTRACTORS`` the registry of named ones.
+Names can be combined with ``+`` (``faces+glasses``) to concatenate features.
+A label is NaN where the extractor cannot measure it on that image (e.g. head
+yaw when no face was found), so later steps skip it honestly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..devices import default_batch, resolve_device
+from ..registry import Registry
+
+FeatureKind = Literal["binary", "continuous"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One attribute an extractor reports.
+
+    ``binary`` features are probabilities in [0, 1] (fitted with a logistic
+    model); ``continuous`` ones are real numbers (fitted with a linear model).
+    """
+
+    name: str
+    kind: FeatureKind
+    description: str = ""
+    unit: str = ""
+
+
+class Extractor(ABC):
+    """A feature extractor F: uint8 images (N, H, W, 3) -> labels (N, n_features)."""
+
+    name: str
+    features: tuple[Feature, ...]
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = resolve_device(device)
+        self.batch_size = default_batch(self.device, cpu=64, gpu=512)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @abstractmethod
+    def extract(self, images: torch.Tensor) -> np.ndarray:
+        """Label one batch: uint8 NHWC tensor (any device) -> float32 (N, n_features), NaN = unknown."""
+
+    def __call__(self, images: torch.Tensor | np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Label any number of images in batches of ``batch_size``."""
+        images = torch.as_tensor(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
+            raise ValueError(f"extractor {self.name!r} takes uint8 images (N, H, W, 3), got "
+                             f"{tuple(images.shape)} {images.dtype}")
+        bs = batch_size or self.batch_size
+        parts = [self.extract(images[i:i + bs]) for i in range(0, len(images), bs)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.features)), np.float32)
+
+
+class CombinedExtractor(Extractor):
+    """Several extractors side by side; their features are concatenated in order."""
+
+    def __init__(self, parts: list[Extractor]) -> None:
+        self.parts = parts
+        self.name = "+".join(p.name for p in parts)
+        self.features = tuple(f for p in parts for f in p.features)
+        names = [f.name for f in self.features]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"extractors {self.name!r} report the same feature twice: {sorted(dup)}")
+        self.device = parts[0].device
+        self.batch_size = min(p.batch_size for p in parts)
+
+    def extract(self, images: torch.Tensor) -> np.ndarray:
+        return np.concatenate([p.extract(images) for p in self.parts], axis=1)
+
+
+EXTRACTORS: Registry[Extractor] = Registry("extractor")
+
+
+def load_extractor(name: str, device: str | None = None) -> Extractor:
+    """Build a registered extractor by name; ``a+b`` combines several."""
+    names = [n.strip() for n in name.split("+") if n.strip()]
+    if not names:
+        raise ValueError("empty extractor name")
+    parts = [EXTRACTORS.create(n, device=device) for n in names]
+    return parts[0] if len(parts) == 1 else CombinedExtractor(parts)
