@@ -87,6 +87,9 @@ EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
 def load_extractor(name: str, device: str | None = None) -> Extractor:
     """Build a registered extractor by name; ``a+b`` combines several."""
+    from ..plugins import load_plugins
+
+    load_plugins()
     names = [n.strip() for n in name.split("+") if n.strip()]
     if not names:
         raise ValueError("empty extractor name")

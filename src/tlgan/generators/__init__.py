@@ -74,7 +74,7 @@ GENERATORS: Registry[Generator] = Registry("generator")
 
 def load_generator(name: str, device: str | None = None) -> Generator:
     """Build a registered generator by name, e.g. ``load_generator("digiface-dcgan")``."""
+    from ..plugins import load_plugins
+
+    load_plugins()
     return GENERATORS.create(name, device=device)
-
-
-from . import dcgan  # noqa: E402,F401  (registers the default)

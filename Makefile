@@ -1,0 +1,37 @@
+# `make demo` and `make test` work on a fresh clone: they create .venv, install tlgan,
+# fetch the pretrained weights (once, into $TLGAN_HOME or ~/.cache/tlgan) and run.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TLGAN := $(VENV)/bin/tlgan
+STAMP := $(VENV)/.installed
+DEMO_N ?= 10000
+DEMO_OUT ?= runs/demo
+
+.PHONY: setup models demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU build of torch; any torch>=2.1 works if you install your own (e.g. a CUDA build)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[app,test,browser]'
+	touch $@
+
+setup: $(STAMP)
+
+models: setup
+	$(TLGAN) models fetch
+
+demo: models
+	$(TLGAN) discover -n $(DEMO_N) --out $(DEMO_OUT)
+	@echo "traversal figure: $(DEMO_OUT)/traversal.png"
+
+test: models
+	$(PY) -m pytest -q
+
+bench: models
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -1,0 +1,129 @@
+"""Feature axes: unit vectors in latent space with what they were fitted from, saved as safetensors.
+
+An axes file is one ``.safetensors`` file: the tensors ``axes`` (F, D) and
+``slopes`` (F,), and in its header a JSON document ``tlgan`` with the feature
+names and kinds, the per-feature metrics, the generator, extractor, latent
+space, sample count and the tlgan version. Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .fit import FeatureFit
+
+AXES_FORMAT = 1
+
+
+class AxesError(ValueError):
+    """An axes file that cannot be used as asked (unknown feature, other generator, bad file)."""
+
+
+@dataclass
+class Axes:
+    """Named unit directions in a generator's latent space.
+
+    ``vectors[i]`` is the axis of ``names[i]``; ``slopes[i]`` is how much the
+    feature's model changes per unit move along it; ``metrics[name]`` holds the
+    fit quality; ``skipped`` maps features that got no axis to the reason.
+    """
+
+    names: list[str]
+    kinds: list[str]
+    vectors: np.ndarray
+    slopes: np.ndarray
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.vectors = np.asarray(self.vectors, dtype=np.float32).reshape(len(self.names), -1)
+        self.slopes = np.asarray(self.slopes, dtype=np.float32).reshape(len(self.names))
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.meta.get("latent_dim", self.vectors.shape[1]))
+
+    def index(self, name: str) -> int:
+        """The row of a feature; unknown names raise a clear error listing the known ones."""
+        if name in self.names:
+            return self.names.index(name)
+        why = f" (it was not fitted: {self.skipped[name]})" if name in self.skipped else ""
+        raise AxesError(f"unknown feature {name!r}{why}; axes exist for: {', '.join(self.names)}")
+
+    def vector(self, name: str) -> np.ndarray:
+        return self.vectors[self.index(name)]
+
+    def subset(self, names: list[str]) -> "Axes":
+        idx = [self.index(n) for n in names]
+        return Axes([self.names[i] for i in idx], [self.kinds[i] for i in idx], self.vectors[idx],
+                    self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta))
+
+    def check_generator(self, generator_name: str, latent_dim: int) -> None:
+        """Refuse axes fitted in another generator's latent space."""
+        mine = self.meta.get("generator")
+        if mine and mine != generator_name:
+            raise AxesError(f"these axes were fitted for generator {mine!r}, not {generator_name!r}; "
+                            f"fit axes on samples of {generator_name!r} first")
+        if self.vectors.shape[1] != latent_dim:
+            raise AxesError(f"these axes live in a {self.vectors.shape[1]}-d latent space, "
+                            f"but the generator's latent has {latent_dim} dimensions")
+
+    @classmethod
+    def from_fits(cls, fits: list["FeatureFit"], latent_dim: int, n_samples: int, meta: dict) -> "Axes":
+        ok = [f for f in fits if f.direction is not None]
+        vectors = np.stack([f.direction for f in ok]) if ok else np.zeros((0, latent_dim), np.float32)
+        metrics = {f.name: {"method": f.method, "n_used": f.n_used, f.metric_name: f.metric,
+                            "regularization": f.regularization, "slope": f.slope} for f in ok}
+        return cls([f.name for f in ok], [f.kind for f in ok], vectors, [f.slope for f in ok], metrics,
+                   {f.name: f.skipped for f in fits if f.direction is None},
+                   dict(meta, latent_dim=latent_dim, n_samples=n_samples))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": AXES_FORMAT, "tlgan_version": __version__, "features": self.names, "kinds": self.kinds,
+                "metrics": self.metrics, "skipped": self.skipped, **self.meta}
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (.safetensors) atomically and a readable ``.json`` copy of its header beside it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = self.to_json()
+        tmp = path.with_name(path.name + ".part")
+        save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
+                  metadata={"tlgan": json.dumps(doc, allow_nan=True)})
+        tmp.replace(path)
+        path.with_suffix(".json").write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Axes":
+        path = Path(path)
+        if not path.exists():
+            raise AxesError(f"axes file {path} does not exist; make one with `tlgan fit RUN` or `tlgan discover`")
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), "np") as fh:
+                header = fh.metadata() or {}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise AxesError(f"{path} is not a readable safetensors axes file: {e}") from e
+        if "tlgan" not in header or "axes" not in tensors:
+            raise AxesError(f"{path} is a safetensors file but not a tlgan axes file (no 'tlgan' header)")
+        doc = json.loads(header["tlgan"])
+        if doc.get("format") != AXES_FORMAT:
+            raise AxesError(f"{path} has axes format {doc.get('format')}, this tlgan reads format {AXES_FORMAT}; "
+                            "refit the axes with this version")
+        meta = {k: v for k, v in doc.items()
+                if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped")}
+        meta["fitted_with"] = doc.get("tlgan_version")
+        return cls(doc["features"], doc["kinds"], tensors["axes"], tensors.get("slopes", np.ones(len(doc["features"]))),
+                   doc.get("metrics", {}), doc.get("skipped", {}), meta)

@@ -1,0 +1,104 @@
+"""Step 5 — explore: move latents along feature axes, with some features locked.
+
+Pure functions over arrays. Locking follows InterFaceGAN's conditional
+manipulation rather than TL-GAN's Gram-Schmidt: an edit direction is projected
+onto the orthogonal complement of the span of the locked axes (an exact
+projection, so the result does not depend on the order of the locks and the
+locked axes themselves are never changed), then rescaled to unit length so a
+move of +1 is always one unit of latent distance.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .axes import Axes, AxesError
+
+RANK_TOL = 1e-6
+
+
+def span_basis(vectors: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (k, D) of the span of the rows of ``vectors`` (rank-deficient input is fine)."""
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    if vectors.size == 0:
+        return np.zeros((0, vectors.shape[-1]))
+    _, s, vt = np.linalg.svd(vectors, full_matrices=False)
+    return vt[s > RANK_TOL * max(s.max(), 1e-12)]
+
+
+def project_out(direction: np.ndarray, locked: np.ndarray) -> np.ndarray:
+    """``direction`` minus its projection onto the span of the rows of ``locked`` (I - C^+ C) n."""
+    direction = np.asarray(direction, dtype=np.float64)
+    basis = span_basis(locked)
+    return direction - basis.T @ (basis @ direction)
+
+
+def retained(direction: np.ndarray, locked: np.ndarray) -> float:
+    """How much of a unit direction survives the locks: 1 = untouched, near 0 = the edit cancels itself."""
+    d = np.asarray(direction, dtype=np.float64)
+    return float(np.linalg.norm(project_out(d, locked)) / max(np.linalg.norm(d), 1e-12))
+
+
+def locked_direction(direction: np.ndarray, locked: np.ndarray) -> np.ndarray:
+    """The unit edit direction for ``direction`` when the ``locked`` axes must stay put.
+
+    Raises when the direction lies (almost) inside the locked span, where no
+    edit can move the feature while keeping the others.
+    """
+    p = project_out(direction, locked)
+    norm = np.linalg.norm(p)
+    if norm < 1e-6:
+        raise AxesError("this direction lies inside the span of the locked axes: locking leaves nothing to move")
+    return p / norm
+
+
+def edit_delta(axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = ()) -> np.ndarray:
+    """The latent change for ``moves`` ({feature: amount}) with ``locks`` held fixed.
+
+    Each moved axis is projected off the locked span separately, then the
+    moves are summed: sum_i amount_i * unit(P a_i).
+    """
+    locks = list(dict.fromkeys(locks))
+    both = sorted(set(locks) & set(moves))
+    if both:
+        raise AxesError(f"cannot move a locked feature: {', '.join(both)}; unlock it or drop the move")
+    for name, amount in moves.items():
+        if not np.isfinite(amount):
+            raise AxesError(f"move for {name!r} is not a finite number: {amount}")
+    locked = np.stack([axes.vector(n) for n in locks]) if locks else np.zeros((0, axes.vectors.shape[1]))
+    delta = np.zeros(axes.vectors.shape[1])
+    for name, amount in moves.items():
+        if amount:
+            delta += amount * locked_direction(axes.vector(name), locked)
+    return delta.astype(np.float32)
+
+
+def move(z: np.ndarray, axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = ()) -> np.ndarray:
+    """``z`` (D,) or (N, D) moved by ``moves`` with ``locks`` held fixed."""
+    z = np.asarray(z, dtype=np.float32)
+    if z.shape[-1] != axes.vectors.shape[1]:
+        raise AxesError(f"latent has size {z.shape[-1]} but the axes live in {axes.vectors.shape[1]} dimensions")
+    return z + edit_delta(axes, moves, locks)
+
+
+def keep_norm(z: np.ndarray, norm: float | None = None) -> np.ndarray:
+    """Rescale latents to a fixed norm (default sqrt(D), the typical norm of N(0, I)), as InterFaceGAN does."""
+    z = np.asarray(z, dtype=np.float32)
+    target = np.sqrt(z.shape[-1]) if norm is None else norm
+    return z * (target / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
+
+
+def traversal(z: np.ndarray, axes: Axes, feature: str, steps: np.ndarray,
+              locks: Iterable[str] = ()) -> np.ndarray:
+    """Latents (len(steps), D): ``z`` moved by each amount in ``steps`` along ``feature``."""
+    unit = edit_delta(axes, {feature: 1.0}, locks)
+    return np.asarray(z, np.float32)[None, :] + np.asarray(steps, np.float32)[:, None] * unit[None, :]
+
+
+def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
+    """Pairwise cosine similarity of the rows of ``vectors``."""
+    v = np.asarray(vectors, dtype=np.float64)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return v @ v.T

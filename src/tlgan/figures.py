@@ -1,0 +1,63 @@
+"""Pictures: traversal grids (rows of features, columns of steps) and image upscaling."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .axes import Axes
+from .explore import traversal
+from .generators import Generator
+
+
+def upscale(image: np.ndarray, size: int) -> Image.Image:
+    """uint8 (H, W, 3) -> a PIL image of ``size`` x ``size``, resampled with Lanczos."""
+    return Image.fromarray(np.asarray(image)).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, features: Sequence[str],
+                   steps: Sequence[float], locks: Sequence[str] = (), cell: int = 96,
+                   title: str = "") -> Image.Image:
+    """One block per latent; in each block a row per feature (and, with ``locks``, a second row with
+    the locks applied), a column per step along the axis."""
+    steps = np.asarray(steps, dtype=np.float32)
+    rows: list[tuple[str, np.ndarray]] = []
+    for z in np.atleast_2d(latents):
+        for name in features:
+            rows.append((name, traversal(z, axes, name, steps)))
+            kept = [lk for lk in locks if lk != name]
+            if kept:
+                rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps, kept)))
+    images = generator.render(np.concatenate([r[1] for r in rows])).cpu().numpy()
+    label_w, head_h, gap = 170, 28 + (24 if title else 0), 2
+    n_cols, n_rows = len(steps), len(rows)
+    sheet = Image.new("RGB", (label_w + n_cols * (cell + gap), head_h + n_rows * (cell + gap)), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((8, 4), title, fill="black", font=_font(16))
+    for c, s in enumerate(steps):
+        draw.text((label_w + c * (cell + gap) + cell // 2, head_h - 14), f"{s:+g}", fill="black",
+                  font=_font(14), anchor="mm")
+    per_z = len(rows) // len(np.atleast_2d(latents))
+    for r, (name, _) in enumerate(rows):
+        y = head_h + r * (cell + gap)
+        if r % per_z == 0 and r:
+            draw.line([(0, y - 1), (sheet.width, y - 1)], fill="grey")
+        draw.text((6, y + cell // 2), name, fill="black", font=_font(13), anchor="lm")
+        for c in range(n_cols):
+            sheet.paste(upscale(images[r * n_cols + c], cell), (label_w + c * (cell + gap), y))
+    return sheet
+
+
+def image_row(images: np.ndarray, cell: int = 128) -> Image.Image:
+    """Images (N, H, W, 3) side by side, upscaled to ``cell`` pixels."""
+    sheet = Image.new("RGB", (len(images) * cell, cell), "white")
+    for i, im in enumerate(images):
+        sheet.paste(upscale(im, cell), (i * cell, 0))
+    return sheet

@@ -1,0 +1,87 @@
+"""The five steps joined up: fit a run's axes, discover (sample + fit), and edit faces with an ``Editor``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .axes import Axes
+from .explore import move
+from .extractors import Extractor
+from .fit import fit_axes
+from .generators import Generator
+from .sample import Run, RunError, open_run, sample
+
+
+def fit_run(run: Run | str | Path, label_set: str | None = None, method: str = "auto",
+            features: Sequence[str] | None = None, seed: int = 0) -> Axes:
+    """Fit axes from a run folder's latents and one of its label sets (default: the sampling extractor's)."""
+    run = run if isinstance(run, Run) else open_run(run)
+    feats = run.features(label_set)
+    labels = run.labels(label_set)
+    if len(labels) == 0:
+        raise RunError(f"run {run.path} has no labelled samples yet; finish it with `tlgan sample` first")
+    if features:
+        names = [f.name for f in feats]
+        missing = [n for n in features if n not in names]
+        if missing:
+            raise RunError(f"unknown feature(s) {', '.join(missing)}; the run's labels have: {', '.join(names)}")
+        keep = [names.index(n) for n in features]
+        feats, labels = [feats[i] for i in keep], labels[:, keep]
+    z = run.latents[: len(labels)]
+    meta = {"generator": run.generator, "extractor": label_set or run.info["default_labels"],
+            "latent_space": run.info.get("latent_space", "z"), "run": str(run.path), "seed": run.info["seed"],
+            "label_std": {f.name: float(np.nanstd(labels[:, j])) for j, f in enumerate(feats)}}
+    return fit_axes(z, labels, feats, method=method, seed=seed, meta=meta)
+
+
+@dataclass
+class Discovery:
+    """What ``discover`` produced, with the wall time of each stage in seconds."""
+
+    run: Run
+    axes: Axes
+    axes_path: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
+             method: str = "auto", save_images: bool = True, progress: bool = True) -> Discovery:
+    """Sample ``n`` faces into ``out/run`` and fit ``out/axes.safetensors`` (resumable like ``sample``)."""
+    out = Path(out)
+    t0 = time.perf_counter()
+    run = sample(out / "run", generator, extractor, n, seed=seed, save_images=save_images, progress=progress)
+    t1 = time.perf_counter()
+    axes = fit_run(run, method=method)
+    t2 = time.perf_counter()
+    path = axes.save(out / "axes.safetensors")
+    return Discovery(run, axes, path, {"sample": t1 - t0, "fit": t2 - t1})
+
+
+class Editor:
+    """A generator with its axes: render a latent after moves along axes with some features locked."""
+
+    def __init__(self, generator: Generator, axes: Axes) -> None:
+        axes.check_generator(generator.name, generator.latent_dim)
+        self.generator = generator
+        self.axes = axes
+
+    def latent(self, seed: int) -> np.ndarray:
+        """The latent that ``seed`` draws (the same one ``tlgan sample`` draws first from that seed)."""
+        return self.generator.sample(1, seed)[0]
+
+    def edit(self, z: np.ndarray, moves: Mapping[str, float], locks: Iterable[str] = ()) -> np.ndarray:
+        z = self.generator.check_latents(z).numpy()
+        return move(z, self.axes, moves, locks)
+
+    def render(self, z: np.ndarray, moves: Mapping[str, float] | None = None,
+               locks: Iterable[str] = ()) -> np.ndarray:
+        """uint8 (N, H, W, 3) images of ``z`` (D,) or (N, D) after ``moves`` with ``locks``."""
+        edited = self.edit(z, moves or {}, locks)
+        with torch.inference_mode():
+            return self.generator.render(edited).cpu().numpy()

@@ -1,0 +1,251 @@
+"""Step 3 — sample: draw latents, render them, label the images; a resumable run folder on disk.
+
+A run folder holds::
+
+    run.json       what was asked (generator, seed, n, chunk, label sets...), written once
+    progress.json  how many samples of each array are complete, rewritten atomically per chunk
+    data.zarr/     z (N, D) float32; images (N, H, W, 3) uint8 (optional);
+                   labels/<extractor> (N, F) float32, NaN = unknown
+
+All latents are drawn from the seed when the run is created, and every chunk
+is rendered and labelled as one batch, so an interrupted run (Ctrl-C, a killed
+process, a full disk) continues from its last complete chunk and ends
+identical to an uninterrupted one. Zarr writes each chunk atomically and the
+progress file is only advanced after a chunk is on disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import zarr
+from tqdm.auto import tqdm
+
+from . import __version__
+from .extractors import Extractor, Feature
+from .generators import Generator
+
+RUN_FORMAT = 1
+
+
+class RunError(RuntimeError):
+    """A run folder that cannot be used as asked; the message says what to do."""
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Run:
+    """An opened run folder. ``latents``, ``labels()`` and ``images`` read its arrays."""
+
+    path: Path
+    info: dict
+
+    @property
+    def n(self) -> int:
+        return int(self.info["n"])
+
+    @property
+    def chunk(self) -> int:
+        return int(self.info["chunk"])
+
+    @property
+    def generator(self) -> str:
+        return self.info["generator"]
+
+    @property
+    def label_sets(self) -> list[str]:
+        return list(self.info["labels"])
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self.info["images"])
+
+    def _group(self, mode: str = "r") -> zarr.Group:
+        return zarr.open_group(str(self.path / "data.zarr"), mode=mode)
+
+    def progress(self) -> dict[str, int]:
+        p = self.path / "progress.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def done(self, key: str) -> int:
+        return int(self.progress().get(key, 0))
+
+    def _advance(self, **counts: int) -> None:
+        _write_json(self.path / "progress.json", {**self.progress(), **counts})
+
+    def features(self, label_set: str | None = None) -> list[Feature]:
+        entry = self.info["labels"][self._label_set(label_set)]
+        return [Feature(n, k, d) for n, k, d in zip(entry["features"], entry["kinds"], entry["descriptions"])]
+
+    def _label_set(self, name: str | None) -> str:
+        name = name or self.info["default_labels"]
+        if name not in self.info["labels"]:
+            raise RunError(f"run {self.path} has no labels from extractor {name!r}; it has: "
+                           f"{', '.join(self.info['labels'])}. Label it with `tlgan relabel {self.path} --extractor {name}`")
+        return name
+
+    @property
+    def latents(self) -> np.ndarray:
+        return np.asarray(self._group()["z"][:])
+
+    def labels(self, label_set: str | None = None, complete_only: bool = True) -> np.ndarray:
+        """(N, F) labels of one label set; by default only the rows already labelled."""
+        name = self._label_set(label_set)
+        arr = self._group()[f"labels/{name}"]
+        stop = self.done(f"labels/{name}") if complete_only else self.n
+        return np.asarray(arr[:stop])
+
+    @property
+    def images(self) -> zarr.Array:
+        if not self.has_images:
+            raise RunError(f"run {self.path} was sampled without --save-images, so it has no cached images to relabel")
+        return self._group()["images"]
+
+
+def open_run(path: str | Path) -> Run:
+    """Open an existing run folder, refusing folders of another format."""
+    path = Path(path)
+    meta = path / "run.json"
+    if not meta.exists():
+        raise RunError(f"{path} is not a tlgan run folder (no run.json); create one with `tlgan sample --out {path}`")
+    try:
+        info = json.loads(meta.read_text())
+    except json.JSONDecodeError as e:
+        raise RunError(f"{meta} is not valid JSON ({e}); the run folder is damaged") from e
+    if info.get("format") != RUN_FORMAT:
+        raise RunError(f"{path} was written by tlgan {info.get('tlgan_version', '?')} in run format "
+                       f"{info.get('format')}; this tlgan {__version__} reads format {RUN_FORMAT}. "
+                       "Sample a new run with this version (or use the version that wrote it)")
+    return Run(path, info)
+
+
+def _label_entry(extractor: Extractor) -> dict:
+    return {"features": [f.name for f in extractor.features], "kinds": [f.kind for f in extractor.features],
+            "descriptions": [f.description for f in extractor.features]}
+
+
+def create_run(path: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int,
+               chunk: int, save_images: bool) -> Run:
+    """Open the run at ``path`` if it was made with these settings, else create it; refuse a mismatch."""
+    path = Path(path)
+    if n <= 0 or chunk <= 0:
+        raise RunError(f"need a positive number of samples and chunk size, got n={n}, chunk={chunk}")
+    wanted = {"format": RUN_FORMAT, "generator": generator.name, "latent_dim": generator.latent_dim,
+              "resolution": generator.resolution, "n": n, "seed": seed, "chunk": chunk, "images": save_images,
+              "default_labels": extractor.name}
+    if (path / "run.json").exists():
+        run = open_run(path)
+        diff = {k: (run.info.get(k), v) for k, v in wanted.items() if run.info.get(k) != v}
+        if diff:
+            said = "; ".join(f"{k}: run has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
+            raise RunError(f"{path} holds a run made with other settings ({said}). "
+                           "Rerun with the run's settings to continue it, or choose another --out folder")
+        if run.info["labels"].get(extractor.name) != _label_entry(extractor):
+            raise RunError(f"{path} was labelled by a different version of extractor {extractor.name!r} "
+                           "(its features differ); choose another --out folder")
+        return run
+    if path.exists() and any(p.name != "data.zarr" for p in path.iterdir()):
+        raise RunError(f"{path} exists and is not a tlgan run folder; choose an empty or new --out folder")
+    path.mkdir(parents=True, exist_ok=True)
+    z = generator.sample(n, seed).astype(np.float32)
+    group = zarr.open_group(str(path / "data.zarr"), mode="w")
+    group.create_array("z", data=z, chunks=(chunk, z.shape[1]))
+    res = generator.resolution
+    if save_images:
+        group.create_array("images", shape=(n, res, res, 3), chunks=(chunk, res, res, 3), dtype="uint8")
+    info = {**wanted, "tlgan_version": __version__, "latent_space": generator.latent_space,
+            "labels": {extractor.name: _label_entry(extractor)}}
+    _add_label_array(group, extractor, n, chunk)
+    _write_json(path / "run.json", info)
+    return Run(path, info)
+
+
+def _add_label_array(group: zarr.Group, extractor: Extractor, n: int, chunk: int) -> None:
+    group.create_array(f"labels/{extractor.name}", shape=(n, len(extractor.features)), chunks=(chunk, len(extractor.features)),
+                       dtype="float32", fill_value=np.nan, overwrite=True)
+
+
+def _guard_disk(action: Callable[[], None], run: Run, start: int, stop: int, done: int) -> None:
+    try:
+        action()
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise RunError(f"disk full while writing samples {start}..{stop} to {run.path}; the {done} samples "
+                           "written before are intact. Free some space and rerun the same command to continue") from e
+        raise
+
+
+def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
+           chunk: int | None = None, save_images: bool = False, progress: bool = True) -> Run:
+    """Render and label ``n`` latents from ``seed`` into the run folder ``path``; resumes if interrupted."""
+    chunk = chunk or generator.batch_size
+    run = create_run(path, generator, extractor, n, seed, chunk, save_images)
+    key = f"labels/{extractor.name}"
+    start = run.done(key)
+    if start >= n:
+        return run
+    group = run._group("r+")
+    z_arr, lab = group["z"], group[key]
+    bar = tqdm(total=n, initial=start, unit="img", desc=f"sample {generator.name} + {extractor.name}",
+               disable=not progress)
+    for lo in range(start, n, chunk):
+        hi = min(lo + chunk, n)
+        images = generator.render(np.asarray(z_arr[lo:hi]))
+        labels = extractor(images)
+
+        def write() -> None:
+            if save_images:
+                group["images"][lo:hi] = images.cpu().numpy()
+            lab[lo:hi] = labels
+            run._advance(**{key: hi, **({"images": hi} if save_images else {})})
+
+        _guard_disk(write, run, lo, hi, lo)
+        bar.update(hi - lo)
+    bar.close()
+    return run
+
+
+def relabel(path: str | Path, extractor: Extractor, progress: bool = True, make_default: bool = False) -> Run:
+    """Label a run's cached images with another extractor, without rendering them again; resumable."""
+    run = open_run(path)
+    images = run.images
+    group = run._group("r+")
+    key = f"labels/{extractor.name}"
+    entry = _label_entry(extractor)
+    known = run.info["labels"].get(extractor.name)
+    if known is not None and known != entry:
+        raise RunError(f"{run.path} already has labels from a different version of {extractor.name!r}; "
+                       "give the new extractor another name")
+    if known is None:
+        _add_label_array(group, extractor, run.n, run.chunk)
+        run.info["labels"][extractor.name] = entry
+    if make_default:
+        run.info["default_labels"] = extractor.name
+    _write_json(run.path / "run.json", run.info)
+    available = run.done("images")
+    start = run.done(key)
+    bar = tqdm(total=available, initial=start, unit="img", desc=f"relabel with {extractor.name}", disable=not progress)
+    for lo in range(start, available, run.chunk):
+        hi = min(lo + run.chunk, available)
+        labels = extractor(torch.from_numpy(np.asarray(images[lo:hi])))
+
+        def write() -> None:
+            group[key][lo:hi] = labels
+            run._advance(**{key: hi})
+
+        _guard_disk(write, run, lo, hi, lo)
+        bar.update(hi - lo)
+    bar.close()
+    return run

@@ -1,0 +1,107 @@
+"""Step 4 on synthetic problems whose true axes are known."""
+
+import numpy as np
+import pytest
+
+from tlgan.axes import Axes, AxesError
+from tlgan.extractors import Feature
+from tlgan.fit import FitError, fit_axes, fit_feature
+
+
+def problem(n=3000, dim=20, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, dim))
+    a = rng.normal(size=dim); a /= np.linalg.norm(a)
+    b = rng.normal(size=dim); b /= np.linalg.norm(b)
+    return z, a, b, rng
+
+
+def cos(u, v):
+    return float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+
+
+def test_linear_feature_recovers_the_true_axis():
+    z, a, _, rng = problem()
+    y = 3 * z @ a + 1 + 0.5 * rng.normal(size=len(z))
+    fit = fit_feature(z, y, Feature("age", "continuous"))
+    assert cos(fit.direction, a) > 0.99
+    assert fit.metric_name == "r2" and fit.metric > 0.9
+    assert fit.slope == pytest.approx(3, rel=0.05)
+
+
+@pytest.mark.parametrize("method", ["logistic", "arctanh"])
+def test_probability_feature_recovers_the_true_axis(method):
+    z, _, b, rng = problem()
+    p = 1 / (1 + np.exp(-(2 * z @ b - 0.5)))
+    fit = fit_feature(z, p, Feature("male", "binary"), method=method)
+    assert fit.method == method
+    assert cos(fit.direction, b) > 0.98
+    assert fit.metric_name == "auc" and fit.metric > 0.9
+
+
+def test_hard_binary_labels_with_noise():
+    z, a, _, rng = problem(n=4000)
+    y = ((z @ a + 0.3 * rng.normal(size=len(z))) > 0.5).astype(float)
+    fit = fit_feature(z, y, Feature("glasses", "binary"))
+    assert cos(fit.direction, a) > 0.95
+
+
+def test_nan_labels_are_skipped_not_used():
+    z, a, _, rng = problem()
+    y = z @ a
+    y[::3] = np.nan
+    fit = fit_feature(z, y, Feature("yaw", "continuous"))
+    assert fit.n_used == len(z) - len(range(0, len(z), 3))
+    assert cos(fit.direction, a) > 0.99
+
+
+def test_unfittable_features_are_reported_with_a_reason():
+    z, a, _, _ = problem(n=500)
+    feats = [Feature("const", "continuous"), Feature("rare", "binary"), Feature("few", "continuous"),
+             Feature("good", "continuous")]
+    y = np.column_stack([np.ones(500), (np.arange(500) < 3).astype(float), np.full(500, np.nan), z @ a])
+    y[:10, 2] = 1.0
+    axes = fit_axes(z, y, feats, meta={"generator": "toy"})
+    assert axes.names == ["good"]
+    assert "constant" in axes.skipped["const"]
+    assert "too few samples of one class" in axes.skipped["rare"]
+    assert "only 10 valid samples" in axes.skipped["few"]
+    with pytest.raises(AxesError, match="not fitted: the label is constant"):
+        axes.index("const")
+
+
+def test_bad_shapes_are_refused():
+    z, a, _, _ = problem(n=100)
+    with pytest.raises(FitError, match="same N"):
+        fit_axes(z, np.zeros((99, 1)), [Feature("x", "continuous")])
+    with pytest.raises(FitError, match="2 features were named"):
+        fit_axes(z, np.zeros((100, 1)), [Feature("x", "continuous"), Feature("y", "continuous")])
+    with pytest.raises(FitError, match="outside \\[0, 1\\]"):
+        fit_feature(z, z @ a, Feature("p", "binary"))
+    with pytest.raises(FitError, match="unknown fit method"):
+        fit_feature(z, z @ a, Feature("p", "continuous"), method="svm")
+
+
+def test_axes_file_round_trip(tmp_path):
+    z, a, b, _ = problem(n=800)
+    y = np.column_stack([z @ a, 1 / (1 + np.exp(-3 * z @ b))])
+    axes = fit_axes(z, y, [Feature("a", "continuous"), Feature("b", "binary")],
+                    meta={"generator": "toy", "extractor": "toy", "latent_space": "z"})
+    path = axes.save(tmp_path / "axes.safetensors")
+    back = Axes.load(path)
+    assert back.names == ["a", "b"] and back.kinds == ["continuous", "binary"]
+    np.testing.assert_array_equal(back.vectors, axes.vectors)
+    assert back.meta["generator"] == "toy" and back.meta["n_samples"] == 800
+    assert back.metrics["a"]["r2"] > 0.9
+    assert (tmp_path / "axes.json").exists()
+    with pytest.raises(AxesError, match="for generator 'toy', not 'other'"):
+        back.check_generator("other", 20)
+
+
+def test_unreadable_axes_files_are_refused(tmp_path):
+    with pytest.raises(AxesError, match="does not exist"):
+        Axes.load(tmp_path / "nope.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(AxesError, match="not a readable safetensors"):
+        Axes.load(bad)
