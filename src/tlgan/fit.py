@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import r2_score, roc_auc_score
 
 from .axes import Axes
@@ -65,10 +65,26 @@ def _split(n: int, seed: int, test_fraction: float, val_fraction: float) -> tupl
     return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
 
 
-def _ridge(z: np.ndarray, t: np.ndarray, tr, va, alphas: Sequence[float]) -> tuple[Ridge, float]:
-    best = max(alphas, key=lambda a: r2_score(t[va], Ridge(alpha=a).fit(z[tr], t[tr]).predict(z[va])))
+def _ridge_solutions(z: np.ndarray, t: np.ndarray, alphas: Sequence[float]) -> list[tuple[np.ndarray, float]]:
+    """(coef, intercept) of ridge regression for each alpha, from one Gram matrix (D is small)."""
+    zm, tm = z.mean(0), t.mean()
+    zc = z - zm
+    gram, rhs = zc.T @ zc, zc.T @ (t - tm)
+    eye = np.eye(z.shape[1])
+    out = []
+    for a in alphas:
+        coef = np.linalg.solve(gram + a * eye, rhs)
+        out.append((coef, tm - zm @ coef))
+    return out
+
+
+def _ridge(z: np.ndarray, t: np.ndarray, tr, va, alphas: Sequence[float]) -> tuple[np.ndarray, float, float]:
+    """Ridge with alpha chosen by R^2 on the validation rows, refitted on train + validation."""
+    scores = [r2_score(t[va], z[va] @ c + b) for c, b in _ridge_solutions(z[tr], t[tr], alphas)]
+    best = alphas[int(np.argmax(scores))]
     trva = np.concatenate([tr, va])
-    return Ridge(alpha=best).fit(z[trva], t[trva]), best
+    coef, intercept = _ridge_solutions(z[trva], t[trva], [best])[0]
+    return coef, intercept, best
 
 
 def _soft_logistic(z: np.ndarray, p: np.ndarray, C: float) -> LogisticRegression:
@@ -78,7 +94,7 @@ def _soft_logistic(z: np.ndarray, p: np.ndarray, C: float) -> LogisticRegression
     keep = ww > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on separable toy data
-        return LogisticRegression(C=C, max_iter=500).fit(zz[keep], yy[keep], sample_weight=ww[keep])
+        return LogisticRegression(C=C, solver="newton-cholesky", max_iter=100).fit(zz[keep], yy[keep], sample_weight=ww[keep])
 
 
 def _soft_log_loss(model: LogisticRegression, z: np.ndarray, p: np.ndarray) -> float:
@@ -116,17 +132,15 @@ def fit_feature(z: np.ndarray, y: np.ndarray, feature: Feature, method: str = "a
     tr, va, te = _split(len(yv), seed, test_fraction, val_fraction)
 
     if method == "linear":
-        model, alpha = _ridge(zv, yv, tr, va, RIDGE_ALPHAS)
-        coef = model.coef_.ravel()
+        coef, intercept, alpha = _ridge(zv, yv, tr, va, RIDGE_ALPHAS)
         out.metric_name, out.regularization = "r2", alpha
-        out.metric = float(r2_score(yv[te], model.predict(zv[te])))
+        out.metric = float(r2_score(yv[te], zv[te] @ coef + intercept))
     elif method == "arctanh":
         t = np.arctanh(np.clip(2 * yv - 1, np.tanh(-ARCTANH_CLIP), np.tanh(ARCTANH_CLIP)))
         trva = np.concatenate([tr, va])
-        model = Ridge(alpha=0.0, solver="svd").fit(zv[trva], t[trva])  # plain least squares, as TL-GAN
-        coef = model.coef_.ravel()
+        coef, intercept = _ridge_solutions(zv[trva], t[trva], [0.0])[0]  # plain least squares, as TL-GAN
         out.metric_name, out.regularization = "auc", 0.0
-        out.metric = _auc(yv[te] > 0.5, model.predict(zv[te]))
+        out.metric = _auc(yv[te] > 0.5, zv[te] @ coef + intercept)
     else:  # logistic
         best_c = min(LOGISTIC_CS, key=lambda c: _soft_log_loss(_soft_logistic(zv[tr], yv[tr], c), zv[va], yv[va]))
         trva = np.concatenate([tr, va])

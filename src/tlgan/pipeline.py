@@ -76,8 +76,9 @@ class Editor:
         return self.generator.sample(1, seed)[0]
 
     def edit(self, z: np.ndarray, moves: Mapping[str, float], locks: Iterable[str] = ()) -> np.ndarray:
-        z = self.generator.check_latents(z).numpy()
-        return move(z, self.axes, moves, locks)
+        """``z`` (D,) or (N, D) after ``moves`` with ``locks``, in the same shape."""
+        checked = self.generator.check_latents(z).numpy()
+        return move(checked.reshape(np.shape(z)), self.axes, moves, locks)
 
     def render(self, z: np.ndarray, moves: Mapping[str, float] | None = None,
                locks: Iterable[str] = ()) -> np.ndarray:

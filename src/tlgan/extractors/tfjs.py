@@ -7,10 +7,12 @@ requested outputs, topologically ordered, weights as torch tensors on the
 device, BatchNorm ``Mul``/``Add`` and ``Relu``/``clip`` folded into the
 convolutions) and then runs any batch size without TensorFlow.
 
-Layout: TF graphs are NHWC. Inside the plan every rank-4 tensor is kept NCHW
-(fast torch convolutions); inputs are converted on entry and rank-4 outputs
-on exit, and layout-sensitive ops (``Mean`` axes, ``Pad``, ``Reshape``,
-constants broadcast against activations) are translated at planning time.
+Layout: TF graphs are NHWC. Inside the plan every rank-4 tensor has torch's
+NCHW shape with channels-last memory (oneDNN's fast path on CPUs, about 2x
+faster here than contiguous NCHW); inputs are converted on entry and rank-4
+outputs on exit, and layout-sensitive ops (``Mean`` axes, ``Pad``,
+``Reshape``, constants broadcast against activations) are translated at
+planning time.
 Convolution and pooling padding follows TF exactly: ``SAME`` pads
 ``max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0)`` with the extra pixel at the
 end, ``VALID`` pads nothing, ``EXPLICIT`` uses the listed amounts.
@@ -471,7 +473,9 @@ class TFJSGraph:
             shape = list(t.shape) if not (nchw and t.ndim == 4) else [t.shape[0], *t.shape[2:], t.shape[1]]
             if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(want, shape)):
                 raise ValueError(f"{self.path.name} input {name!r} must have NHWC shape {want}, got {shape}")
-            env[name] = t.permute(0, 3, 1, 2) if t.ndim == 4 and not nchw else t
+            if t.ndim == 4:  # NCHW shape, channels-last memory: oneDNN's fast path, kept by every op here
+                t = (t if nchw else t.permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
+            env[name] = t
         last_use = {}
         for k, step in enumerate(self._plan.steps):
             for i in step.inputs:
