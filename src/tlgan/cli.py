@@ -336,5 +336,27 @@ def axes_info(axes) -> None:
     click.echo(json.dumps(a.to_json(), indent=2, allow_nan=True))
 
 
+@main.command()
+@click.argument("axes", type=click.Path(path_type=Path), default=DEFAULT_OUT / "axes.safetensors")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 lets other machines on the network in.")
+@click.option("--port", default=7860, show_default=True, help="Port of the web page.")
+@click.option("--seed", default=0, show_default=True, help="The face shown first.")
+@device_option
+@friendly
+def serve(axes, host, port, seed, device) -> None:
+    """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
+    if not Path(axes).exists():
+        hint = ("run `make demo` (or `tlgan discover`) first to make it"
+                if Path(axes) == DEFAULT_OUT / "axes.safetensors" else "make one with `tlgan discover` or `tlgan fit`")
+        raise click.ClickException(f"no axes file at {axes}: {hint}, or pass an axes file: tlgan serve AXES")
+    try:
+        from .app.web import serve as serve_app  # gradio is imported only here, so the CLI starts fast
+    except ImportError as e:
+        raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
+    click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
+    serve_app(axes, host=host, port=port, device=device, seed=seed)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -7,7 +7,8 @@ results must agree with independent runtimes on the same inputs.
   format) through the LiteRT interpreter, on the exact 192x192 inputs that
   ``FaceMesh`` prepares: the first pass, and the whole two-pass pipeline with
   the TFLite net swapped in (so the second-pass crops come from TFLite's own
-  first-pass landmarks). The TFLite face flag is a logit; the TF.js graph
+  first-pass landmarks). The faces are run upright and upside down, so the
+  face flags span 0..1 instead of all being ~1. The TFLite face flag is a logit; the TF.js graph
   ends in a sigmoid, so the fixture stores sigmoid(logit).
 - faceres and emotion: the official TF.js runtime (``@tensorflow/tfjs``, cpu
   backend) in Node, loading the same ``.json`` + ``.bin`` from memory, on the
@@ -95,6 +96,11 @@ def tfjs_run(node_dir: Path, json_path: Path, x: np.ndarray, outputs: list[str])
                 for i in range(len(outputs))]
 
 
+def mesh_inputs(images: torch.Tensor) -> torch.Tensor:
+    """The faces, then the same faces upside down: these give face flags well below 1 too."""
+    return torch.cat([images, images.rot90(2, (1, 2))])
+
+
 def tflite_mesh() -> tuple[Interpreter, int, int, int]:
     interp = Interpreter(model_path=str(weights.path_of("facemesh-tflite", "face_landmark.tflite")))
     interp.allocate_tensors()
@@ -130,8 +136,9 @@ def main() -> None:
 
     mesh = FaceMesh("cpu")
     mesh.net = tflite_net  # type: ignore[method-assign]
-    first_lm, first_prob = tflite_net(mesh.first_pass_input(images)[0])
-    final = mesh(images)
+    mesh_images = mesh_inputs(images)
+    first_lm, first_prob = tflite_net(mesh.first_pass_input(mesh_images)[0])
+    final = mesh(mesh_images)
     np.savez_compressed(DATA / "oracle_facemesh.npz", first_landmarks=first_lm.numpy(),
                         first_prob=first_prob.numpy(), landmarks=final.landmarks.numpy(),
                         face_prob=final.face_prob.numpy())

@@ -146,7 +146,7 @@ class _Conv:
         if t == b and l == r:
             y = F.conv2d(x, self.weight, self.bias, self.stride, (t, l), self.dilation, self.groups)
         else:
-            y = F.conv2d(F.pad(x, (l, r, t, b)), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            y = F.conv2d(_pad(x, (t, b, l, r)), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         if self.alpha is not None:
             return F.prelu(y, self.alpha)
         if self.lo == 0.0 and self.hi is None:
@@ -176,7 +176,22 @@ def _max_pool(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int],
     t, b, l, r = _pads(padding, x.shape[-2:], kernel, stride, (1, 1))
     if t == b and l == r and 2 * t <= kernel[0] and 2 * l <= kernel[1]:
         return F.max_pool2d(x, kernel, stride, (t, l))
-    return F.max_pool2d(F.pad(x, (l, r, t, b), value=-math.inf), kernel, stride)
+    return F.max_pool2d(_pad(x, (t, b, l, r), -math.inf), kernel, stride)
+
+
+def _pad(x: Tensor, pads: tuple[int, int, int, int], value: float = 0.0) -> Tensor:
+    """Spatial (top, bottom, left, right) constant padding of NCHW ``x``, keeping its memory format.
+
+    Unlike ``F.pad`` it fills only the border, not the whole output first.
+    """
+    t, b, l, r = pads
+    n, c, h, w = x.shape
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    out = torch.empty((n, c, h + t + b, w + l + r), dtype=x.dtype, device=x.device, memory_format=fmt)
+    out[:, :, t:t + h, l:l + w] = x
+    for region in (out[:, :, :t], out[:, :, t + h:], out[:, :, t:t + h, :l], out[:, :, t:t + h, l + w:]):
+        region.fill_(value)
+    return out
 
 
 def _spatial(node: dict, key: str) -> tuple[int, int]:
@@ -213,9 +228,17 @@ def _per_channel(value: Tensor, channels: int) -> Tensor | None:
 
 @dataclass
 class _Step:
+    """One op of the plan. ``inplace`` is the same op writing into its first input, used
+    when that input is a fresh tensor that nothing reads afterwards (saves an allocation
+    and its page faults); ``commutes`` allows swapping two inputs to get there."""
+
     fn: Callable[..., Tensor]
     inputs: list[str]
     output: str
+    fresh: bool = True  # the output is a new tensor, not a view of an input
+    inplace: Callable[..., Tensor] | None = None
+    commutes: bool = False
+    drop: list[str] = field(default_factory=list)  # values dead after this step
 
 
 @dataclass
@@ -223,6 +246,31 @@ class _Plan:
     steps: list[_Step] = field(default_factory=list)
     consts: dict[str, Tensor] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
+
+    def finalize(self, keep: set[str]) -> None:
+        """Decide when each value can be freed, and which ops may overwrite a dying input."""
+        last = {i: k for k, step in enumerate(self.steps) for i in step.inputs}
+        # Identity and Reshape outputs share their input's memory: a buffer may be overwritten
+        # only after the last read of every value that views it, and never if one is an output.
+        root: dict[str, str] = {}
+        for step in self.steps:
+            root[step.output] = step.output if step.fresh else root.get(step.inputs[0], step.inputs[0])
+        buffer_last: dict[str, int] = {}
+        for k, step in enumerate(self.steps):
+            for i in step.inputs:
+                buffer_last[root.get(i, i)] = k
+        kept = {root.get(v, v) for v in keep}
+        for k, step in enumerate(self.steps):
+            step.drop = [i for i in dict.fromkeys(step.inputs) if last[i] == k and i not in keep]
+            if step.inplace is None:
+                continue
+            dying = [j for j, i in enumerate(step.inputs)
+                     if root.get(i) == i and buffer_last[i] == k and i not in kept and step.inputs.count(i) == 1]
+            if dying and dying[0] == 1 and step.commutes:
+                step.inputs.reverse()
+                dying = [0]
+            if dying and dying[0] == 0:
+                step.fn = step.inplace
 
 
 class TFJSGraph:
@@ -328,6 +376,7 @@ class TFJSGraph:
             if isinstance(step.fn, _Conv):
                 convs[name] = step.fn
         self._resolved = [fused.get(o, o) for o in self.outputs]
+        plan.finalize(set(self._resolved))
         return plan
 
     @staticmethod
@@ -380,6 +429,7 @@ class TFJSGraph:
         if _attr(node, "data_format", "NHWC") != "NHWC":
             raise UnsupportedOpError(f"{op} node {name!r} uses data_format {_attr(node, 'data_format')!r}")
         fn: Callable[..., Tensor]
+        inplace: Callable[..., Tensor] | None = None
         if op in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative"):
             w = const(1).float()
             kh, kw, cin, cout = w.shape
@@ -411,11 +461,13 @@ class TFJSGraph:
             if op == "Prelu" and a[0] is None and a[1] is not None:
                 fn = _prelu(a[1], rank)
             elif op != "Prelu":
-                fn = _binary(op, a[0], a[1])
+                fn, inplace = _binary(op, a[0], a[1])
             else:
                 raise UnsupportedOpError(f"Prelu node {name!r} needs a constant slope")
-        elif op in ("Relu", "Sigmoid", "Identity"):
-            fn = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Identity": lambda x: x}[op]
+        elif op in ("Relu", "Sigmoid"):
+            fn, inplace = (torch.relu, torch.relu_) if op == "Relu" else (torch.sigmoid, torch.sigmoid_)
+        elif op == "Identity":
+            fn = lambda x: x  # noqa: E731
         elif op == "Softmax":
             fn = (lambda x: torch.softmax(x, 1)) if rank == 4 else (lambda x: torch.softmax(x, -1))
         elif op == "Mean":
@@ -427,11 +479,15 @@ class TFJSGraph:
         elif op == "MaxPool":
             fn = _pool(_spatial(node, "ksize"), _spatial(node, "strides"), _padding_of(node))
         elif op == "Pad":
-            p = const(1).reshape(-1, 2).tolist()
-            if rank == 4:
-                p = [p[0], p[3], p[1], p[2]]
-            flat = tuple(int(v) for pair in reversed(p) for v in pair)
-            fn = lambda x: F.pad(x, flat)  # noqa: E731
+            p = [[int(v) for v in pair] for pair in const(1).reshape(-1, 2).tolist()]
+            if rank == 4 and p[0] == p[3] == [0, 0]:
+                spatial = (p[1][0], p[1][1], p[2][0], p[2][1])
+                fn = lambda x: _pad(x, spatial)  # noqa: E731
+            else:
+                if rank == 4:
+                    p = [p[0], p[3], p[1], p[2]]
+                flat = tuple(v for pair in reversed(p) for v in pair)
+                fn = lambda x: F.pad(x, flat)  # noqa: E731
         elif op == "Reshape":
             shape = [int(s) for s in const(1).reshape(-1).tolist()]
             fn = _reshape(shape, rank)
@@ -439,7 +495,8 @@ class TFJSGraph:
         else:
             raise UnsupportedOpError(f"TF.js op {op!r} (node {name!r}) is not supported by this executor")
         ranks[name] = rank
-        return _Step(fn, dyn, name)
+        return _Step(fn, dyn, name, fresh=op not in ("Identity", "Reshape"), inplace=inplace,
+                     commutes=len(dyn) == 2)
 
     @staticmethod
     def _fuse_ops(conv: _Conv, node: dict, args: list[Tensor]) -> None:
@@ -476,16 +533,10 @@ class TFJSGraph:
             if t.ndim == 4:  # NCHW shape, channels-last memory: oneDNN's fast path, kept by every op here
                 t = (t if nchw else t.permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
             env[name] = t
-        last_use = {}
-        for k, step in enumerate(self._plan.steps):
-            for i in step.inputs:
-                last_use[i] = k
-        keep = set(self._resolved)
-        for k, step in enumerate(self._plan.steps):
+        for step in self._plan.steps:
             env[step.output] = step.fn(*(env[i] for i in step.inputs))
-            for i in step.inputs:
-                if last_use[i] == k and i not in keep:
-                    del env[i]
+            for i in step.drop:
+                del env[i]
         out = {}
         for name, src in zip(self.outputs, self._resolved):
             t = env[src] if src in env else self._plan.consts[src]
@@ -501,16 +552,20 @@ def _src(inp: str) -> str:
     return node
 
 
-def _binary(op: str, a: Tensor | None, b: Tensor | None) -> Callable[..., Tensor]:
+def _binary(op: str, a: Tensor | None, b: Tensor | None) -> tuple[Callable[..., Tensor], Callable[..., Tensor]]:
+    """A commutative elementwise op over its dynamic operands, and its variant writing into the first."""
     f = {"Add": torch.add, "AddV2": torch.add, "Mul": torch.mul,
          "Maximum": torch.maximum, "Minimum": torch.minimum}[op]
-    if a is None and b is None:
-        return f
-    if a is None:
-        return lambda x: f(x, b)
-    if b is None:
-        return lambda y: f(a, y)
-    raise UnsupportedOpError(f"{op} on two constants should have been folded by the converter")
+    if a is not None and b is not None:
+        raise UnsupportedOpError(f"{op} on two constants should have been folded by the converter")
+    c = a if a is not None else b
+
+    def into(x: Tensor, y: Tensor) -> Tensor:
+        return f(x, y, out=x) if torch.broadcast_shapes(x.shape, y.shape) == x.shape else f(x, y)
+
+    if c is None:
+        return f, into
+    return (lambda x: f(x, c)), (lambda x: into(x, c))
 
 
 def _prelu(alpha: Tensor, rank: int) -> Callable[[Tensor], Tensor]:

@@ -1,0 +1,504 @@
+"""What the explorer page does, as plain Python: no browser, no gradio.
+
+The page's whole state is an ``ExplorerState``: which face (a seed, or an
+explicit latent), how far each slider is moved along its feature axis (in
+latent units) and which features are locked. Every change the page offers is
+a function ``state -> new state`` that validates its input and raises
+``StateError`` with a message meant for the user; a ``Session`` adds the undo
+stack. ``encode_state`` / ``decode_state`` and ``state_token`` /
+``state_from_token`` turn a state into the JSON box and the ``?state=`` link
+and back, refusing anything malformed. ``Explorer`` renders a state with the
+generator and reads the displayed face back with the extractor.
+
+What a lock means here: the sliders of locked features are frozen; every
+other slider's move is projected off the locked axes
+(``tlgan.explore.edit_delta``), so it leaves the locked features alone. A
+locked slider keeps the amount it had when it was locked, applied along its
+own axis, so locking ``age`` at +2 and then moving ``male`` keeps the face
+older while it changes gender.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+from ..axes import Axes, AxesError
+from ..explore import cosine_matrix, edit_delta, retained
+
+STATE_VERSION = 1
+SLIDER_LIMIT = 4.0  # sliders go from -4 to +4 latent units (N(0, I) latents have unit spread per axis)
+SLIDER_STEP = 0.1
+MAX_SEED = 2**32 - 1
+WARN_COS = 0.7  # warn when a moved axis and a locked one have |cos| above this ...
+WARN_RETAINED = math.sqrt(1 - WARN_COS**2)  # ... or when less than ~71 % of the moved axis survives the locks
+MAX_UNDO = 100
+COALESCE_S = 1.0  # changes of one slider within this many seconds are one undo step (a drag)
+STRIP_STEPS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+MAX_STATE_CHARS = 20_000
+MAX_LATENT_ABS = 100.0
+STATE_KEYS = ("tlgan_explorer", "generator", "seed", "latent", "sliders", "locks")
+
+
+class StateError(ValueError):
+    """Input from the page or its API that cannot be applied; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class ExplorerState:
+    """One face and its edit: a seed (or an explicit latent), slider amounts and locks.
+
+    ``sliders`` holds only the non-zero amounts; a missing feature is at 0.
+    ``locks`` is in the axes' feature order.
+    """
+
+    generator: str
+    seed: int | None = 0
+    latent: tuple[float, ...] | None = None
+    sliders: Mapping[str, float] = field(default_factory=dict)
+    locks: tuple[str, ...] = ()
+
+    def slider(self, name: str) -> float:
+        return float(self.sliders.get(name, 0.0))
+
+    @property
+    def free_moves(self) -> dict[str, float]:
+        """The moves of the unlocked sliders (these are projected off the locked axes)."""
+        return {n: v for n, v in self.sliders.items() if n not in self.locks and v}
+
+    @property
+    def held_moves(self) -> dict[str, float]:
+        """The amounts the locked sliders had when they were locked (applied along their own axes)."""
+        return {n: v for n, v in self.sliders.items() if n in self.locks and v}
+
+    def describe(self) -> str:
+        face = f"seed {self.seed}" if self.latent is None else "a pasted latent"
+        moves = ", ".join(f"{n} {v:+g}" for n, v in self.sliders.items()) or "no edit"
+        locks = f"; locked: {', '.join(self.locks)}" if self.locks else ""
+        return f"{face}; {moves}{locks}"
+
+
+# ---------------------------------------------------------------- validating single inputs
+
+
+def check_feature(axes: Axes, name: Any) -> str:
+    if not isinstance(name, str):
+        raise StateError(f"a feature name must be a string, got {name!r}")
+    try:
+        axes.index(name)
+    except AxesError as e:
+        raise StateError(str(e)) from None
+    return name
+
+
+def parse_amount(name: str, value: Any) -> float:
+    """A slider amount: a finite number within +-SLIDER_LIMIT."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise StateError(f"{name}: enter a number from {-SLIDER_LIMIT:g} to {SLIDER_LIMIT:+g}")
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        raise StateError(f"{name}: {value!r} is not a number; enter one from "
+                         f"{-SLIDER_LIMIT:g} to {SLIDER_LIMIT:+g}") from None
+    if not math.isfinite(amount):
+        raise StateError(f"{name}: {value!r} is not a finite number")
+    if abs(amount) > SLIDER_LIMIT + 1e-9:
+        raise StateError(f"{name}: {amount:g} is outside the slider range {-SLIDER_LIMIT:g} .. "
+                         f"{SLIDER_LIMIT:+g} (latent units)")
+    return max(-SLIDER_LIMIT, min(SLIDER_LIMIT, amount)) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def parse_seed(value: Any) -> int:
+    """A seed: a whole number from 0 to MAX_SEED (a float like 12.0 from a number box is fine)."""
+    bad = StateError(f"the seed must be a whole number from 0 to {MAX_SEED}, got {value!r}")
+    if isinstance(value, bool) or value is None:
+        raise bad
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip("+").isdigit():
+            raise bad
+        seed = int(text)
+    elif isinstance(value, (int, np.integer)):
+        seed = int(value)
+    else:
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            raise bad from None
+        if not math.isfinite(as_float) or as_float != int(as_float):
+            raise bad
+        seed = int(as_float)
+    if not 0 <= seed <= MAX_SEED:
+        raise bad
+    return seed
+
+
+def parse_latent(value: Any, latent_dim: int) -> tuple[float, ...]:
+    if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                              for x in value):
+        raise StateError("'latent' must be a list of numbers")
+    if len(value) != latent_dim:
+        raise StateError(f"'latent' has {len(value)} numbers but this generator's latent has {latent_dim}")
+    z = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(z).all() or np.abs(z).max(initial=0) > MAX_LATENT_ABS:
+        raise StateError(f"'latent' must hold finite numbers within +-{MAX_LATENT_ABS:g}")
+    return tuple(float(x) for x in z.astype(np.float32))
+
+
+# ---------------------------------------------------------------- changes: state -> new state
+
+
+def _ordered(axes: Axes, names: Iterable[str]) -> tuple[str, ...]:
+    chosen = set(names)
+    return tuple(n for n in axes.names if n in chosen)
+
+
+def check_edit(state: ExplorerState, axes: Axes) -> None:
+    """Refuse a state whose edit cannot be made (a moved axis lying inside the span of the locked ones)."""
+    for name in state.free_moves:
+        try:
+            edit_delta(axes, {name: 1.0}, state.locks)
+        except AxesError:
+            raise StateError(f"with {', '.join(state.locks)} locked, the axis of {name!r} lies inside the locked "
+                             f"axes' span: it cannot move without moving them; set {name} to 0 or unlock one")
+
+
+def set_slider(state: ExplorerState, axes: Axes, name: Any, value: Any) -> ExplorerState:
+    """Move one slider to ``value`` (an absolute amount in latent units)."""
+    name = check_feature(axes, name)
+    amount = parse_amount(name, value)
+    if name in state.locks and amount != state.slider(name):
+        raise StateError(f"{name} is locked; unlock it to move its slider")
+    sliders = {n: v for n, v in state.sliders.items() if n != name}
+    if amount:
+        sliders[name] = amount
+    new = replace(state, sliders={n: sliders[n] for n in axes.names if n in sliders})
+    check_edit(new, axes)
+    return new
+
+
+def set_lock(state: ExplorerState, axes: Axes, name: Any, locked: bool) -> ExplorerState:
+    """Lock (hold fixed) or unlock one feature."""
+    name = check_feature(axes, name)
+    if not isinstance(locked, (bool, np.bool_)):
+        raise StateError(f"lock for {name}: expected true or false, got {locked!r}")
+    locks = set(state.locks) | {name} if locked else set(state.locks) - {name}
+    new = replace(state, locks=_ordered(axes, locks))
+    check_edit(new, axes)
+    return new
+
+
+def set_seed(state: ExplorerState, seed: Any) -> ExplorerState:
+    """Another face (the sliders and locks stay, so the same edit applies to it)."""
+    return replace(state, seed=parse_seed(seed), latent=None)
+
+
+def random_seed(state: ExplorerState, rng: np.random.Generator | None = None) -> ExplorerState:
+    rng = rng or np.random.default_rng()
+    return replace(state, seed=int(rng.integers(0, MAX_SEED + 1)), latent=None)
+
+
+def reset_sliders(state: ExplorerState) -> ExplorerState:
+    """Every slider back to 0 (the face stays, the locks stay)."""
+    return replace(state, sliders={})
+
+
+def strip_states(state: ExplorerState, axes: Axes, name: str,
+                 steps: Sequence[float] = STRIP_STEPS) -> list[ExplorerState]:
+    """The current state with ``name``'s slider at each of ``steps`` (others as they are)."""
+    name = check_feature(axes, name)
+    if name in state.locks:
+        raise StateError(f"{name} is locked; unlock it to see its variations")
+    return [set_slider(state, axes, name, s) for s in steps]
+
+
+# ---------------------------------------------------------------- warnings about locks
+
+
+@dataclass(frozen=True)
+class LockWarning:
+    """A moved feature whose axis is nearly parallel to the locked ones: its edit mostly cancels itself."""
+
+    feature: str
+    locked: tuple[tuple[str, float], ...]  # (locked feature, cosine) for the near-parallel ones
+    retained: float  # the fraction of the axis that survives the locks (1 = all, 0 = none)
+
+    def message(self) -> str:
+        pairs = ", ".join(f"{n} (cos {c:+.2f})" for n, c in self.locked) or "the locked features together"
+        return (f"**{self.feature}** is nearly parallel to locked {pairs}: only {self.retained:.0%} of its axis "
+                f"is left once they are held, so this edit mostly cancels itself. The {self.feature} readout "
+                f"may still move while the face barely changes, or changes in other ways.")
+
+
+def lock_warnings(state: ExplorerState, axes: Axes) -> list[LockWarning]:
+    """Warnings for every moved, unlocked feature whose axis the locks mostly remove."""
+    if not state.locks:
+        return []
+    cos = cosine_matrix(axes.vectors)
+    locked_idx = [axes.index(n) for n in state.locks]
+    locked_vecs = axes.vectors[locked_idx]
+    out = []
+    for name in state.free_moves:
+        i = axes.index(name)
+        kept = retained(axes.vectors[i], locked_vecs)
+        near = tuple((axes.names[j], float(cos[i, j])) for j in locked_idx if abs(cos[i, j]) > WARN_COS)
+        if near or kept < WARN_RETAINED:
+            out.append(LockWarning(name, near, kept))
+    return out
+
+
+# ---------------------------------------------------------------- undo
+
+
+@dataclass(frozen=True)
+class Session:
+    """One user's state and undo stack. Changes return a new ``Session``."""
+
+    state: ExplorerState
+    history: tuple[ExplorerState, ...] = ()
+    last_key: str | None = None
+    last_time: float = 0.0
+
+    def push(self, new: ExplorerState, key: str | None = None, now: float | None = None) -> "Session":
+        """Make ``new`` current. Repeated changes with the same ``key`` (one slider being dragged) within
+        ``COALESCE_S`` seconds are a single undo step."""
+        now = time.monotonic() if now is None else now
+        if new == self.state:
+            return self
+        if key is not None and key == self.last_key and now - self.last_time < COALESCE_S and self.history:
+            return Session(new, self.history, key, now)
+        return Session(new, (self.history + (self.state,))[-MAX_UNDO:], key, now)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.history)
+
+    def undo(self) -> "Session":
+        if not self.history:
+            raise StateError("nothing to undo")
+        return Session(self.history[-1], self.history[:-1], None, 0.0)
+
+
+# ---------------------------------------------------------------- the state as JSON and as a link
+
+
+def state_dict(state: ExplorerState) -> dict[str, Any]:
+    doc: dict[str, Any] = {"tlgan_explorer": STATE_VERSION, "generator": state.generator}
+    if state.latent is None:
+        doc["seed"] = state.seed
+    else:  # the shortest decimals that give back the same float32 values
+        doc["latent"] = [float(np.format_float_positional(np.float32(x), unique=True, trim="-"))
+                         for x in state.latent]
+    doc["sliders"] = {n: round(v, 6) for n, v in state.sliders.items()}
+    doc["locks"] = list(state.locks)
+    return doc
+
+
+def encode_state(state: ExplorerState) -> str:
+    """The state as one line of JSON (what the page's state box shows)."""
+    return json.dumps(state_dict(state))
+
+
+def state_token(state: ExplorerState) -> str:
+    """The state as URL-safe base64 of compact JSON, for ``?state=``."""
+    raw = json.dumps(state_dict(state), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def state_from_token(token: str, axes: Axes, latent_dim: int | None = None) -> ExplorerState:
+    """Decode a ``?state=`` token (validated like ``decode_state``)."""
+    if not isinstance(token, str) or not token.strip():
+        raise StateError("the state link is empty")
+    token = token.strip()
+    if len(token) > MAX_STATE_CHARS:
+        raise StateError(f"the state link is too long ({len(token)} characters)")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise StateError("the state link is damaged: its ?state= part is not base64 JSON "
+                         "(was it cut off when copied?)") from None
+    return decode_state(text, axes, latent_dim)
+
+
+def decode_state(text: Any, axes: Axes, latent_dim: int | None = None) -> ExplorerState:
+    """A state from the JSON box (or a pasted ``?state=`` link or token), fully validated against ``axes``."""
+    if isinstance(text, Mapping):
+        doc: Any = dict(text)
+    else:
+        if not isinstance(text, str) or not text.strip():
+            raise StateError("the state box is empty: paste a state JSON (or a share link) and press Load")
+        text = text.strip()
+        if len(text) > MAX_STATE_CHARS:
+            raise StateError(f"the state is too long ({len(text)} characters; at most {MAX_STATE_CHARS})")
+        if not text.startswith("{"):
+            if "state=" in text:  # a whole share link
+                token = parse_qs(urlparse(text).query).get("state", [""])[0]
+                return state_from_token(token, axes, latent_dim)
+            return state_from_token(text, axes, latent_dim)
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise StateError(f"the state is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    if not isinstance(doc, dict):
+        raise StateError("the state must be a JSON object like "
+                         '{"seed": 3, "sliders": {"age": 2}, "locks": ["male"]}')
+    unknown = sorted(set(doc) - set(STATE_KEYS))
+    if unknown:
+        raise StateError(f"unknown key(s) in the state: {', '.join(unknown)}; allowed: {', '.join(STATE_KEYS)}")
+    version = doc.get("tlgan_explorer", STATE_VERSION)
+    if version != STATE_VERSION:
+        raise StateError(f"this state has format {version!r}; this explorer reads format {STATE_VERSION}")
+    mine = axes.meta.get("generator", "")
+    generator = doc.get("generator", mine)
+    if not isinstance(generator, str) or (mine and generator != mine):
+        raise StateError(f"this state is for generator {generator!r}, but this explorer runs {mine!r}")
+    latent_dim = latent_dim or axes.latent_dim
+    if doc.get("latent") is not None:
+        if doc.get("seed") is not None:
+            raise StateError("give either 'seed' or 'latent' in the state, not both")
+        seed, latent = None, parse_latent(doc["latent"], latent_dim)
+    else:
+        seed, latent = parse_seed(doc.get("seed", 0)), None
+    sliders_in = doc.get("sliders", {})
+    if not isinstance(sliders_in, dict):
+        raise StateError("'sliders' must be an object like {\"age\": 2.0, \"male\": -1}")
+    locks_in = doc.get("locks", [])
+    if not isinstance(locks_in, list):
+        raise StateError("'locks' must be a list of feature names like [\"male\"]")
+    sliders = {check_feature(axes, n): parse_amount(n, v) for n, v in sliders_in.items()}
+    locks = [check_feature(axes, n) for n in locks_in]
+    state = ExplorerState(generator or mine, seed, latent,
+                          {n: sliders[n] for n in axes.names if sliders.get(n)}, _ordered(axes, locks))
+    check_edit(state, axes)
+    return state
+
+
+# ---------------------------------------------------------------- showing readouts
+
+
+def format_value(kind: str, unit: str, value: float) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if kind == "binary":
+        return f"{value:.0%}"
+    unit = {"degrees": "°", "years": " years"}.get(unit, f" {unit}" if unit else "")
+    return f"{value:.1f}{unit}" if unit else f"{value:.2f}"
+
+
+def format_change(kind: str, value: float, start: float | None) -> str:
+    """The change from the unedited face: '+12 pts' for a probability, '+3.1' otherwise; '' when unknown."""
+    if start is None or not np.isfinite(value) or not np.isfinite(start):
+        return ""
+    d = value - start
+    if kind == "binary":
+        d *= 100
+        return "±0 pts" if abs(d) < 0.5 else f"{d:+.0f} pts"
+    return "±0" if abs(d) < 0.05 else f"{d:+.1f}"
+
+
+def face_missing(readouts: Mapping[str, float]) -> bool:
+    """True when the extractor says it found no face (``face_found`` below one half)."""
+    v = readouts.get("face_found")
+    return v is not None and np.isfinite(v) and v < 0.5
+
+
+# ---------------------------------------------------------------- rendering
+
+
+class Explorer:
+    """A generator, its axes and (optionally) the extractor that reads the displayed face.
+
+    Shared by every page session: it holds no user state. Model calls are
+    serialized (one lock for rendering, one for readouts), so sessions in different
+    threads are safe.
+    """
+
+    def __init__(self, axes: Axes, generator, extractor=None) -> None:
+        from ..pipeline import Editor
+
+        self.editor = Editor(generator, axes)  # refuses axes fitted for another generator
+        self.axes = axes
+        self.generator = generator
+        self.extractor = extractor
+        self._render_lock = threading.Lock()  # rendering need not wait for a (slower) readout
+        self._extract_lock = threading.Lock()
+        self.features = {f.name: f for f in extractor.features} if extractor is not None else {}
+
+    @classmethod
+    def load(cls, axes_path, device: str | None = None, readouts: bool = True) -> "Explorer":
+        """The generator named in the axes file's metadata and, with ``readouts``, its extractor."""
+        from ..extractors import load_extractor
+        from ..generators import load_generator
+
+        axes = Axes.load(axes_path)
+        gen_name = axes.meta.get("generator")
+        if not gen_name:
+            raise AxesError(f"{axes_path} does not say which generator it was fitted for")
+        generator = load_generator(gen_name, device)
+        ext_name = axes.meta.get("extractor")
+        extractor = load_extractor(ext_name, device) if readouts and ext_name else None
+        return cls(axes, generator, extractor)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.axes.names)
+
+    def initial(self, seed: int = 0) -> ExplorerState:
+        return ExplorerState(self.generator.name, parse_seed(seed))
+
+    def decode(self, text: Any) -> ExplorerState:
+        return decode_state(text, self.axes, self.generator.latent_dim)
+
+    def from_token(self, token: str) -> ExplorerState:
+        return state_from_token(token, self.axes, self.generator.latent_dim)
+
+    def base_latent(self, state: ExplorerState) -> np.ndarray:
+        """The unedited latent (D,) of the state's face."""
+        if state.latent is not None:
+            return np.asarray(state.latent, dtype=np.float32)
+        return self.editor.latent(state.seed)
+
+    def latent(self, state: ExplorerState) -> np.ndarray:
+        """The edited latent: held (locked) amounts along their own axes, the other moves off the locked axes."""
+        z = self.editor.edit(self.base_latent(state), state.held_moves)
+        return self.editor.edit(z, state.free_moves, state.locks)
+
+    def render(self, state: ExplorerState) -> np.ndarray:
+        """uint8 (H, W, 3): the state's face at the generator's resolution."""
+        return self.render_many([state])[0]
+
+    def render_many(self, states: Sequence[ExplorerState]) -> np.ndarray:
+        z = np.stack([self.latent(s) for s in states])
+        with self._render_lock:
+            return self.generator.render(z).cpu().numpy()
+
+    def render_unedited(self, state: ExplorerState) -> np.ndarray:
+        return self.render(replace(state, sliders={}, locks=()))
+
+    def readouts(self, image: np.ndarray) -> dict[str, float]:
+        """The extractor's reading of one displayed image, per feature (NaN = could not measure)."""
+        return self.readouts_many(np.asarray(image)[None])[0]
+
+    def readouts_many(self, images: np.ndarray) -> list[dict[str, float]]:
+        """Readouts of images (N, H, W, 3) in one extractor call; empty dicts without an extractor."""
+        if self.extractor is None:
+            return [{} for _ in images]
+        with self._extract_lock:
+            values = self.extractor(np.asarray(images, dtype=np.uint8))
+        return [{f.name: float(v) for f, v in zip(self.extractor.features, row)} for row in values]
+
+    def strip(self, state: ExplorerState, name: str,
+              steps: Sequence[float] = STRIP_STEPS) -> tuple[list[ExplorerState], np.ndarray]:
+        """The current face with ``name``'s slider at each step: the states and their images."""
+        states = strip_states(state, self.axes, name, steps)
+        return states, self.render_many(states)
