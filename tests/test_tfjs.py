@@ -13,6 +13,7 @@ import base64
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def _conv_attrs(padding: str | list[int], stride: int, dilation: int = 1) -> dic
     return attrs
 
 
-def _write_graph(path: Path, shape: list[int], nodes: list[dict], consts: dict[str, np.ndarray],
+def _write_graph(path: Path, shape: list[int], nodes: list[dict[str, Any]], consts: dict[str, np.ndarray],
                  quantize: dict[str, str] | None = None) -> Path:
     """A TF.js graph-model ``model.json`` + ``model.bin``: input ``x`` of NHWC ``shape``, then ``nodes``.
 
@@ -55,7 +56,8 @@ def _write_graph(path: Path, shape: list[int], nodes: list[dict], consts: dict[s
     quantize = quantize or {}
     specs, blobs = [], []
     for name, value in consts.items():
-        spec = {"name": name, "shape": list(value.shape), "dtype": "int32" if value.dtype.kind == "i" else "float32"}
+        spec: dict[str, Any] = {"name": name, "shape": list(value.shape),
+                                "dtype": "int32" if value.dtype.kind == "i" else "float32"}
         q = quantize.get(name)
         if q == "float16":
             spec["quantization"] = {"dtype": "float16", "original_dtype": "float32"}
@@ -68,13 +70,14 @@ def _write_graph(path: Path, shape: list[int], nodes: list[dict], consts: dict[s
         else:
             blobs.append(value.astype("<i4" if spec["dtype"] == "int32" else "<f4").tobytes())
         specs.append(spec)
-    graph = [{"name": "x", "op": "Placeholder",
-              "attr": {"shape": {"shape": {"dim": [{"size": str(s)} for s in shape]}}, "dtype": {"type": "DT_FLOAT"}}}]
+    graph: list[dict[str, Any]] = [{"name": "x", "op": "Placeholder",
+                                    "attr": {"shape": {"shape": {"dim": [{"size": str(s)} for s in shape]}},
+                                             "dtype": {"type": "DT_FLOAT"}}}]
     graph += [{"name": n, "op": "Const", "attr": {}} for n in consts]
-    spec = {"format": "graph-model", "modelTopology": {"node": graph + nodes},
-            "weightsManifest": [{"paths": ["model.bin"], "weights": specs}]}
+    model = {"format": "graph-model", "modelTopology": {"node": graph + nodes},
+             "weightsManifest": [{"paths": ["model.bin"], "weights": specs}]}
     (path / "model.bin").write_bytes(b"".join(blobs))
-    (path / "model.json").write_text(json.dumps(spec))
+    (path / "model.json").write_text(json.dumps(model))
     return path / "model.json"
 
 
@@ -150,7 +153,7 @@ def test_fused_conv_prelu_and_folded_bn_relu6(tmp_path: Path) -> None:
     scale, shift = rng.uniform(0.5, 2, size=4).astype(np.float32), rng.normal(size=4).astype(np.float32)
     fused = {**_conv_attrs("SAME", 1), "fused_ops": {"list": {"s": [_s("BiasAdd")["s"], _s("Prelu")["s"]]}},
              "num_args": {"i": "2"}}
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {"name": "a", "op": "_FusedConv2D", "input": ["x", "k1", "bias", "alpha"], "attr": fused},
         {"name": "c", "op": "Conv2D", "input": ["a", "k2"], "attr": _conv_attrs("VALID", 1)},
         {"name": "m", "op": "Mul", "input": ["c", "scale"]},
@@ -174,7 +177,7 @@ def test_layout_sensitive_ops_and_inplace_safety(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 4, 3, 2)).astype(np.float32)
     pads = np.array([[0, 0], [1, 0], [0, 2], [0, 2]], np.int32)
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {"name": "p", "op": "Pad", "input": ["x", "pads"]},
         {"name": "r", "op": "Relu", "input": ["p"]},
         {"name": "add", "op": "AddV2", "input": ["r", "p"]},
@@ -206,7 +209,7 @@ def test_fused_matmul_and_quantized_weights(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     x = rng.normal(size=(3, 1, 1, 6)).astype(np.float32)
     w, b = rng.normal(size=(6, 5)).astype(np.float32), rng.normal(size=5).astype(np.float32)
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {"name": "flat", "op": "Reshape", "input": ["x", "shape"]},
         {"name": "y", "op": "_FusedMatMul", "input": ["flat", "w", "b"],
          "attr": {"fused_ops": {"list": {"s": [_s("BiasAdd")["s"], _s("Relu")["s"]]}},

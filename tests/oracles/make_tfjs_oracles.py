@@ -88,7 +88,7 @@ def tfjs_run(node_dir: Path, json_path: Path, x: np.ndarray, outputs: list[str])
         np.ascontiguousarray(x, dtype="<f4").tofile(t / "x.f32")
         cmd = ["node", str(node_dir / "run.js"), str(json_path), str(t / "x.f32"),
                ",".join(map(str, x.shape)), str(t), *outputs]
-        proc = subprocess.run(cmd, cwd=node_dir, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=node_dir, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"node failed: {proc.stderr[-2000:]}")
         print(proc.stdout.strip().splitlines()[-1])

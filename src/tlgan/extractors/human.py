@@ -62,7 +62,10 @@ class FaceRes:
     """HSE faceres (gender, age, descriptor): RGB 0..255 face resized to 224x224.
 
     The notes measured 224 to be needed (smaller inputs change P(male)), and
-    small batches to be fastest on CPUs.
+    small batches to be fastest on CPUs. The resize uses half-pixel centres;
+    human itself calls TF.js's legacy ``resizeBilinear`` (no half-pixel
+    centres, a shift of up to half a source pixel), which moved P(male) by up
+    to 0.07 and age by up to 1.7 years on 64 generated faces (r = 0.993).
     """
 
     size = 224
@@ -217,6 +220,3 @@ class HumanEmotion:
                  for i in range(0, len(images), self.batch_size)]
         return torch.cat(parts).float().cpu() if parts else torch.zeros(0, len(HUMAN_EMOTION_LABELS))
 
-
-__all__ = ["FaceMesh", "FaceMeshResult", "FaceRes", "FaceResResult", "HumanEmotion", "HUMAN_EMOTION_LABELS",
-           "EYE_LEFT", "EYE_RIGHT"]

@@ -23,9 +23,11 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -383,8 +385,11 @@ class TFJSGraph:
     def _fold(conv: _Conv, op: str, ins: list[str], consts: dict[str, Tensor]) -> bool:
         """Absorb one elementwise consumer into ``conv`` if exact; True when it was absorbed."""
         if op == "Relu" and conv.alpha is None:
-            conv.lo = 0.0 if conv.lo is None else max(conv.lo, 0.0)
-            return conv.hi is None or conv.lo <= conv.hi
+            lo = 0.0 if conv.lo is None else max(conv.lo, 0.0)
+            if conv.hi is not None and lo > conv.hi:
+                return False
+            conv.lo = lo
+            return True
         if len(ins) != 2 or ins[1] not in consts or conv.alpha is not None:
             return False
         value = consts[ins[1]].float()
@@ -467,14 +472,14 @@ class TFJSGraph:
         elif op in ("Relu", "Sigmoid"):
             fn, inplace = (torch.relu, torch.relu_) if op == "Relu" else (torch.sigmoid, torch.sigmoid_)
         elif op == "Identity":
-            fn = lambda x: x  # noqa: E731
+            fn = lambda x: x
         elif op == "Softmax":
             fn = (lambda x: torch.softmax(x, 1)) if rank == 4 else (lambda x: torch.softmax(x, -1))
         elif op == "Mean":
             axes = [int(a) % rank for a in const(1).reshape(-1).tolist()]
             dims = tuple(_NHWC_TO_NCHW_AXIS[a] for a in axes) if rank == 4 else tuple(axes)
             keep = bool(_attr(node, "keep_dims", False))
-            fn = lambda x: x.mean(dims, keepdim=keep)  # noqa: E731
+            fn = lambda x: x.mean(dims, keepdim=keep)
             rank = rank if keep else rank - len(set(axes))
         elif op == "MaxPool":
             fn = _pool(_spatial(node, "ksize"), _spatial(node, "strides"), _padding_of(node))
@@ -482,12 +487,12 @@ class TFJSGraph:
             p = [[int(v) for v in pair] for pair in const(1).reshape(-1, 2).tolist()]
             if rank == 4 and p[0] == p[3] == [0, 0]:
                 spatial = (p[1][0], p[1][1], p[2][0], p[2][1])
-                fn = lambda x: _pad(x, spatial)  # noqa: E731
+                fn = lambda x: _pad(x, spatial)
             else:
                 if rank == 4:
                     p = [p[0], p[3], p[1], p[2]]
                 flat = tuple(v for pair in reversed(p) for v in pair)
-                fn = lambda x: F.pad(x, flat)  # noqa: E731
+                fn = lambda x: F.pad(x, flat)
         elif op == "Reshape":
             shape = [int(s) for s in const(1).reshape(-1).tolist()]
             fn = _reshape(shape, rank)
@@ -530,18 +535,44 @@ class TFJSGraph:
             shape = list(t.shape) if not (nchw and t.ndim == 4) else [t.shape[0], *t.shape[2:], t.shape[1]]
             if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(want, shape)):
                 raise ValueError(f"{self.path.name} input {name!r} must have NHWC shape {want}, got {shape}")
-            if t.ndim == 4:  # NCHW shape, channels-last memory: oneDNN's fast path, kept by every op here
-                t = (t if nchw else t.permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
-            env[name] = t
-        for step in self._plan.steps:
-            env[step.output] = step.fn(*(env[i] for i in step.inputs))
-            for i in step.drop:
-                del env[i]
+            env[name] = _channels_last(t if nchw else t.permute(0, 3, 1, 2)) if t.ndim == 4 else t
+        with _exact_fp32(self.device):
+            for step in self._plan.steps:
+                env[step.output] = step.fn(*(env[i] for i in step.inputs))
+                for i in step.drop:
+                    del env[i]
         out = {}
         for name, src in zip(self.outputs, self._resolved):
             t = env[src] if src in env else self._plan.consts[src]
             out[name] = t.permute(0, 2, 3, 1) if t.ndim == 4 else t
         return out
+
+
+def _channels_last(x: Tensor) -> Tensor:
+    """NCHW ``x`` with channels-last memory (oneDNN's fast path; every op here keeps it).
+
+    The strides are set explicitly: with one channel (the emotion net's grey input)
+    plain NCHW also counts as channels-last, and torch would then pick its ~3x
+    slower NCHW kernels for the whole network.
+    """
+    x = x.contiguous(memory_format=torch.channels_last)
+    _, c, h, w = x.shape
+    return x.as_strided(x.shape, (h * w * c, 1, w * c, c))
+
+
+@contextmanager
+def _exact_fp32(device: torch.device) -> Iterator[None]:
+    """Keep cuDNN convolutions in full fp32 on CUDA (TF32, torch's default there, moved the
+    face-mesh landmarks by 0.04 px and faceres' age by 0.01 years from the TF.js/TFLite results)."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
 
 
 def _src(inp: str) -> str:
@@ -554,8 +585,8 @@ def _src(inp: str) -> str:
 
 def _binary(op: str, a: Tensor | None, b: Tensor | None) -> tuple[Callable[..., Tensor], Callable[..., Tensor]]:
     """A commutative elementwise op over its dynamic operands, and its variant writing into the first."""
-    f = {"Add": torch.add, "AddV2": torch.add, "Mul": torch.mul,
-         "Maximum": torch.maximum, "Minimum": torch.minimum}[op]
+    f = cast(Callable[..., Tensor], {"Add": torch.add, "AddV2": torch.add, "Mul": torch.mul,
+                                     "Maximum": torch.maximum, "Minimum": torch.minimum}[op])
     if a is not None and b is not None:
         raise UnsupportedOpError(f"{op} on two constants should have been folded by the converter")
     c = a if a is not None else b
