@@ -35,7 +35,9 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
             if kept:
                 rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps, kept)))
     images = generator.render(np.concatenate([r[1] for r in rows])).cpu().numpy()
-    label_w, head_h, gap = 170, 28 + (24 if title else 0), 2
+    font = _font(13)
+    label_w = 12 + max(int(font.getlength(name)) for name, _ in rows)
+    head_h, gap = 28 + (24 if title else 0), 2
     n_cols, n_rows = len(steps), len(rows)
     sheet = Image.new("RGB", (label_w + n_cols * (cell + gap), head_h + n_rows * (cell + gap)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -49,7 +51,7 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
         y = head_h + r * (cell + gap)
         if r % per_z == 0 and r:
             draw.line([(0, y - 1), (sheet.width, y - 1)], fill="grey")
-        draw.text((6, y + cell // 2), name, fill="black", font=_font(13), anchor="lm")
+        draw.text((6, y + cell // 2), name, fill="black", font=font, anchor="lm")
         for c in range(n_cols):
             sheet.paste(upscale(images[r * n_cols + c], cell), (label_w + c * (cell + gap), y))
     return sheet
