@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -101,7 +103,7 @@ def check_feature(axes: Axes, name: Any) -> str:
 
 
 def parse_amount(name: str, value: Any) -> float:
-    """A slider amount: a finite number within +-SLIDER_LIMIT."""
+    """A slider amount: a finite number within +-SLIDER_LIMIT, rounded to 6 decimals."""
     if isinstance(value, bool) or value is None or value == "":
         raise StateError(f"{name}: enter a number from {-SLIDER_LIMIT:g} to {SLIDER_LIMIT:+g}")
     try:
@@ -114,7 +116,8 @@ def parse_amount(name: str, value: Any) -> float:
     if abs(amount) > SLIDER_LIMIT + 1e-9:
         raise StateError(f"{name}: {amount:g} is outside the slider range {-SLIDER_LIMIT:g} .. "
                          f"{SLIDER_LIMIT:+g} (latent units)")
-    return max(-SLIDER_LIMIT, min(SLIDER_LIMIT, amount)) + 0.0  # + 0.0 turns -0.0 into 0.0
+    # kept to 6 decimals, so 0.30000000000000004 from a browser is stored (and shared) as 0.3
+    return round(max(-SLIDER_LIMIT, min(SLIDER_LIMIT, amount)), 6) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def parse_seed(value: Any) -> int:
@@ -234,9 +237,10 @@ class LockWarning:
 
     def message(self) -> str:
         pairs = ", ".join(f"{n} (cos {c:+.2f})" for n, c in self.locked) or "the locked features together"
-        return (f"**{self.feature}** is nearly parallel to locked {pairs}: only {self.retained:.0%} of its axis "
-                f"is left once they are held, so this edit mostly cancels itself. The {self.feature} readout "
-                f"may still move while the face barely changes, or changes in other ways.")
+        return (f"**{self.feature}** is nearly parallel to locked {pairs}: with them held, only "
+                f"{self.retained:.0%} of its axis is left to move along, so much of this edit cancels itself. "
+                f"The {self.feature} readout may still move while the face barely changes, or changes in "
+                f"other ways.")
 
 
 def lock_warnings(state: ExplorerState, axes: Axes) -> list[LockWarning]:
@@ -298,7 +302,7 @@ def state_dict(state: ExplorerState) -> dict[str, Any]:
     else:  # the shortest decimals that give back the same float32 values
         doc["latent"] = [float(np.format_float_positional(np.float32(x), unique=True, trim="-"))
                          for x in state.latent]
-    doc["sliders"] = {n: round(v, 6) for n, v in state.sliders.items()}
+    doc["sliders"] = dict(state.sliders)
     doc["locks"] = list(state.locks)
     return doc
 
@@ -306,6 +310,11 @@ def state_dict(state: ExplorerState) -> dict[str, Any]:
 def encode_state(state: ExplorerState) -> str:
     """The state as one line of JSON (what the page's state box shows)."""
     return json.dumps(state_dict(state))
+
+
+def state_digest(state: ExplorerState) -> str:
+    """A short fingerprint of a state (the page marks its readouts with it)."""
+    return hashlib.sha1(encode_state(state).encode()).hexdigest()[:12]
 
 
 def state_token(state: ExplorerState) -> str:
@@ -340,10 +349,10 @@ def decode_state(text: Any, axes: Axes, latent_dim: int | None = None) -> Explor
         text = text.strip()
         if len(text) > MAX_STATE_CHARS:
             raise StateError(f"the state is too long ({len(text)} characters; at most {MAX_STATE_CHARS})")
-        if not text.startswith("{"):
-            if "state=" in text:  # a whole share link
-                token = parse_qs(urlparse(text).query).get("state", [""])[0]
-                return state_from_token(token, axes, latent_dim)
+        if not text.startswith("{") and "state=" in text:  # a whole share link
+            token = parse_qs(urlparse(text).query).get("state", [""])[0]
+            return state_from_token(token, axes, latent_dim)
+        if re.fullmatch(r"[A-Za-z0-9_-]+={0,2}", text) and not text.isdigit():  # a bare ?state= token
             return state_from_token(text, axes, latent_dim)
         try:
             doc = json.loads(text)
@@ -410,6 +419,35 @@ def face_missing(readouts: Mapping[str, float]) -> bool:
     """True when the extractor says it found no face (``face_found`` below one half)."""
     v = readouts.get("face_found")
     return v is not None and np.isfinite(v) and v < 0.5
+
+
+@dataclass(frozen=True)
+class Readout:
+    """What the page shows beside one slider: the measured value and its change from the unedited face."""
+
+    name: str
+    value: str  # "32.7 years", "84%", "n/a", or "no face found"
+    change: str  # "+11.3", "+67 pts", "±0", or "" (no edit, or unknown)
+    trend: str  # "up", "down", "same", "none" (nothing to compare) or "missing" (no face)
+
+
+def describe_readouts(names: Sequence[str], features: Mapping[str, Any], values: Mapping[str, float],
+                      start: Mapping[str, float] | None, edited: bool) -> list[Readout]:
+    """The readout of each of ``names``; ``features`` maps names to ``Feature`` (kind and unit)."""
+    missing = face_missing(values)
+    out = []
+    for name in names:
+        feat = features.get(name)
+        kind, unit = (feat.kind, feat.unit) if feat is not None else ("continuous", "")
+        if missing and name != "face_found":
+            out.append(Readout(name, "no face found", "", "missing"))
+            continue
+        v = values.get(name, float("nan"))
+        change = format_change(kind, v, start.get(name) if start else None) if edited else ""
+        trend = ("none" if not change else "same" if change.startswith("±")
+                 else "up" if change.startswith("+") else "down")
+        out.append(Readout(name, format_value(kind, unit, v), change, trend))
+    return out
 
 
 # ---------------------------------------------------------------- rendering

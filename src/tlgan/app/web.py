@@ -12,13 +12,13 @@ longest. Steps 2 and 3 skip work that is already on the page.
 
 from __future__ import annotations
 
-import hashlib
-import logging
+import atexit
 import os
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,20 +28,24 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+if int(gr.__version__.split(".")[0]) < 6:  # the page uses gradio 6's API (launch(css=...), buttons=[...])
+    raise ImportError(f"the explorer needs gradio 6 or newer, this is gradio {gr.__version__}: "
+                      "pip install -U 'gradio>=6'")
+
 from ..axes import AxesError  # noqa: E402
 from ..figures import upscale  # noqa: E402
 from .state import (SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState, Session,  # noqa: E402
-                    StateError, encode_state, face_missing, format_change, format_value, lock_warnings,
-                    random_seed, reset_sliders, set_lock, set_seed, set_slider, state_token)
+                    Readout, StateError, describe_readouts, encode_state, face_missing, lock_warnings,
+                    random_seed, reset_sliders, set_lock, set_seed, set_slider, state_digest, state_token)
 
-log = logging.getLogger(__name__)
-
-IMAGE_SIZE = 512
+IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
+IMAGE_HEIGHT = 420
 STRIP_CELL = 112
 FACE_KEYS = 256
+KEEP_PNGS = 200
 
 CSS = """
-.gradio-container {max-width: 1400px !important; margin: auto;}
+.gradio-container {max-width: 1400px !important; margin: auto; overflow: clip !important;}  /* clip: keeps sticky */
 #tl-face img {image-rendering: auto;}
 .tl-readout {font-size: 0.95em; line-height: 1.25; padding-top: 6px; min-width: 120px;}
 .tl-readout .up {color: #15803d; font-weight: 600;}
@@ -51,8 +55,13 @@ CSS = """
 .tl-feature {border-bottom: 1px solid var(--border-color-primary); padding-bottom: 2px; align-items: center;}
 .tl-lock {min-width: 90px !important; flex-grow: 0 !important;}
 #tl-status {min-height: 3em;}
+#tl-left {position: sticky; top: 8px; align-self: flex-start;}
 #tl-facenote p {color: #b45309; font-weight: 600;}
-#tl-strip .thumbnail-item {cursor: pointer;}
+#tl-strip .grid-container {grid-template-columns: repeat(7, minmax(0, 1fr)) !important; gap: 6px;}
+#tl-strip .thumbnail-item {cursor: pointer; width: 100% !important; height: auto !important; aspect-ratio: 1 / 1;}
+#tl-strip .caption-label {font-size: 0.8em; padding: 1px 4px;}
+#tl-strip, #tl-strip .grid-wrap {height: auto !important; min-height: 0 !important; max-height: none !important;}
+.tl-feature > .block {padding-top: 6px !important; padding-bottom: 6px !important;}
 """
 
 SHARE_JS = """(rel) => {
@@ -73,11 +82,24 @@ class View:
     image_for: ExplorerState | None = None
     readouts_for: ExplorerState | None = None
     strip_for: tuple | None = None
+    shared_for: ExplorerState | None = None  # the state the JSON box and the link show
     message: str = ""
 
     @property
     def state(self) -> ExplorerState:
         return self.session.state
+
+
+def prune(folder: Path, keep: int = KEEP_PNGS) -> None:
+    """Delete all but the newest ``keep`` files of ``folder`` (the PNGs offered for download)."""
+    files = sorted(folder.glob("*.png"), key=lambda f: f.stat().st_mtime)
+    for f in files[:-keep]:
+        f.unlink(missing_ok=True)
+
+
+def unchanged(outputs: list) -> dict:
+    """Leave every one of ``outputs`` as it is."""
+    return {c: gr.skip() for c in outputs}
 
 
 def _pretty(name: str) -> str:
@@ -113,19 +135,28 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
     has_readouts = explorer.extractor is not None
     starts = StartReadouts()
     png_dir = Path(tempfile.mkdtemp(prefix="tlgan-explorer-"))
+    atexit.register(shutil.rmtree, png_dir, True)
     default_strip = next((n for n in ("age", "male", "happy") if n in names), names[0])
 
     # ------------------------------------------------------------ what the page shows
 
-    def face_image(view: View):
-        return upscale(view.image, IMAGE_SIZE)
+    def face_file(view: View) -> str:
+        """The displayed face as a PNG file (shown, and offered for download): upscaled with Lanczos,
+        written with light compression, which is 4x faster than gradio's default and still lossless."""
+        s = view.image_for
+        face = f"seed{s.seed}" if s.latent is None else "latent"
+        path = png_dir / f"tlgan-{face}-{state_digest(s)}.png"
+        if not path.exists():
+            upscale(view.image, IMAGE_SIZE).save(path, compress_level=1)
+            prune(png_dir)
+        return str(path)
 
     def status_text(view: View) -> str:
         s = view.state
         lines = [f"**Showing** {s.describe()}."]
         if view.message:
-            lines.append(f"⚠️ {view.message}")
-        lines += [f"⚠️ {w.message()}" for w in lock_warnings(s, axes)]
+            lines.append(f"**Not applied:** {view.message}")
+        lines += [f"**Warning:** {w.message()}" for w in lock_warnings(s, axes)]
         return "\n\n".join(lines)
 
     def controls(view: View, skip: str | None = None) -> dict:
@@ -146,7 +177,7 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
         if view.image_for != view.state:
             view.image = explorer.render(view.state)
             view.image_for = view.state
-        out = {view_state: view, image: face_image(view), status: status_text(view),
+        out = {view_state: view, image: face_file(view), status: status_text(view),
                undo_btn: gr.update(interactive=view.session.can_undo)}
         if all_controls:
             out.update(controls(view, skip))
@@ -155,61 +186,51 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
     def details(view: View | None, strip_axis: str) -> dict:
         """Step 2: the strip of variations, the state JSON, the share link and the PNG download."""
         if view is None:
-            return {}
+            return unchanged(step2)
         s = view.state
         out: dict = {}
         key = (s, strip_axis)
         if view.strip_for != key:
             view.strip_for = key
             if strip_axis not in names:
-                out[strip] = gr.update(value=None)
+                out[strip] = gr.update(value=None, visible=False)
                 out[strip_note] = "Choose a feature to step along."
             elif strip_axis in s.locks:
-                out[strip] = gr.update(value=None)
+                out[strip] = gr.update(value=None, visible=False)
                 out[strip_note] = f"**{_pretty(strip_axis)}** is locked: unlock it to see its variations."
             else:
                 states, images = explorer.strip(s, strip_axis)
-                now = s.slider(strip_axis)
-                out[strip] = [(upscale(im, STRIP_CELL), f"{'● ' if abs(st.slider(strip_axis) - now) < 1e-6 else ''}"
-                               f"{_pretty(strip_axis)} {st.slider(strip_axis):+g}")
-                              for st, im in zip(states, images)]
-                out[strip_note] = (f"The face with **{_pretty(strip_axis)}** at {', '.join(f'{x:+g}' for x in STRIP_STEPS)}"
-                                   " (other sliders as they are). Click one to jump there.")
-        out[state_json] = encode_state(s)
-        out[link] = "?state=" + state_token(s)
-        if view.image is not None and view.image_for == s:
-            digest = hashlib.sha1(encode_state(s).encode()).hexdigest()[:10]
-            face = f"seed{s.seed}" if s.latent is None else "latent"
-            path = png_dir / f"tlgan-{face}-{digest}.png"
-            if not path.exists():
-                upscale(view.image, IMAGE_SIZE).save(path)
-            out[download] = gr.update(value=str(path), interactive=True)
-        return out
+                now, label = s.slider(strip_axis), _pretty(strip_axis)
+                steps = [st.slider(strip_axis) for st in states]
+                items = [(upscale(im, STRIP_CELL), f"{'● ' if abs(x - now) < 1e-6 else ''}{label} {x:+g}")
+                         for x, im in zip(steps, images)]
+                out[strip] = gr.update(visible=True, value=items)
+                out[strip_note] = (f"The face with **{label}** at {', '.join(f'{x:+g}' for x in STRIP_STEPS)} "
+                                   "(the other sliders as they are). Click one to jump there.")
+        if view.shared_for != s:  # not after a refused change: a mistyped state stays in the box to be fixed
+            view.shared_for = s
+            out[state_json] = encode_state(s)
+            out[link] = "?state=" + state_token(s)
+            if view.image is not None and view.image_for == s:
+                out[download] = gr.update(value=face_file(view), interactive=True)
+        return out or unchanged(step2)  # (an empty dict would read as one value, not as "no updates")
 
-    def readout_texts(values: dict[str, float], start: dict[str, float] | None) -> list[str]:
-        missing = face_missing(values)
-        texts = []
-        for name in names:
-            feat = explorer.features.get(name)
-            kind, unit = (feat.kind, feat.unit) if feat else ("continuous", "")
-            v = values.get(name, float("nan"))
-            if missing and name != "face_found":
-                texts.append('<div class="tl-readout"><span class="bad">no face found</span></div>')
-                continue
-            change = format_change(kind, v, start.get(name) if start else None)
-            cls = "muted" if change.startswith("±") or not change else ("up" if change.startswith("+") else "down")
-            arrow = {"up": "▲ ", "down": "▼ "}.get(cls, "")
-            texts.append(f'<div class="tl-readout"><b>{format_value(kind, unit, v)}</b><br>'
-                         f'<span class="{cls}">{arrow}{change}</span></div>')
-        return texts
+    def readout_html(r: Readout, digest: str) -> str:
+        """One readout; ``data-state`` says which state it was measured on (handy for tests and timing)."""
+        cls = {"up": "up", "down": "down", "missing": "bad"}.get(r.trend, "muted")
+        arrow = {"up": "▲ ", "down": "▼ "}.get(r.trend, "")
+        head = f'<div class="tl-readout" data-state="{digest}">'
+        if r.trend == "missing":
+            return f'{head}<span class="bad">{r.value}</span></div>'
+        return f'{head}<b>{r.value}</b><br><span class="{cls}">{arrow}{r.change or "&nbsp;"}</span></div>'
 
     def readouts(view: View | None) -> dict:
         """Step 3: the extractor's reading of the displayed face, and its change from the unedited face."""
         if view is None or not has_readouts:
-            return {}
+            return unchanged(step3)
         s = view.state
         if view.readouts_for == s:
-            return {}
+            return unchanged(step3)
         if view.image is None or view.image_for != s:
             view.image, view.image_for = explorer.render(s), s
         start = starts.get(s)
@@ -224,7 +245,8 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
         else:
             values = explorer.readouts(view.image)
         view.readouts_for = s
-        out = dict(zip(readout_boxes, readout_texts(values, start)))
+        shown = describe_readouts(names, explorer.features, values, start, edited=bool(s.sliders))
+        out = {box: readout_html(r, state_digest(s)) for box, r in zip(readout_boxes, shown)}
         out[face_note] = ("**No face found** in this image: the extractor cannot measure it. "
                           "Undo, or move the sliders back toward 0." if face_missing(values) else "")
         return out
@@ -243,6 +265,10 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
             except (StateError, AxesError, ValueError) as e:
                 gr.Warning(str(e))
                 session, message = view.session, str(e)
+            before = {w.feature for w in lock_warnings(view.state, axes)}
+            for w in lock_warnings(session.state, axes):
+                if w.feature not in before:  # say it once, when it starts; the status box keeps saying it
+                    gr.Warning(w.message().replace("**", ""))
             view = replace(view, session=session, message=message)
             skip = key(*inputs) if key and not message else None
             return show(view, all_controls or bool(message), skip=skip)
@@ -266,76 +292,77 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
     n = axes.meta.get("n_samples")
     subtitle = (f"Generator **{gen.name}** ({gen.resolution} px faces, {gen.latent_dim}-d latent) · "
                 f"{len(names)} feature axes fitted on {n} samples" + (f" · readouts by **{ext.name}**" if ext else ""))
-    with gr.Blocks(title="tlgan explorer", analytics_enabled=False) as demo:
+    with gr.Blocks(title="tlgan explorer", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         view_state = gr.State(None)
         gr.Markdown(f"## {title or 'tlgan explorer'} — steer a face along feature axes\n{subtitle}")
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=380):
+            with gr.Column(scale=5, min_width=380, elem_id="tl-left"):
                 image = gr.Image(label=f"Current face ({gen.resolution} px, shown at {IMAGE_SIZE} px)",
-                                 type="pil", format="png", interactive=False, height=IMAGE_SIZE,
+                                 type="filepath", format="png", interactive=False, height=IMAGE_HEIGHT,
                                  buttons=["download", "fullscreen"], elem_id="tl-face")
                 face_note = gr.Markdown("", elem_id="tl-facenote")
                 with gr.Row():
-                    random_btn = gr.Button("🎲 New random face", variant="primary", elem_id="tl-random")
+                    random_btn = gr.Button("New random face", variant="primary", elem_id="tl-random", scale=2)
                     undo_btn = gr.Button("↶ Undo", interactive=False, elem_id="tl-undo")
                     reset_btn = gr.Button("⟲ Reset sliders", elem_id="tl-reset")
                 with gr.Row(equal_height=True):
-                    seed_box = gr.Number(label="Seed (a whole number, 0 to 4294967295)", value=seed, precision=None,
-                                         elem_id="tl-seed", scale=3)
-                    seed_btn = gr.Button("Show this seed", elem_id="tl-seed-go", scale=2)
-                    download = gr.DownloadButton("⬇ Download PNG", interactive=False, elem_id="tl-download",
-                                                 scale=2)
+                    seed_box = gr.Number(label="Seed", value=seed, precision=None, elem_id="tl-seed", scale=3,
+                                         min_width=120)
+                    seed_btn = gr.Button("Show this seed", elem_id="tl-seed-go", scale=2, min_width=100)
+                    download = gr.DownloadButton("Download PNG", interactive=False, elem_id="tl-download",
+                                                 scale=2, min_width=100)
                 status = gr.Markdown("", elem_id="tl-status")
+                with gr.Accordion("Share or restore this exact face (link, JSON)", open=False, elem_id="tl-share"):
+                    link = gr.Textbox(label="Share link (opens this exact face and edit)", buttons=["copy"],
+                                      interactive=False, elem_id="tl-link", max_lines=1)
+                    state_json = gr.Textbox(label="State JSON: copy it, or paste one (or a link) and press Load",
+                                            lines=2, max_lines=6, buttons=["copy"], elem_id="tl-json")
+                    load_btn = gr.Button("Load state", elem_id="tl-load", size="sm")
+            with gr.Column(scale=6, min_width=420):
                 with gr.Group():
                     strip_axis = gr.Dropdown(names, value=default_strip, label="Variations: step along",
                                              elem_id="tl-strip-axis")
                     strip = gr.Gallery(label="Variations", show_label=False, columns=len(STRIP_STEPS),
                                        height="auto", allow_preview=False, object_fit="contain",
-                                       elem_id="tl-strip")
-                strip_note = gr.Markdown("")
-            with gr.Column(scale=6, min_width=420):
+                                       fit_columns=False, buttons=[], elem_id="tl-strip")
+                strip_note = gr.Markdown("", elem_id="tl-strip-note")
                 gr.Markdown(
                     "### Feature axes\n"
                     f"Each slider moves the face along one fitted axis, in latent units "
                     f"({-SLIDER_LIMIT:g} to {SLIDER_LIMIT:+g}; 0 = the face as drawn). "
                     "**Lock** a feature to keep it fixed while you move the others. "
-                    + ("Right: what the extractor measures on the face shown, and the change from the unedited face."
-                       if has_readouts else ""))
+                    + ("Right of each slider: what the extractor measures on the face shown, and its change "
+                       "from the unedited face." if has_readouts else ""))
                 sliders, locks, readout_boxes = [], [], []
                 for name in names:
                     feat = explorer.features.get(name)
                     info = feat.description if feat and feat.description else None
                     with gr.Row(equal_height=True, elem_classes="tl-feature"):
                         sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=SLIDER_STEP,
-                                                 label=_pretty(name), info=info, scale=6,
+                                                 label=_pretty(name), info=info, scale=6, buttons=[],
                                                  elem_id=f"tl-slider-{name}"))
-                        locks.append(gr.Checkbox(label="🔒 lock", value=False, scale=1, min_width=90,
+                        locks.append(gr.Checkbox(label="lock", value=False, scale=1, min_width=90,
                                                  elem_id=f"tl-lock-{name}", elem_classes="tl-lock"))
                         readout_boxes.append(gr.HTML('<div class="tl-readout muted">…</div>', scale=2,
                                                      min_width=120, elem_id=f"tl-readout-{name}",
                                                      js_on_load=None))
-        with gr.Accordion("Share or restore this exact face", open=True):
-            with gr.Row():
-                link = gr.Textbox(label="Share link (opens this exact face and edit)", buttons=["copy"],
-                                  interactive=False, elem_id="tl-link", scale=3)
-            with gr.Row(equal_height=True):
-                state_json = gr.Textbox(label="State JSON: copy it, or paste one (or a share link) here and press Load",
-                                        lines=2, max_lines=6, buttons=["copy"], elem_id="tl-json", scale=4)
-                load_btn = gr.Button("Load state", elem_id="tl-load", scale=1)
-
         # -------------------------------------------------------- wiring
 
         step1 = [view_state, image, status, undo_btn, seed_box, *sliders, *locks]
         step2 = [strip, strip_note, state_json, link, download]
         step3 = [*readout_boxes, face_note]
         fast = dict(show_progress="hidden", queue=True)
+        # raw: the handler gets the value as sent (out of range, empty, a string from the API) and answers
+        # with a clear message, instead of gradio's generic preprocessing error
+        raw = dict(fast, preprocess=False)
 
         def chain(event) -> None:
-            after = event.then(details, [view_state, strip_axis], step2, show_progress="hidden")
-            after.then(None, [link], [link], js=SHARE_JS)
-            event.then(readouts, [view_state], step3, show_progress="hidden")
+            after = event.then(details, [view_state, strip_axis], step2, show_progress="hidden",
+                               api_visibility="private")
+            after.then(None, [link], [link], js=SHARE_JS, api_visibility="private")
+            event.then(readouts, [view_state], step3, show_progress="hidden", api_visibility="private")
 
-        chain(demo.load(on_load, None, step1, **fast))
+        chain(demo.load(on_load, None, step1, api_visibility="private", **fast))
 
         for name, sl, lk in zip(names, sliders, locks):
             def move(session, value, _name=name):
@@ -345,8 +372,8 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
                 return session.push(set_lock(session.state, axes, _name, value))
 
             chain(sl.input(action(move, all_controls=False, key=lambda value, _name=name: _name),
-                           [view_state, sl], step1, trigger_mode="always_last", **fast))
-            chain(lk.input(action(lock), [view_state, lk], step1, **fast))
+                           [view_state, sl], step1, trigger_mode="always_last", api_name=f"move_{name}", **raw))
+            chain(lk.input(action(lock), [view_state, lk], step1, api_name=f"lock_{name}", **raw))
 
         def new_random(session):
             return session.push(random_seed(session.state))
@@ -369,18 +396,18 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
                 raise StateError("that variation does not exist")
             return session.push(set_slider(session.state, axes, axis, step))
 
-        chain(random_btn.click(action(new_random), [view_state], step1, **fast))
-        chain(seed_btn.click(action(goto_seed), [view_state, seed_box], step1, **fast))
-        chain(seed_box.submit(action(goto_seed), [view_state, seed_box], step1, **fast))
-        chain(reset_btn.click(action(do_reset), [view_state], step1, **fast))
-        chain(undo_btn.click(action(do_undo), [view_state], step1, **fast))
-        chain(load_btn.click(action(load_state), [view_state, state_json], step1, **fast))
+        chain(random_btn.click(action(new_random), [view_state], step1, api_name="random_face", **fast))
+        chain(seed_btn.click(action(goto_seed), [view_state, seed_box], step1, api_name="set_seed", **raw))
+        chain(seed_box.submit(action(goto_seed), [view_state, seed_box], step1, api_visibility="private", **raw))
+        chain(reset_btn.click(action(do_reset), [view_state], step1, api_name="reset_sliders", **fast))
+        chain(undo_btn.click(action(do_undo), [view_state], step1, api_name="undo", **fast))
+        chain(load_btn.click(action(load_state), [view_state, state_json], step1, api_name="load_state", **raw))
 
         def jump_handler(view, axis, evt: gr.SelectData):
             return action(lambda session, a: jump(session, a, evt))(view, axis)
 
-        chain(strip.select(jump_handler, [view_state, strip_axis], step1, **fast))
-        strip_axis.input(details, [view_state, strip_axis], step2, show_progress="hidden")
+        chain(strip.select(jump_handler, [view_state, strip_axis], step1, api_visibility="private", **fast))
+        strip_axis.input(details, [view_state, strip_axis], step2, show_progress="hidden", api_visibility="private")
     demo.queue(default_concurrency_limit=4)
     return demo
 

@@ -1,0 +1,196 @@
+"""How long the explorer takes from a slider change to the new face arriving in the browser.
+
+Starts `tlgan serve` on a free localhost port, opens the page in Debian's
+chromium through Playwright and makes ~30 slider changes, one at a time. Each
+change is timed inside the page, from the slider's number box firing its
+``input`` event to the new face image having loaded (``img.onload``), and
+then to the extractor's readouts of that exact state being on the page (the
+readouts come after the face, see tlgan.app.web).
+
+Runs on the demo's axes (runs/demo/axes.safetensors, the real default:
+digiface-dcgan + faces) when they exist, else on toy axes fitted in a second;
+``--axes PATH`` (repeatable, or ``toy``) picks others. Prints the machine and
+writes benchmarks/results/app_latency.json.
+
+    python benchmarks/app_latency.py [--axes runs/demo/axes.safetensors] [--axes toy] [--changes 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_AXES = ROOT / "runs" / "demo" / "axes.safetensors"
+RESULTS = ROOT / "benchmarks" / "results" / "app_latency.json"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+# In the page: time from the number box's input event to the new face's load event.
+ARM_JS = """(name) => {
+  window.__t = {};
+  const box = document.querySelector('#tl-slider-' + name + ' input[type=number]');
+  const img0 = document.querySelector('#tl-face img');
+  const before = img0.getAttribute('src');
+  box.addEventListener('input', () => { window.__t.input = performance.now(); }, {once: true, capture: true});
+  const done = (im) => { window.__t.face = performance.now(); };
+  const obs = new MutationObserver(() => {
+    const im = document.querySelector('#tl-face img');
+    if (!im || im.getAttribute('src') === before || window.__t.seen) return;
+    window.__t.seen = true;
+    obs.disconnect();
+    if (im.complete && im.naturalWidth) done(im); else im.addEventListener('load', () => done(im), {once: true});
+  });
+  obs.observe(document.querySelector('#tl-face'), {attributes: true, subtree: true, childList: true});
+}"""
+READOUTS_JS = """(digest) => [...document.querySelectorAll('[id^=tl-readout-] .tl-readout')]
+  .every(e => e.dataset.state === digest)"""
+
+
+def machine() -> dict:
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "cpu_model": model, "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "load_average_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def toy_axes(folder: Path) -> Path:
+    from tlgan.extractors import load_extractor
+    from tlgan.generators import load_generator
+    from tlgan.pipeline import discover
+
+    return discover(folder, load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu"), 1500,
+                    save_images=False, progress=False).axes_path
+
+
+def stats(xs: list[float]) -> dict:
+    a = np.asarray(xs, dtype=float)
+    return {"n": len(a), "median_ms": round(float(np.median(a)), 1), "p95_ms": round(float(np.percentile(a, 95)), 1),
+            "min_ms": round(float(a.min()), 1), "max_ms": round(float(a.max()), 1),
+            "mean_ms": round(statistics.fmean(a), 1)}
+
+
+def measure(axes_path: Path, changes: int, device: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from tlgan.app.state import ExplorerState, state_digest
+    from tlgan.axes import Axes
+
+    axes = Axes.load(axes_path)
+    feature = next((n for n in ("age", "a") if n in axes.names), axes.names[0])
+    port = free_port()
+    log = open(Path(tempfile.gettempdir()) / f"tlgan-app-latency-{port}.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "tlgan.cli", "serve", str(axes_path), "--port", str(port),
+                               "--device", device], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                              env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        t0 = time.perf_counter()
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"tlgan serve exited; see {log.name}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        startup = time.perf_counter() - t0
+        face_ms, readout_ms, wall_ms = [], [], []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            page.wait_for_selector("#tl-face img")
+            start = ExplorerState(axes.meta["generator"], 0)
+            page.wait_for_function(READOUTS_JS, arg=state_digest(start))
+            box = page.locator(f"#tl-slider-{feature} input[type=number]")
+            values = [round(((-1) ** i) * (0.5 + 3.0 * i / changes), 1) for i in range(changes)]
+            for v in values:
+                page.evaluate(ARM_JS, feature)
+                w0 = time.perf_counter()
+                box.fill(str(v))
+                page.wait_for_function("() => window.__t.face !== undefined && window.__t.input !== undefined")
+                wall_ms.append((time.perf_counter() - w0) * 1000)
+                t = page.evaluate("() => window.__t")
+                face_ms.append(t["face"] - t["input"])
+                digest = state_digest(ExplorerState(axes.meta["generator"], 0, None, {feature: v}))
+                page.wait_for_function(READOUTS_JS, arg=digest)
+                readout_ms.append(page.evaluate("() => performance.now()") - t["input"])
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+    return {"axes": str(axes_path), "generator": axes.meta.get("generator"), "extractor": axes.meta.get("extractor"),
+            "feature": feature, "device": device, "server_startup_s": round(startup, 1),
+            "slider_to_face": stats(face_ms), "slider_to_readouts": stats(readout_ms),
+            "python_wall_slider_to_face": stats(wall_ms)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--axes", action="append", help="axes file, or 'toy' (repeatable) [default: the demo's, "
+                                                    "else toy]")
+    ap.add_argument("--changes", type=int, default=30, help="slider changes per axes file")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    wanted = args.axes or [str(DEMO_AXES) if DEMO_AXES.exists() else "toy"]
+    info = machine()
+    print(f"machine: {info['cpu_count']} CPUs, {info['cpu_model']}, torch threads {info['torch_threads']}, "
+          f"load {info['load_average_1m_at_start']}")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for a in wanted:
+            path = toy_axes(Path(tmp) / "toy") if a == "toy" else Path(a)
+            r = measure(path, args.changes, args.device)
+            r["axes"] = "toy (fitted on the fly)" if a == "toy" else a
+            runs.append(r)
+            f, ro = r["slider_to_face"], r["slider_to_readouts"]
+            print(f"{r['generator']} + {r['extractor']} ({r['feature']} slider, {f['n']} changes): "
+                  f"slider -> face median {f['median_ms']} ms, p95 {f['p95_ms']} ms; "
+                  f"slider -> readouts median {ro['median_ms']} ms, p95 {ro['p95_ms']} ms")
+    info["load_average_1m_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    import gradio
+
+    doc = {"benchmark": "app_latency", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": info,
+           "browser": "Debian chromium (headless, Playwright)", "gradio": gradio.__version__,
+           "method": "in-page performance.now(): number-box input event -> new face img load event; "
+                     "-> every readout marked with the new state's digest",
+           "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
