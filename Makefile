@@ -26,6 +26,7 @@ models: setup
 demo: models
 	$(TLGAN) discover -n $(DEMO_N) --out $(DEMO_OUT)
 	@echo "traversal figure: $(DEMO_OUT)/traversal.png"
+	@echo "explore the axes in your browser: $(TLGAN) serve $(DEMO_OUT)/axes.safetensors   (then open http://127.0.0.1:7860)"
 
 test: models
 	$(PY) -m pytest -q
