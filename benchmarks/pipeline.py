@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import RESULTS, machine, timed
 from tlgan.extractors import load_extractor
 from tlgan.extractors.faces import FEATURES
 from tlgan.extractors.geometry import head_pose, mouth_eyes_smile, skin_and_background
@@ -31,30 +31,12 @@ from tlgan.generators import load_generator
 from tlgan.pipeline import Editor
 from tlgan.sample import sample
 
-RESULTS = Path(__file__).parent / "results"
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-
 
 def rate(fn, n: int, repeat: int = 2) -> float:
     """Best-of-``repeat`` items per second of ``fn()`` which handles ``n`` items."""
     fn()  # warm up
-    best = min(_timed(fn) for _ in range(repeat))
+    best = min(timed(fn) for _ in range(repeat))
     return n / best
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def bench_sampling(n: int, device: str) -> dict:
@@ -75,7 +57,7 @@ def bench_sampling(n: int, device: str) -> dict:
     bound = 1.0 / sum(1.0 / r for r in stages.values())
     with tempfile.TemporaryDirectory() as tmp:
         sample(Path(tmp) / "warm", gen, ext, n=gen.batch_size, seed=1, save_images=True, progress=False)
-        t = _timed(lambda: sample(Path(tmp) / "run", gen, ext, n=n, seed=2, save_images=True, progress=False))
+        t = timed(lambda: sample(Path(tmp) / "run", gen, ext, n=n, seed=2, save_images=True, progress=False))
     pipeline = n / t
     return {"n": n, "stages_img_per_s": stages, "bound_img_per_s": bound, "pipeline_img_per_s": pipeline,
             "pipeline_over_bound": pipeline / bound}
@@ -89,7 +71,7 @@ def bench_fit(n: int = 20_000) -> dict:
     binary = [f.kind == "binary" for f in FEATURES]
     y[:, binary] = 1 / (1 + np.exp(-y[:, binary]))
     y[rng.random(n) < 0.04, 1:] = np.nan  # about 4% of faces not found
-    t = _timed(lambda: fit_axes(z, y, FEATURES))
+    t = timed(lambda: fit_axes(z, y, FEATURES))
     return {"n": n, "features": len(FEATURES), "seconds": t}
 
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from tlgan.extractors import EXTRACTORS, Extractor, Feature
+from tlgan.extractors import Extractor, Feature
 from tlgan.sample import RunError, open_run, relabel, sample
 from tlgan.toy import toy_directions
 

@@ -13,31 +13,16 @@ import torch
 from .axes import Axes
 from .explore import move
 from .extractors import Extractor
-from .fit import fit_axes
 from .generators import Generator
-from .sample import Run, RunError, open_run, sample
+from .sample import Run, sample
 
 
 def fit_run(run: Run | str | Path, label_set: str | None = None, method: str = "auto",
             features: Sequence[str] | None = None, seed: int = 0) -> Axes:
-    """Fit axes from a run folder's latents and one of its label sets (default: the sampling extractor's)."""
-    run = run if isinstance(run, Run) else open_run(run)
-    feats = run.features(label_set)
-    labels = run.labels(label_set)
-    if len(labels) == 0:
-        raise RunError(f"run {run.path} has no labelled samples yet; finish it with `tlgan sample` first")
-    if features:
-        names = [f.name for f in feats]
-        missing = [n for n in features if n not in names]
-        if missing:
-            raise RunError(f"unknown feature(s) {', '.join(missing)}; the run's labels have: {', '.join(names)}")
-        keep = [names.index(n) for n in features]
-        feats, labels = [feats[i] for i in keep], labels[:, keep]
-    z = run.latents[: len(labels)]
-    meta = {"generator": run.generator, "extractor": label_set or run.info["default_labels"],
-            "latent_space": run.info.get("latent_space", "z"), "run": str(run.path), "seed": run.info["seed"],
-            "label_std": {f.name: float(np.nanstd(labels[:, j])) for j, f in enumerate(feats)}}
-    return fit_axes(z, labels, feats, method=method, seed=seed, meta=meta)
+    """Fit GLM axes from a run folder's latents and one of its label sets (default: the sampling extractor's)."""
+    from .finders import GLMFinder, find_run
+
+    return find_run(run, GLMFinder(method, seed), label_set, features)
 
 
 @dataclass

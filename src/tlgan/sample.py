@@ -107,6 +107,30 @@ class Run:
         stop = self.done(f"labels/{name}") if complete_only else self.n
         return np.asarray(arr[:stop])
 
+    def fit_inputs(self, label_set: str | None = None, features: list[str] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, list[Feature], dict]:
+        """(z, labels, features, meta) of the labelled samples, as direction finders take them.
+
+        ``features`` picks a subset of the label set's columns; ``meta`` records
+        where the axes will have come from (generator, extractor, run, seed, label spread).
+        """
+        name = self._label_set(label_set)
+        feats = self.features(name)
+        labels = self.labels(name)
+        if len(labels) == 0:
+            raise RunError(f"run {self.path} has no labelled samples yet; finish it with `tlgan sample` first")
+        if features:
+            names = [f.name for f in feats]
+            missing = [n for n in features if n not in names]
+            if missing:
+                raise RunError(f"unknown feature(s) {', '.join(missing)}; the run's labels have: {', '.join(names)}")
+            keep = [names.index(n) for n in features]
+            feats, labels = [feats[i] for i in keep], labels[:, keep]
+        meta = {"generator": self.generator, "extractor": name, "latent_space": self.info.get("latent_space", "z"),
+                "run": str(self.path), "seed": self.info["seed"],
+                "label_std": {f.name: float(np.nanstd(labels[:, j])) for j, f in enumerate(feats)}}
+        return self.latents[: len(labels)], labels, feats, meta
+
     @property
     def images(self) -> zarr.Array:
         if not self.has_images:
