@@ -101,10 +101,11 @@ def models_fetch(names: tuple[str, ...], oracles: bool) -> None:
 def plugins() -> None:
     """List the registered generators and extractors (add your own with $TLGAN_PLUGINS)."""
     from .extractors import EXTRACTORS
+    from .finders import FINDERS
     from .generators import GENERATORS
 
     _plugins()
-    for title, reg in (("generators", GENERATORS), ("extractors", EXTRACTORS)):
+    for title, reg in (("generators", GENERATORS), ("extractors", EXTRACTORS), ("direction finders", FINDERS)):
         click.echo(f"{title}:")
         for name in reg.names():
             click.echo(f"  {name:18s} {reg.describe(name)}")
@@ -169,8 +170,9 @@ def _print_axes(axes) -> None:
     click.echo(f"{'feature':16s} {'kind':10s} {'method':9s} {'n':>7s}  held-out")
     for name, kind in zip(axes.names, axes.kinds):
         m = axes.metrics[name]
-        metric = "r2" if "r2" in m else "auc"
-        click.echo(f"{name:16s} {kind:10s} {m['method']:9s} {m['n_used']:7d}  {metric} {m[metric]:.3f}")
+        metric = next((k for k in ("r2", "auc", "val_accuracy", "explained_variance_ratio", "eigenvalue") if k in m), None)
+        score = f"{metric} {m[metric]:.3f}" if metric else ""
+        click.echo(f"{name:16s} {kind:10s} {m.get('method', ''):9s} {m.get('n_used', 0):7d}  {score}")
     for name, why in axes.skipped.items():
         click.echo(f"{name:16s} not fitted: {why}")
 
@@ -182,15 +184,19 @@ def _print_axes(axes) -> None:
               help="auto = linear for continuous and logistic for binary features; arctanh = TL-GAN's recipe.")
 @click.option("--features", default=None, help="Comma-separated subset of features [default: all].")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
-              help="Axes file [default: axes.safetensors beside the run folder].")
+              help="Axes file [default: axes.safetensors (glm) or axes-FINDER.safetensors beside the run folder].")
+@click.option("--finder", default="glm", show_default=True,
+              help="Direction finder: glm (tlgan's GLMs), interfacegan, ganspace, sefa (see `tlgan plugins`).")
 @friendly
-def fit(run, label_set, method, features, out) -> None:
-    """Step 4: fit one generalized linear model per feature of RUN and write the axes file."""
-    from .pipeline import fit_run
+def fit(run, label_set, method, features, out, finder) -> None:
+    """Step 4: fit one generalized linear model per feature of RUN (or use another --finder); write the axes file."""
+    from .finders import find_run
 
     t0 = time.perf_counter()
-    axes = fit_run(run, label_set, method, features.split(",") if features else None)
-    path = axes.save(out or Path(run).parent / "axes.safetensors")
+    options = {"method": method} if finder == "glm" else {}
+    axes = find_run(run, finder, label_set, features.split(",") if features else None, **options)
+    name = "axes.safetensors" if finder == "glm" else f"axes-{finder}.safetensors"
+    path = axes.save(out or Path(run).parent / name)
     _print_axes(axes)
     click.echo(f"fitted {len(axes.names)} axes from {axes.meta['n_samples']} samples in "
                f"{time.perf_counter() - t0:.1f} s -> {path}")
@@ -206,7 +212,8 @@ def fit(run, label_set, method, features, out) -> None:
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help="As in `tlgan fit`.")
 @click.option("--grid-features", default="male,age,happy,mouth_open,yaw",
               show_default=True, help="Rows of the traversal figure (features that were fitted).")
-@click.option("--grid-lock", default="", help="Features to lock in the figure's second rows.")
+@click.option("--grid-lock", default="skin_tone", show_default=True,
+              help="Comma-separated features to lock in the figure's second rows ('' for none).")
 @device_option
 @friendly
 def discover(generator, extractor, n, seed, out, method, grid_features, grid_lock, device) -> None:
@@ -221,9 +228,13 @@ def discover(generator, extractor, n, seed, out, method, grid_features, grid_loc
     if feats:
         from .figures import traversal_grid
 
-        locks = [x for x in grid_lock.split(",") if x]
-        fig = traversal_grid(gen, d.axes, gen.sample(3, seed + 10_000), feats, np.linspace(-3, 3, 7), locks,
-                             title=f"{gen.name} + {ext.name}: {n} samples")
+        from .pipeline import showcase_latents
+
+        locks = [x for x in grid_lock.split(",") if x in d.axes.names]
+        faces = showcase_latents(gen, ext, 2, seed + 10_000)
+        fig = traversal_grid(gen, d.axes, faces, feats, np.linspace(-3, 3, 7), locks, cell=80,
+                             title=f"{gen.name} + {ext.name}: {n} samples; second rows lock {', '.join(locks)}"
+                             if locks else f"{gen.name} + {ext.name}: {n} samples")
         fig.save(out / "traversal.png")
         click.echo(f"traversal figure -> {out / 'traversal.png'}")
 
@@ -336,6 +347,114 @@ def axes_info(axes) -> None:
     click.echo(json.dumps(a.to_json(), indent=2, allow_nan=True))
 
 
+# ---------------------------------------------------------------- measuring axes (evaluate, compare)
+
+
+def _floats(text: str, hint: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=hint)
+    if not values or min(values) <= 0:
+        raise click.BadParameter(f"{text!r}: give one or more positive distances, e.g. 1.5,3", param_hint=hint)
+    return sorted(set(values))
+
+
+def _locks(text: str):
+    if text in ("all", "none"):
+        return text
+    if not text.isdigit():
+        raise click.BadParameter(f"{text!r}: write all, none or a number of features", param_hint="--locks")
+    return int(text)
+
+
+def measure_options(fn):
+    """Options shared by `evaluate` and `compare`."""
+    for opt in reversed([
+        click.option("-n", "--n", "n", default=200, show_default=True,
+                     help="Held-out latents (seed = the run's seed + 1,000,003; never used for fitting)."),
+        click.option("--distances", default="1.5,3", show_default=True,
+                     help="Distances to move along each axis (both signs), comma-separated latent units."),
+        click.option("--locks", default="3", show_default=True,
+                     help="Per axis, lock in turn: the N features it leaks into most, 'all' or 'none'."),
+        click.option("--lock-n", default=None, type=int, help="Held-out latents for the locked edits [default: all]."),
+        click.option("--identity-n", default=100, show_default=True,
+                     help="Held-out latents whose face descriptor is compared before/after (0 = skip)."),
+        click.option("--keep-norm", is_flag=True, help="Rescale every edited latent to norm sqrt(D) (InterFaceGAN)."),
+        click.option("--norm-check/--no-norm-check", default=True, show_default=True,
+                     help="Also measure the other norm choice at the largest distance, to say whether it helps."),
+        device_option,
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+@main.command()
+@axes_argument
+@click.option("--features", default=None, help="Comma-separated axes to move [default: every axis].")
+@measure_options
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Report folder [default: report/AXES-NAME beside the axes file].")
+@friendly
+def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm, norm_check, device, out) -> None:
+    """Measure AXES: re-score edited held-out faces (control, leakage, locking, identity, face found, range)."""
+    from .axes import Axes
+    from .evaluate import Scorer, evaluate_axes, heldout_seed, make_heldout
+    from .report import write_evaluation
+    from .sample import open_run
+
+    a = Axes.load(axes)
+    gen, ext = _load(a.meta.get("generator", DEFAULT_GENERATOR), a.meta.get("extractor", DEFAULT_EXTRACTOR), device)
+    a.check_generator(gen.name, gen.latent_dim)
+    corr = None
+    if a.meta.get("run") and (Path(a.meta["run"]) / "run.json").exists():
+        corr = open_run(a.meta["run"]).labels(a.meta.get("extractor"))
+    scorer = Scorer(gen, ext)
+    seed = heldout_seed(a.meta.get("seed", 0))
+    click.echo(f"held-out latents: {n} from seed {seed}", err=True)
+    held = make_heldout(gen, scorer, n, seed, identity_n)
+    ev = evaluate_axes(a, scorer, held, _floats(distances, "--distances"), features.split(",") if features else None,
+                       _locks(locks), lock_n, identity_n, keep_norm, norm_check, corr_labels=corr)
+    ev.finder = a.meta.get("finder", "glm")
+    folder = out or Path(axes).parent / "report" / Path(axes).stem
+    page = write_evaluation(ev, folder, f"Evaluation of {Path(axes).name} ({ev.finder}) on {n} held-out latents")
+    for s in ev.summary():
+        click.echo(f"{s['axis']:14s} control {s['control']:+.2f}  leakage {s['leakage']:.2f}  "
+                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})")
+    click.echo(f"{ev.images} images in {ev.seconds:.0f} s -> {page}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run")
+@click.option("--finders", default="glm,interfacegan,ganspace,sefa", show_default=True,
+              help="Comma-separated direction finders to compare.")
+@click.option("--features", default=None, help="Comma-separated features to compare [default: all but face_found].")
+@click.option("--components", default=10, show_default=True,
+              help="Components of the unsupervised finders (ganspace, sefa) to evaluate and match.")
+@measure_options
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Report folder [default: report/ beside the run folder].")
+@friendly
+def compare(run, finders, features, components, n, distances, locks, lock_n, identity_n, keep_norm, norm_check,
+            device, out) -> None:
+    """Find directions with several finders on RUN and measure them side by side on the same held-out faces."""
+    from .evaluate import compare_finders
+    from .report import write_comparison
+    from .sample import open_run
+
+    r = open_run(run)
+    gen, ext = _load(r.generator, r.info["default_labels"], device)
+    cmp = compare_finders(r, [f.strip() for f in finders.split(",") if f.strip()], gen, ext, n,
+                          _floats(distances, "--distances"), features.split(",") if features else None, components,
+                          _locks(locks), lock_n, identity_n, keep_norm, norm_check,
+                          log=lambda s: click.echo(s, err=True))
+    page = write_comparison(cmp, out or Path(run).parent / "report")
+    for t in cmp.totals():
+        click.echo(f"{t['finder']:13s} found in {t['find_seconds']:6.2f} s  control {t['control']:.2f}  "
+                   f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}")
+    click.echo(f"compared in {cmp.seconds:.0f} s -> {page}")
+
+
 @main.command()
 @click.argument("axes", type=click.Path(path_type=Path), default=DEFAULT_OUT / "axes.safetensors")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -356,6 +475,188 @@ def serve(axes, host, port, seed, device) -> None:
         raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
     click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
     serve_app(axes, host=host, port=port, device=device, seed=seed)
+
+
+# ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels
+
+
+@main.command()
+@click.argument("labels", type=click.Path(path_type=Path), default=Path("labels.jsonl"))
+@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None,
+              help="Label the cached images of this run folder (sampled with --save-images) instead of fresh samples.")
+@generator_option
+@click.option("--seed", default=0, show_default=True, help="Seed of the fresh samples (ignored with --run).")
+@click.option("--feature", "-f", default="", help="Feature to start with, e.g. eyeglasses (change it on the page).")
+@click.option("--page-size", default=24, show_default=True, help="Faces per page (and per contact sheet).")
+@click.option("--cols", default=8, show_default=True, help="Faces per row.")
+@click.option("--probe-input", type=click.Choice(["faceres", "pixels"]), default="faceres", show_default=True,
+              help="What the probe behind 'Suggest' reads: faceres' face descriptor, or the pixels.")
+@click.option("--sheets", type=click.Path(path_type=Path), default=None,
+              help="Write numbered contact sheets (PNG) of faces START.. into this folder instead of serving the page.")
+@click.option("--start", default=0, show_default=True, help="First face index of the contact sheets.")
+@click.option("--count", default=240, show_default=True, help="How many faces the contact sheets show.")
+@click.option("--cell", default=96, show_default=True, help="Pixel size of a face on the contact sheets.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=7861, show_default=True, help="Port of the labelling page.")
+@device_option
+@friendly
+def label(labels, run_path, generator, seed, feature, page_size, cols, probe_input, sheets, start, count, cell,
+          host, port, device) -> None:
+    """Label faces yes / no for a feature in a web page; every click is appended to LABELS (JSON Lines).
+
+    \b
+    Faces: fresh samples of --generator from --seed, or a run's cached images (--run).
+    Keys on the page: arrows move, Y/1 yes, N/0 no, S/X/space skip, A rest "no", ]/[ next/previous page.
+    File format and the whole workflow: docs/own-features.md.
+    """
+    from .labels import FaceSource, Labeller, LabelStore, RunSource
+
+    if run_path is not None:
+        source = RunSource(run_path)
+    else:
+        gen, _ = _load(generator, None, device)
+        source = FaceSource(gen.name, seed, None, gen)
+    store = LabelStore(labels, source.generator_name)
+    labeller = Labeller(source, store, page_size, probe_input, device)
+    if sheets is not None:
+        stop = count + start if source.n is None else min(start + count, source.n)
+        sheets.mkdir(parents=True, exist_ok=True)
+        for lo in range(start, stop, page_size):
+            idx = [i for i in range(lo, min(lo + page_size, stop)) if i not in getattr(source, "excluded", set())]
+            path = sheets / f"faces-{lo:06d}.png"
+            labeller.sheet(idx, feature, cols, cell).save(path)
+            click.echo(path)
+        return
+    try:
+        from .app.label import build_label_app, launch
+    except ImportError as e:
+        raise click.ClickException(f"the labelling page needs gradio ({e}): pip install 'tlgan[app]'") from e
+    click.echo(f"labelling {source.describe()} into {labels} on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
+    launch(build_label_app(labeller, feature, cols), host, port)
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@main.command("train-extractor")
+@click.argument("name")
+@click.option("--labels", "label_files", multiple=True, type=click.Path(path_type=Path),
+              help="A label file of `tlgan label` (repeatable); its faces are rendered again from their latents.")
+@click.option("--celeba", type=click.Path(path_type=Path), default=None,
+              help="A CelebA-format folder: list_attr_celeba.txt, optional list_eval_partition.txt, the images.")
+@click.option("--csv", "csv_folder", type=click.Path(path_type=Path), default=None,
+              help="A folder with labels.csv (columns image,feature1,...; values 1, 0 or blank) and the images.")
+@click.option("--features", default=None,
+              help="Comma-separated features to train [default: all in the data]; CelebA attributes in any case.")
+@click.option("--rename", multiple=True, help="OLD=NEW: give a CelebA attribute another name, e.g. wearing_hat=hat.")
+@click.option("--limit", type=int, default=None, help="Use a random subset of this many CelebA images.")
+@click.option("--crop", default="digiface", show_default=True,
+              help="CelebA crop: digiface (the generator's framing), center (centred square) or X0,Y0,SIDE fractions.")
+@click.option("--size", default=64, show_default=True, help="Pixel size that CelebA / CSV images are resized to.")
+@click.option("--learner", type=click.Choice(["probe", "cnn"]), default="probe", show_default=True,
+              help="probe: logistic regression on a frozen embedding (seconds); cnn: a small CNN (large sets).")
+@click.option("--probe-input", type=click.Choice(["faceres", "pixels"]), default="faceres", show_default=True,
+              help="What the probe reads: faceres' 1024-d face descriptor, or the image at 16x16 pixels.")
+@click.option("--folds", default=5, show_default=True, help="Cross-validation folds (regularisation, held-out metrics).")
+@click.option("--min-per-class", default=10, show_default=True, help="Refuse a feature with fewer labels of a class.")
+@click.option("--epochs", default=15, show_default=True, help="Training epochs of the CNN.")
+@click.option("--batch-size", default=128, show_default=True, help="Batch size of the CNN.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the data splits and the CNN's initial weights.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write to this folder instead of $TLGAN_HOME/extractors/NAME (then it is not found by name).")
+@click.option("--force", is_flag=True, help="Replace an extractor of the same name.")
+@device_option
+@friendly
+def train_extractor_cmd(name, label_files, celeba, csv_folder, features, rename, limit, crop, size, learner,
+                        probe_input, folds, min_per_class, epochs, batch_size, seed, out, force, device) -> None:
+    """Train the extractor NAME from labelled faces; then `-e NAME` (or `-e faces+NAME`) works everywhere.
+
+    \b
+    Reports held-out accuracy and AUC per feature. Data formats: docs/own-features.md.
+    """
+    from . import train as T
+
+    feats = [f.lower() for f in _csv_list(features) or []] or None  # feature names are lower case
+    parts = []
+    if label_files:
+        parts.append(T.from_label_files(list(label_files), None, device))
+    if celeba is not None:
+        names = {}
+        for r in rename:
+            old, sep, new = r.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise click.BadParameter(f"{r!r}: write OLD=NEW, e.g. wearing_hat=hat", param_hint="--rename")
+            names[old.strip()] = new.strip()
+        if crop == "digiface":
+            box = T.CELEBA_CROP
+        elif crop == "center":
+            box = None
+        else:
+            try:
+                box = tuple(float(v) for v in crop.split(","))
+                assert len(box) == 3 and all(0 <= v <= 1 for v in box)
+            except (ValueError, AssertionError):
+                raise click.BadParameter(f"{crop!r}: digiface, center or three fractions X0,Y0,SIDE",
+                                         param_hint="--crop")
+        wanted = None
+        if feats:
+            back = {v: k for k, v in names.items()}
+            wanted = [back.get(f, f) for f in feats]
+        parts.append(T.from_celeba(celeba, wanted, limit, size, box, seed, names,
+                                   log=lambda s: click.echo(s, err=True)))
+    if csv_folder is not None:
+        parts.append(T.from_csv_folder(csv_folder, None, size))
+    if not parts:
+        raise click.UsageError("give the labelled faces: --labels FILE, --celeba FOLDER and/or --csv FOLDER")
+    data = T.combine(parts).select(feats)
+    res = T.train_extractor(name, data, learner, probe_input, out, force, folds, min_per_class, epochs, batch_size,
+                            seed, device, log=lambda s: click.echo(s, err=True))
+    click.echo(f"{'feature':16s} {'yes':>6s} {'no':>6s}   held-out")
+    for r in res.results:
+        click.echo(r.line())
+    click.echo(f"trained {res.kind} on {res.n} faces in {res.seconds:.0f} s -> {res.path}")
+    if out is None:
+        click.echo(f"use it: tlgan relabel RUN -e {name}   (or tlgan sample -e faces+{name})")
+
+
+@main.command("fit-labels")
+@click.argument("labels", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--feature", "features", multiple=True,
+              help="Feature to fit (repeatable or comma-separated) [default: every labelled feature].")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Axes file [default: LABELS with the suffix .axes.safetensors].")
+@click.option("--extractor", "-e", default="auto", show_default=True,
+              help="Extractor recorded in the axes file to measure the features on edited faces (evaluate, serve): "
+                   "auto = faces if it reports them all, none, or a name.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the train / validation / test split.")
+@device_option
+@friendly
+def fit_labels(labels, features, out, extractor, seed, device) -> None:
+    """An axis per feature straight from hand-labelled latents: logistic regression of the labels on z."""
+    from .labels import fit_label_axes, load_labels
+
+    feats = [f.strip() for x in features for f in x.split(",") if f.strip()] or None
+    table = load_labels(list(labels), feats)
+    gen, _ = _load(table.generator, None, device)
+    ext = None if extractor == "none" else extractor
+    if extractor == "auto":
+        _plugins()
+        from .extractors import EXTRACTORS
+        from .extractors.faces import FEATURES
+
+        known = {f.name for f in FEATURES} if DEFAULT_EXTRACTOR in EXTRACTORS else set()
+        ext = DEFAULT_EXTRACTOR if set(table.features) <= known else None
+    elif ext:
+        _plugins()
+        from .extractors import EXTRACTORS
+
+        for part in ext.split("+"):
+            EXTRACTORS.describe(part.strip())  # an unknown name fails now, not later in `tlgan evaluate`
+    axes = fit_label_axes(table, gen, seed=seed, source=", ".join(map(str, labels)), extractor=ext)
+    path = axes.save(out or Path(labels[0]).with_suffix(".axes.safetensors"))
+    _print_axes(axes)
+    click.echo(f"fitted {len(axes.names)} axes from {len(table)} labelled latents -> {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

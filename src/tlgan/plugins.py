@@ -13,7 +13,8 @@ import importlib
 import os
 from importlib.metadata import entry_points
 
-BUILTIN = ("tlgan.generators.dcgan", "tlgan.extractors.faces", "tlgan.toy")
+BUILTIN = ("tlgan.generators.dcgan", "tlgan.extractors.faces", "tlgan.toy", "tlgan.finders",
+           "tlgan.extractors.trained")
 PLUGINS_ENV = "TLGAN_PLUGINS"
 
 _loaded = False

@@ -17,9 +17,12 @@ from . import EXTRACTORS, Extractor, Feature
 from .geometry import head_pose, mouth_eyes_smile, skin_and_background
 from .human import HUMAN_EMOTION_LABELS, FaceMesh, FaceRes, HumanEmotion
 from .keras_h5 import FER_LABELS, FerEmotion
+from .learned import shipped_probe
 
 EXPRESSIONS = ("happy", "surprise", "neutral", "sad", "angry")
 FACE_THRESHOLD = 0.5
+# eyeglasses, hat, beard: logistic probes on the faceres descriptor, from hand labels (docs/own-features.md)
+SHIPPED_PROBES = shipped_probe()
 
 FEATURES = (
     Feature("face_found", "binary", "the face mesh found a face (face-flag probability > 0.5)"),
@@ -34,6 +37,7 @@ FEATURES = (
     Feature("smile_width", "continuous", "mouth-corner distance / distance between the outer eye corners"),
     Feature("skin_tone", "continuous", "luminance of cheek and forehead skin, 0 dark .. 1 light"),
     Feature("background", "continuous", "luminance of the background around the head, 0 dark .. 1 light"),
+    *SHIPPED_PROBES.features,
 )
 
 
@@ -70,6 +74,7 @@ class FacesExtractor(Extractor):
             head_pose(landmarks),
             mouth_eyes_smile(landmarks),
             skin_and_background(images, landmarks),
+            SHIPPED_PROBES(res.descriptor.numpy()),
         ]).astype(np.float32)
         out[~found, 1:] = np.nan
         return out

@@ -32,9 +32,17 @@ class Generator(ABC):
         self.batch_size = default_batch(self.device, cpu=256, gpu=1024)
 
     def sample(self, n: int, seed: int) -> np.ndarray:
-        """``n`` latents from N(0, I), reproducible from ``seed`` on any device."""
+        """``n`` latents from N(0, I), reproducible from ``seed`` on any device.
+
+        Prefix-stable: ``sample(n, seed)[i] == sample(m, seed)[i]`` for every
+        ``i < min(n, m)``, so ``(seed, i)`` names one latent (label files rely
+        on it). torch's CPU normal sampler redraws the last 16 values of a
+        draw whose size is not a multiple of 16, so whole blocks of 16 rows
+        are drawn and the surplus dropped.
+        """
         g = torch.Generator().manual_seed(int(seed))
-        return torch.randn(n, self.latent_dim, generator=g).numpy()
+        rows = -(-int(n) // 16) * 16
+        return torch.randn(rows, self.latent_dim, generator=g)[:n].numpy()
 
     def check_latents(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
         z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z)

@@ -1,0 +1,194 @@
+"""The labelling page in a real browser: `tlgan label` on the toy generator, driven with Debian's chromium.
+
+Clicks and keys label faces; the label file gets every label at once; a reload shows them again and
+starts at the first page with an unlabelled face. Skips only when chromium, playwright or gradio is
+missing. Screenshots go to $TLGAN_SCREENSHOTS (default runs/screenshots).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = Path(os.environ.get("TLGAN_SCREENSHOTS", ROOT / "runs" / "screenshots"))
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the environment
+    sync_playwright = None
+try:
+    import gradio  # noqa: F401
+    HAVE_GRADIO = True
+except ImportError:  # pragma: no cover
+    HAVE_GRADIO = False
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install 'tlgan[browser]')"),
+    pytest.mark.skipif(not HAVE_GRADIO, reason="gradio is not installed (pip install 'tlgan[app]')"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def labelling(labels: Path, log_path: Path, *extra: str, timeout: float = 120):
+    """`tlgan label LABELS -g toy-linear ...` in a subprocess on a free port; yields its URL once it answers."""
+    port = free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "tlgan.cli", "label", str(labels), "-g", "toy-linear", "--seed", "0",
+           "--page-size", "12", "--cols", "6", "--probe-input", "pixels", "--port", str(port), "--device", "cpu",
+           *extra]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"tlgan label exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"tlgan label did not answer in {timeout} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
+
+
+def face(page, index: int):
+    return page.locator(f'.lb-face[data-index="{index}"]')
+
+
+def classes(page, index: int) -> str:
+    return face(page, index).get_attribute("class")
+
+
+def wait_page(page, first: int) -> None:
+    """Until the grid shows the page that starts at face ``first``."""
+    page.wait_for_selector(f'.lb-face[data-index="{first}"]')
+    page.wait_for_function("() => document.querySelectorAll('.lb-face').length === 12")
+
+
+def wait_saved(page) -> None:
+    """Until every label sent from the page has come back from the server."""
+    page.wait_for_function("() => { const w = document.querySelector('.lb-wrap');"
+                           " return w && w.dataset.pending === '0'; }")
+
+
+def latest(path: Path, feature: str) -> dict[int, int | None]:
+    out: dict[int, int | None] = {}
+    for line in path.read_text().splitlines():
+        doc = json.loads(line)
+        if doc["feature"] == feature:
+            out[doc["index"]] = doc["label"]
+    return out
+
+
+def test_click_and_keys_label_faces_and_a_reload_restores_them(page, tmp_path):
+    labels = tmp_path / "toy.jsonl"
+    with labelling(labels, tmp_path / "label.log", "--feature", "bright") as url:
+        page.goto(url)
+        wait_page(page, 0)
+        assert page.title() == "tlgan label"
+        assert "page 1: faces 0..11" in page.locator(".lb-title").inner_text()
+
+        face(page, 0).click()                      # unlabelled -> yes
+        face(page, 1).click()
+        face(page, 1).click()                      # yes -> no
+        face(page, 5).click()
+        face(page, 5).click()
+        face(page, 5).click()                      # yes -> no -> unlabelled again
+        wait_saved(page)
+        assert "yes" in classes(page, 0) and "no" in classes(page, 1).split()
+        assert latest(labels, "bright") == {0: 1, 1: 0, 5: None}
+        lines = [json.loads(x) for x in labels.read_text().splitlines()]
+        assert len(lines) == 6 and lines[0] == {**lines[0], "generator": "toy-linear", "seed": 0, "index": 0,
+                                                "feature": "bright", "label": 1}
+
+        # keys: the cursor is on face 5 (clicked last); → moves, Y / N label and step on
+        page.keyboard.press("ArrowRight")          # face 6
+        page.keyboard.press("y")                   # face 6 yes, cursor to 7
+        page.keyboard.press("n")                   # face 7 no, cursor to 8
+        page.keyboard.press("1")                   # face 8 yes
+        page.keyboard.press("a")                   # every unlabelled face of the page: no
+        wait_saved(page)
+        want = {0: 1, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 1, 7: 0, 8: 1, 9: 0, 10: 0, 11: 0}
+        assert latest(labels, "bright") == want
+        assert page.locator(".lb-counts").inner_text() == "bright: 3 yes · 9 no"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "label-page.png"), full_page=True)
+
+        page.keyboard.press("]")                   # next page
+        wait_page(page, 12)
+        page.keyboard.press("y")
+        wait_saved(page)
+        assert latest(labels, "bright")[12] == 1
+
+        page.reload()                              # a new session: starts at the first unlabelled face
+        wait_page(page, 12)
+        assert "yes" in classes(page, 12).split()
+        page.locator("#lb-prev").click()
+        wait_page(page, 0)
+        for i, v in want.items():                  # every label is shown again
+            assert ({1: "yes", 0: "no"}[v]) in classes(page, i).split(), (i, classes(page, i))
+
+        page.locator("#lb-feature textarea, #lb-feature input").first.fill("hat")
+        page.locator("#lb-feature textarea, #lb-feature input").first.press("Enter")
+        page.wait_for_function("() => document.querySelector('.lb-wrap').dataset.feature === 'hat'")
+        wait_page(page, 0)
+        assert not any(c in classes(page, 0).split() for c in ("yes", "no"))
+        face(page, 3).click()
+        wait_saved(page)
+        assert latest(labels, "hat") == {3: 1} and latest(labels, "bright") == {**want, 12: 1}
+
+    # a new server on the same file resumes too (the file is the only state)
+    with labelling(labels, tmp_path / "label2.log", "--feature", "bright") as url:
+        page.goto(url)
+        wait_page(page, 12)
+        assert "yes" in classes(page, 12).split()
