@@ -12,83 +12,25 @@ import base64
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from browser_support import BROWSER_MARKS, ROOT, launched_browser, serving as serve_cmd, shot
 from conftest import need_models
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = Path(os.environ.get("TLGAN_SCREENSHOTS", ROOT / "runs" / "screenshots"))
 DEMO_AXES = Path(os.environ.get("TLGAN_DEMO_AXES", ROOT / "runs" / "demo" / "axes.safetensors"))
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-try:
-    import gradio  # noqa: F401
-    HAVE_GRADIO = True
-except ImportError:  # pragma: no cover
-    HAVE_GRADIO = False
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install 'tlgan[browser]')"),
-    pytest.mark.skipif(not HAVE_GRADIO, reason="gradio is not installed (pip install 'tlgan[app]')"),
-]
+pytestmark = BROWSER_MARKS
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
 def serving(axes_path: Path, log_path: Path, timeout: float = 180):
-    """`tlgan serve AXES` in a subprocess on a free port; yields its URL once it answers."""
-    port = free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tlgan.cli", "serve", str(axes_path), "--port", str(port),
-                                 "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"tlgan serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"tlgan serve did not answer in {timeout} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+    """`tlgan serve AXES` on a free port (see browser_support.serving)."""
+    return serve_cmd(["serve", str(axes_path), "--device", "cpu"], log_path, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +52,8 @@ def toy_url(toy_axes, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -124,10 +64,6 @@ def page(browser):
     yield pg
     context.close()
 
-
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
 
 
 # ---------------------------------------------------------------- reading and driving the page
@@ -216,10 +152,16 @@ def open_share(page) -> None:
 
 
 def wait_shared(page, state) -> None:
-    """Until the page's link (and address bar) and its JSON box show ``state``: the last step of an action."""
-    from tlgan.app.state import state_token
+    """Until the page's link (and address bar) and its JSON box show ``state``: the last step of an action.
+
+    The JSON box is checked when the share panel is open: its update can land after the address bar's,
+    and a value typed into it before then would be overwritten.
+    """
+    from tlgan.app.state import encode_state, state_token
 
     page.wait_for_function("t => location.search === '?state=' + t", arg=state_token(state))
+    page.wait_for_function("j => { const b = document.querySelector('#tl-json textarea');"
+                           " return !b || b.value === j; }", arg=encode_state(state))
 
 
 def token_in_url(page) -> dict:
@@ -351,8 +293,8 @@ def test_share_link_and_state_json_restore_the_exact_state(page, browser, toy_ur
     shared_face = face_pixels(page)
 
     # the JSON box: paste a state and load it
-    wait_shared(page, state)
     open_share(page)
+    wait_shared(page, state)
     box = page.locator("#tl-json textarea")
     box.fill('{"seed": 9, "sliders": {"c": -1}, "locks": []}')
     page.locator("#tl-load").click()
@@ -389,8 +331,8 @@ def test_invalid_input_gets_a_message_and_the_server_keeps_going(page, toy_url):
     page.locator("#tl-seed-go").click()
     assert "whole number from 0 to 4294967295" in wait_status(page, "seed must")
 
-    wait_shared(page, ExplorerState("toy-linear", 0, None, {"a": 1.0}))
     open_share(page)
+    wait_shared(page, ExplorerState("toy-linear", 0, None, {"a": 1.0}))
     page.locator("#tl-json textarea").fill('{"seed": 3, "sliders": {"age": 2}}')
     page.locator("#tl-load").click()
     assert "unknown feature 'age'" in wait_status(page, "unknown feature")

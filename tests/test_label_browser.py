@@ -8,88 +8,29 @@ missing. Screenshots go to $TLGAN_SCREENSHOTS (default runs/screenshots).
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = Path(os.environ.get("TLGAN_SCREENSHOTS", ROOT / "runs" / "screenshots"))
+from browser_support import BROWSER_MARKS, launched_browser, serving, shot
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-try:
-    import gradio  # noqa: F401
-    HAVE_GRADIO = True
-except ImportError:  # pragma: no cover
-    HAVE_GRADIO = False
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install 'tlgan[browser]')"),
-    pytest.mark.skipif(not HAVE_GRADIO, reason="gradio is not installed (pip install 'tlgan[app]')"),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = BROWSER_MARKS
 
 
 @contextmanager
 def labelling(labels: Path, log_path: Path, *extra: str, timeout: float = 120):
     """`tlgan label LABELS -g toy-linear ...` in a subprocess on a free port; yields its URL once it answers."""
-    port = free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "tlgan.cli", "label", str(labels), "-g", "toy-linear", "--seed", "0",
-           "--page-size", "12", "--cols", "6", "--probe-input", "pixels", "--port", str(port), "--device", "cpu",
-           *extra]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"tlgan label exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"tlgan label did not answer in {timeout} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+    args = ["label", str(labels), "-g", "toy-linear", "--seed", "0", "--page-size", "12", "--cols", "6",
+            "--probe-input", "pixels", "--device", "cpu", *extra]
+    with serving(args, log_path, timeout) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -161,8 +102,7 @@ def test_click_and_keys_label_faces_and_a_reload_restores_them(page, tmp_path):
         want = {0: 1, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 1, 7: 0, 8: 1, 9: 0, 10: 0, 11: 0}
         assert latest(labels, "bright") == want
         assert page.locator(".lb-counts").inner_text() == "bright: 3 yes · 9 no"
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "label-page.png"), full_page=True)
+        shot(page, "label-page.png")
 
         page.keyboard.press("]")                   # next page
         wait_page(page, 12)
