@@ -31,8 +31,11 @@ demo: models
 test: models
 	$(PY) -m pytest -q
 
+# benchmarks write benchmarks/results/*.json; evaluate and app_latency use the demo's run and axes
 bench: models
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/evaluate.py --run $(DEMO_OUT)/run
+	$(PY) benchmarks/app_latency.py --axes $(DEMO_OUT)/axes.safetensors
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
