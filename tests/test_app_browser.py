@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser_support import BROWSER_MARKS, ROOT, launched_browser, serving as serve_cmd, shot
+from browser_support import BROWSER_MARKS, ROOT, serving as serve_cmd, shot
 from conftest import need_models
 
 DEMO_AXES = Path(os.environ.get("TLGAN_DEMO_AXES", ROOT / "runs" / "demo" / "axes.safetensors"))
@@ -48,21 +48,6 @@ def toy_axes(tmp_path_factory):
 def toy_url(toy_axes, tmp_path_factory):
     with serving(toy_axes, tmp_path_factory.mktemp("log") / "serve.log") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launched_browser() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    yield pg
-    context.close()
 
 
 

@@ -11,9 +11,8 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 
-from browser_support import BROWSER_MARKS, launched_browser, serving, shot
+from browser_support import BROWSER_MARKS, serving, shot
 
 pytestmark = BROWSER_MARKS
 
@@ -25,21 +24,6 @@ def labelling(labels: Path, log_path: Path, *extra: str, timeout: float = 120):
             "--probe-input", "pixels", "--device", "cpu", *extra]
     with serving(args, log_path, timeout) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launched_browser() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    yield pg
-    context.close()
 
 
 def face(page, index: int):
