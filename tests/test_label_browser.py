@@ -11,7 +11,6 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-
 from browser_support import BROWSER_MARKS, serving, shot
 
 pytestmark = BROWSER_MARKS
