@@ -205,7 +205,6 @@ class Scorer:
         self.kinds = [f.kind for f in extractor.features]
         self.has_descriptor = callable(getattr(extractor, "descriptor", None))
         self.images = 0
-        self.described = 0
         self.seconds = 0.0
 
     def __call__(self, z: np.ndarray, describe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -216,7 +215,6 @@ class Scorer:
         desc = None
         if describe is not None and len(describe) and self.has_descriptor:
             desc = np.asarray(self.extractor.descriptor(images[torch.as_tensor(np.asarray(describe))]))
-            self.described += len(desc)
         self.images += len(z)
         self.seconds += time.perf_counter() - t0
         return np.asarray(labels, np.float64), desc

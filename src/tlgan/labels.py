@@ -33,11 +33,10 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-LABEL_VALUES = (1, 0, None)
 FEATURE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 REQUIRED = ("generator", "seed", "index", "feature", "label")
 Key = tuple[str, int, int, str]
@@ -232,11 +231,6 @@ class LabelStore:
                 os.fsync(fh.fileno())
             self._remember(rec)
         return rec
-
-    def add_many(self, labels: Iterable[tuple[int, int, str, object]]) -> list[Label]:
-        """``add`` for several (seed, index, feature, label); each is validated before any is written."""
-        todo = [Label.make(self.generator or "?", s, i, f, v) for s, i, f, v in labels]
-        return [self.add(r.seed, r.index, r.feature, r.label) for r in todo]
 
     def get(self, seed: int, index: int, feature: str) -> int | None:
         return self.latest.get((self.generator or "", int(seed), int(index), feature))

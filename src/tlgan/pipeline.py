@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from .axes import Axes
 from .explore import move
@@ -88,5 +87,4 @@ class Editor:
                locks: Iterable[str] = ()) -> np.ndarray:
         """uint8 (N, H, W, 3) images of ``z`` (D,) or (N, D) after ``moves`` with ``locks``."""
         edited = self.edit(z, moves or {}, locks)
-        with torch.inference_mode():
-            return self.generator.render(edited).cpu().numpy()
+        return self.generator.render(edited).cpu().numpy()

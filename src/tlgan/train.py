@@ -53,7 +53,6 @@ NESTED_MAX = 5000  # up to this many labels, metrics come from nested cross-vali
 #: 118/178 of the width whose top-left corner is at (30/178 of the width, 58/218 of the height);
 #: it puts the eyes at 45% of the height and 33% of the width apart, as in the generated faces.
 CELEBA_CROP = (30 / 178, 58 / 218, 118 / 178)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class TrainError(ValueError):

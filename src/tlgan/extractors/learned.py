@@ -40,7 +40,6 @@ CONFIG = "extractor.json"
 WEIGHTS = "weights.safetensors"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 PIXEL_SIZE = 16
-SHIPPED = "faces-probes"
 
 
 class TrainedExtractorError(ValueError):
