@@ -1,0 +1,172 @@
+"""Read network pickles as data: an allow-list unpickler that never runs code from the file.
+
+NVlabs StyleGAN2-ADA / StyleGAN3 snapshots and the TF1 PGGAN pickle carry
+their networks' Python source, which the original loaders ``exec``. Here a
+pickle may name only the globals in ``ALLOWED``: tensor and array rebuilders,
+``OrderedDict``, ``EasyDict`` (read as a plain dict), and the two
+"reconstruct this network" hooks, which are captured as plain records
+(``PersistentObject``, ``TFNetwork``) holding the class name and state. The
+source text they carry is kept as a string and never executed. Any other
+global (``os.system``, ``builtins.eval``, ...) is refused with an error that
+names it, before anything is called.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..weights import WeightsError
+
+
+class UnsafePickleError(WeightsError):
+    """A pickle names a global outside the allow-list; nothing in it was run."""
+
+
+@dataclass
+class PersistentObject:
+    """A ``torch_utils.persistence`` network captured as data (its ``module_src`` is never executed)."""
+
+    class_name: str
+    state: dict[str, Any]
+    version: int = 0
+    module_src: str = field(default="", repr=False)
+
+    @property
+    def init_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments the network was built with (``_init_kwargs``)."""
+        return dict(self.state.get("_init_kwargs") or {})
+
+    def state_dict(self, prefix: str = "") -> "OrderedDict[str, torch.Tensor]":
+        """Parameters and buffers of this module and its sub-modules, keyed like ``nn.Module.state_dict``."""
+        out: OrderedDict[str, torch.Tensor] = OrderedDict()
+        for kind in ("_parameters", "_buffers"):
+            for name, value in (self.state.get(kind) or {}).items():
+                if value is not None:
+                    out[prefix + name] = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        for name, child in (self.state.get("_modules") or {}).items():
+            if isinstance(child, PersistentObject):
+                out.update(child.state_dict(f"{prefix}{name}."))
+        return out
+
+    def child(self, name: str) -> "PersistentObject":
+        """A named sub-module (e.g. ``mapping``, ``synthesis``)."""
+        return self.state["_modules"][name]
+
+
+
+class TFNetwork:
+    """A TF1 ``tfutil.Network`` captured as its pickled state (``build_module_src`` is never executed)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict):
+            raise UnsafePickleError("a tfutil.Network in this pickle has a state that is not a dict")
+        self.state = dict(state)
+
+    @property
+    def name(self) -> str:
+        return str(self.state.get("name", ""))
+
+    @property
+    def static_kwargs(self) -> dict[str, Any]:
+        return dict(self.state.get("static_kwargs") or {})
+
+    @property
+    def build_func_name(self) -> str:
+        return str(self.state.get("build_func_name", ""))
+
+    @property
+    def variables(self) -> "OrderedDict[str, np.ndarray]":
+        return OrderedDict((str(k), np.asarray(v)) for k, v in self.state.get("variables", []))
+
+
+def _reconstruct_persistent(meta: dict[str, Any]) -> PersistentObject:
+    if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("state"), dict):
+        raise UnsafePickleError("a torch_utils.persistence object in this pickle has an unexpected layout")
+    return PersistentObject(class_name=str(meta.get("class_name")), state=dict(meta["state"]),
+                            version=int(meta.get("version", 0)), module_src=str(meta.get("module_src", "")))
+
+
+def _load_storage_bytes(data: bytes) -> Any:
+    """``torch.storage._load_from_bytes``: a legacy ``torch.save`` of one storage, read with weights_only."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _rebuild_parameter(data: torch.Tensor, requires_grad: bool, backward_hooks: Any) -> torch.Tensor:
+    return data
+
+
+def _numpy_attr(name: str) -> Any:
+    core = getattr(np, "_core", None) or np.core
+    return getattr(core.multiarray, name)
+
+
+class _EasyDict(dict):
+    """``dnnlib.EasyDict`` read as a plain dict (attribute access is all it adds)."""
+
+
+def _allowed() -> dict[tuple[str, str], Any]:
+    table: dict[tuple[str, str], Any] = {
+        ("collections", "OrderedDict"): OrderedDict,
+        ("dnnlib.util", "EasyDict"): _EasyDict,
+        ("dnnlib", "EasyDict"): _EasyDict,
+        ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,  # type: ignore[attr-defined]
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
+        ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
+        ("tfutil", "Network"): TFNetwork,
+        ("dnnlib.tflib.network", "Network"): TFNetwork,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+    for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        table[(core, "_reconstruct")] = _numpy_attr("_reconstruct")
+        table[(core, "scalar")] = _numpy_attr("scalar")
+    for dt in ("Float32DType", "Float64DType", "Int64DType", "Int32DType", "UInt8DType", "BoolDType"):
+        if hasattr(np, "dtypes") and hasattr(np.dtypes, dt):
+            table[("numpy.dtypes", dt)] = getattr(np.dtypes, dt)
+    return table
+
+
+ALLOWED: dict[tuple[str, str], Any] = _allowed()
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
+        super().__init__(file)
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Callable[..., Any]:
+        try:
+            return ALLOWED[(module, name)]
+        except KeyError:
+            raise UnsafePickleError(
+                f"{self.source} names the global {module}.{name}, which tlgan does not load: it reads network "
+                "pickles as data and runs nothing from the file. If this is a real generator checkpoint, "
+                "please report its format") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError(f"{self.source} uses persistent ids, which a network pickle does not; refused")
+
+
+def load_pickle(path: str | Path) -> Any:
+    """Unpickle ``path`` allowing only the globals in ``ALLOWED``; nothing from the file is executed."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return _AllowListUnpickler(fh, str(path)).load()  # type: ignore[arg-type]
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as e:
+        raise WeightsError(f"{path} is not a readable network pickle ({type(e).__name__}: {e}); "
+                           "is the file complete?") from e
