@@ -73,7 +73,7 @@ def test_grid_draws_the_asked_rows(discovered, tmp_path):
     (["edit", "{axes}", "--move", "a"], "write a move as NAME=AMOUNT"),
     (["edit", "{axes}", "--latent", "{bad_latent}"], "takes latents of size 16"),
     (["grid", "{axes}", "--seeds", "x"], "not a comma-separated list of integers"),
-    (["sample", "-g", "nope"], "unknown generator 'nope'; known generators:"),
+    (["sample", "-g", "nope"], "unknown generator 'nope': neither a registered name"),
     (["sample", "-g", "toy-linear", "-e", "nope"], "unknown extractor 'nope'"),
     (["fit", "{tmp}/missing"], "is not a tlgan run folder"),
     (["fit", "{run}", "--features", "zzz"], "unknown feature(s) zzz"),

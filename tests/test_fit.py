@@ -6,6 +6,7 @@ import pytest
 from tlgan.axes import Axes, AxesError
 from tlgan.extractors import Feature
 from tlgan.fit import FitError, fit_axes, fit_feature
+from tlgan.toy import ToyLinearGenerator
 
 
 def problem(n=3000, dim=20, seed=0):
@@ -94,8 +95,8 @@ def test_axes_file_round_trip(tmp_path):
     assert back.meta["generator"] == "toy" and back.meta["n_samples"] == 800
     assert back.metrics["a"]["r2"] > 0.9
     assert (tmp_path / "axes.json").exists()
-    with pytest.raises(AxesError, match="for generator 'toy', not 'other'"):
-        back.check_generator("other", 20)
+    with pytest.raises(AxesError, match="for generator 'toy', not 'toy-linear'"):
+        back.check_generator(ToyLinearGenerator("cpu"))
 
 
 def test_unreadable_axes_files_are_refused(tmp_path):

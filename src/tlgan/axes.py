@@ -21,6 +21,7 @@ from . import __version__
 
 if TYPE_CHECKING:
     from .fit import FeatureFit
+    from .generators import Generator
 
 AXES_FORMAT = 1
 
@@ -69,15 +70,25 @@ class Axes:
         return Axes([self.names[i] for i in idx], [self.kinds[i] for i in idx], self.vectors[idx],
                     self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta))
 
-    def check_generator(self, generator_name: str, latent_dim: int) -> None:
-        """Refuse axes fitted in another generator's latent space."""
-        mine = self.meta.get("generator")
-        if mine and mine != generator_name:
-            raise AxesError(f"these axes were fitted for generator {mine!r}, not {generator_name!r}; "
-                            f"fit axes on samples of {generator_name!r} first")
-        if self.vectors.shape[1] != latent_dim:
+    @property
+    def latent_space(self) -> str:
+        """The space the axes live in: ``z``, ``w`` or ``w+``."""
+        return str(self.meta.get("latent_space", "z"))
+
+    def check_generator(self, generator: "Generator") -> None:
+        """Refuse axes fitted for another generator, or in another of its latent spaces."""
+        mine, theirs = self.meta.get("generator"), generator.name
+        sha = self.meta.get("generator_sha256")
+        same = sha == generator.sha256 if sha and generator.sha256 else not mine or mine == theirs
+        if not same:
+            raise AxesError(f"these axes were fitted for generator {mine!r}, not {theirs!r}; "
+                            f"fit axes on samples of {theirs!r} first")
+        if self.latent_space != generator.space:
+            raise AxesError(f"these axes live in the {self.latent_space} space of {mine or theirs!r}, but the "
+                            f"generator is driven from {generator.space}; load it with --space {self.latent_space}")
+        if self.vectors.shape[1] != generator.latent_dim:
             raise AxesError(f"these axes live in a {self.vectors.shape[1]}-d latent space, "
-                            f"but the generator's latent has {latent_dim} dimensions")
+                            f"but the generator's latent has {generator.latent_dim} dimensions")
 
     @classmethod
     def from_fits(cls, fits: list["FeatureFit"], latent_dim: int, n_samples: int, meta: dict) -> "Axes":

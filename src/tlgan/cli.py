@@ -405,7 +405,7 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
 
     a = Axes.load(axes)
     gen, ext = _load(a.meta.get("generator", DEFAULT_GENERATOR), a.meta.get("extractor", DEFAULT_EXTRACTOR), device)
-    a.check_generator(gen.name, gen.latent_dim)
+    a.check_generator(gen)
     corr = None
     if a.meta.get("run") and (Path(a.meta["run"]) / "run.json").exists():
         corr = open_run(a.meta["run"]).labels(a.meta.get("extractor"))

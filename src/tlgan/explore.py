@@ -10,7 +10,7 @@ move of +1 is always one unit of latent distance.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -75,12 +75,63 @@ def edit_delta(axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = ()
     return delta.astype(np.float32)
 
 
-def move(z: np.ndarray, axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = ()) -> np.ndarray:
-    """``z`` (D,) or (N, D) moved by ``moves`` with ``locks`` held fixed."""
+def move(z: np.ndarray, axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = (),
+         layers: Sequence[int] | None = None) -> np.ndarray:
+    """``z`` (D,) or (N, D) moved by ``moves`` with ``locks`` held fixed.
+
+    In ``w+`` the latent is (num_ws, D) or (N, num_ws, D) and ``layers``
+    limits the edit to those synthesis layers (default: all of them).
+    """
     z = np.asarray(z, dtype=np.float32)
     if z.shape[-1] != axes.vectors.shape[1]:
         raise AxesError(f"latent has size {z.shape[-1]} but the axes live in {axes.vectors.shape[1]} dimensions")
-    return z + edit_delta(axes, moves, locks)
+    delta = edit_delta(axes, moves, locks)
+    if layers is None:
+        return z + delta
+    if z.ndim < 2:
+        raise AxesError("a layer range needs a w+ latent (num_ws, D); expand the code to its layers first")
+    mask = np.zeros(z.shape[-2], np.float32)
+    mask[check_layers(layers, z.shape[-2])] = 1
+    return z + mask[:, None] * delta
+
+
+LAYER_GROUPS = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
+
+
+def check_layers(layers: Sequence[int], num_ws: int) -> list[int]:
+    """``layers`` as a sorted list of valid layer indices of a ``num_ws``-layer w+ code."""
+    picked = sorted({int(i) for i in layers})
+    bad = [i for i in picked if not 0 <= i < num_ws]
+    if bad or not picked:
+        raise AxesError(f"layer indices {bad or 'none'} are not among the generator's {num_ws} w+ layers "
+                        f"(0..{num_ws - 1})")
+    return picked
+
+
+def parse_layers(spec: str, num_ws: int) -> list[int]:
+    """A layer range as users write it: ``coarse``, ``middle``, ``fine``, ``all``, ``0-5``, ``2,4,6`` or mixes.
+
+    As in StyleGAN's style mixing, each resolution has two layers, so for a
+    1024-px generator (18 layers) ``coarse`` is 0-3 (4-8 px: pose, face
+    shape), ``middle`` 4-7 (16-32 px: features, expression) and ``fine`` 8-17
+    (colour, texture).
+    """
+    out: list[int] = []
+    for part in filter(None, (p.strip().lower() for p in str(spec).split(","))):
+        if part == "all":
+            out += range(num_ws)
+        elif part in LAYER_GROUPS:
+            lo, hi = LAYER_GROUPS[part]
+            out += range(lo, min(hi or num_ws, num_ws))
+        else:
+            try:
+                lo_s, _, hi_s = part.partition("-")
+                lo, hi = int(lo_s), int(hi_s or lo_s)
+            except ValueError:
+                raise AxesError(f"cannot read the layer range {spec!r}: use coarse, middle, fine, all, "
+                                "a range like 0-5 or indices like 2,4,6") from None
+            out += range(lo, hi + 1)
+    return check_layers(out, num_ws)
 
 
 def keep_norm(z: np.ndarray, norm: float | None = None) -> np.ndarray:

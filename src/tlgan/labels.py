@@ -353,7 +353,7 @@ class RunSource(FaceSource):
         self._images = run.images
         n = run.done("images")
         super().__init__(run.generator, int(run.info["seed"]), n)
-        z = run.latents[:n]
+        z = run.noise[:n]
         canon = canonical_latents(len(z), z.shape[1], self.seed) if len(z) else z
         self.excluded = set(np.flatnonzero(~(z == canon).all(1)).tolist()) if len(z) else set()
         self._z = z
@@ -389,13 +389,10 @@ class RunSource(FaceSource):
 
 
 def canonical_latents(n: int, dim: int, seed: int) -> np.ndarray:
-    """What the base ``Generator.sample(n, seed)`` draws for a ``dim``-d latent (no model needed)."""
-    from .generators import Generator
+    """The noise z that ``Generator.sample_z(n, seed)`` draws for a ``dim``-d z (no model needed)."""
+    from .generators import standard_normal
 
-    class _Dim:
-        latent_dim = dim
-
-    return Generator.sample(_Dim(), n, seed)  # type: ignore[arg-type]
+    return standard_normal(n, dim, seed)
 
 
 # ---------------------------------------------------------------- contact sheets

@@ -9,7 +9,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .axes import Axes
+from .axes import Axes, AxesError
 from .explore import move
 from .extractors import Extractor
 from .generators import Generator
@@ -70,7 +70,7 @@ class Editor:
     """A generator with its axes: render a latent after moves along axes with some features locked."""
 
     def __init__(self, generator: Generator, axes: Axes) -> None:
-        axes.check_generator(generator.name, generator.latent_dim)
+        axes.check_generator(generator)
         self.generator = generator
         self.axes = axes
 
@@ -78,13 +78,26 @@ class Editor:
         """The latent that ``seed`` draws (the same one ``tlgan sample`` draws first from that seed)."""
         return self.generator.sample(1, seed)[0]
 
-    def edit(self, z: np.ndarray, moves: Mapping[str, float], locks: Iterable[str] = ()) -> np.ndarray:
-        """``z`` (D,) or (N, D) after ``moves`` with ``locks``, in the same shape."""
+    def edit(self, z: np.ndarray, moves: Mapping[str, float], locks: Iterable[str] = (),
+             layers: Sequence[int] | None = None) -> np.ndarray:
+        """``z`` after ``moves`` with ``locks``, in the same shape.
+
+        ``layers`` (``w+`` only) limits the edit to those synthesis layers; a
+        layer-shared code (D,) then becomes a full (num_ws, D) one.
+        """
         checked = self.generator.check_latents(z).numpy()
-        return move(checked.reshape(np.shape(z)), self.axes, moves, locks)
+        if layers is None:
+            return move(checked.reshape(np.shape(z)), self.axes, moves, locks)
+        if self.generator.space != "w+":
+            raise AxesError(f"a layer range needs the w+ space; these axes live in {self.generator.space}")
+        single = np.ndim(z) < checked.ndim
+        if checked.ndim == 2:
+            checked = np.repeat(checked[:, None, :], self.generator.num_ws, axis=1)
+        out = move(checked, self.axes, moves, locks, layers)
+        return out[0] if single else out
 
     def render(self, z: np.ndarray, moves: Mapping[str, float] | None = None,
-               locks: Iterable[str] = ()) -> np.ndarray:
-        """uint8 (N, H, W, 3) images of ``z`` (D,) or (N, D) after ``moves`` with ``locks``."""
-        edited = self.edit(z, moves or {}, locks)
+               locks: Iterable[str] = (), layers: Sequence[int] | None = None) -> np.ndarray:
+        """uint8 (N, H, W, 3) images of ``z`` after ``moves`` with ``locks`` (and ``layers`` in w+)."""
+        edited = self.edit(z, moves or {}, locks, layers)
         return self.generator.render(edited).cpu().numpy()

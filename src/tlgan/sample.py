@@ -4,7 +4,10 @@ A run folder holds::
 
     run.json       what was asked (generator, seed, n, chunk, label sets...), written once
     progress.json  how many samples of each array are complete, rewritten atomically per chunk
-    data.zarr/     z (N, D) float32; images (N, H, W, 3) uint8 (optional);
+    data.zarr/     z (N, z_dim) float32: the noise, drawn from the seed;
+                   codes (N, D) float32: the latents in the run's space, for a
+                   run sampled in w or w+ (the mapping of z, with truncation);
+                   images (N, H, W, 3) uint8 (optional);
                    labels/<extractor> (N, F) float32, NaN = unknown
 
 All latents are drawn from the seed when the run is created, and every chunk
@@ -97,8 +100,20 @@ class Run:
         return name
 
     @property
-    def latents(self) -> np.ndarray:
+    def latent_space(self) -> str:
+        return str(self.info.get("latent_space", "z"))
+
+    @property
+    def noise(self) -> np.ndarray:
+        """The noise z (N, z_dim) each sample was drawn from."""
         return np.asarray(self._group()["z"][:])
+
+    @property
+    def latents(self) -> np.ndarray:
+        """The latents (N, D) in the run's space: z, or the mapped codes for a w / w+ run (complete rows only)."""
+        if self.latent_space == "z":
+            return self.noise
+        return np.asarray(self._group()["codes"][: self.done("codes")])
 
     def labels(self, label_set: str | None = None, complete_only: bool = True) -> np.ndarray:
         """(N, F) labels of one label set; by default only the rows already labelled."""
@@ -126,8 +141,8 @@ class Run:
                 raise RunError(f"unknown feature(s) {', '.join(missing)}; the run's labels have: {', '.join(names)}")
             keep = [names.index(n) for n in features]
             feats, labels = [feats[i] for i in keep], labels[:, keep]
-        meta = {"generator": self.generator, "extractor": name, "latent_space": self.info.get("latent_space", "z"),
-                "run": str(self.path), "seed": self.info["seed"],
+        meta = {"generator": self.generator, "extractor": name, "latent_space": self.latent_space,
+                "run": str(self.path), "seed": self.info["seed"], **_space_meta(self.info),
                 "label_std": {f.name: float(np.nanstd(labels[:, j])) for j, f in enumerate(feats)}}
         return self.latents[: len(labels)], labels, feats, meta
 
@@ -155,6 +170,21 @@ def open_run(path: str | Path) -> Run:
     return Run(path, info)
 
 
+def generator_identity(generator: Generator) -> dict:
+    """What a run or axes file records of the generator beyond its name: the space and its sampling."""
+    ident: dict = {"latent_space": generator.space}
+    if generator.space != "z":
+        ident.update(truncation=float(generator.truncation), num_ws=int(generator.num_ws), z_dim=int(generator.z_dim))
+    if generator.sha256:
+        ident.update(generator_sha256=generator.sha256)
+    return ident
+
+
+def _space_meta(info: dict) -> dict:
+    return {k: info[k] for k in ("truncation", "num_ws", "z_dim", "generator_source", "generator_sha256")
+            if k in info}
+
+
 def _label_entry(extractor: Extractor) -> dict:
     return {"features": [f.name for f in extractor.features], "kinds": [f.kind for f in extractor.features],
             "descriptions": [f.description for f in extractor.features]}
@@ -168,7 +198,7 @@ def create_run(path: str | Path, generator: Generator, extractor: Extractor, n: 
         raise RunError(f"need a positive number of samples and chunk size, got n={n}, chunk={chunk}")
     wanted = {"format": RUN_FORMAT, "generator": generator.name, "latent_dim": generator.latent_dim,
               "resolution": generator.resolution, "n": n, "seed": seed, "chunk": chunk, "images": save_images,
-              "default_labels": extractor.name}
+              "default_labels": extractor.name, **generator_identity(generator)}
     if (path / "run.json").exists():
         run = open_run(path)
         diff = {k: (run.info.get(k), v) for k, v in wanted.items() if run.info.get(k) != v}
@@ -183,13 +213,17 @@ def create_run(path: str | Path, generator: Generator, extractor: Extractor, n: 
     if path.exists() and any(p.name != "data.zarr" for p in path.iterdir()):
         raise RunError(f"{path} exists and is not a tlgan run folder; choose an empty or new --out folder")
     path.mkdir(parents=True, exist_ok=True)
-    z = generator.sample(n, seed).astype(np.float32)
+    z = generator.sample_z(n, seed).astype(np.float32)
     group = zarr.open_group(str(path / "data.zarr"), mode="w")
     group.create_array("z", data=z, chunks=(chunk, z.shape[1]))
+    if generator.space != "z":
+        group.create_array("codes", shape=(n, generator.latent_dim), chunks=(chunk, generator.latent_dim),
+                           dtype="float32", fill_value=np.nan)
     res = generator.resolution
     if save_images:
         group.create_array("images", shape=(n, res, res, 3), chunks=(chunk, res, res, 3), dtype="uint8")
-    info = {**wanted, "tlgan_version": __version__, "latent_space": generator.latent_space,
+    info = {**wanted, "tlgan_version": __version__,
+            **({"generator_source": generator.source} if generator.source else {}),
             "labels": {extractor.name: _label_entry(extractor)}}
     _add_label_array(group, extractor, n, chunk)
     _write_json(path / "run.json", info)
@@ -224,16 +258,20 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
     z_arr, lab = group["z"], group[key]
     bar = tqdm(total=n, initial=start, unit="img", desc=f"sample {generator.name} + {extractor.name}",
                disable=not progress)
+    mapped = generator.space != "z"
     for lo in range(start, n, chunk):
         hi = min(lo + chunk, n)
-        images = generator.render(np.asarray(z_arr[lo:hi]))
+        codes = generator.codes_from_z(np.asarray(z_arr[lo:hi]))
+        images = generator.render(codes)
         labels = extractor(images)
 
         def write() -> None:
             if save_images:
                 group["images"][lo:hi] = images.cpu().numpy()
+            if mapped:
+                group["codes"][lo:hi] = codes
             lab[lo:hi] = labels
-            run._advance(**{key: hi, **({"images": hi} if save_images else {})})
+            run._advance(**{key: hi, **({"images": hi} if save_images else {}), **({"codes": hi} if mapped else {})})
 
         _guard_disk(write, run, lo, hi, lo)
         bar.update(hi - lo)

@@ -1,0 +1,233 @@
+"""Generators read from users' checkpoint files: recognise the family from the content, rebuild, wrap.
+
+A checkpoint is read as data and never executed: zip files with
+``torch.load(weights_only=True)`` (the two pickled helper classes some files
+hold, PGAN's ``BaseConfig`` and a training run's ``argparse.Namespace``, are
+read into inert stubs), raw pickles with :mod:`.safe_pickle`. What was read
+says which family it is; the family's own module rebuilds the network with
+tlgan's implementation, and a ``Generator`` wraps it in the latent space the
+user asked for.
+
+| family | file | spaces |
+|---|---|---|
+| ``stylegan2`` | NVlabs stylegan2-ada-pytorch / stylegan3 repo ``.pkl`` (``G_ema``) | z, w, w+ |
+| ``stylegan3`` | NVlabs stylegan3 ``.pkl``, configs T and R (``G_ema``) | z, w, w+ |
+| ``rosinality`` | rosinality stylegan2-pytorch ``.pt`` (``g_ema``, ``latent_avg``) | z, w, w+ |
+| ``pgan`` | pytorch_GAN_zoo PGAN ``.pt`` (``avgG``) | z |
+| ``pggan-tf1`` | the original TF1 PGGAN ``.pkl`` (``Gs``), as TL-GAN loads it | z |
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..weights import WeightsError
+from . import Generator, LatentSpace
+from .safe_pickle import PersistentObject, TFNetwork, load_pickle
+
+
+@dataclass(frozen=True)
+class Family:
+    """A checkpoint family: how to rebuild its network from what was read, and what it offers."""
+
+    name: str
+    description: str
+    build: Callable[[Any, str | None], tuple[nn.Module, dict]]  # (payload, which net) -> (net, info)
+    style: bool  # has a mapping network: spaces z, w, w+
+    framing: str  # how its training faces were cropped (see tlgan.align)
+
+
+class _Stub:
+    """An inert record for a pickled helper object (its attributes only; no code of its own)."""
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state if isinstance(state, dict) else {})
+
+
+def _stub(qualified: str) -> tuple[type, str]:
+    module, _, name = qualified.rpartition(".")
+    cls = type(name, (_Stub,), {"__module__": module, "__qualname__": name})
+    return cls, qualified
+
+
+# Objects a torch zip checkpoint of a known family may hold besides tensors.
+ZIP_STUBS = [_stub("models.utils.config.BaseConfig")]
+ZIP_SAFE = [*ZIP_STUBS, argparse.Namespace]
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """What a checkpoint file holds, read as data (torch zip or pickle); clear errors for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"generator checkpoint {path} does not exist")
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder; give the checkpoint file (.pkl or .pt) inside it")
+    if zipfile.is_zipfile(path):
+        try:
+            with torch.serialization.safe_globals(ZIP_SAFE):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises a mix of types for foreign or damaged zips
+            raise WeightsError(f"{path} is a torch zip file that tlgan cannot read safely: {e}".split("\n")[0]
+                               + ". Only plain tensors and the known config records are read") from e
+    return load_pickle(path)
+
+
+def recognise(payload: Any, path: str | Path = "the file") -> str:
+    """The family name of what ``read_checkpoint`` returned, from its content alone."""
+    if isinstance(payload, dict):
+        nets = [payload.get(k) for k in ("G_ema", "G")]
+        net = next((n for n in nets if isinstance(n, PersistentObject)), None)
+        if net is not None:
+            return "stylegan3" if "synthesis.input.freqs" in net.state_dict() else "stylegan2"
+        if "g_ema" in payload or "g" in payload:
+            return "rosinality"
+        if "avgG" in payload or "netG" in payload:
+            return "pgan"
+        keys = ", ".join(map(str, list(payload)[:8]))
+        raise WeightsError(f"{path} holds a dict with keys {keys}, which is no generator checkpoint tlgan knows "
+                           f"(families: {', '.join(families())}); force one with --family if it is one of them")
+    if isinstance(payload, (tuple, list)) and payload and all(isinstance(n, TFNetwork) for n in payload):
+        funcs = {n.build_func_name for n in payload}
+        if "G_paper" in funcs:
+            return "pggan-tf1"
+        raise WeightsError(f"{path} is a TF1 network pickle built by {', '.join(sorted(funcs))}; tlgan reads "
+                           "the PGGAN one (G_paper). For TF1 StyleGAN files, convert them to the PyTorch format "
+                           "with the stylegan2-ada-pytorch tools first")
+    raise WeightsError(f"{path} holds a {type(payload).__name__}, not a generator checkpoint tlgan knows "
+                       f"(families: {', '.join(families())})")
+
+
+@functools.cache
+def families() -> dict[str, Family]:
+    """Family name -> ``Family`` (built on first use: importing tlgan loads no network code)."""
+    from . import pggan, stylegan2, stylegan3
+
+    return {f.name: f for f in (
+        Family("stylegan2", "NVlabs StyleGAN2-ADA / stylegan3-repo StyleGAN2 pickle", stylegan2.build_nvlabs,
+               True, "ffhq"),
+        Family("stylegan3", "NVlabs StyleGAN3 pickle (configs T and R)", stylegan3.build_nvlabs, True, "ffhq"),
+        Family("rosinality", "rosinality stylegan2-pytorch .pt", stylegan2.build_rosinality, True, "ffhq"),
+        Family("pgan", "pytorch_GAN_zoo PGAN .pt (torch.hub celebAHQ layout)", pggan.build_gan_zoo, False,
+               "celebahq"),
+        Family("pggan-tf1", "TF1 PGGAN pickle (karras2018iclr), as TL-GAN loads it", pggan.build_tf1, False,
+               "celebahq"),
+    )}
+
+
+class CheckpointGenerator(Generator):
+    """A generator rebuilt from a user's checkpoint file, bound to one of its latent spaces.
+
+    Style-based families (a mapping network) offer ``z``, ``w`` and ``w+``;
+    ``truncation`` < 1 pulls every code toward the file's own average ``w``
+    (``w_avg`` / ``latent_avg``) in all three. PGGAN offers ``z`` only.
+    """
+
+    def __init__(self, net: nn.Module, family: Family, name: str, space: str = "z", truncation: float = 1.0,
+                 device: str | None = None, source: str | None = None, sha256: str | None = None,
+                 info: dict | None = None, precision: str = "auto") -> None:
+        super().__init__(device)
+        self.family = family
+        self.name = name
+        self.source, self.sha256 = source, sha256
+        self.info = dict(info or {})
+        self.framing = family.framing
+        self.spaces = ("z", "w", "w+") if family.style else ("z",)
+        if space not in self.spaces:
+            raise WeightsError(f"generator {name!r} ({family.name}) has no {space!r} latent space; it has: "
+                               f"{', '.join(self.spaces)}")
+        if not family.style and truncation != 1.0:
+            raise WeightsError(f"truncation needs a mapping network; {family.name} generators take truncation 1 only")
+        if not 0.0 <= truncation <= 2.0:
+            raise WeightsError(f"truncation must lie in [0, 2] (1 = none, 0.7 is usual); got {truncation}")
+        self.space, self.truncation = space, float(truncation)
+        self.net = net.eval().requires_grad_(False).to(self.device)
+        self.resolution = int(net.img_resolution)
+        self.num_ws = int(getattr(net, "num_ws", 1))
+        self._z_dim = int(net.z_dim)
+        self.latent_dim = self._z_dim if space == "z" else int(net.w_dim)
+        pixels = self.resolution ** 2
+        self.batch_size = max(1, min(self.batch_size, (self.batch_size * 64 * 64) // pixels))
+        self.half = precision == "fp16" or (precision == "auto" and self.device.type == "cuda" and family.style)
+        self._norms: dict[str, float] = {}
+
+    @property
+    def z_dim(self) -> int:
+        return self._z_dim
+
+    @torch.inference_mode()
+    def _map(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net.mapping(z, truncation_psi=self.truncation)
+
+    def codes_from_z(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, np.float32)
+        if self.space == "z":
+            return z
+        out = [self._map(torch.from_numpy(z[i:i + 4096]).to(self.device))[:, 0].float().cpu().numpy()
+               for i in range(0, len(z), 4096)]
+        return np.concatenate(out) if out else np.zeros((0, self.latent_dim), np.float32)
+
+    def synthesize(self, z: torch.Tensor) -> torch.Tensor:
+        if not self.family.style:
+            return self.net(z)
+        if self.space == "z":
+            ws = self._map(z)
+        elif z.ndim == 2:
+            ws = z[:, None, :].expand(-1, self.num_ws, -1)
+        else:
+            ws = z
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
+            return self.net.synthesis(ws, noise_mode="const").float()
+
+    def _style_space(self, space: str) -> LatentSpace:
+        if space not in self._norms:  # the mean distance of a sampled w from w_avg, on 1,000 fixed draws
+            z = torch.from_numpy(self.sample_z(1000, 0)).to(self.device)
+            w = self._map(z)[:, 0].float()
+            self._norms[space] = float((w - self.net.w_avg.float()).norm(dim=1).mean())
+        shape = (self.latent_dim,) if space == "w" else (self.num_ws, self.latent_dim)
+        norm = self._norms[space] * (np.sqrt(self.num_ws) if space == "w+" else 1.0)
+        return LatentSpace(space, shape, norm)
+
+    def first_layer_weight(self) -> np.ndarray | None:
+        """For SeFa: in w / w+ the stacked affine weights of every modulated layer; in z the first layer's."""
+        if self.space != "z" and self.family.style:
+            return torch.cat([w for _, w in self.net.style_weights()]).float().cpu().numpy()
+        weight = getattr(self.net, "first_layer_weight", None)
+        return np.asarray(weight()) if callable(weight) else None
+
+
+def open_checkpoint(path: str | Path, family: str | None = None, space: str = "z", truncation: float = 1.0,
+                    device: str | None = None, name: str | None = None, network: str | None = None,
+                    sha256: str | None = None, precision: str = "auto") -> CheckpointGenerator:
+    """Read ``path`` safely, rebuild its generator and bind it to ``space``.
+
+    ``family`` forces a family instead of recognising it; ``network`` picks
+    which network of a training snapshot (default: the averaged one,
+    ``G_ema`` / ``g_ema`` / ``avgG`` / ``Gs``).
+    """
+    from ..weights import sha256_of
+
+    path = Path(path)
+    payload = read_checkpoint(path)
+    fam_name = family or recognise(payload, path)
+    if fam_name not in families():
+        raise WeightsError(f"unknown generator family {fam_name!r}; known: {', '.join(families())}")
+    fam = families()[fam_name]
+    try:
+        net, info = fam.build(payload, network)
+    except WeightsError:
+        raise
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+        raise WeightsError(f"{path} does not hold a {fam_name} generator tlgan can rebuild "
+                           f"({type(e).__name__}: {e})") from e
+    digest = sha256 or sha256_of(path)
+    return CheckpointGenerator(net, fam, name or f"{path.stem}-{digest[:8]}", space, truncation, device,
+                               str(path.resolve()), digest, dict(info, family=fam_name), precision)
