@@ -291,3 +291,14 @@ def test_zoo_file_with_code_is_refused_without_running_it(tmp_path):
     with pytest.raises(WeightsError, match="evil.pt"):
         load_pgan(path)
     assert not marker.exists()
+
+
+def test_zoo_config_of_another_type_is_refused(tmp_path):
+    net = random_pggan(zoo_cfg(8, (8,)))
+    path = tmp_path / "odd.pt"
+    torch.save({"config": [1, 2], "avgG": zoo_state_dict(net)}, path)
+    with pytest.raises(WeightsError, match="not a PGAN BaseConfig"):
+        load_pgan(path)
+    torch.save({"config": zoo_fields(net), "avgG": zoo_state_dict(net)}, path)  # a plain dict is fine
+    z = np.random.default_rng(4).standard_normal((2, 8))
+    np.testing.assert_array_equal(run(load_pgan(path), z), run(net, z))

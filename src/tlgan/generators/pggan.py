@@ -27,7 +27,7 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +48,8 @@ class PGGANConfig:
     the output resolution is ``4 * 2**(len(channels) - 1)``. ``lod`` is the
     level of detail blended in at the top (0 = full resolution; a fraction
     cross-fades the last ToRGB with the upscaled previous one, as during a
-    fade-in; TF's ``lod`` variable, the zoo's ``alpha``).
+    fade-in; TF's ``lod`` variable, the zoo's ``alpha``). The module copies it
+    to its ``lod`` attribute, which may be changed after loading.
     """
 
     z_dim: int
@@ -445,13 +446,15 @@ def load_pgan(path: str | Path, network: str | None = None) -> PGGANGenerator:
     if name not in ("avgG", "netG") or name not in ckpt:
         raise WeightsError(f"{path} has no generator {name!r} (it has {sorted(k for k in ckpt if k != 'config')})")
     config = ckpt.get("config")
+    if config is not None and not isinstance(config, (_ZooConfig, dict)):
+        raise WeightsError(f"{path}: 'config' is a {type(config).__name__}, not a PGAN BaseConfig")
     fields = dict(vars(config)) if isinstance(config, _ZooConfig) else dict(config or {})
     state = _zoo_state(ckpt[name], path, name)
     try:
         cfg = zoo_config(fields, state)
         module = PGGANGenerator(cfg)
         module.load_state_dict({_zoo_param_name(k): v.float() for k, v in state.items()}, strict=True)
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
         raise WeightsError(f"{path}: {name} is not a PGAN generator this loader understands ({e})") from e
     module.info.update(format="pgan", network=name, lod=cfg.lod, channels=list(cfg.channels),
                        loss=fields.get("lossCriterion", "WGANGP"))
@@ -487,6 +490,6 @@ def random_pggan(cfg: PGGANConfig, seed: int = 0) -> PGGANGenerator:
     return module.eval().requires_grad_(False)
 
 
-__all__: Sequence[str] = [
+__all__ = [
     "PGGANConfig", "PGGANGenerator", "load_pgan", "load_pggan_tf1", "sniff_pgan", "sniff_pggan_tf1",
     "tf1_config", "tf1_variable_shapes", "zoo_config", "random_pggan", "pixel_norm", "upscale2d"]
