@@ -12,8 +12,9 @@ import torch
 from generator_fixtures import expected, fixture_file
 from pggan_writers import (he_constant, tf1_variables, write_pgan_zoo, write_pggan_tf1, zoo_fields,
                            zoo_state_dict)
+from tlgan.generators.checkpoints import read_checkpoint, recognise
 from tlgan.generators.pggan import (PGGANConfig, PGGANGenerator, load_pgan, load_pggan_tf1, random_pggan,
-                                    sniff_pgan, sniff_pggan_tf1, tf1_config, tf1_variable_shapes, upscale2d)
+                                    tf1_config, tf1_variable_shapes, upscale2d)
 from tlgan.weights import WeightsError
 
 ZOO = "pgan/pgan_public_32.pt"
@@ -70,14 +71,16 @@ def test_tf1_fixture_matches(network, key):
     assert (net.z_dim, net.img_resolution, net.img_channels) == (32, 32, 3)
 
 
-def test_sniffers_tell_the_layouts_apart(tmp_path):
-    zoo, tf1 = fixture_file(ZOO), fixture_file(TF1)
-    assert sniff_pgan(zoo) and not sniff_pgan(tf1)
-    assert sniff_pggan_tf1(tf1) and not sniff_pggan_tf1(zoo)
+def test_the_family_is_recognised_from_the_content(tmp_path):
+    for path, family in ((fixture_file(ZOO), "pgan"), (fixture_file(TF1), "pggan-tf1")):
+        renamed = tmp_path / f"model{path.suffix[::-1]}"  # the file name says nothing
+        renamed.write_bytes(path.read_bytes())
+        assert recognise(read_checkpoint(renamed)) == family
     other = tmp_path / "other.pt"
     torch.save({"g_ema": {"style.1.weight": torch.zeros(2)}}, other)
-    assert not sniff_pgan(other) and not sniff_pggan_tf1(other)
-    assert not sniff_pgan(tmp_path / "absent.pt") and not sniff_pggan_tf1(tmp_path / "absent.pkl")
+    assert recognise(read_checkpoint(other)) == "rosinality"
+    with pytest.raises(WeightsError, match="does not exist"):
+        read_checkpoint(tmp_path / "absent.pt")
 
 
 def test_first_layer_weight_is_the_applied_dense():
@@ -129,7 +132,7 @@ def test_tf1_round_trip(tmp_path, kwargs):
     cfg = tf1_config(kwargs)
     gs, g = random_pggan(cfg, seed=1), random_pggan(cfg, seed=2)
     path = write_pggan_tf1(tmp_path / "net.pkl", gs, kwargs, g=g)
-    assert sniff_pggan_tf1(path) and not sniff_pgan(path)
+    assert recognise(read_checkpoint(path)) == "pggan-tf1"
     z = np.random.default_rng(1).standard_normal((3, cfg.z_dim))
     loaded = load_pggan_tf1(path)
     assert (loaded.z_dim, loaded.img_resolution, loaded.img_channels) == (cfg.z_dim, cfg.resolution,
@@ -147,7 +150,7 @@ def test_zoo_round_trip(tmp_path, channels, z_dim, loss, slope):
     cfg = zoo_cfg(z_dim, channels, leaky_slope=slope, output_activation="tanh" if loss != "WGANGP" else None)
     avg, netg = random_pggan(cfg, seed=4), random_pggan(cfg, seed=5)
     path = write_pgan_zoo(tmp_path / "pgan.pt", avg, netg, zoo_fields(avg, loss=loss))
-    assert sniff_pgan(path) and not sniff_pggan_tf1(path)
+    assert recognise(read_checkpoint(path)) == "pgan"
     z = np.random.default_rng(2).standard_normal((3, z_dim))
     loaded = load_pgan(path)
     assert loaded.info["network"] == "avgG" and loaded.img_resolution == cfg.resolution
@@ -161,7 +164,7 @@ def test_zoo_without_avg_and_legacy_format_uses_netg(tmp_path):
     cfg = zoo_cfg(16, (16, 8, 8))
     netg = random_pggan(cfg, seed=6)
     path = write_pgan_zoo(tmp_path / "old.pt", None, netg, zoo_fields(netg), legacy=True)
-    assert sniff_pgan(path)
+    assert recognise(read_checkpoint(path)) == "pgan"
     loaded = load_pgan(path)
     assert loaded.info["network"] == "netG"
     z = np.random.default_rng(3).standard_normal((2, 16))

@@ -41,27 +41,20 @@ class Family:
 
     name: str
     description: str
-    build: Callable[[Any, str | None], tuple[nn.Module, dict]]  # (payload, which net) -> (net, info)
+    build: Callable[[Any, str | None], nn.Module]  # (what was read, which network) -> network with an ``info`` dict
     style: bool  # has a mapping network: spaces z, w, w+
     framing: str  # how its training faces were cropped (see tlgan.align)
 
 
-class _Stub:
-    """An inert record for a pickled helper object (its attributes only; no code of its own)."""
+def _zip_safe_globals() -> list:
+    """Objects a torch zip checkpoint of a known family may hold besides tensors, read as inert data."""
+    from .pggan import ZOO_CONFIG_GLOBAL, ZooConfig
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state if isinstance(state, dict) else {})
-
-
-def _stub(qualified: str) -> tuple[type, str]:
-    module, _, name = qualified.rpartition(".")
-    cls = type(name, (_Stub,), {"__module__": module, "__qualname__": name})
-    return cls, qualified
+    return [(ZooConfig, ZOO_CONFIG_GLOBAL), argparse.Namespace]
 
 
-# Objects a torch zip checkpoint of a known family may hold besides tensors.
-ZIP_STUBS = [_stub("models.utils.config.BaseConfig")]
-ZIP_SAFE = [*ZIP_STUBS, argparse.Namespace]
+#: how a pre-1.6 (non-zip) ``torch.save`` file begins: the pickled magic number 0x1950a86a20f9469cfc6c
+TORCH_LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 def read_checkpoint(path: str | Path) -> Any:
@@ -71,9 +64,11 @@ def read_checkpoint(path: str | Path) -> Any:
         raise WeightsError(f"generator checkpoint {path} does not exist")
     if path.is_dir():
         raise WeightsError(f"{path} is a folder; give the checkpoint file (.pkl or .pt) inside it")
-    if zipfile.is_zipfile(path):
+    with open(path, "rb") as fh:
+        head = fh.read(32)
+    if zipfile.is_zipfile(path) or TORCH_LEGACY_MAGIC in head:
         try:
-            with torch.serialization.safe_globals(ZIP_SAFE):
+            with torch.serialization.safe_globals(_zip_safe_globals()):
                 return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises a mix of types for foreign or damaged zips
             raise WeightsError(f"{path} is a torch zip file that tlgan cannot read safely: {e}".split("\n")[0]
@@ -222,7 +217,7 @@ def open_checkpoint(path: str | Path, family: str | None = None, space: str = "z
         raise WeightsError(f"unknown generator family {fam_name!r}; known: {', '.join(families())}")
     fam = families()[fam_name]
     try:
-        net, info = fam.build(payload, network)
+        net = fam.build(payload, network)
     except WeightsError:
         raise
     except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
@@ -230,4 +225,5 @@ def open_checkpoint(path: str | Path, family: str | None = None, space: str = "z
                            f"({type(e).__name__}: {e})") from e
     digest = sha256 or sha256_of(path)
     return CheckpointGenerator(net, fam, name or f"{path.stem}-{digest[:8]}", space, truncation, device,
-                               str(path.resolve()), digest, dict(info, family=fam_name), precision)
+                               str(path.resolve()), digest, dict(getattr(net, "info", {}), family=fam_name),
+                               precision)

@@ -24,7 +24,6 @@ space is z.
 from __future__ import annotations
 
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsError
-from .safe_pickle import TFNetwork, load_pickle
+from .safe_pickle import TFNetwork, load_pickle, record_class
 
 SQRT2 = math.sqrt(2.0)
 
@@ -322,8 +321,14 @@ def load_pggan_tf1(path: str | Path, network: str = "Gs", lod: float | None = No
     ``lod`` overrides the file's ``lod`` variable (0 = full resolution).
     The result's ``info`` says what was loaded.
     """
+    return build_tf1(load_pickle(path), network, lod, Path(path))
+
+
+def build_tf1(payload: Any, network: str | None = None, lod: float | None = None,
+              path: Path | str = "the file") -> PGGANGenerator:
+    """The generator of an already-read TF1 PGGAN pickle (see ``load_pggan_tf1``)."""
     path = Path(path)
-    net = _pick_tf_network(load_pickle(path), path, network)
+    net = _pick_tf_network(payload, path, network or "Gs")
     if net.build_func_name != "G_paper":
         raise WeightsError(f"{path}: network {net.name!r} is built by {net.build_func_name!r}, not G_paper; "
                            "it is not a PGGAN generator (StyleGAN TF pickles are a different family)")
@@ -351,31 +356,11 @@ def load_pggan_tf1(path: str | Path, network: str = "Gs", lod: float | None = No
     return module.eval().requires_grad_(False)
 
 
-def sniff_pggan_tf1(path: str | Path) -> bool:
-    """Whether ``path`` looks like a TF1 PGGAN pickle: a pickle naming ``tfutil.Network`` and ``G_paper``."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(1 << 20)
-    except OSError:
-        return False
-    return head[:1] == b"\x80" and b"tfutil" in head[:4096] and b"Network" in head[:4096] and b"G_paper" in head
-
-
 # --------------------------------------------------------------------------- pytorch_GAN_zoo checkpoints
 
-class _ZooConfig:
-    """Stand-in for ``models.utils.config.BaseConfig`` (a plain attribute bag): read as data, no repo code."""
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, dict):
-            raise TypeError("BaseConfig state is not a dict")
-        self.__dict__.update(state)
-
-
-_ZooConfig.__module__ = "models.utils.config"
-_ZooConfig.__qualname__ = _ZooConfig.__name__ = "BaseConfig"
-
 ZOO_CONFIG_GLOBAL = "models.utils.config.BaseConfig"
+#: ``models.utils.config.BaseConfig`` (a plain attribute bag) read as an inert record: no repo code needed
+ZooConfig = record_class(ZOO_CONFIG_GLOBAL)
 ZOO_ACTIVATIONS: dict[str, str | None] = {"WGANGP": None, "Logistic": None, "DCGAN": "tanh", "MSE": "tanh"}
 
 
@@ -432,13 +417,14 @@ def load_pgan(path: str | Path, network: str | None = None) -> PGGANGenerator:
     generator, as torch.hub uses) or ``"netG"``. The file is read with
     ``torch.load(weights_only=True)``; its pickled config maps to a stub.
     """
+    from .checkpoints import read_checkpoint
+
+    return build_gan_zoo(read_checkpoint(path), network, Path(path))
+
+
+def build_gan_zoo(ckpt: Any, network: str | None = None, path: Path | str = "the file") -> PGGANGenerator:
+    """The generator of an already-read pytorch_GAN_zoo checkpoint (see ``load_pgan``)."""
     path = Path(path)
-    try:
-        with torch.serialization.safe_globals([(_ZooConfig, ZOO_CONFIG_GLOBAL)]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for foreign/truncated files
-        raise WeightsError(f"cannot read {path} as a pytorch_GAN_zoo PGAN checkpoint ({type(e).__name__}: {e}); "
-                           "is the file complete, and is it a PGAN checkpoint?") from e
     if not isinstance(ckpt, dict) or not ({"netG", "avgG"} & set(ckpt)):
         raise WeightsError(f"{path} is not a pytorch_GAN_zoo PGAN checkpoint: expected a dict with 'netG'/'avgG', "
                            f"found {sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__}")
@@ -446,9 +432,9 @@ def load_pgan(path: str | Path, network: str | None = None) -> PGGANGenerator:
     if name not in ("avgG", "netG") or name not in ckpt:
         raise WeightsError(f"{path} has no generator {name!r} (it has {sorted(k for k in ckpt if k != 'config')})")
     config = ckpt.get("config")
-    if config is not None and not isinstance(config, (_ZooConfig, dict)):
+    if config is not None and not isinstance(config, (ZooConfig, dict)):
         raise WeightsError(f"{path}: 'config' is a {type(config).__name__}, not a PGAN BaseConfig")
-    fields = dict(vars(config)) if isinstance(config, _ZooConfig) else dict(config or {})
+    fields = dict(vars(config)) if isinstance(config, ZooConfig) else dict(config or {})
     state = _zoo_state(ckpt[name], path, name)
     try:
         cfg = zoo_config(fields, state)
@@ -459,25 +445,6 @@ def load_pgan(path: str | Path, network: str | None = None) -> PGGANGenerator:
     module.info.update(format="pgan", network=name, lod=cfg.lod, channels=list(cfg.channels),
                        loss=fields.get("lossCriterion", "WGANGP"))
     return module.eval().requires_grad_(False)
-
-
-def _torch_pickle_head(path: str | Path) -> bytes:
-    """The object pickle of a torch.save file: ``*/data.pkl`` of a zip, else the start of a legacy file."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                names = [n for n in zf.namelist() if n.endswith("data.pkl")]
-                return zf.read(names[0]) if names else b""
-        with open(path, "rb") as fh:
-            return fh.read(1 << 20)
-    except (OSError, zipfile.BadZipFile):
-        return b""
-
-
-def sniff_pgan(path: str | Path) -> bool:
-    """Whether ``path`` looks like a pytorch_GAN_zoo PGAN checkpoint (netG/avgG with a ``formatLayer``)."""
-    head = _torch_pickle_head(path)
-    return b"formatLayer.module.weight" in head and (b"avgG" in head or b"netG" in head)
 
 
 def random_pggan(cfg: PGGANConfig, seed: int = 0) -> PGGANGenerator:
@@ -491,5 +458,5 @@ def random_pggan(cfg: PGGANConfig, seed: int = 0) -> PGGANGenerator:
 
 
 __all__ = [
-    "PGGANConfig", "PGGANGenerator", "load_pgan", "load_pggan_tf1", "sniff_pgan", "sniff_pggan_tf1",
+    "PGGANConfig", "PGGANGenerator", "load_pgan", "load_pggan_tf1", "build_gan_zoo", "build_tf1",
     "tf1_config", "tf1_variable_shapes", "zoo_config", "random_pggan", "pixel_norm", "upscale2d"]

@@ -90,6 +90,21 @@ class TFNetwork:
         return OrderedDict((str(k), np.asarray(v)) for k, v in self.state.get("variables", []))
 
 
+class Record:
+    """An inert record for a pickled helper object: its attributes only, no behaviour of its own."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise UnsafePickleError(f"a pickled {type(self).__qualname__} has a state that is not a dict")
+        self.__dict__.update(state)
+
+
+def record_class(qualified_name: str) -> type:
+    """A ``Record`` subclass that pickle knows as ``qualified_name`` (for allow-listing a config class)."""
+    module, _, name = qualified_name.rpartition(".")
+    return type(name, (Record,), {"__module__": module, "__qualname__": name})
+
+
 def _reconstruct_persistent(meta: dict[str, Any]) -> PersistentObject:
     if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("state"), dict):
         raise UnsafePickleError("a torch_utils.persistence object in this pickle has an unexpected layout")
