@@ -156,7 +156,7 @@ def random_stylegan2(resolution: int = 32, z_dim: int = 32, w_dim: int = 32, *, 
 
 
 def stylegan2_entry(net: StyleGAN2) -> tuple[str, dict, dict[str, torch.Tensor]]:
-    """``(class_name, init_kwargs, state_dict)`` of a :func:`random_stylegan2` network for :func:`write_nvlabs_pickle`."""
+    """``(class_name, init_kwargs, state_dict)`` of a :func:`random_stylegan2` net, for :func:`write_nvlabs_pickle`."""
     return "Generator", net.nvlabs_init_kwargs, net.state_dict()
 
 

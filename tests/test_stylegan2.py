@@ -91,7 +91,8 @@ def _to_rosinality(net: StyleGAN2) -> dict[str, torch.Tensor]:
     """The rosinality key layout of a tlgan StyleGAN2 (the inverse of the loader's renaming, for tests)."""
     sd, out = net.state_dict(), {}
     for i in range(net.mapping.num_layers):
-        out[f"style.{i + 1}.weight"], out[f"style.{i + 1}.bias"] = sd[f"mapping.fc{i}.weight"], sd[f"mapping.fc{i}.bias"]
+        for kind in ("weight", "bias"):
+            out[f"style.{i + 1}.{kind}"] = sd[f"mapping.fc{i}.{kind}"]
     out["input.input"] = sd["synthesis.b4.const"][None]
     kernel = sd["synthesis.b4.resample_filter"] * 4
     layers = [("conv1", "synthesis.b4.conv1")]
@@ -231,7 +232,7 @@ def test_interface_style_weights_truncation_and_dtypes():
 
 
 def _zero_insert_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Zero-insertion 2x upsampling followed by a full (padding 2) convolution (a transposed convolution, spelled out)."""
+    """Zero-insertion 2x upsampling, then a full (padding 2) convolution: a transposed convolution spelled out."""
     up = torch.zeros(x.shape[0], x.shape[1], 2 * x.shape[2], 2 * x.shape[3])
     up[:, :, ::2, ::2] = x
     return torch.nn.functional.conv2d(up, w.flip([2, 3]), padding=2)[:, :, :-1, :-1]

@@ -191,7 +191,7 @@ class FullyConnectedLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.applied_weight().to(x.dtype)
-        b = self.bias
+        b: torch.Tensor | None = self.bias
         if b is not None:
             b = b.to(x.dtype)
             if self.bias_gain != 1:

@@ -34,6 +34,7 @@ from .ops import (FullyConnectedLayer, activation_gain, bias_act, check_activati
 from .safe_pickle import PersistentObject, load_pickle
 
 NOISE_MODES = ("const", "none", "random")
+Filter = Sequence[float] | torch.Tensor  # FIR taps (1-D, outer-producted) or a 2-D filter
 
 
 def stylegan2_channels(img_resolution: int, channel_base: int = 32768, channel_max: int = 512) -> dict[int, int]:
@@ -77,7 +78,7 @@ class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally 2x up), per-pixel noise, bias, activation with gain and clamp."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: int = 1,
-                 use_noise: bool = True, activation: str = "lrelu", resample_filter: Sequence[float] | torch.Tensor = (1, 3, 3, 1),
+                 use_noise: bool = True, activation: str = "lrelu", resample_filter: Filter = (1, 3, 3, 1),
                  conv_clamp: float | None = None, kernel_size: int = 3) -> None:
         super().__init__()
         self.resolution, self.up, self.use_noise = resolution, up, use_noise
@@ -127,7 +128,7 @@ class Conv2dLayer(nn.Module):
     """Equalized-lr convolution with optional 2x upsampling (the resnet skip path: 1x1, no bias)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True, up: int = 1,
-                 resample_filter: Sequence[float] | torch.Tensor = (1, 3, 3, 1)) -> None:
+                 resample_filter: Filter = (1, 3, 3, 1)) -> None:
         super().__init__()
         self.up, self.padding = up, kernel_size // 2
         self.register_buffer("resample_filter", setup_filter(resample_filter))
@@ -145,7 +146,7 @@ class SynthesisBlock(nn.Module):
     """One resolution: const input (4x4) or up-conv, a second conv, and ToRGB per ``architecture``."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
-                 is_last: bool, architecture: str = "skip", resample_filter: Sequence[float] | torch.Tensor = (1, 3, 3, 1),
+                 is_last: bool, architecture: str = "skip", resample_filter: Filter = (1, 3, 3, 1),
                  conv_clamp: float | None = None, use_noise: bool = True, activation: str = "lrelu") -> None:
         super().__init__()
         if architecture not in ("orig", "skip", "resnet"):
@@ -241,7 +242,7 @@ class StyleGAN2(nn.Module):
     def __init__(self, z_dim: int, w_dim: int, img_resolution: int, channels: Mapping[int, int],
                  img_channels: int = 3, mapping_layers: int = 8, mapping_layer_features: int | None = None,
                  mapping_lr_multiplier: float = 0.01, mapping_activation: str = "lrelu", architecture: str = "skip",
-                 conv_clamp: float | None = None, resample_filter: Sequence[float] | torch.Tensor = (1, 3, 3, 1),
+                 conv_clamp: float | None = None, resample_filter: Filter = (1, 3, 3, 1),
                  use_noise: bool = True, activation: str = "lrelu") -> None:
         super().__init__()
         check_activation(activation)
@@ -277,7 +278,7 @@ class StyleGAN2(nn.Module):
         return self.synthesis(self.mapping(z, truncation_psi, truncation_cutoff), noise_mode=noise_mode)
 
     def style_weights(self) -> list[tuple[int, torch.Tensor]]:
-        """(ws index, (channels, w_dim) affine weight as applied) for every modulated layer, ToRGB included, for SeFa."""
+        """(ws index, (channels, w_dim) affine weight as applied) of every modulated layer, ToRGB included (SeFa)."""
         out = []
         for path, i in self.synthesis.ws_index():
             layer = self.synthesis.get_submodule(path)
@@ -294,7 +295,7 @@ _MAPPING_KEYS = {"num_layers", "layer_features", "activation", "lr_multiplier", 
 _SYNTHESIS_KEYS = {"channel_base", "channel_max", "num_fp16_res", "conv_clamp", "architecture", "resample_filter",
                    "use_noise", "activation", "channels_last", "fp16_channels_last", "fused_modconv_default"}
 # constructor defaults that differ between the two NVlabs repositories
-_FLAVOUR_DEFAULTS = {
+_FLAVOUR_DEFAULTS: dict[str, dict[str, Any]] = {
     "stylegan2-ada": dict(conv_clamp=None, num_fp16_res=0),
     "stylegan3-repo": dict(conv_clamp=256, num_fp16_res=4),
 }
@@ -400,8 +401,10 @@ def _load_strict(model: StyleGAN2, state: Mapping[str, torch.Tensor], source: st
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except RuntimeError as e:
+        detail = " ".join(line.strip() for line in str(e).splitlines()[1:])
+        detail = detail[:400] + (" ..." if len(detail) > 400 else "")
         raise WeightsError(f"{source}: the weights do not fit the StyleGAN2 network its settings describe "
-                           f"({str(e).splitlines()[0]} ...); the file may be damaged or of another variant") from e
+                           f"({detail}); the file may be damaged or of another variant") from e
 
 
 def load_nvlabs_stylegan2(path: str | Path, network: str | None = None) -> StyleGAN2:
@@ -586,4 +589,4 @@ def _zip_pickle_strings(path: Path, limit: int = 4096) -> set[str] | None:
 def sniff_rosinality(path: str | Path) -> bool:
     """Whether ``path`` is a torch zip whose pickle names rosinality generator keys (cheap: tensors are not read)."""
     strings = _zip_pickle_strings(Path(path))
-    return bool(strings) and {"style.1.weight", "input.input", "to_rgb1.conv.weight"} <= strings
+    return strings is not None and {"style.1.weight", "input.input", "to_rgb1.conv.weight"} <= strings
