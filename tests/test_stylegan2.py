@@ -125,6 +125,13 @@ def test_rosinality_layout_round_trips_at_another_size(tmp_path):
     z = torch.randn(3, 48)
     with torch.no_grad():
         assert torch.equal(g(z, 0.6), net(z, 0.6))
+    old = {k: v for k, v in _to_rosinality(net).items() if not k.startswith("noises.")}
+    torch.save({"g_ema": old}, path)  # an early checkpoint: no stored noise, no latent_avg
+    g = load_rosinality(path)
+    assert "no noise" in g.info["noise_const"] and "mean of 4096" in g.info["truncation_centre"]
+    with torch.no_grad():
+        assert torch.equal(g(z, noise_mode="none"), net(z, noise_mode="none"))
+        assert torch.equal(g(z), load_rosinality(path)(z))
 
 
 CONFIGS = [

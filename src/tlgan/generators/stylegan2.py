@@ -487,7 +487,11 @@ def generator_from_rosinality(sd: Mapping[str, torch.Tensor], latent_avg: torch.
         state[f"{dst}.affine.bias"] = sd[f"{src}.conv.modulation.bias"]
         state[f"{dst}.noise_strength"] = sd[f"{src}.noise.weight"].reshape([])
         state[f"{dst}.bias"] = sd[f"{src}.activate.bias"]
-        state[f"{dst}.noise_const"] = sd[f"noises.noise_{noise}"].reshape(sd[f"noises.noise_{noise}"].shape[-2:])
+        const = sd.get(f"noises.noise_{noise}")
+        if const is None:  # files from before the repo stored its noise: a fixed draw keeps outputs reproducible
+            res = model.get_submodule(dst).resolution
+            const = torch.randn(res, res, generator=torch.Generator().manual_seed(noise))
+        state[f"{dst}.noise_const"] = const.reshape(const.shape[-2:])
 
     def to_rgb(src: str, dst: str) -> None:
         state[f"{dst}.weight"] = sd[f"{src}.conv.weight"][0]
@@ -515,7 +519,8 @@ def generator_from_rosinality(sd: Mapping[str, torch.Tensor], latent_avg: torch.
     _load_strict(model, state, source)
     if latent_avg is None:
         model.mapping.w_avg.copy_(mean_w(model))
-    model.info.update(format="rosinality",
+    model.info.update(format="rosinality", noise_const="from the file" if "noises.noise_0" in sd
+                      else "fixed draw (the file stores no noise)",
                       truncation_centre="latent_avg (from the file)" if latent_avg is not None
                       else "mean of 4096 mapped z (the file has no latent_avg)")
     return model.eval()
