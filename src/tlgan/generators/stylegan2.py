@@ -18,10 +18,7 @@ tlgan samples without labels.
 
 from __future__ import annotations
 
-import argparse
 import math
-import pickletools
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -413,7 +410,11 @@ def load_nvlabs_stylegan2(path: str | Path, network: str | None = None) -> Style
     ``network`` picks the snapshot entry; by default ``G_ema`` (the averaged
     generator the originals sample from), else ``G``.
     """
-    data = load_pickle(path)
+    return build_nvlabs(load_pickle(path), network, path)
+
+
+def build_nvlabs(data: Any, network: str | None = None, path: str | Path = "the file") -> StyleGAN2:
+    """The StyleGAN2 generator of an already-read NVlabs snapshot (see ``load_nvlabs_stylegan2``)."""
     if not isinstance(data, dict):
         raise WeightsError(f"{path} is a pickle but not an NVlabs network snapshot (a dict with G_ema/G)")
     names = [n for n, v in data.items() if isinstance(v, PersistentObject)]
@@ -426,23 +427,6 @@ def load_nvlabs_stylegan2(path: str | Path, network: str | None = None) -> Style
     model = generator_from_nvlabs(data[network], f"{path} [{network}]")
     model.info.update(network=network, truncation_centre="w_avg (from the file)")
     return model
-
-
-def sniff_nvlabs_stylegan2(path: str | Path) -> bool:
-    """Whether ``path`` is an NVlabs snapshot pickle whose generator is StyleGAN2 (reads it as data)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(1 << 20)
-    except OSError:
-        return False
-    if not head.startswith(b"\x80") or b"_reconstruct_persistent_obj" not in head:
-        return False
-    try:
-        data = load_pickle(path)
-    except WeightsError:
-        return False
-    return isinstance(data, dict) and is_nvlabs_stylegan2(data.get("G_ema", data.get("G")))
 
 
 # ---------------------------------------------------------------- rosinality
@@ -533,25 +517,21 @@ def mean_w(model: StyleGAN2, n: int = 4096, seed: int = 0) -> torch.Tensor:
     return model.mapping(z.to(model.w_avg.device))[:, 0].mean(0)
 
 
-def _torch_load(path: Path) -> Any:
-    """``torch.load`` with ``weights_only``; ``argparse.Namespace`` (train.py's ``args``) is the one class allowed."""
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, zipfile errors ... for a bad file
-        raise WeightsError(f"{path} could not be read as a torch checkpoint with weights_only=True "
-                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); tlgan does not run "
-                           "code from checkpoints, so a file that needs other classes is refused") from e
-
-
 def load_rosinality(path: str | Path, network: str = "g_ema", lr_mlp: float = 0.01) -> StyleGAN2:
     """Load a rosinality stylegan2-pytorch checkpoint (``convert_weight.py`` output or a ``train.py`` checkpoint).
 
     ``network`` is ``g_ema`` (default, the averaged generator) or ``g``; a bare
     generator state dict is accepted too. ``latent_avg`` becomes ``w_avg``.
     """
-    path = Path(path)
-    ck = _torch_load(path)
+    from .checkpoints import read_checkpoint
+
+    return build_rosinality(read_checkpoint(path), network, path, lr_mlp)
+
+
+def build_rosinality(ck: Any, network: str | None = None, path: str | Path = "the file",
+                     lr_mlp: float = 0.01) -> StyleGAN2:
+    """The generator of an already-read rosinality checkpoint (see ``load_rosinality``)."""
+    network = network or "g_ema"
     if not isinstance(ck, dict):
         raise WeightsError(f"{path} holds a {type(ck).__name__}, not a rosinality checkpoint dict")
     if "style.1.weight" in ck:
@@ -567,31 +547,3 @@ def load_rosinality(path: str | Path, network: str = "g_ema", lr_mlp: float = 0.
     model = generator_from_rosinality(sd, latent_avg, lr_mlp, f"{path} [{network}]")
     model.info.update(network=network)
     return model
-
-
-def _zip_pickle_strings(path: Path, limit: int = 4096) -> set[str] | None:
-    """Up to ``limit`` strings named in a torch zip checkpoint's ``data.pkl`` (opcodes only; nothing is unpickled)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
-            if name is None:
-                return None
-            raw = zf.read(name)
-    except (OSError, zipfile.BadZipFile):
-        return None
-    out: set[str] = set()
-    try:
-        for _, arg, _ in pickletools.genops(raw):
-            if isinstance(arg, str):
-                out.add(arg)
-                if len(out) >= limit:
-                    break
-    except Exception:  # a damaged pickle stream is simply not recognised
-        return None
-    return out
-
-
-def sniff_rosinality(path: str | Path) -> bool:
-    """Whether ``path`` is a torch zip whose pickle names rosinality generator keys (cheap: tensors are not read)."""
-    strings = _zip_pickle_strings(Path(path))
-    return strings is not None and {"style.1.weight", "input.input", "to_rgb1.conv.weight"} <= strings
