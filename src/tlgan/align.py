@@ -98,18 +98,17 @@ def anchor_points(landmarks: np.ndarray) -> np.ndarray:
 
 
 def similarity(src: np.ndarray, dst: np.ndarray, rotate: bool = True) -> np.ndarray:
-    """The 3x3 similarity (scale, rotation if ``rotate``, translation) mapping (K, 2) ``src`` onto ``dst``
-    in the least-squares sense (Umeyama, no reflection)."""
+    """The 3x3 similarity (scale, rotation, translation) mapping (K, 2) ``src`` onto ``dst`` in the
+    least-squares sense (Umeyama, no reflection). ``rotate=False`` drops the rotation about the centroids,
+    keeping the scale: an upright crop of a tilted face keeps the face's size and position."""
     src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
     ms, md = src.mean(0), dst.mean(0)
     a, b = src - ms, dst - md
-    if rotate:
-        # complex form: dst ~ z * src with z = s * e^{i theta}
-        za, zb = a[:, 0] + 1j * a[:, 1], b[:, 0] + 1j * b[:, 1]
-        z = (np.conj(za) @ zb) / (np.conj(za) @ za).real
-        m = np.array([[z.real, -z.imag], [z.imag, z.real]])
-    else:
-        m = np.eye(2) * (a * b).sum() / (a * a).sum()
+    # complex form: dst ~ z * src with z = s * e^{i theta}
+    za, zb = a[:, 0] + 1j * a[:, 1], b[:, 0] + 1j * b[:, 1]
+    z = (np.conj(za) @ zb) / (np.conj(za) @ za).real
+    z = z if rotate else abs(z)
+    m = np.array([[z.real, -z.imag], [z.imag, z.real]])
     out = np.eye(3)
     out[:2, :2], out[:2, 2] = m, md - m @ ms
     return out
@@ -278,3 +277,23 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(canvas, im)
     return np.asarray(im.convert("RGB"))
+
+
+def align_photo(photo: str | Path | np.ndarray, framing: str | Framing = "ffhq", size: int = 256,
+                rotate: bool = True, device: str | None = None) -> tuple[np.ndarray, Aligned]:
+    """Load (if a path) a photo, find its largest face and align it: the RGB photo and the ``Aligned`` crop.
+
+    Detection sees a 256-px copy of the photo; the mesh and the crop read the original pixels.
+    """
+    from .extractors.detect import MIN_SCORE, detect_faces, face_landmarks
+
+    image = load_photo(photo) if not isinstance(photo, np.ndarray) else photo
+    name = str(photo) if not isinstance(photo, np.ndarray) else "the picture"
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise PhotoError(f"{name} is too small ({image.shape[1]}x{image.shape[0]}); "
+                         f"a face needs at least {MIN_SIDE} px a side")
+    faces = detect_faces(image, MIN_SCORE, device)
+    marks = face_landmarks(image, faces[:1], device) if faces else None
+    if marks is None or marks.face_prob[0] <= 0.5:
+        raise PhotoError(f"no face found in {name}; try a photo where the face is larger / frontal")
+    return image, align_face(image, marks.points[0], framing, size, rotate)

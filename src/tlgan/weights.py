@@ -125,6 +125,13 @@ MODELS: dict[str, Model] = {
             oracle=True,
         ),
         Model(
+            "human-test-photos",
+            (WeightFile(HUMAN, "package/assets/screenshot-facedetect.jpg",
+                        "f5310f98bc9d6db7f1d4073b323ded78969b30941de24f48fb1579c7d9ce6e58"),),
+            "test pictures: real photos (five portraits in a row) from human's assets",
+            oracle=True,
+        ),
+        Model(
             "facemesh-tflite",
             (WeightFile(MEDIAPIPE, "mediapipe/modules/face_landmark/face_landmark.tflite",
                         "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"),),

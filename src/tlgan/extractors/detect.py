@@ -218,17 +218,23 @@ class Landmarks:
 
 def face_landmarks(image: np.ndarray, detections: list[Detection], device: str | None = None,
                    mesh: FaceMesh | None = None) -> Landmarks:
-    """The 468-point mesh of each detected face (both FaceMesh passes) in the picture's pixels.
+    """The 468-point mesh of each detected face in one picture (see ``landmarks_of``)."""
+    return landmarks_of([image] * len(detections), detections, device, mesh)
 
-    Each face is cut from the original picture as a square of ``MESH_CROP`` times its box, resampled to
-    ``MESH_INPUT`` px, and the mesh's landmarks are mapped back by that crop's scale and offset.
+
+def landmarks_of(images: list[np.ndarray], detections: list[Detection], device: str | None = None,
+                 mesh: FaceMesh | None = None) -> Landmarks:
+    """The 468-point mesh (both FaceMesh passes) of ``detections[k]`` in ``images[k]``, in that picture's pixels.
+
+    Each face is cut from its original picture as a square of ``MESH_CROP`` times its box, resampled to
+    ``MESH_INPUT`` px (so huge pictures cost no more than small ones), and the mesh's landmarks are mapped
+    back by that crop's scale and offset. All crops go through the mesh as one batch.
     """
-    _check(image)
     if not detections:
         return Landmarks(np.zeros((0, 468, 3)), np.zeros(0))
     mesh = mesh or _mesh(device)
     frames = [square_around(d.box, MESH_CROP) for d in detections]
-    crops = np.stack([crop_square(image, cx, cy, side, MESH_INPUT) for cx, cy, side in frames])
+    crops = np.stack([crop_square(_check(im), cx, cy, side, MESH_INPUT) for im, (cx, cy, side) in zip(images, frames)])
     res = mesh(torch.from_numpy(crops))
     pts = res.landmarks.numpy().astype(np.float64)
     k = np.array([side / MESH_INPUT for _, _, side in frames])[:, None, None]
