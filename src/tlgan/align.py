@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MIN_SIDE = 32
@@ -154,7 +155,7 @@ def crop_transform(points: np.ndarray, framing: str | Framing, size: int, rotate
     return out
 
 
-def apply(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+def apply(transform: np.ndarray, points: ArrayLike) -> np.ndarray:
     """Map (..., 2) points through a 3x3 affine transform."""
     p = np.asarray(points, np.float64)
     return p @ transform[:2, :2].T + transform[:2, 2]
@@ -180,14 +181,14 @@ def warp(source: np.ndarray, transform: np.ndarray, size: tuple[int, int], mode:
     sh, sw = source.shape[:2]
     sy0, sx0 = min(max(y0, 0), sh - 1), min(max(x0, 0), sw - 1)
     sy1, sx1 = max(min(y1, sh), sy0 + 1), max(min(x1, sw), sx0 + 1)
-    pads = [(sy0 - y0, y1 - sy1), (sx0 - x0, x1 - sx1)] + [(0, 0)] * (source.ndim - 2)
-    region = np.pad(source[sy0:sy1, sx0:sx1], pads, mode=mode)
+    pads = [(int(sy0 - y0), int(y1 - sy1)), (int(sx0 - x0), int(x1 - sx1))] + [(0, 0)] * (source.ndim - 2)
+    region = np.pad(source[sy0:sy1, sx0:sx1], pads, mode=mode)  # type: ignore[call-overload]
     move = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
     img = Image.fromarray(region)
     if s > 1.5:  # shrink to about one source pixel per output pixel
         rw, rh = max(1, round(img.width / s)), max(1, round(img.height / s))
         move = np.diag([rw / img.width, rh / img.height, 1.0]) @ move
-        img = img.resize((rw, rh), Image.BILINEAR, reducing_gap=3.0)
+        img = img.resize((rw, rh), Image.Resampling.BILINEAR, reducing_gap=3.0)
     m = move @ transform
     out = img.transform((w, h), Image.Transform.AFFINE, tuple(m[:2].ravel()), Image.Resampling.BICUBIC)
     return np.asarray(out)
@@ -251,8 +252,7 @@ def load_photo(path: str | Path, min_side: int = MIN_SIDE, max_side: int = MAX_S
             if min(w, h) < min_side:
                 raise PhotoError(f"{name} is too small ({w}x{h}); a face needs at least {min_side} px a side")
             im.load()
-            im = ImageOps.exif_transpose(im)
-            return _to_rgb(im)
+            return _to_rgb(ImageOps.exif_transpose(im))
     except FileNotFoundError as e:
         raise PhotoError(f"{name} does not exist") from e
     except UnidentifiedImageError as e:

@@ -105,7 +105,7 @@ def letterbox(image: np.ndarray) -> tuple[np.ndarray, float, tuple[float, float]
     h, w = image.shape[:2]
     scale = SIZE / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR, reducing_gap=3.0))
+    small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=3.0))
     out = np.zeros((SIZE, SIZE, 3), np.uint8)
     ox, oy = (SIZE - nw) // 2, (SIZE - nh) // 2
     out[oy:oy + nh, ox:ox + nw] = small
@@ -148,8 +148,8 @@ class FaceDetector:
             offset = np.array([ox, oy], np.float32)
             found = []
             for k in (hit[i] for i in nms(boxes[hit], scores[hit], iou_threshold)):
-                box = (boxes[k].reshape(2, 2) - offset) / scale
-                found.append(Detection(tuple(float(v) for v in box.ravel()), float(scores[k]),
+                x0, y0, x1, y1 = ((boxes[k].reshape(2, 2) - offset) / scale).ravel().tolist()
+                found.append(Detection((x0, y0, x1, y1), float(scores[k]),
                                        ((keypoints[k] - offset) / scale).astype(np.float64)))
             result.append(sorted(found, key=lambda d: -d.size))
         return result
@@ -204,7 +204,7 @@ def crop_square(image: np.ndarray, cx: float, cy: float, side: float, size: int)
     sy1, sx1 = max(min(iy1, h), sy0 + 1), max(min(ix1, w), sx0 + 1)
     region = np.pad(image[sy0:sy1, sx0:sx1], ((sy0 - iy0, iy1 - sy1), (sx0 - ix0, ix1 - sx1), (0, 0)), mode="edge")
     box = (x0 - ix0, y0 - iy0, x0 - ix0 + side, y0 - iy0 + side)
-    return np.asarray(Image.fromarray(region).resize((size, size), Image.BILINEAR, box=box, reducing_gap=3.0))
+    return np.asarray(Image.fromarray(region).resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0))
 
 
 @dataclass(frozen=True)

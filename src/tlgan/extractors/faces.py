@@ -20,6 +20,8 @@ is padded or zoomed), ``framing="digiface"`` never. Where no face is detected,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -29,6 +31,9 @@ from .geometry import head_pose, mouth_eyes_smile, skin_and_background
 from .human import HUMAN_EMOTION_LABELS, FaceMesh, FaceRes, HumanEmotion
 from .keras_h5 import FER_LABELS, FerEmotion
 from .learned import shipped_probe
+
+if TYPE_CHECKING:
+    from .detect import FaceDetector
 
 EXPRESSIONS = ("happy", "surprise", "neutral", "sad", "angry")
 FACE_THRESHOLD = 0.5
@@ -67,7 +72,7 @@ class FacesExtractor(Extractor):
         if framing not in FRAMINGS:
             raise ValueError(f"unknown framing {framing!r}; choose one of {', '.join(FRAMINGS)}")
         self.framing, self.crop_size = framing, crop_size
-        self._detector = None  # loaded on first use: the DigiFace path needs no detector weights
+        self._detector: FaceDetector | None = None  # loaded on first use: the DigiFace path needs no detector weights
         dev = str(self.device)
         self.res = FaceRes(dev)
         self.mesh = FaceMesh(dev)
@@ -102,11 +107,11 @@ class FacesExtractor(Extractor):
         if self._detector is None:
             self._detector = FaceDetector(str(self.device))
         pics = list(images.cpu().numpy())
-        found = [d[0] if d else None for d in self._detector(pics, DETECT_THRESHOLD)]
-        hit = [i for i, d in enumerate(found) if d is not None]
+        found = self._detector(pics, DETECT_THRESHOLD)
+        hit = [i for i, d in enumerate(found) if d]
         crops = np.zeros((len(pics), self.crop_size, self.crop_size, 3), np.uint8)
-        if hit:
-            marks = landmarks_of([pics[i] for i in hit], [found[i] for i in hit], mesh=self.mesh)
+        if hit:  # the largest face of each picture
+            marks = landmarks_of([pics[i] for i in hit], [found[i][0] for i in hit], mesh=self.mesh)
             for i, pts in zip(hit, anchor_points(marks.points)):
                 t = crop_transform(pts, "digiface", self.crop_size, rotate=False)
                 crops[i] = warp(pics[i], t, (self.crop_size, self.crop_size), mode="edge")
