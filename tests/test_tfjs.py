@@ -204,6 +204,28 @@ def test_layout_sensitive_ops_and_inplace_safety(tmp_path: Path) -> None:
     np.testing.assert_array_equal(xt.numpy(), x)
 
 
+def test_free_batch_runs_a_batch_of_one_graph_on_any_batch(tmp_path: Path) -> None:
+    """A graph exported for batch 1 (input [1, ...], Reshape to [1, ...]) runs each example alike."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3, 4, 4, 2)).astype(np.float32)
+    k = rng.normal(size=(3, 3, 2, 4)).astype(np.float32)
+    nodes: list[dict[str, Any]] = [
+        {"name": "c", "op": "Conv2D", "input": ["x", "k"], "attr": _conv_attrs("SAME", 2)},
+        {"name": "p", "op": "Pad", "input": ["c", "pads"]},  # channel padding, as BlazeFace does
+        {"name": "y", "op": "Reshape", "input": ["p", "shape"]},
+    ]
+    consts = {"k": k, "pads": np.array([[0, 0], [0, 0], [0, 0], [0, 2]], np.int32),
+              "shape": np.array([1, 4, 6], np.int32)}
+    path = _write_graph(tmp_path, [1, 4, 4, 2], nodes, consts)
+    with pytest.raises(ValueError, match="must have NHWC shape"):
+        TFJSGraph(path, "cpu")(torch.from_numpy(x))
+    graph = TFJSGraph(path, "cpu", free_batch=True)
+    got = graph(torch.from_numpy(x))["y"].numpy()
+    want = np.pad(_ref_conv(x, k, "SAME", 2), [[0, 0], [0, 0], [0, 0], [0, 2]]).reshape(3, 4, 6)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(graph(torch.from_numpy(x[1:2]))["y"].numpy(), want[1:2], atol=1e-5)
+
+
 def test_fused_matmul_and_quantized_weights(tmp_path: Path) -> None:
     """float16 and uint8-affine weights dequantize as TF.js does (q * scale + min)."""
     rng = np.random.default_rng(4)

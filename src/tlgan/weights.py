@@ -100,6 +100,12 @@ MODELS: dict[str, Model] = {
             "468-point face mesh and face flag (TF.js graph)",
         ),
         Model(
+            "blazeface",
+            _human("blazeface", "cd7bbfc078270572beb39f9e5ae67aadbd50b5e67cff37e6d4f6b3ea39312e5f",
+                   "dc9a97fdc50bc43216554bdd69aa3e7b9361a519ee7bdd996a2f69a98a6f9b72"),
+            "BlazeFace face detector, 256x256 input: boxes and 6 keypoints (TF.js graph)",
+        ),
+        Model(
             "human-emotion",
             _human("emotion", "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2",
                    "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987"),
@@ -116,6 +122,13 @@ MODELS: dict[str, Model] = {
             (WeightFile(FER, "fer/data/emotion_model_quantized.tflite",
                         "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559"),),
             "test oracle: fer's own TFLite copy of the expression net",
+            oracle=True,
+        ),
+        Model(
+            "human-test-photos",
+            (WeightFile(HUMAN, "package/assets/screenshot-facedetect.jpg",
+                        "f5310f98bc9d6db7f1d4073b323ded78969b30941de24f48fb1579c7d9ce6e58"),),
+            "test pictures: real photos (five portraits in a row) from human's assets",
             oracle=True,
         ),
         Model(

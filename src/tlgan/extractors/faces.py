@@ -6,21 +6,40 @@ It combines real pretrained networks that ship in registry packages:
 and locate the skin and the background in the pixels. Where the mesh finds no
 face, every feature but ``face_found`` is NaN: those samples are left out of
 fitting rather than silently mislabelled.
+
+Framing: the models see faces the way the bundled DCGAN frames them (a
+tight 64-px DigiFace crop). ``framing="auto"`` (the default) takes 64x64
+pictures as such crops and labels them as they are; any other size is
+searched with the BlazeFace detector, the largest face is meshed and cut out
+at ``crop_size`` px with the DigiFace template (``align.FRAMINGS["digiface"]``,
+axis-aligned so head roll stays measurable), and that crop is labelled.
+``framing="detect"`` does this for every picture (a 64-px picture whose face
+is padded or zoomed), ``framing="digiface"`` never. Where no face is detected,
+``face_found`` is 0 and the rest NaN.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
+from ..align import anchor_points, crop_transform, warp
 from . import EXTRACTORS, Extractor, Feature
 from .geometry import head_pose, mouth_eyes_smile, skin_and_background
 from .human import HUMAN_EMOTION_LABELS, FaceMesh, FaceRes, HumanEmotion
 from .keras_h5 import FER_LABELS, FerEmotion
 from .learned import shipped_probe
 
+if TYPE_CHECKING:
+    from .detect import FaceDetector
+
 EXPRESSIONS = ("happy", "surprise", "neutral", "sad", "angry")
 FACE_THRESHOLD = 0.5
+DETECT_THRESHOLD = 0.3  # BlazeFace score; low because the mesh's face flag on the crop confirms the face
+FRAMINGS = ("auto", "digiface", "detect")
+DIGIFACE_SIZE = 64
 # eyeglasses, hat, beard: logistic probes on the faceres descriptor, from hand labels (docs/own-features.md)
 SHIPPED_PROBES = shipped_probe()
 
@@ -47,8 +66,13 @@ class FacesExtractor(Extractor):
     name = "faces"
     features = FEATURES
 
-    def __init__(self, device: str | None = None, expressions: str = "fer") -> None:
+    def __init__(self, device: str | None = None, expressions: str = "fer", framing: str = "auto",
+                 crop_size: int = 224) -> None:
         super().__init__(device)
+        if framing not in FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}; choose one of {', '.join(FRAMINGS)}")
+        self.framing, self.crop_size = framing, crop_size
+        self._detector: FaceDetector | None = None  # loaded on first use: the DigiFace path needs no detector weights
         dev = str(self.device)
         self.res = FaceRes(dev)
         self.mesh = FaceMesh(dev)
@@ -60,7 +84,42 @@ class FacesExtractor(Extractor):
             raise ValueError(f"unknown expression model {expressions!r}; choose 'fer' or 'human'")
         self._expr_columns = [labels.index(e) for e in EXPRESSIONS]
 
+    def needs_detection(self, images: torch.Tensor) -> bool:
+        """Whether these pictures go through the detector (see the module docstring)."""
+        if self.framing != "auto":
+            return self.framing == "detect"
+        return tuple(images.shape[1:3]) != (DIGIFACE_SIZE, DIGIFACE_SIZE)
+
     def extract(self, images: torch.Tensor) -> np.ndarray:
+        if not self.needs_detection(images):
+            return self._label(images)
+        crops, detected = self.align(images)
+        out = self._label(crops)
+        out[~detected, 0] = 0.0
+        out[~detected, 1:] = np.nan
+        return out
+
+    def align(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """The largest face of each picture cut out in the DigiFace framing at ``crop_size`` px
+        (black where none was detected), and whether one was detected."""
+        from .detect import FaceDetector, landmarks_of
+
+        if self._detector is None:
+            self._detector = FaceDetector(str(self.device))
+        pics = list(images.cpu().numpy())
+        found = self._detector(pics, DETECT_THRESHOLD)
+        hit = [i for i, d in enumerate(found) if d]
+        crops = np.zeros((len(pics), self.crop_size, self.crop_size, 3), np.uint8)
+        if hit:  # the largest face of each picture
+            marks = landmarks_of([pics[i] for i in hit], [found[i][0] for i in hit], mesh=self.mesh)
+            for i, pts in zip(hit, anchor_points(marks.points)):
+                t = crop_transform(pts, "digiface", self.crop_size, rotate=False)
+                crops[i] = warp(pics[i], t, (self.crop_size, self.crop_size), mode="edge")
+        detected = np.zeros(len(pics), bool)
+        detected[hit] = True
+        return torch.from_numpy(crops).to(images.device), detected
+
+    def _label(self, images: torch.Tensor) -> np.ndarray:
         mesh = self.mesh(images)
         landmarks = mesh.landmarks.numpy().astype(np.float64)
         found = mesh.face_prob.numpy() > FACE_THRESHOLD
@@ -80,13 +139,23 @@ class FacesExtractor(Extractor):
         return out
 
     def descriptor(self, images: torch.Tensor) -> np.ndarray:
-        """The faceres 1024-d face descriptor, for identity comparisons."""
+        """The faceres 1024-d face descriptor, for identity comparisons (same framing rule as ``extract``)."""
+        if self.needs_detection(images):
+            images = self.align(images)[0]
         return self.res(images).descriptor.numpy()
 
 
 @EXTRACTORS.register("faces", "gender, age, 5 expressions, head pose, mouth, eyes, smile, skin and background")
 def _faces(device: str | None = None) -> FacesExtractor:
     return FacesExtractor(device)
+
+
+@EXTRACTORS.register("faces-detect", "as `faces`, but every picture's face is detected and aligned first "
+                                     "(faces of any framing and size)")
+def _faces_detect(device: str | None = None) -> FacesExtractor:
+    extractor = FacesExtractor(device, framing="detect")
+    extractor.name = "faces-detect"
+    return extractor
 
 
 @EXTRACTORS.register("faces-human-emotion", "as `faces`, with human's expression net instead of fer's")

@@ -282,11 +282,17 @@ class TFJSGraph:
     with ``nchw=True`` (saves a layout copy when the caller already has it),
     and returns ``{output name: tensor}`` in TF layout. Output names are node
     names without ``:0``; by default the model signature's outputs.
+
+    ``free_batch``: the graph was exported with a fixed batch of one (input
+    shape ``[1, ...]``, ``Reshape`` to ``[1, ...]``) but computes each example
+    on its own, as convolutional detectors do; accept any batch size and give
+    those reshapes the batch size of the run.
     """
 
     def __init__(self, json_path: str | Path, device: str | torch.device | None = None,
-                 outputs: Sequence[str] | None = None, model: str | None = None) -> None:
+                 outputs: Sequence[str] | None = None, model: str | None = None, free_batch: bool = False) -> None:
         self.path = Path(json_path)
+        self.free_batch = free_batch
         self.device = resolve_device(None if device is None else str(device))
         try:
             spec = json.loads(self.path.read_text())
@@ -306,9 +312,9 @@ class TFJSGraph:
 
     @classmethod
     def from_model(cls, model: str, filename: str, device: str | torch.device | None = None,
-                   outputs: Sequence[str] | None = None) -> TFJSGraph:
+                   outputs: Sequence[str] | None = None, free_batch: bool = False) -> TFJSGraph:
         """Load a graph of a catalogued model from the verified weights cache."""
-        return cls(path_of(model, filename), device=device, outputs=outputs, model=model)
+        return cls(path_of(model, filename), device=device, outputs=outputs, model=model, free_batch=free_batch)
 
     @staticmethod
     def _signature_outputs(spec: dict, nodes: dict[str, dict]) -> list[str]:
@@ -495,7 +501,7 @@ class TFJSGraph:
                 fn = lambda x: F.pad(x, flat)
         elif op == "Reshape":
             shape = [int(s) for s in const(1).reshape(-1).tolist()]
-            fn = _reshape(shape, rank)
+            fn = _reshape(shape, rank, self.free_batch and len(shape) > 1 and shape[0] == 1)
             rank = len(shape)
         else:
             raise UnsupportedOpError(f"TF.js op {op!r} (node {name!r}) is not supported by this executor")
@@ -533,7 +539,8 @@ class TFJSGraph:
             t = t.to(self.device, torch.float32)
             want = self.input_shapes[name]
             shape = list(t.shape) if not (nchw and t.ndim == 4) else [t.shape[0], *t.shape[2:], t.shape[1]]
-            if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(want, shape)):
+            free = [-1, *want[1:]] if self.free_batch and want else want
+            if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(free, shape)):
                 raise ValueError(f"{self.path.name} input {name!r} must have NHWC shape {want}, got {shape}")
             env[name] = _channels_last(t if nchw else t.permute(0, 3, 1, 2)) if t.ndim == 4 else t
         with _exact_fp32(self.device):
@@ -611,10 +618,11 @@ def _pool(kernel: tuple[int, int], stride: tuple[int, int],
     return lambda x: _max_pool(x, kernel, stride, padding)
 
 
-def _reshape(shape: list[int], rank: int) -> Callable[[Tensor], Tensor]:
+def _reshape(shape: list[int], rank: int, per_example: bool = False) -> Callable[[Tensor], Tensor]:
+    """TF Reshape of a (NCHW-planned) tensor; ``per_example``: the leading 1 is the run's batch size."""
     def run(x: Tensor) -> Tensor:
         if rank == 4:
             x = x.permute(0, 2, 3, 1)
-        y = x.reshape(shape)
+        y = x.reshape([x.shape[0], *shape[1:]] if per_example else shape)
         return y.permute(0, 3, 1, 2) if len(shape) == 4 else y
     return run
