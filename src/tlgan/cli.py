@@ -12,25 +12,33 @@ import click
 import numpy as np
 
 from . import __version__, weights
-from .axes import AxesError
-from .fit import METHODS, FitError
-from .registry import UnknownNameError
-from .sample import RunError
+from .errors import InputError, TLGANError
+from .fit import METHODS
 
 DEFAULT_GENERATOR = "digiface-dcgan"
 DEFAULT_EXTRACTOR = "faces"
 DEFAULT_OUT = Path("runs/demo")
-KNOWN_ERRORS = (weights.WeightsError, RunError, AxesError, FitError, UnknownNameError, ValueError)
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("debug"))
 
 
 def friendly(fn):
-    """Turn the library's known errors into a one-line message and exit code 1, not a traceback."""
+    """Show tlgan's own errors (:class:`~tlgan.errors.TLGANError`) as a one-line message and exit code 1.
+
+    Any other exception is a bug and raises with its traceback; ``tlgan --debug CMD``
+    shows the traceback of tlgan's own errors too.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except KNOWN_ERRORS as e:
+        except TLGANError as e:
+            if _debug():
+                raise
             raise click.ClickException(str(e)) from e
         except KeyboardInterrupt:
             click.echo("\ninterrupted; rerun the same command to continue where it stopped", err=True)
@@ -51,7 +59,8 @@ device_option = click.option("--device", default="auto", show_default=True,
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tlgan")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of tlgan's own errors too (others always show it).")
+def main(debug: bool) -> None:
     """Transparent latent-space control of pretrained GANs.
 
     \b
@@ -270,7 +279,7 @@ def _latent(editor, seed: int, latent: Path | None) -> np.ndarray:
     try:
         z = np.load(latent, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read latent file {latent} (expected a .npy array): {e}") from e
+        raise InputError(f"cannot read latent file {latent} (expected a .npy array): {e}") from e
     return editor.generator.check_latents(z).numpy()[0]
 
 
@@ -595,8 +604,9 @@ def train_extractor_cmd(name, label_files, celeba, csv_folder, features, rename,
         else:
             try:
                 box = tuple(float(v) for v in crop.split(","))
-                assert len(box) == 3 and all(0 <= v <= 1 for v in box)
-            except (ValueError, AssertionError):
+            except ValueError:
+                box = ()
+            if len(box) != 3 or not all(0 <= v <= 1 for v in box):
                 raise click.BadParameter(f"{crop!r}: digiface, center or three fractions X0,Y0,SIDE",
                                          param_hint="--crop")
         wanted = None

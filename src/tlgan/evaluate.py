@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .axes import Axes
+from .errors import InputError
 from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, retained
 
 HELDOUT_OFFSET = 1_000_003
@@ -374,7 +375,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
         axes.index(r)
     distances = [float(d) for d in distances]
     if not distances or min(distances) <= 0:
-        raise ValueError(f"distances must be positive numbers, got {distances}")
+        raise InputError(f"distances must be positive numbers, got {distances}")
     n = len(held.z)
     lock_n = min(lock_n or n, n)
     identity_n = min(identity_n, n) if scorer.has_descriptor and held.descriptors is not None else 0
@@ -583,12 +584,12 @@ def compare_finders(run, finders: Sequence[str], generator, extractor, n: int = 
     names = [f.name for f in feats]
     measured = [f.name for f in extractor.features]
     if not set(names) <= set(measured):
-        raise ValueError(f"extractor {extractor.name!r} does not measure the run's features "
+        raise InputError(f"extractor {extractor.name!r} does not measure the run's features "
                          f"{', '.join(sorted(set(names) - set(measured)))}; relabel the run or pick its extractor")
     chosen = list(features) if features else [f for f in names if f != FOUND]
     unknown = [f for f in chosen if f not in names]
     if unknown:
-        raise ValueError(f"unknown feature(s) {', '.join(unknown)}; the run's labels have: {', '.join(names)}")
+        raise InputError(f"unknown feature(s) {', '.join(unknown)}; the run's labels have: {', '.join(names)}")
     scorer = Scorer(generator, extractor)
     seed = heldout_seed(meta["seed"])
     log(f"held-out latents: {n} from seed {seed} (run seed {meta['seed']} + {HELDOUT_OFFSET})")

@@ -33,12 +33,13 @@ from .fit import MIN_SAMPLES, FitError, fit_axes
 from .generators import Generator
 from .registry import Registry
 from .sample import open_run
+from .errors import TLGANError
 
 #: features whose labels correlate most with a component are listed in its metrics
 N_MOVES = 3
 
 
-class FinderError(ValueError):
+class FinderError(TLGANError, ValueError):
     """A finder that cannot work on what it was given (no generator weight, too few samples)."""
 
 

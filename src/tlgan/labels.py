@@ -37,12 +37,14 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import TLGANError
+
 FEATURE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 REQUIRED = ("generator", "seed", "index", "feature", "label")
 Key = tuple[str, int, int, str]
 
 
-class LabelError(ValueError):
+class LabelError(TLGANError, ValueError):
     """A label or label file that cannot be used; the message says which line and why."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..devices import default_batch, resolve_device
+from ..errors import InputError
 from ..registry import Registry
 
 FeatureKind = Literal["binary", "continuous"]
@@ -57,7 +58,7 @@ class Extractor(ABC):
         """Label any number of images in batches of ``batch_size``."""
         images = torch.as_tensor(images)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
-            raise ValueError(f"extractor {self.name!r} takes uint8 images (N, H, W, 3), got "
+            raise InputError(f"extractor {self.name!r} takes uint8 images (N, H, W, 3), got "
                              f"{tuple(images.shape)} {images.dtype}")
         bs = batch_size or self.batch_size
         parts = [self.extract(images[i:i + bs]) for i in range(0, len(images), bs)]
@@ -74,7 +75,7 @@ class CombinedExtractor(Extractor):
         names = [f.name for f in self.features]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"extractors {self.name!r} report the same feature twice: {sorted(dup)}")
+            raise InputError(f"extractors {self.name!r} report the same feature twice: {sorted(dup)}")
         self.device = parts[0].device
         self.batch_size = min(p.batch_size for p in parts)
 
@@ -92,6 +93,6 @@ def load_extractor(name: str, device: str | None = None) -> Extractor:
     load_plugins()
     names = [n.strip() for n in name.split("+") if n.strip()]
     if not names:
-        raise ValueError("empty extractor name")
+        raise InputError("empty extractor name")
     parts = [EXTRACTORS.create(n, device=device) for n in names]
     return parts[0] if len(parts) == 1 else CombinedExtractor(parts)

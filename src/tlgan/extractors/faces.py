@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InputError
 from . import EXTRACTORS, Extractor, Feature
 from .geometry import head_pose, mouth_eyes_smile, skin_and_background
 from .human import HUMAN_EMOTION_LABELS, FaceMesh, FaceRes, HumanEmotion
@@ -57,7 +58,7 @@ class FacesExtractor(Extractor):
         elif expressions == "human":
             self.emotion, labels = HumanEmotion(dev), HUMAN_EMOTION_LABELS
         else:
-            raise ValueError(f"unknown expression model {expressions!r}; choose 'fer' or 'human'")
+            raise InputError(f"unknown expression model {expressions!r}; choose 'fer' or 'human'")
         self._expr_columns = [labels.index(e) for e in EXPRESSIONS]
 
     def extract(self, images: torch.Tensor) -> np.ndarray:

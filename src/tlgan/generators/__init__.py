@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..devices import default_batch, resolve_device
+from ..errors import InputError
 from ..registry import Registry
 
 
@@ -49,10 +50,10 @@ class Generator(ABC):
         if z.ndim == 1:
             z = z[None]
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(
+            raise InputError(
                 f"generator {self.name!r} takes latents of size {self.latent_dim}, got shape {tuple(z.shape)}")
         if not torch.isfinite(z).all():
-            raise ValueError("latents contain NaN or infinite values")
+            raise InputError("latents contain NaN or infinite values")
         return z.float()
 
     @abstractmethod
