@@ -162,7 +162,9 @@ def relabel(run, extractor, make_default, device) -> None:
     """Label RUN's cached images with another extractor, without rendering them again."""
     from .sample import relabel as do_relabel
 
-    _, ext = load_models(None, extractor, device)
+    from .extractors import load_extractor
+
+    ext = load_extractor(extractor, device)
     t0 = time.perf_counter()
     r = do_relabel(run, ext, make_default=make_default)
     done = r.done(f"labels/{ext.name}")
@@ -171,10 +173,12 @@ def relabel(run, extractor, make_default, device) -> None:
 
 def _print_axes(axes) -> None:
     click.echo(f"{'feature':16s} {'kind':10s} {'method':9s} {'n':>7s}  held-out")
+    from .finders import fit_quality
+
     for name, kind in zip(axes.names, axes.kinds):
         m = axes.metrics[name]
-        metric = next((k for k in ("r2", "auc", "val_accuracy", "explained_variance_ratio", "eigenvalue") if k in m), None)
-        score = f"{metric} {m[metric]:.3f}" if metric else ""
+        quality = fit_quality(m)
+        score = f"{quality[0]} {quality[2]:.3f}" if quality else ""
         click.echo(f"{name:16s} {kind:10s} {m.get('method', ''):9s} {m.get('n_used', 0):7d}  {score}")
     for name, why in axes.skipped.items():
         click.echo(f"{name:16s} not fitted: {why}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import InputError
 
+
 if TYPE_CHECKING:
     from .axes import Axes
     from .evaluate import Comparison, Evaluation, Heldout, Scorer
@@ -38,14 +39,12 @@ def _log(log: Log, text: str) -> None:
         log(text)
 
 
-def load_models(generator: str | None, extractor: str | None,
-                device: str | None = "auto") -> tuple[Generator | None, Extractor | None]:
-    """The registered generator and extractor of these names (``None`` for a name that is ``None``)."""
+def load_models(generator: str, extractor: str, device: str | None = "auto") -> tuple[Generator, Extractor]:
+    """The registered generator and extractor of these names (``a+b`` combines extractors)."""
     from .extractors import load_extractor
     from .generators import load_generator
 
-    return (load_generator(generator, device) if generator else None,
-            load_extractor(extractor, device) if extractor else None)
+    return load_generator(generator, device), load_extractor(extractor, device)
 
 
 # ---------------------------------------------------------------- steps 3 and 4
@@ -60,10 +59,12 @@ def fit_file(run: str | Path, finder: str = DEFAULT_FINDER, label_set: str | Non
              features: Sequence[str] | None = None, method: str = "auto",
              out: str | Path | None = None) -> tuple[Axes, Path]:
     """``tlgan fit``: directions of ``finder`` from a run folder, saved to ``out`` (default: beside the run)."""
-    from .finders import find_run
+    from .finders import find_run, load_finder
 
-    options = {"method": method} if finder == DEFAULT_FINDER else {}
-    axes = find_run(run, finder, label_set, features, **options)
+    found = load_finder(finder)
+    if "method" in found.options:
+        found = load_finder(finder, method=method)
+    axes = find_run(run, found, label_set, features)
     path = axes.save(out or Path(run).parent / axes_file_name(finder))
     return axes, path
 
@@ -178,7 +179,6 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
     a = Axes.load(axes_path)
     gen, ext = load_models(a.meta.get("generator", DEFAULT_GENERATOR), a.meta.get("extractor", DEFAULT_EXTRACTOR),
                            device)
-    assert gen is not None and ext is not None  # both names are set
     a.check_generator(gen.name, gen.latent_dim)
     corr = None
     if a.meta.get("run") and (Path(a.meta["run"]) / "run.json").exists():
@@ -224,8 +224,9 @@ def label_session(labels: str | Path, run: str | Path | None = None, generator: 
     if run is not None:
         source: FaceSource = RunSource(run)
     else:
-        gen, _ = load_models(generator, None, device)
-        assert gen is not None
+        from .generators import load_generator
+
+        gen = load_generator(generator, device)
         source = FaceSource(gen.name, seed, None, gen)
     return Labeller(source, LabelStore(labels, source.generator_name), page_size, probe_input, device)
 
@@ -241,7 +242,7 @@ def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", star
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for lo in range(start, stop, size):
-        idx = [i for i in range(lo, min(lo + size, stop)) if i not in getattr(source, "excluded", set())]
+        idx = [i for i in range(lo, min(lo + size, stop)) if i not in source.excluded]
         path = folder / f"faces-{lo:06d}.png"
         labeller.sheet(idx, feature, cols, cell).save(path)
         yield path
@@ -330,7 +331,7 @@ def label_extractor(features: Sequence[str], extractor: str | None = "auto") -> 
     from .extractors import EXTRACTORS
     from .plugins import load_plugins
 
-    if extractor in (None, "none"):
+    if extractor is None or extractor == "none":
         return None
     load_plugins()
     if extractor == "auto":
@@ -356,10 +357,11 @@ def fit_labels(labels: Sequence[str | Path], features: Sequence[str] | None = No
                extractor: str | None = "auto", seed: int = 0, device: str | None = "auto") -> LabelAxes:
     """``tlgan fit-labels``: an axis per feature straight from hand-labelled latents, saved to ``out``
     (default: the first label file with the suffix ``.axes.safetensors``)."""
+    from .generators import load_generator
     from .labels import fit_label_axes, load_labels
 
     table = load_labels(list(labels), features or None)
-    gen, _ = load_models(table.generator, None, device)
+    gen = load_generator(table.generator, device)
     ext = label_extractor(table.features, extractor)
     axes = fit_label_axes(table, gen, seed=seed, source=", ".join(map(str, labels)), extractor=ext)
     path = axes.save(out or Path(labels[0]).with_suffix(".axes.safetensors"))

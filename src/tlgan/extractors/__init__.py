@@ -37,10 +37,19 @@ class Feature:
 
 
 class Extractor(ABC):
-    """A feature extractor F: uint8 images (N, H, W, 3) -> labels (N, n_features)."""
+    """A feature extractor F: uint8 images (N, H, W, 3) -> labels (N, n_features).
+
+    What generic code may rely on is declared here, never guessed from names:
+    ``presence`` names the binary feature that says whether the subject was
+    found at all (``face_found`` for faces; None when there is no such
+    feature), and ``has_descriptor`` says whether :meth:`descriptor` gives an
+    identity embedding (used to measure how much an edit changes who it is).
+    """
 
     name: str
     features: tuple[Feature, ...]
+    presence: str | None = None
+    has_descriptor: bool = False
 
     def __init__(self, device: str | None = None) -> None:
         self.device = resolve_device(device)
@@ -53,6 +62,10 @@ class Extractor(ABC):
     @abstractmethod
     def extract(self, images: torch.Tensor) -> np.ndarray:
         """Label one batch: uint8 NHWC tensor (any device) -> float32 (N, n_features), NaN = unknown."""
+
+    def descriptor(self, images: torch.Tensor) -> np.ndarray:
+        """An identity descriptor per image (N, K); only when ``has_descriptor`` is True."""
+        raise NotImplementedError(f"extractor {self.name!r} has no descriptor")
 
     def __call__(self, images: torch.Tensor | np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Label any number of images in batches of ``batch_size``."""
@@ -78,6 +91,15 @@ class CombinedExtractor(Extractor):
             raise InputError(f"extractors {self.name!r} report the same feature twice: {sorted(dup)}")
         self.device = parts[0].device
         self.batch_size = min(p.batch_size for p in parts)
+        self.presence = next((p.presence for p in parts if p.presence), None)
+        self._describer = next((p for p in parts if p.has_descriptor), None)
+        self.has_descriptor = self._describer is not None
+
+    def descriptor(self, images: torch.Tensor) -> np.ndarray:
+        """The descriptor of the first part that has one."""
+        if self._describer is None:
+            return super().descriptor(images)
+        return self._describer.descriptor(images)
 
     def extract(self, images: torch.Tensor) -> np.ndarray:
         return np.concatenate([p.extract(images) for p in self.parts], axis=1)

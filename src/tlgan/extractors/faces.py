@@ -47,6 +47,8 @@ class FacesExtractor(Extractor):
 
     name = "faces"
     features = FEATURES
+    presence = "face_found"
+    has_descriptor = True
 
     def __init__(self, device: str | None = None, expressions: str = "fer") -> None:
         super().__init__(device)
