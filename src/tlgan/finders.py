@@ -72,8 +72,8 @@ FINDERS: Registry[DirectionFinder] = Registry("direction finder")
 
 
 def make_axes(finder: DirectionFinder, names: Sequence[str], kinds: Sequence[str],
-              vectors: np.ndarray | Sequence[np.ndarray], slopes: Sequence[float] | np.ndarray, metrics: dict, skipped: dict, latent_dim: int, n_samples: int,
-              meta: dict | None = None, **extra) -> Axes:
+              vectors: np.ndarray | Sequence[np.ndarray], slopes: Sequence[float] | np.ndarray, metrics: dict,
+              skipped: dict, latent_dim: int, n_samples: int, meta: dict | None = None, **extra) -> Axes:
     """The finder's result as :class:`Axes`, with what every axes file records about its finder."""
     vec = np.stack(list(vectors)) if len(vectors) else np.zeros((0, latent_dim), np.float32)
     return Axes(list(names), list(kinds), vec, np.asarray(slopes), metrics, skipped,
