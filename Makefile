@@ -29,6 +29,8 @@ demo: models
 	@echo "explore the axes in your browser: $(TLGAN) serve $(DEMO_OUT)/axes.safetensors   (then open http://127.0.0.1:7860)"
 
 test: models
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q
 
 # benchmarks write benchmarks/results/*.json; evaluate and app_latency use the demo's run and axes

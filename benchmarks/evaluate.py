@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 
 from _common import RESULTS, machine, timed
-from tlgan.evaluate import Scorer, evaluate_axes, heldout_seed, make_heldout
-from tlgan.extractors import load_extractor
+from tlgan.evaluate import evaluate_axes
 from tlgan.finders import load_finder
-from tlgan.generators import load_generator
+from tlgan.jobs import load_models, prepare_heldout
 from tlgan.sample import open_run
 
 
@@ -45,8 +44,7 @@ def bench_evaluate(run, gen, ext, n: int, distances: list[float], n_axes: int) -
     axes = load_finder("glm").find(z, labels, feats, gen, meta=dict(meta))
     focus = [f for f in ("male", "age", "happy", "mouth_open", "yaw", "pitch", "skin_tone") if f in axes.names]
     rows = (focus or list(axes.names))[:n_axes]
-    scorer = Scorer(gen, ext)
-    held = make_heldout(gen, scorer, n, heldout_seed(meta["seed"]), identity_n=n)
+    scorer, held = prepare_heldout(gen, ext, n, meta["seed"], identity_n=n)
     images = gen.render(held.z)
     parts = {"render": n / timed(lambda: gen.render(held.z)), "label": n / timed(lambda: ext(images))}
     if scorer.has_descriptor:
@@ -80,7 +78,7 @@ def main() -> None:
     if not (args.run / "run.json").exists():
         raise SystemExit(f"no run at {args.run}: make one with `make demo` (or `tlgan sample`) first")
     run = open_run(args.run)
-    gen, ext = load_generator(run.generator, args.device), load_extractor(run.info["default_labels"], args.device)
+    gen, ext = load_models(run.generator, run.info["default_labels"], args.device)
     info = machine()
     print(f"machine: {info}")
     result = {"machine": info, "device": str(gen.device), "run": str(args.run), "generator": run.generator,

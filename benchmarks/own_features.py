@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from tlgan.axes import Axes
-from tlgan.evaluate import Scorer, clean, evaluate_axes, half_difference, heldout_seed, label_std, make_heldout
+from tlgan.evaluate import clean, evaluate_axes, half_difference, label_std
 from tlgan.explore import edit_delta, retained
 from tlgan.extractors import load_extractor
 from tlgan.generators import load_generator
+from tlgan.jobs import prepare_heldout
 from tlgan.labels import load_labels
 from tlgan.train import auc
 
@@ -139,8 +140,7 @@ def speed(out: dict, gen, args) -> None:
 def disentangle(out: dict, gen, demo: Axes, rel: Axes, lab: Axes, args) -> None:
     """2. re-score held-out faces edited along the axes, with faces (which reports eyeglasses, hat, beard)."""
     faces = load_extractor("faces", args.device)
-    scorer = Scorer(gen, faces)
-    held = make_heldout(gen, scorer, args.n, heldout_seed(demo.meta.get("seed", 0)), identity_n=min(100, args.n))
+    scorer, held = prepare_heldout(gen, faces, args.n, demo.meta.get("seed", 0), identity_n=min(100, args.n))
     std = label_std(held.labels)
     names = scorer.features
     distances = [float(d) for d in args.distances.split(",")]

@@ -128,10 +128,10 @@ def test_row_summary_and_component_matching():
     change = np.array([[3.0, 0.1, -2.0, 0.2],    # comp0 lowers y (and face_found, which is never leakage)
                        [0.0, 1.5, 0.3, 0.0],     # comp1 raises x
                        [0.0, 0.2, 0.1, -0.9]])   # comp2 lowers z
-    s = row_summary(change[0], 2, feats)
+    s = row_summary(change[0], 2, feats, exclude=["face_found"])
     assert s["control"] == -2.0 and s["leakage"] == pytest.approx(0.15) and s["max_leakage_feature"] == "z"
-    assert row_summary(change[1], None, feats)["target"] == "x"
-    m = match_components(change, ["c0", "c1", "c2"], feats)
+    assert row_summary(change[1], None, feats, exclude=["face_found"])["target"] == "x"
+    m = match_components(change, ["c0", "c1", "c2"], feats, exclude=["face_found"])
     assert set(m) == {"x", "y", "z"}
     assert (m["x"]["component"], m["x"]["sign"]) == ("c1", 1)
     assert (m["y"]["component"], m["y"]["sign"], m["y"]["control"]) == ("c0", -1, 2.0)
@@ -218,6 +218,8 @@ class ToyFaces(ToyLinearExtractor):
 
     name = "toy-faces"
     features = (Feature("face_found", "binary"),) + ToyLinearExtractor.features
+    presence = "face_found"
+    has_descriptor = True
 
     def extract(self, images):
         v = super().extract(images)

@@ -24,6 +24,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import InputError
+
 MIN_SIDE = 32
 MAX_SIDE = 16384
 MAX_PIXELS = 200_000_000  # decompression-bomb guard: a picture this large would need > 600 MB as RGB
@@ -34,7 +36,7 @@ EYE_IMAGE_RIGHT = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 3
 MOUTH_IMAGE_LEFT, MOUTH_IMAGE_RIGHT = 61, 291
 
 
-class PhotoError(ValueError):
+class PhotoError(InputError):
     """A picture cannot be used: unreadable, too small or large, or no face in it."""
 
 

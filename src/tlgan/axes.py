@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from . import __version__
+from .errors import TLGANError
 
 if TYPE_CHECKING:
     from .fit import FeatureFit
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 AXES_FORMAT = 1
 
 
-class AxesError(ValueError):
+class AxesError(TLGANError, ValueError):
     """An axes file that cannot be used as asked (unknown feature, other generator, bad file)."""
 
 

@@ -9,34 +9,44 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from . import __version__, weights
-from .axes import AxesError
-from .fit import METHODS, FitError
-from .registry import UnknownNameError
-from .sample import RunError
+from .errors import InputError, TLGANError
+from .fit import METHODS
 
-DEFAULT_GENERATOR = "digiface-dcgan"
-DEFAULT_EXTRACTOR = "faces"
-DEFAULT_OUT = Path("runs/demo")
-KNOWN_ERRORS = (weights.WeightsError, RunError, AxesError, FitError, UnknownNameError, ValueError)
+from .jobs import DEFAULT_EXTRACTOR, DEFAULT_FINDER, DEFAULT_GENERATOR, DEFAULT_OUT, load_models
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("debug"))
 
 
 def friendly(fn):
-    """Turn the library's known errors into a one-line message and exit code 1, not a traceback."""
+    """Show tlgan's own errors (:class:`~tlgan.errors.TLGANError`) as a one-line message and exit code 1.
+
+    Any other exception is a bug and raises with its traceback; ``tlgan --debug CMD``
+    shows the traceback of tlgan's own errors too.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except KNOWN_ERRORS as e:
+        except TLGANError as e:
+            if _debug():
+                raise
             raise click.ClickException(str(e)) from e
         except KeyboardInterrupt:
             click.echo("\ninterrupted; rerun the same command to continue where it stopped", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+def _err(text: str) -> None:
+    """Progress and notes go to stderr, results to stdout."""
+    click.echo(text, err=True)
 
 
 def _plugins() -> None:
@@ -51,7 +61,8 @@ device_option = click.option("--device", default="auto", show_default=True,
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tlgan")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of tlgan's own errors too (others always show it).")
+def main(debug: bool) -> None:
     """Transparent latent-space control of pretrained GANs.
 
     \b
@@ -119,14 +130,6 @@ extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, 
                                 help="Registered extractor name; combine several with '+' (faces+mine).")
 
 
-def _load(generator: str | None, extractor: str | None, device: str):
-    from .extractors import load_extractor
-    from .generators import load_generator
-
-    return (load_generator(generator, device) if generator else None,
-            load_extractor(extractor, device) if extractor else None)
-
-
 @main.command("sample")
 @generator_option
 @extractor_option
@@ -144,7 +147,7 @@ def sample_cmd(generator, extractor, n, seed, out, chunk, save_images, device) -
     """Step 3: draw latents, render and label them into a resumable run folder."""
     from .sample import sample
 
-    gen, ext = _load(generator, extractor, device)
+    gen, ext = load_models(generator, extractor, device)
     run = sample(out, gen, ext, n, seed=seed, chunk=chunk, save_images=save_images)
     click.echo(f"run {run.path}: {run.n} samples labelled with {ext.name} ({len(ext.features)} features)")
 
@@ -159,7 +162,9 @@ def relabel(run, extractor, make_default, device) -> None:
     """Label RUN's cached images with another extractor, without rendering them again."""
     from .sample import relabel as do_relabel
 
-    _, ext = _load(None, extractor, device)
+    from .extractors import load_extractor
+
+    ext = load_extractor(extractor, device)
     t0 = time.perf_counter()
     r = do_relabel(run, ext, make_default=make_default)
     done = r.done(f"labels/{ext.name}")
@@ -168,10 +173,12 @@ def relabel(run, extractor, make_default, device) -> None:
 
 def _print_axes(axes) -> None:
     click.echo(f"{'feature':16s} {'kind':10s} {'method':9s} {'n':>7s}  held-out")
+    from .finders import fit_quality
+
     for name, kind in zip(axes.names, axes.kinds):
         m = axes.metrics[name]
-        metric = next((k for k in ("r2", "auc", "val_accuracy", "explained_variance_ratio", "eigenvalue") if k in m), None)
-        score = f"{metric} {m[metric]:.3f}" if metric else ""
+        quality = fit_quality(m)
+        score = f"{quality[0]} {quality[2]:.3f}" if quality else ""
         click.echo(f"{name:16s} {kind:10s} {m.get('method', ''):9s} {m.get('n_used', 0):7d}  {score}")
     for name, why in axes.skipped.items():
         click.echo(f"{name:16s} not fitted: {why}")
@@ -185,18 +192,15 @@ def _print_axes(axes) -> None:
 @click.option("--features", default=None, help="Comma-separated subset of features [default: all].")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Axes file [default: axes.safetensors (glm) or axes-FINDER.safetensors beside the run folder].")
-@click.option("--finder", default="glm", show_default=True,
+@click.option("--finder", default=DEFAULT_FINDER, show_default=True,
               help="Direction finder: glm (tlgan's GLMs), interfacegan, ganspace, sefa (see `tlgan plugins`).")
 @friendly
 def fit(run, label_set, method, features, out, finder) -> None:
     """Step 4: fit one generalized linear model per feature of RUN (or use another --finder); write the axes file."""
-    from .finders import find_run
+    from .jobs import fit_file
 
     t0 = time.perf_counter()
-    options = {"method": method} if finder == "glm" else {}
-    axes = find_run(run, finder, label_set, features.split(",") if features else None, **options)
-    name = "axes.safetensors" if finder == "glm" else f"axes-{finder}.safetensors"
-    path = axes.save(out or Path(run).parent / name)
+    axes, path = fit_file(run, finder, label_set, features.split(",") if features else None, method, out)
     _print_axes(axes)
     click.echo(f"fitted {len(axes.names)} axes from {axes.meta['n_samples']} samples in "
                f"{time.perf_counter() - t0:.1f} s -> {path}")
@@ -218,25 +222,14 @@ def fit(run, label_set, method, features, out, finder) -> None:
 @friendly
 def discover(generator, extractor, n, seed, out, method, grid_features, grid_lock, device) -> None:
     """Steps 3 + 4: sample, fit and draw a traversal figure, all into one folder (resumable)."""
-    from .pipeline import discover as do_discover
+    from .jobs import discover as do_discover
 
-    gen, ext = _load(generator, extractor, device)
-    d = do_discover(out, gen, ext, n, seed=seed, method=method)
+    gen, ext = load_models(generator, extractor, device)
+    d = do_discover(out, gen, ext, n, seed, method, grid_features.split(","), grid_lock.split(","))
     _print_axes(d.axes)
     click.echo(f"sampled {n} in {d.seconds['sample']:.0f} s, fitted in {d.seconds['fit']:.1f} s -> {d.axes_path}")
-    feats = [f for f in grid_features.split(",") if f in d.axes.names]
-    if feats:
-        from .figures import traversal_grid
-
-        from .pipeline import showcase_latents
-
-        locks = [x for x in grid_lock.split(",") if x in d.axes.names]
-        faces = showcase_latents(gen, ext, 2, seed + 10_000)
-        fig = traversal_grid(gen, d.axes, faces, feats, np.linspace(-3, 3, 7), locks, cell=80,
-                             title=f"{gen.name} + {ext.name}: {n} samples; second rows lock {', '.join(locks)}"
-                             if locks else f"{gen.name} + {ext.name}: {n} samples")
-        fig.save(out / "traversal.png")
-        click.echo(f"traversal figure -> {out / 'traversal.png'}")
+    if d.figure:
+        click.echo(f"traversal figure -> {d.figure}")
 
 
 # ---------------------------------------------------------------- step 5
@@ -253,25 +246,6 @@ def _parse_moves(moves: tuple[str, ...]) -> dict[str, float]:
         if not sep or not name.strip():
             raise click.BadParameter(f"{m!r}: write a move as NAME=AMOUNT, e.g. age=+2", param_hint="--move")
     return out
-
-
-def _editor(axes_path: Path, device: str):
-    from .axes import Axes
-    from .generators import load_generator
-    from .pipeline import Editor
-
-    axes = Axes.load(axes_path)
-    return Editor(load_generator(axes.meta.get("generator", DEFAULT_GENERATOR), device), axes)
-
-
-def _latent(editor, seed: int, latent: Path | None) -> np.ndarray:
-    if latent is None:
-        return editor.latent(seed)
-    try:
-        z = np.load(latent, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read latent file {latent} (expected a .npy array): {e}") from e
-    return editor.generator.check_latents(z).numpy()[0]
 
 
 axes_argument = click.argument("axes", type=click.Path(path_type=Path), default=DEFAULT_OUT / "axes.safetensors")
@@ -293,16 +267,12 @@ lock_option = click.option("--lock", "locks", multiple=True,
 @friendly
 def edit(axes, seed, latent, moves, locks, out, size, save_latent, device) -> None:
     """Step 5: render one face (a seed or a latent) before and after moves along AXES."""
-    from .figures import image_row
+    from .jobs import edit_file, open_editor, read_latent
 
-    editor = _editor(axes, device)
-    z = _latent(editor, seed, latent)
+    editor = open_editor(axes, device)
+    z = read_latent(editor, seed, latent)
     mv = _parse_moves(moves)
-    edited = editor.edit(z, mv, locks)
-    images = editor.generator.render(np.stack([z, edited])).cpu().numpy()
-    image_row(images, size).save(out)
-    if save_latent:
-        np.save(save_latent, edited)
+    edit_file(editor, z, mv, locks, out, size, save_latent)
     click.echo(f"{out}: before | after {', '.join(f'{k}={v:+g}' for k, v in mv.items()) or '(no move)'}"
                + (f" locking {', '.join(locks)}" if locks else ""))
 
@@ -320,19 +290,17 @@ def edit(axes, seed, latent, moves, locks, out, size, save_latent, device) -> No
 @friendly
 def grid(axes, features, seeds, extent, steps, locks, out, cell, device) -> None:
     """Step 5: a traversal figure, rows of features and columns of steps, with and without locks."""
-    from .figures import traversal_grid
+    from .jobs import grid_file, open_editor
 
-    editor = _editor(axes, device)
-    feats = features.split(",") if features else editor.axes.names
-    for f in list(feats) + list(locks):
+    editor = open_editor(axes, device)
+    feats = features.split(",") if features else None
+    for f in list(feats or []) + list(locks):
         editor.axes.index(f)
     try:
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
-    z = np.stack([editor.latent(s) for s in seed_list])
-    fig = traversal_grid(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps), locks, cell)
-    fig.save(out)
+    feats = grid_file(editor, feats, seed_list, extent, steps, locks, out, cell)
     click.echo(f"{out}: {len(feats)} features x {steps} steps for seeds {seed_list}")
 
 
@@ -398,26 +366,10 @@ def measure_options(fn):
 @friendly
 def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm, norm_check, device, out) -> None:
     """Measure AXES: re-score edited held-out faces (control, leakage, locking, identity, face found, range)."""
-    from .axes import Axes
-    from .evaluate import Scorer, evaluate_axes, heldout_seed, make_heldout
-    from .report import write_evaluation
-    from .sample import open_run
+    from .jobs import evaluate_file
 
-    a = Axes.load(axes)
-    gen, ext = _load(a.meta.get("generator", DEFAULT_GENERATOR), a.meta.get("extractor", DEFAULT_EXTRACTOR), device)
-    a.check_generator(gen)
-    corr = None
-    if a.meta.get("run") and (Path(a.meta["run"]) / "run.json").exists():
-        corr = open_run(a.meta["run"]).labels(a.meta.get("extractor"))
-    scorer = Scorer(gen, ext)
-    seed = heldout_seed(a.meta.get("seed", 0))
-    click.echo(f"held-out latents: {n} from seed {seed}", err=True)
-    held = make_heldout(gen, scorer, n, seed, identity_n)
-    ev = evaluate_axes(a, scorer, held, _floats(distances, "--distances"), features.split(",") if features else None,
-                       _locks(locks), lock_n, identity_n, keep_norm, norm_check, corr_labels=corr)
-    ev.finder = a.meta.get("finder", "glm")
-    folder = out or Path(axes).parent / "report" / Path(axes).stem
-    page = write_evaluation(ev, folder, f"Evaluation of {Path(axes).name} ({ev.finder}) on {n} held-out latents")
+    ev, page = evaluate_file(axes, n, _floats(distances, "--distances"), features.split(",") if features else None,
+                             _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for s in ev.summary():
         click.echo(f"{s['axis']:14s} control {s['control']:+.2f}  leakage {s['leakage']:.2f}  "
                    f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})")
@@ -438,17 +390,11 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
 def compare(run, finders, features, components, n, distances, locks, lock_n, identity_n, keep_norm, norm_check,
             device, out) -> None:
     """Find directions with several finders on RUN and measure them side by side on the same held-out faces."""
-    from .evaluate import compare_finders
-    from .report import write_comparison
-    from .sample import open_run
+    from .jobs import compare as do_compare
 
-    r = open_run(run)
-    gen, ext = _load(r.generator, r.info["default_labels"], device)
-    cmp = compare_finders(r, [f.strip() for f in finders.split(",") if f.strip()], gen, ext, n,
-                          _floats(distances, "--distances"), features.split(",") if features else None, components,
-                          _locks(locks), lock_n, identity_n, keep_norm, norm_check,
-                          log=lambda s: click.echo(s, err=True))
-    page = write_comparison(cmp, out or Path(run).parent / "report")
+    cmp, page = do_compare(run, [f.strip() for f in finders.split(",") if f.strip()], n,
+                           _floats(distances, "--distances"), features.split(",") if features else None, components,
+                           _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for t in cmp.totals():
         click.echo(f"{t['finder']:13s} found in {t['find_seconds']:6.2f} s  control {t['control']:.2f}  "
                    f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}")
@@ -509,29 +455,18 @@ def label(labels, run_path, generator, seed, feature, page_size, cols, probe_inp
     Keys on the page: arrows move, Y/1 yes, N/0 no, S/X/space skip, A rest "no", ]/[ next/previous page.
     File format and the whole workflow: docs/own-features.md.
     """
-    from .labels import FaceSource, Labeller, LabelStore, RunSource
+    from .jobs import label_session, label_sheets
 
-    if run_path is not None:
-        source = RunSource(run_path)
-    else:
-        gen, _ = _load(generator, None, device)
-        source = FaceSource(gen.name, seed, None, gen)
-    store = LabelStore(labels, source.generator_name)
-    labeller = Labeller(source, store, page_size, probe_input, device)
+    labeller = label_session(labels, run_path, generator, seed, page_size, probe_input, device)
     if sheets is not None:
-        stop = count + start if source.n is None else min(start + count, source.n)
-        sheets.mkdir(parents=True, exist_ok=True)
-        for lo in range(start, stop, page_size):
-            idx = [i for i in range(lo, min(lo + page_size, stop)) if i not in getattr(source, "excluded", set())]
-            path = sheets / f"faces-{lo:06d}.png"
-            labeller.sheet(idx, feature, cols, cell).save(path)
+        for path in label_sheets(labeller, sheets, feature, start, count, cols, cell):
             click.echo(path)
         return
     try:
         from .app.label import build_label_app, launch
     except ImportError as e:
         raise click.ClickException(f"the labelling page needs gradio ({e}): pip install 'tlgan[app]'") from e
-    click.echo(f"labelling {source.describe()} into {labels} on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
+    click.echo(f"labelling {labeller.source.describe()} into {labels} on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
     launch(build_label_app(labeller, feature, cols), host, port)
 
 
@@ -575,43 +510,23 @@ def train_extractor_cmd(name, label_files, celeba, csv_folder, features, rename,
     \b
     Reports held-out accuracy and AUC per feature. Data formats: docs/own-features.md.
     """
-    from . import train as T
+    from .jobs import parse_crop, parse_renames, train_from_sources
 
-    feats = [f.lower() for f in _csv_list(features) or []] or None  # feature names are lower case
-    parts = []
-    if label_files:
-        parts.append(T.from_label_files(list(label_files), None, device))
-    if celeba is not None:
-        names = {}
-        for r in rename:
-            old, sep, new = r.partition("=")
-            if not sep or not old.strip() or not new.strip():
-                raise click.BadParameter(f"{r!r}: write OLD=NEW, e.g. wearing_hat=hat", param_hint="--rename")
-            names[old.strip()] = new.strip()
-        if crop == "digiface":
-            box = T.CELEBA_CROP
-        elif crop == "center":
-            box = None
-        else:
-            try:
-                box = tuple(float(v) for v in crop.split(","))
-                assert len(box) == 3 and all(0 <= v <= 1 for v in box)
-            except (ValueError, AssertionError):
-                raise click.BadParameter(f"{crop!r}: digiface, center or three fractions X0,Y0,SIDE",
-                                         param_hint="--crop")
-        wanted = None
-        if feats:
-            back = {v: k for k, v in names.items()}
-            wanted = [back.get(f, f) for f in feats]
-        parts.append(T.from_celeba(celeba, wanted, limit, size, box, seed, names,
-                                   log=lambda s: click.echo(s, err=True)))
-    if csv_folder is not None:
-        parts.append(T.from_csv_folder(csv_folder, None, size))
-    if not parts:
+    names, box = {}, None
+    if celeba is not None:  # the CelebA options are read only with CelebA data
+        try:
+            names = parse_renames(rename)
+        except InputError as e:
+            raise click.BadParameter(str(e), param_hint="--rename") from None
+        try:
+            box = parse_crop(crop)
+        except InputError as e:
+            raise click.BadParameter(str(e), param_hint="--crop") from None
+    if not (label_files or celeba is not None or csv_folder is not None):
         raise click.UsageError("give the labelled faces: --labels FILE, --celeba FOLDER and/or --csv FOLDER")
-    data = T.combine(parts).select(feats)
-    res = T.train_extractor(name, data, learner, probe_input, out, force, folds, min_per_class, epochs, batch_size,
-                            seed, device, log=lambda s: click.echo(s, err=True))
+    res = train_from_sources(name, label_files, celeba, csv_folder, _csv_list(features), names, limit, box, size,
+                             learner, probe_input, out, force, folds, min_per_class, epochs, batch_size, seed,
+                             device, log=_err)
     click.echo(f"{'feature':16s} {'yes':>6s} {'no':>6s}   held-out")
     for r in res.results:
         click.echo(r.line())
@@ -634,27 +549,11 @@ def train_extractor_cmd(name, label_files, celeba, csv_folder, features, rename,
 @friendly
 def fit_labels(labels, features, out, extractor, seed, device) -> None:
     """An axis per feature straight from hand-labelled latents: logistic regression of the labels on z."""
-    from .labels import fit_label_axes, load_labels
+    from .jobs import fit_labels as do_fit_labels
 
     feats = [f.strip() for x in features for f in x.split(",") if f.strip()] or None
-    table = load_labels(list(labels), feats)
-    gen, _ = _load(table.generator, None, device)
-    ext = None if extractor == "none" else extractor
-    if extractor == "auto":
-        _plugins()
-        from .extractors import EXTRACTORS
-        from .extractors.faces import FEATURES
-
-        known = {f.name for f in FEATURES} if DEFAULT_EXTRACTOR in EXTRACTORS else set()
-        ext = DEFAULT_EXTRACTOR if set(table.features) <= known else None
-    elif ext:
-        _plugins()
-        from .extractors import EXTRACTORS
-
-        for part in ext.split("+"):
-            EXTRACTORS.describe(part.strip())  # an unknown name fails now, not later in `tlgan evaluate`
-    axes = fit_label_axes(table, gen, seed=seed, source=", ".join(map(str, labels)), extractor=ext)
-    path = axes.save(out or Path(labels[0]).with_suffix(".axes.safetensors"))
+    done = do_fit_labels(list(labels), feats, out, extractor, seed, device)
+    axes, path, table = done.axes, done.path, done.table
     _print_axes(axes)
     click.echo(f"fitted {len(axes.names)} axes from {len(table)} labelled latents -> {path}")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import InputError
+
 
 def best_device() -> str:
     """'cuda' when a GPU is visible, 'mps' on Apple silicon, else 'cpu'."""
@@ -20,7 +22,7 @@ def resolve_device(device: str | None) -> torch.device:
         return torch.device(best_device())
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu")
+        raise InputError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu")
     return dev
 
 

@@ -17,7 +17,8 @@ How an axis set is measured (the literature's re-scoring protocol):
 - **identity**: the cosine distance between the extractor's face descriptor
   (``extractor.descriptor``, e.g. faceres' 1024-d embedding) before and after an
   edit, per standard deviation of target change;
-- **face found**: the share of edited images in which ``face_found`` > 0.5;
+- **face found**: the share of edited images in which the extractor's presence feature
+  (``Extractor.presence``, ``face_found`` for faces) is > 0.5;
 - **saturation**: the control at each distance and the distance at which 90% of
   the largest measured change is reached (a suggested slider range).
 
@@ -36,10 +37,10 @@ import numpy as np
 import torch
 
 from .axes import Axes
+from .errors import InputError
 from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, retained
 
 HELDOUT_OFFSET = 1_000_003
-FOUND = "face_found"
 SATURATION_FRACTION = 0.9
 #: a leak smaller than this (in std) is within the noise: its "cut by locking" is not reported
 LEAK_FLOOR = 0.1
@@ -147,7 +148,7 @@ def suggest_range(distances: Sequence[float], changes: Sequence[float],
 
 
 def row_summary(change: np.ndarray, target: int | None, features: Sequence[str],
-                exclude: Sequence[str] = (FOUND,)) -> dict[str, Any]:
+                exclude: Sequence[str] = ()) -> dict[str, Any]:
     """Control and leakage of one row of a re-scoring matrix (changes in std units, one per feature).
 
     ``target`` is the column of the feature the axis should move (None for an
@@ -172,7 +173,7 @@ def row_summary(change: np.ndarray, target: int | None, features: Sequence[str],
 
 
 def match_components(change: np.ndarray, rows: Sequence[str], features: Sequence[str],
-                     exclude: Sequence[str] = (FOUND,)) -> dict[str, dict[str, Any]]:
+                     exclude: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """For unsupervised directions: each feature's component that moves it most, sign-corrected.
 
     ``change`` (R, F) is a re-scoring matrix whose rows are components. For
@@ -203,7 +204,8 @@ class Scorer:
         self.generator, self.extractor = generator, extractor
         self.features = [f.name for f in extractor.features]
         self.kinds = [f.kind for f in extractor.features]
-        self.has_descriptor = callable(getattr(extractor, "descriptor", None))
+        self.presence: str | None = extractor.presence
+        self.has_descriptor = bool(extractor.has_descriptor)
         self.images = 0
         self.seconds = 0.0
 
@@ -255,6 +257,7 @@ class Evaluation:
     se: np.ndarray | None = None        # (n_d, R, F) standard error of ``change`` (std units)
     supervised: bool = True
     finder: str = ""
+    presence: str | None = None         # the extractor's presence feature: left out of leakage
     found_base: float | None = None
     found: np.ndarray | None = None     # (n_d, R, 2) face-found share at +d and -d
     locks: list[dict] = field(default_factory=list)
@@ -273,6 +276,10 @@ class Evaluation:
         name = self.rows[i]
         return self.features.index(name) if self.supervised and name in self.features else None
 
+    def excluded(self) -> tuple[str, ...]:
+        """Features left out of leakage and matching: the presence feature."""
+        return (self.presence,) if self.presence else ()
+
     def noise(self, d_index: int = -1) -> float:
         """Median standard error of the matrix cells at one distance: changes below ~2x this are noise."""
         if self.se is None or not np.isfinite(self.se[d_index]).any():
@@ -283,7 +290,7 @@ class Evaluation:
         """Per axis at one distance: control, leakage, face found, identity, slider range."""
         out = []
         for i, name in enumerate(self.rows):
-            s = row_summary(self.change[d_index, i], self.target(i), self.features)
+            s = row_summary(self.change[d_index, i], self.target(i), self.features, self.excluded())
             s["axis"] = name
             if self.found is not None:
                 s["found_plus"], s["found_minus"] = (float(x) for x in self.found[d_index, i])
@@ -374,15 +381,16 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
         axes.index(r)
     distances = [float(d) for d in distances]
     if not distances or min(distances) <= 0:
-        raise ValueError(f"distances must be positive numbers, got {distances}")
+        raise InputError(f"distances must be positive numbers, got {distances}")
     n = len(held.z)
     lock_n = min(lock_n or n, n)
     identity_n = min(identity_n, n) if scorer.has_descriptor and held.descriptors is not None else 0
     norm_check_n = min(norm_check_n, n)
     std = label_std(held.labels)
     supervised = any(r in features for r in rows)
-    lockable = [j for j, f in enumerate(features) if f in axes.names and f != FOUND]
-    fcol = features.index(FOUND) if FOUND in features else None
+    presence = scorer.presence if scorer.presence in features else None
+    lockable = [j for j, f in enumerate(features) if f in axes.names and f != presence]
+    fcol = features.index(presence) if presence is not None else None
     n_d, n_r, n_f = len(distances), len(rows), len(features)
     change = np.full((n_d, n_r, n_f), np.nan)
     count = np.zeros((n_d, n_r, n_f), int)
@@ -390,7 +398,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
     found = np.full((n_d, n_r, 2), np.nan) if fcol is not None else None
     identity = np.full(n_r, np.nan) if identity_n else None
     ev = Evaluation(rows, list(features), distances, n, held.seed, keep_norm, std, change, count, se,
-                    supervised=supervised,
+                    supervised=supervised, presence=presence,
                     finder=str(axes.meta.get("finder") or ("glm" if axes.meta.get("method") else "")))
     dmax = max(distances)
     kmax = distances.index(dmax)
@@ -422,7 +430,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
             alt_labels, _ = scorer(edited(u, [dmax], norm_check_n, not keep_norm))
             rec = {"axis": name, "distance": dmax}
             for tag, lab in ((keep_norm, per[kmax, :, :norm_check_n]), (not keep_norm, alt_labels.reshape(2, norm_check_n, n_f))):
-                s = row_summary(half_difference(lab[0], lab[1])[0] / std, t, features)
+                s = row_summary(half_difference(lab[0], lab[1])[0] / std, t, features, ev.excluded())
                 key = "keep_norm" if tag else "plain"
                 rec[key] = {"control": s["control"], "leakage": s["leakage"],
                             "found": float(np.mean(lab[:, :, fcol] > 0.5)) if fcol is not None else None}
@@ -455,7 +463,8 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
     if fcol is not None:
         ev.found, ev.found_base = found, float(np.mean(held.labels[:, fcol] > 0.5))
     else:
-        ev.notes.append(f"no '{FOUND}' feature: the share of edited images with a face is not measured")
+        ev.notes.append("the extractor declares no presence feature (like face_found): the share of edited "
+                        "images with a face is not measured")
     ev.cosine = cosine_matrix(np.stack([axes.vector(r) for r in rows]))
     if corr_labels is not None and np.shape(corr_labels)[1] != n_f:
         ev.notes.append(f"label correlations are from the {n} held-out faces: the run's labels have "
@@ -465,7 +474,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
     ev.fit_metrics = {r: axes.metrics.get(r, {}) for r in rows}
     for i, name in enumerate(rows):
         t = ev.target(i)
-        col = t if t is not None else row_summary(change[kmax, i], None, features)["target"]
+        col = t if t is not None else row_summary(change[kmax, i], None, features, ev.excluded())["target"]
         col = features.index(col) if isinstance(col, str) else col
         if col is not None:
             ev.ranges[name] = {"feature": features[col], **suggest_range(distances, change[:, i, col])}
@@ -583,20 +592,21 @@ def compare_finders(run, finders: Sequence[str], generator, extractor, n: int = 
     names = [f.name for f in feats]
     measured = [f.name for f in extractor.features]
     if not set(names) <= set(measured):
-        raise ValueError(f"extractor {extractor.name!r} does not measure the run's features "
+        raise InputError(f"extractor {extractor.name!r} does not measure the run's features "
                          f"{', '.join(sorted(set(names) - set(measured)))}; relabel the run or pick its extractor")
-    chosen = list(features) if features else [f for f in names if f != FOUND]
+    chosen = list(features) if features else [f for f in names if f != extractor.presence]
     unknown = [f for f in chosen if f not in names]
     if unknown:
-        raise ValueError(f"unknown feature(s) {', '.join(unknown)}; the run's labels have: {', '.join(names)}")
+        raise InputError(f"unknown feature(s) {', '.join(unknown)}; the run's labels have: {', '.join(names)}")
     scorer = Scorer(generator, extractor)
     seed = heldout_seed(meta["seed"])
     log(f"held-out latents: {n} from seed {seed} (run seed {meta['seed']} + {HELDOUT_OFFSET})")
     held = make_heldout(generator, scorer, n, seed, identity_n)
     results = []
     for k, name in enumerate(finders):
-        options = {"n_components": components} if name in ("ganspace", "sefa") else {}
-        finder = load_finder(name, **options)
+        finder = load_finder(name)
+        if finder.n_components is not None:  # an unsupervised finder: evaluate this many components
+            finder.n_components = components
         t1 = time.perf_counter()
         axes = finder.find(z, labels, feats, generator, meta=dict(meta))
         found_s = time.perf_counter() - t1
@@ -609,7 +619,7 @@ def compare_finders(run, finders: Sequence[str], generator, extractor, n: int = 
         ev.finder = name
         res = FinderResult(name, axes, ev, found_s)
         if not finder.supervised:
-            res.matches = {f: m for f, m in match_components(ev.change[-1], ev.rows, ev.features).items() if f in chosen}
+            res.matches = {f: m for f, m in match_components(ev.change[-1], ev.rows, ev.features, ev.excluded()).items() if f in chosen}
         results.append(res)
         log(f"{name}: evaluated in {ev.seconds:.0f} s ({ev.images} images)")
     return Comparison(str(meta["run"]), seed, n, [float(d) for d in distances], chosen, results,

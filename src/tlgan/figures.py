@@ -22,18 +22,18 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 
 def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, features: Sequence[str],
-                   steps: Sequence[float], locks: Sequence[str] = (), cell: int = 96,
+                   steps: Sequence[float] | np.ndarray, locks: Sequence[str] = (), cell: int = 96,
                    title: str = "") -> Image.Image:
     """One block per latent; in each block a row per feature (and, with ``locks``, a second row with
     the locks applied), a column per step along the axis."""
-    steps = np.asarray(steps, dtype=np.float32)
+    steps_ = np.asarray(steps, dtype=np.float32)
     rows: list[tuple[str, np.ndarray]] = []
     for z in np.atleast_2d(latents):
         for name in features:
-            rows.append((name, traversal(z, axes, name, steps)))
+            rows.append((name, traversal(z, axes, name, steps_)))
             kept = [lk for lk in locks if lk != name]
             if kept:
-                rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps, kept)))
+                rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps_, kept)))
     images = generator.render(np.concatenate([r[1] for r in rows])).cpu().numpy()
     font = _font(13)
     label_w = 12 + max(int(font.getlength(name)) for name, _ in rows)

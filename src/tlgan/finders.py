@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -33,20 +33,34 @@ from .fit import MIN_SAMPLES, FitError, fit_axes
 from .generators import Generator
 from .registry import Registry
 from .sample import open_run
+from .errors import TLGANError
 
 #: features whose labels correlate most with a component are listed in its metrics
 N_MOVES = 3
 
 
-class FinderError(ValueError):
+class FinderError(TLGANError, ValueError):
     """A finder that cannot work on what it was given (no generator weight, too few samples)."""
 
 
 class DirectionFinder(ABC):
-    """Finds one unit direction per feature (supervised) or per component (unsupervised)."""
+    """Finds one unit direction per feature (supervised) or per component (unsupervised).
+
+    A finder declares what it needs and what its result means, so no caller
+    checks its name: ``supervised`` (it needs labels: one axis per labelled
+    feature), ``needs_generator`` (it reads the generator, e.g. its weights),
+    ``n_components`` (unsupervised: how many components ``find`` returns;
+    None for supervised finders; settable), ``options`` (the keyword options
+    it takes) and ``slope_unit`` (what ``Axes.slopes`` holds for its axes,
+    recorded in ``axes.meta['slope_unit']``).
+    """
 
     name: str
     supervised: bool = True
+    needs_generator: bool = False
+    n_components: int | None = None
+    options: tuple[str, ...] = ()
+    slope_unit: str = ""
 
     @abstractmethod
     def find(self, z: np.ndarray, labels: np.ndarray | None, features: Sequence[Feature],
@@ -55,6 +69,28 @@ class DirectionFinder(ABC):
 
 
 FINDERS: Registry[DirectionFinder] = Registry("direction finder")
+
+
+def make_axes(finder: DirectionFinder, names: Sequence[str], kinds: Sequence[str],
+              vectors: np.ndarray | Sequence[np.ndarray], slopes: Sequence[float] | np.ndarray, metrics: dict,
+              skipped: dict, latent_dim: int, n_samples: int, meta: dict | None = None, **extra) -> Axes:
+    """The finder's result as :class:`Axes`, with what every axes file records about its finder."""
+    vec = np.stack(list(vectors)) if len(vectors) else np.zeros((0, latent_dim), np.float32)
+    return Axes(list(names), list(kinds), vec, np.asarray(slopes), metrics, skipped,
+                dict(meta or {}, finder=finder.name, slope_unit=finder.slope_unit, latent_dim=latent_dim,
+                     n_samples=n_samples, **extra))
+
+
+QUALITY_KEYS = (("r2", "R²"), ("auc", "AUC"), ("val_accuracy", "val acc"),
+                ("explained_variance_ratio", "var share"), ("eigenvalue", "eigenvalue"))
+
+
+def fit_quality(metrics: dict) -> tuple[str, str, float] | None:
+    """(key, short label, value) of the first quality measure an axis' metrics hold, or None."""
+    for key, label in QUALITY_KEYS:
+        if metrics.get(key) is not None:
+            return key, label, metrics[key]
+    return None
 
 
 def _check(z: np.ndarray, labels: np.ndarray | None, features: Sequence[Feature]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -96,6 +132,8 @@ class GLMFinder(DirectionFinder):
     """tlgan's own: a GLM per feature (ridge or fractional logistic), its unit slope is the axis."""
 
     name = "glm"
+    options = ("method", "seed")
+    slope_unit = "change of the feature's model per unit move (label units; logit units for logistic)"
 
     def __init__(self, method: str = "auto", seed: int = 0) -> None:
         self.method, self.seed = method, seed
@@ -104,7 +142,7 @@ class GLMFinder(DirectionFinder):
         if labels is None:
             raise FitError("the glm finder needs labels")
         axes = fit_axes(z, labels, features, method=self.method, seed=self.seed, meta=meta)
-        axes.meta["finder"] = self.name
+        axes.meta.update(finder=self.name, slope_unit=self.slope_unit)
         return axes
 
 
@@ -124,6 +162,8 @@ class InterFaceGANFinder(DirectionFinder):
     """
 
     name = "interfacegan"
+    options = ("ratio", "split", "C", "seed", "min_per_side")
+    slope_unit = "label change per unit move (least squares over all valid samples)"
 
     def __init__(self, ratio: float = 0.02, split: float = 0.7, C: float = 1.0, seed: int = 0,
                  min_per_side: int = 10) -> None:
@@ -152,7 +192,7 @@ class InterFaceGANFinder(DirectionFinder):
         n_train = int(round(2 * k * self.split))
         tr, va = perm[:n_train], perm[n_train:]
         svm = SVC(kernel="linear", C=self.C).fit(x[tr], t[tr])
-        metrics = {"val_accuracy": float(svm.score(x[va], t[va])) if len(va) else float("nan")}
+        metrics: dict[str, Any] = {"val_accuracy": float(svm.score(x[va], t[va])) if len(va) else float("nan")}
         if len(middle):
             decision = (yv[order[0]] + yv[order[-1]]) / 2
             metrics["middle_accuracy"] = float(svm.score(zv[middle], (yv[middle] >= decision).astype(int)))
@@ -180,9 +220,7 @@ class InterFaceGANFinder(DirectionFinder):
                 continue
             names.append(f.name); kinds.append(f.kind); vectors.append(normal); slopes.append(m["slope"])
             metrics[f.name] = m
-        vec = np.stack(vectors) if vectors else np.zeros((0, z.shape[1]), np.float32)
-        return Axes(names, kinds, vec, slopes, metrics, skipped,
-                    dict(meta or {}, finder=self.name, latent_dim=z.shape[1], n_samples=len(z)))
+        return make_axes(self, names, kinds, vectors, slopes, metrics, skipped, z.shape[1], len(z), meta)
 
 
 # ---------------------------------------------------------------- ganspace
@@ -200,13 +238,15 @@ class GANSpaceFinder(DirectionFinder):
 
     name = "ganspace"
     supervised = False
+    options = ("n_components",)
+    slope_unit = "standard deviation of the samples along the component (GANSpace's slider unit)"
 
     def __init__(self, n_components: int = 20) -> None:
         self.n_components = n_components
 
     def find(self, z, labels=None, features=(), generator=None, meta=None) -> Axes:
         z, labels = _check(z, labels, features)
-        k = min(self.n_components, *z.shape)
+        k = min(int(self.n_components or 0), *z.shape)
         zc = z - z.mean(0)
         _, s, vt = np.linalg.svd(zc, full_matrices=False)  # rows of vt: components by singular value
         var = s ** 2 / max(len(z) - 1, 1)
@@ -225,9 +265,8 @@ class GANSpaceFinder(DirectionFinder):
                    "random one). They are close to random directions; GANSpace needs an anisotropic "
                    "intermediate latent (StyleGAN's w) to find meaning."
                    if space == "z" else "Components of an intermediate latent, as GANSpace does."))
-        return Axes(names, ["component"] * k, vectors, np.sqrt(var[:k]), metrics, {},
-                    dict(meta or {}, finder=self.name, latent_dim=dim, n_samples=len(z), note=note,
-                         explained_variance_ratio=[float(r) for r in ratio[:k]]))
+        return make_axes(self, names, ["component"] * k, vectors, np.sqrt(var[:k]), metrics, {}, dim, len(z), meta,
+                         note=note, explained_variance_ratio=[float(r) for r in ratio[:k]])
 
 
 # ---------------------------------------------------------------- sefa
@@ -254,6 +293,9 @@ class SeFaFinder(DirectionFinder):
 
     name = "sefa"
     supervised = False
+    needs_generator = True
+    options = ("n_components",)
+    slope_unit = "none: every slope is 1"
 
     def __init__(self, n_components: int = 20) -> None:
         self.n_components = n_components
@@ -266,21 +308,20 @@ class SeFaFinder(DirectionFinder):
             raise FinderError(f"generator {generator.name!r} does not expose first_layer_weight(); "
                               "SeFa cannot be applied to it")
         values, vectors = sefa_directions(weight)
-        k = min(self.n_components, len(values))
+        k = min(int(self.n_components or 0), len(values))
         vectors = vectors[:k]
         names = [f"sefa{i}" for i in range(k)]
-        moves = [{} for _ in names]
+        moves: list[dict[str, float]] = [{} for _ in names]
         if z is not None:
             zz, ll = _check(z, labels, features)
             moves = _label_moves(zz, ll, features, vectors)
         metrics = {n: {"method": "sefa", "eigenvalue": float(values[i]), "correlated_features": moves[i]}
                    for i, n in enumerate(names)}
-        return Axes(names, ["component"] * k, vectors, np.ones(k), metrics, {},
-                    dict(meta or {}, finder=self.name, latent_dim=vectors.shape[1],
-                         n_samples=0 if z is None else len(z), generator=generator.name,
+        return make_axes(self, names, ["component"] * k, vectors, np.ones(k), metrics, {}, vectors.shape[1],
+                         0 if z is None else len(z), meta, generator=generator.name,
                          eigenvalues=[float(v) for v in values[:k]],
                          note=f"eigenvectors of A^T A, A = the {weight.shape[0]} x {weight.shape[1]} weight of "
-                              "the generator's first layer with each output unit's row normalised"))
+                              "the generator's first layer with each output unit's row normalised")
 
 
 FINDERS.register("glm", "tlgan's own: a GLM per feature (ridge / fractional logistic); options: method, seed")(GLMFinder)
@@ -304,14 +345,14 @@ def load_finder(name: str, **options) -> DirectionFinder:
 def find_run(run, finder: str | DirectionFinder = "glm", label_set: str | None = None,
              features: Sequence[str] | None = None, generator: Generator | None = None,
              device: str | None = "cpu", **options) -> Axes:
-    """Directions of ``finder`` from a run folder; loads the run's generator if the finder needs it (sefa).
+    """Directions of ``finder`` from a run folder; loads the run's generator if the finder needs it.
 
     ``meta['find_seconds']`` records the finder's own time (not the loading).
     """
     finder = finder if isinstance(finder, DirectionFinder) else load_finder(finder, **options)
     run = run if not isinstance(run, (str, Path)) else open_run(run)
     z, labels, feats, meta = run.fit_inputs(label_set, features)
-    if generator is None and finder.name == "sefa":
+    if generator is None and finder.needs_generator:
         from .generators import load_generator
 
         generator = load_generator(meta["generator"], device)

@@ -27,6 +27,7 @@ from sklearn.metrics import r2_score, roc_auc_score
 
 from .axes import Axes
 from .extractors import Feature
+from .errors import TLGANError
 
 METHODS = ("auto", "linear", "logistic", "arctanh")
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-2, 5))
@@ -36,7 +37,7 @@ MIN_PER_CLASS = 10
 ARCTANH_CLIP = 3.0
 
 
-class FitError(ValueError):
+class FitError(TLGANError, ValueError):
     """Inputs that no model can be fitted on (shapes, sizes)."""
 
 

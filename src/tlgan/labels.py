@@ -37,12 +37,14 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import TLGANError
+
 FEATURE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 REQUIRED = ("generator", "seed", "index", "feature", "label")
 Key = tuple[str, int, int, str]
 
 
-class LabelError(ValueError):
+class LabelError(TLGANError, ValueError):
     """A label or label file that cannot be used; the message says which line and why."""
 
 
@@ -304,6 +306,8 @@ class FaceSource:
     n: int | None = None  # how many indices exist (None: unlimited)
     generator: object = None
     _z: np.ndarray | None = field(default=None, repr=False)
+    #: indices that cannot be labelled (left off pages and suggestions); none for fresh samples
+    excluded: set[int] = field(default_factory=set)
 
     @property
     def resolution(self) -> int:
@@ -348,7 +352,7 @@ class RunSource(FaceSource):
     def __init__(self, run) -> None:
         from .sample import open_run
 
-        run = run if hasattr(run, "images") and hasattr(run, "info") else open_run(run)
+        run = open_run(run) if isinstance(run, (str, os.PathLike)) else run
         self.run = run
         self._images = run.images
         n = run.done("images")
@@ -475,8 +479,7 @@ class Labeller:
             raise LabelError(f"page {number} does not exist (pages {last})")
         lo = number * self.page_size
         hi = lo + self.page_size if self.source.n is None else min(lo + self.page_size, self.source.n)
-        excluded = getattr(self.source, "excluded", set())
-        idx = [i for i in range(lo, hi) if i not in excluded]
+        idx = [i for i in range(lo, hi) if i not in self.source.excluded]
         return Page(idx, [self.label_of(feature, i) for i in idx] if feature else [None] * len(idx),
                     f"page {number + 1}" + (f" of {self.pages}" if self.pages else "")
                     + f": faces {lo}..{hi - 1}", number)
@@ -536,7 +539,7 @@ class Labeller:
             raise LabelError(f"suggestions start at {min_per_class} labels of each class for {feature!r}; "
                              f"there are {yes} yes and {len(done) - yes} no so far")
         labelled = sorted(i for (_, i) in done)
-        excluded = getattr(self.source, "excluded", set())
+        excluded = self.source.excluded
         span = max(labelled) + 1 + 2 * pool
         if self.source.n is not None:
             span = min(span, self.source.n)

@@ -32,6 +32,7 @@ class Discovery:
     axes: Axes
     axes_path: Path
     seconds: dict[str, float] = field(default_factory=dict)
+    figure: Path | None = None  # the traversal figure, when one was drawn (tlgan.jobs.discover)
 
 
 def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
+from .errors import TLGANError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(TLGANError, KeyError):
     """A name that no plugin registered; the message lists the known names."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; show the sentence instead
@@ -29,7 +31,7 @@ class Registry(Generic[T]):
     def register(self, name: str, help: str = "") -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._factories:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
+                raise TLGANError(f"{self.kind} {name!r} is registered twice")
             self._factories[name] = factory
             self._help[name] = help or (factory.__doc__ or "").strip().split("\n")[0]
             return factory

@@ -79,11 +79,10 @@ def _lock_words(locks: Any) -> str:
 
 
 def _fit_quality(m: dict) -> str:
-    for key, label in (("r2", "R²"), ("auc", "AUC"), ("val_accuracy", "val acc"),
-                       ("explained_variance_ratio", "var share"), ("eigenvalue", "eigenvalue")):
-        if key in m and m[key] is not None:
-            return f"{label} {fmt(m[key], 3)}"
-    return "–"
+    from .finders import fit_quality
+
+    quality = fit_quality(m)
+    return f"{quality[1]} {fmt(quality[2], 3)}" if quality else "–"
 
 
 # ---------------------------------------------------------------- figures

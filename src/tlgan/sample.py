@@ -34,11 +34,12 @@ from tqdm.auto import tqdm
 from . import __version__
 from .extractors import Extractor, Feature
 from .generators import Generator
+from .errors import TLGANError
 
 RUN_FORMAT = 1
 
 
-class RunError(RuntimeError):
+class RunError(TLGANError, RuntimeError):
     """A run folder that cannot be used as asked; the message says what to do."""
 
 

@@ -45,6 +45,7 @@ from . import __version__
 from .extractors.learned import (Embedder, SmallCNN, TrainedExtractorError, check_name, extractors_dir,
                                  write_extractor)
 from .labels import LabelError, check_feature, load_labels
+from .errors import TLGANError
 
 PROBE_CS = tuple(10.0 ** np.arange(-4, 1))
 MIN_PER_CLASS = 10
@@ -55,7 +56,7 @@ NESTED_MAX = 5000  # up to this many labels, metrics come from nested cross-vali
 CELEBA_CROP = (30 / 178, 58 / 218, 118 / 178)
 
 
-class TrainError(ValueError):
+class TrainError(TLGANError, ValueError):
     """Training data or options that cannot give a sound extractor; the message says what to change."""
 
 

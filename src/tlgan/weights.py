@@ -21,10 +21,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import TLGANError
+
 CACHE_ENV = "TLGAN_HOME"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(TLGANError, RuntimeError):
     """A weight file is missing, corrupt or could not be fetched."""
 
 

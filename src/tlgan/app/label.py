@@ -184,10 +184,10 @@ def build_label_app(labeller: Labeller, feature: str = "", cols: int = COLS, cel
         function's arguments as one list): validate, append to the file, return the counts."""
         try:
             if not isinstance(payload, (list, tuple)) or len(payload) != 3:
-                raise ValueError(f"expected [feature, index, label], got {payload!r}")
+                raise LabelError(f"expected [feature, index, label], got {payload!r}")
             feature, index, value = payload
             if isinstance(index, bool) or not isinstance(index, (int, float)) or int(index) != index:
-                raise ValueError(f"face index {index!r} is not a whole number")
+                raise LabelError(f"face index {index!r} is not a whole number")
             rec = labeller.set_label(str(feature), int(index), value)
         except (LabelError, ValueError, TypeError) as e:
             return {"error": f"not saved: {e}"}

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..axes import Axes, AxesError
 from ..explore import cosine_matrix, edit_delta, retained
+from ..errors import TLGANError
 
 STATE_VERSION = 1
 SLIDER_LIMIT = 4.0  # sliders go from -4 to +4 latent units (N(0, I) latents have unit spread per axis)
@@ -51,7 +52,7 @@ MAX_LATENT_ABS = 100.0
 STATE_KEYS = ("tlgan_explorer", "generator", "seed", "latent", "sliders", "locks")
 
 
-class StateError(ValueError):
+class StateError(TLGANError, ValueError):
     """Input from the page or its API that cannot be applied; the message is shown to the user."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..devices import default_batch, resolve_device
+from ..errors import InputError
 from ..registry import Registry
 
 FeatureKind = Literal["binary", "continuous"]
@@ -36,10 +37,19 @@ class Feature:
 
 
 class Extractor(ABC):
-    """A feature extractor F: uint8 images (N, H, W, 3) -> labels (N, n_features)."""
+    """A feature extractor F: uint8 images (N, H, W, 3) -> labels (N, n_features).
+
+    What generic code may rely on is declared here, never guessed from names:
+    ``presence`` names the binary feature that says whether the subject was
+    found at all (``face_found`` for faces; None when there is no such
+    feature), and ``has_descriptor`` says whether :meth:`descriptor` gives an
+    identity embedding (used to measure how much an edit changes who it is).
+    """
 
     name: str
     features: tuple[Feature, ...]
+    presence: str | None = None
+    has_descriptor: bool = False
 
     def __init__(self, device: str | None = None) -> None:
         self.device = resolve_device(device)
@@ -53,11 +63,15 @@ class Extractor(ABC):
     def extract(self, images: torch.Tensor) -> np.ndarray:
         """Label one batch: uint8 NHWC tensor (any device) -> float32 (N, n_features), NaN = unknown."""
 
+    def descriptor(self, images: torch.Tensor) -> np.ndarray:
+        """An identity descriptor per image (N, K); only when ``has_descriptor`` is True."""
+        raise NotImplementedError(f"extractor {self.name!r} has no descriptor")
+
     def __call__(self, images: torch.Tensor | np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Label any number of images in batches of ``batch_size``."""
         images = torch.as_tensor(images)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
-            raise ValueError(f"extractor {self.name!r} takes uint8 images (N, H, W, 3), got "
+            raise InputError(f"extractor {self.name!r} takes uint8 images (N, H, W, 3), got "
                              f"{tuple(images.shape)} {images.dtype}")
         bs = batch_size or self.batch_size
         parts = [self.extract(images[i:i + bs]) for i in range(0, len(images), bs)]
@@ -74,9 +88,18 @@ class CombinedExtractor(Extractor):
         names = [f.name for f in self.features]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"extractors {self.name!r} report the same feature twice: {sorted(dup)}")
+            raise InputError(f"extractors {self.name!r} report the same feature twice: {sorted(dup)}")
         self.device = parts[0].device
         self.batch_size = min(p.batch_size for p in parts)
+        self.presence = next((p.presence for p in parts if p.presence), None)
+        self._describer = next((p for p in parts if p.has_descriptor), None)
+        self.has_descriptor = self._describer is not None
+
+    def descriptor(self, images: torch.Tensor) -> np.ndarray:
+        """The descriptor of the first part that has one."""
+        if self._describer is None:
+            return super().descriptor(images)
+        return self._describer.descriptor(images)
 
     def extract(self, images: torch.Tensor) -> np.ndarray:
         return np.concatenate([p.extract(images) for p in self.parts], axis=1)
@@ -92,6 +115,6 @@ def load_extractor(name: str, device: str | None = None) -> Extractor:
     load_plugins()
     names = [n.strip() for n in name.split("+") if n.strip()]
     if not names:
-        raise ValueError("empty extractor name")
+        raise InputError("empty extractor name")
     parts = [EXTRACTORS.create(n, device=device) for n in names]
     return parts[0] if len(parts) == 1 else CombinedExtractor(parts)

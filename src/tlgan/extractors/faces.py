@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..align import anchor_points, crop_transform, warp
+from ..errors import InputError
 from . import EXTRACTORS, Extractor, Feature
 from .geometry import head_pose, mouth_eyes_smile, skin_and_background
 from .human import HUMAN_EMOTION_LABELS, FaceMesh, FaceRes, HumanEmotion
@@ -65,12 +66,14 @@ class FacesExtractor(Extractor):
 
     name = "faces"
     features = FEATURES
+    presence = "face_found"
+    has_descriptor = True
 
     def __init__(self, device: str | None = None, expressions: str = "fer", framing: str = "auto",
                  crop_size: int = 224) -> None:
         super().__init__(device)
         if framing not in FRAMINGS:
-            raise ValueError(f"unknown framing {framing!r}; choose one of {', '.join(FRAMINGS)}")
+            raise InputError(f"unknown framing {framing!r}; choose one of {', '.join(FRAMINGS)}")
         self.framing, self.crop_size = framing, crop_size
         self._detector: FaceDetector | None = None  # loaded on first use: the DigiFace path needs no detector weights
         dev = str(self.device)
@@ -81,7 +84,7 @@ class FacesExtractor(Extractor):
         elif expressions == "human":
             self.emotion, labels = HumanEmotion(dev), HUMAN_EMOTION_LABELS
         else:
-            raise ValueError(f"unknown expression model {expressions!r}; choose 'fer' or 'human'")
+            raise InputError(f"unknown expression model {expressions!r}; choose 'fer' or 'human'")
         self._expr_columns = [labels.index(e) for e in EXPRESSIONS]
 
     def needs_detection(self, images: torch.Tensor) -> bool:

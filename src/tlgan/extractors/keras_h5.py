@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import weights
 from ..devices import default_batch, resolve_device
+from ..errors import InputError, TLGANError
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -37,7 +38,7 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-class UnsupportedLayerError(ValueError):
+class UnsupportedLayerError(TLGANError, ValueError):
     """The Keras file uses a layer type or option this loader does not implement."""
 
 
@@ -306,7 +307,7 @@ class FerEmotion:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, 3) faces -> float32 (N, 7) softmax probabilities on the CPU."""
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
-            raise ValueError(f"FerEmotion takes uint8 images (N, H, W, 3), got {tuple(images.shape)} {images.dtype}")
+            raise InputError(f"FerEmotion takes uint8 images (N, H, W, 3), got {tuple(images.shape)} {images.dtype}")
         out = [torch.zeros(0, len(FER_LABELS))]
         for i in range(0, len(images), self.batch_size):
             x = fer_preprocess(images[i:i + self.batch_size].to(self.device))

@@ -34,6 +34,7 @@ from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from torch import nn
 
 from . import Feature
+from ..errors import TLGANError
 
 FORMAT = 1
 CONFIG = "extractor.json"
@@ -42,7 +43,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 PIXEL_SIZE = 16
 
 
-class TrainedExtractorError(ValueError):
+class TrainedExtractorError(TLGANError, ValueError):
     """A trained extractor folder that is missing, damaged or of another format."""
 
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from ..devices import resolve_device
 from ..weights import WeightsError, path_of
+from ..errors import InputError, TLGANError
 
 Tensor = torch.Tensor
 
@@ -44,7 +45,7 @@ _ITEM_BYTES = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "uint16": 2, "fl
 _NP_DTYPES = {"float32": "<f4", "int32": "<i4", "bool": "|b1", "uint8": "|u1", "uint16": "<u2", "float16": "<f2"}
 
 
-class UnsupportedOpError(ValueError):
+class UnsupportedOpError(TLGANError, ValueError):
     """The graph holds an op (or an op variant) this executor does not implement."""
 
 
@@ -307,7 +308,7 @@ class TFJSGraph:
         self.outputs = list(outputs) if outputs is not None else self._signature_outputs(spec, nodes)
         for o in self.outputs:
             if o not in nodes:
-                raise ValueError(f"{self.path.name} has no node {o!r}")
+                raise InputError(f"{self.path.name} has no node {o!r}")
         self._plan = self._build(nodes, weights)
 
     @classmethod
@@ -345,7 +346,7 @@ class TFJSGraph:
                 for i in nodes[name].get("input", []):
                     if not i.startswith("^"):
                         if _src(i) not in nodes:
-                            raise ValueError(f"node {name!r} reads unknown node {i!r}")
+                            raise InputError(f"node {name!r} reads unknown node {i!r}")
                         stack.append((_src(i), False))
         return order
 
@@ -533,7 +534,7 @@ class TFJSGraph:
         """Run the graph on a batch; rank-4 inputs are NHWC unless ``nchw``."""
         feeds = dict(x) if isinstance(x, Mapping) else {self.inputs[0]: x} if len(self.inputs) == 1 else None
         if feeds is None or set(feeds) != set(self.inputs):
-            raise ValueError(f"{self.path.name} takes inputs {self.inputs}")
+            raise InputError(f"{self.path.name} takes inputs {self.inputs}")
         env: dict[str, Tensor] = {}
         for name, t in feeds.items():
             t = t.to(self.device, torch.float32)
@@ -541,7 +542,7 @@ class TFJSGraph:
             shape = list(t.shape) if not (nchw and t.ndim == 4) else [t.shape[0], *t.shape[2:], t.shape[1]]
             free = [-1, *want[1:]] if self.free_batch and want else want
             if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(free, shape)):
-                raise ValueError(f"{self.path.name} input {name!r} must have NHWC shape {want}, got {shape}")
+                raise InputError(f"{self.path.name} input {name!r} must have NHWC shape {want}, got {shape}")
             env[name] = _channels_last(t if nchw else t.permute(0, 3, 1, 2)) if t.ndim == 4 else t
         with _exact_fp32(self.device):
             for step in self._plan.steps:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..devices import default_batch, resolve_device
+from ..errors import InputError
 from ..registry import Registry, UnknownNameError
 
 
@@ -129,10 +130,10 @@ class Generator(ABC):
         full_wplus = self.space == "w+" and z.ndim == 3 and z.shape[1:] == (self.num_ws, self.latent_dim)
         if not full_wplus and (z.ndim != 2 or z.shape[1] != self.latent_dim):
             also = f" or ({self.num_ws}, {self.latent_dim})" if self.space == "w+" else ""
-            raise ShapeError(f"generator {self.name!r} in space {self.space} takes latents of size "
+            raise InputError(f"generator {self.name!r} in space {self.space} takes latents of size "
                              f"{self.latent_dim}{also}, got shape {tuple(z.shape)}")
         if not torch.isfinite(z).all():
-            raise ShapeError("latents contain NaN or infinite values")
+            raise InputError("latents contain NaN or infinite values")
         return z.float()
 
     @abstractmethod
@@ -155,10 +156,6 @@ class Generator(ABC):
     def first_layer_weight(self) -> np.ndarray | None:
         """The weight of the layers that consume the code, as (out_features, latent_dim), for SeFa."""
         return None
-
-
-class ShapeError(ValueError):
-    """Latent codes of the wrong shape or with non-finite values."""
 
 
 GENERATORS: Registry[Generator] = Registry("generator")

@@ -144,11 +144,11 @@ class CheckpointGenerator(Generator):
         if not 0.0 <= truncation <= 2.0:
             raise WeightsError(f"truncation must lie in [0, 2] (1 = none, 0.7 is usual); got {truncation}")
         self.space, self.truncation = space, float(truncation)
-        self.net = net.eval().requires_grad_(False).to(self.device)
-        self.resolution = int(net.img_resolution)
-        self.num_ws = int(getattr(net, "num_ws", 1))
-        self._z_dim = int(net.z_dim)
-        self.latent_dim = self._z_dim if space == "z" else int(net.w_dim)
+        self.net: Any = net.eval().requires_grad_(False).to(self.device)  # a family's network (duck-typed)
+        self.resolution = int(self.net.img_resolution)
+        self.num_ws = int(getattr(self.net, "num_ws", 1))
+        self._z_dim = int(self.net.z_dim)
+        self.latent_dim = self._z_dim if space == "z" else int(self.net.w_dim)
         pixels = self.resolution ** 2
         self.batch_size = max(1, min(self.batch_size, (self.batch_size * 64 * 64) // pixels))
         self.half = precision == "fp16" or (precision == "auto" and self.device.type == "cuda" and family.style)

@@ -135,7 +135,7 @@ def _allowed() -> dict[tuple[str, str], Any]:
         ("collections", "OrderedDict"): OrderedDict,
         ("dnnlib.util", "EasyDict"): _EasyDict,
         ("dnnlib", "EasyDict"): _EasyDict,
-        ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,  # type: ignore[attr-defined]
+        ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
         ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
@@ -179,7 +179,7 @@ def load_pickle(path: str | Path) -> Any:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            return _AllowListUnpickler(fh, str(path)).load()  # type: ignore[arg-type]
+            return _AllowListUnpickler(fh, str(path)).load()
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as e:

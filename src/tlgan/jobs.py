@@ -1,0 +1,369 @@
+"""Whole jobs, one per ``tlgan`` command, callable from Python and the benchmarks.
+
+The command line only parses options, calls one of these and prints what it
+returns; everything a job does (loading models, setting up held-out latents,
+drawing figures, writing files) lives here so a Python user gets the same
+result as ``tlgan CMD``. Progress goes to ``log`` (``None``: silent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+
+if TYPE_CHECKING:
+    from .axes import Axes
+    from .evaluate import Comparison, Evaluation, Heldout, Scorer
+    from .extractors import Extractor
+    from .generators import Generator
+    from .labels import Labeller, LabelTable
+    from .pipeline import Discovery, Editor
+    from .train import Dataset, TrainResult
+
+DEFAULT_GENERATOR = "digiface-dcgan"
+DEFAULT_EXTRACTOR = "faces"
+DEFAULT_FINDER = "glm"
+DEFAULT_OUT = Path("runs/demo")
+
+Log = Callable[[str], None] | None
+
+
+def _log(log: Log, text: str) -> None:
+    if log is not None:
+        log(text)
+
+
+def load_models(generator: str, extractor: str, device: str | None = "auto") -> tuple[Generator, Extractor]:
+    """The registered generator and extractor of these names (``a+b`` combines extractors)."""
+    from .extractors import load_extractor
+    from .generators import load_generator
+
+    return load_generator(generator, device), load_extractor(extractor, device)
+
+
+# ---------------------------------------------------------------- steps 3 and 4
+
+
+def axes_file_name(finder: str) -> str:
+    """The default axes file name: ``axes.safetensors`` for the default finder, else ``axes-FINDER.safetensors``."""
+    return "axes.safetensors" if finder == DEFAULT_FINDER else f"axes-{finder}.safetensors"
+
+
+def fit_file(run: str | Path, finder: str = DEFAULT_FINDER, label_set: str | None = None,
+             features: Sequence[str] | None = None, method: str = "auto",
+             out: str | Path | None = None) -> tuple[Axes, Path]:
+    """``tlgan fit``: directions of ``finder`` from a run folder, saved to ``out`` (default: beside the run)."""
+    from .finders import find_run, load_finder
+
+    found = load_finder(finder)
+    if "method" in found.options:
+        found = load_finder(finder, method=method)
+    axes = find_run(run, found, label_set, features)
+    path = axes.save(out or Path(run).parent / axes_file_name(finder))
+    return axes, path
+
+
+def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
+             method: str = "auto", grid_features: Sequence[str] = ("male", "age", "happy", "mouth_open", "yaw"),
+             grid_lock: Sequence[str] = ("skin_tone",)) -> Discovery:
+    """``tlgan discover``: sample, fit, and draw ``out/traversal.png`` of the ``grid_features`` that got an axis.
+
+    ``Discovery.figure`` is the figure's path, or None when no grid feature was fitted.
+    """
+    from .pipeline import discover as sample_and_fit
+
+    out = Path(out)
+    d = sample_and_fit(out, generator, extractor, n, seed=seed, method=method)
+    feats = [f for f in grid_features if f in d.axes.names]
+    if feats:
+        from .figures import traversal_grid
+        from .pipeline import showcase_latents
+
+        locks = [x for x in grid_lock if x in d.axes.names]
+        faces = showcase_latents(generator, extractor, 2, seed + 10_000)
+        title = f"{generator.name} + {extractor.name}: {n} samples"
+        fig = traversal_grid(generator, d.axes, faces, feats, np.linspace(-3, 3, 7), locks, cell=80,
+                             title=f"{title}; second rows lock {', '.join(locks)}" if locks else title)
+        d.figure = out / "traversal.png"
+        fig.save(d.figure)
+    return d
+
+
+# ---------------------------------------------------------------- step 5
+
+
+def open_editor(axes_path: str | Path, device: str | None = "auto") -> Editor:
+    """An :class:`~tlgan.pipeline.Editor` of the axes file with the generator it was fitted for."""
+    from .axes import Axes
+    from .generators import load_generator
+    from .pipeline import Editor
+
+    axes = Axes.load(axes_path)
+    return Editor(load_generator(axes.meta.get("generator", DEFAULT_GENERATOR), device), axes)
+
+
+def read_latent(editor: Editor, seed: int, latent: str | Path | None = None) -> np.ndarray:
+    """The latent of ``seed``, or the one saved in the ``.npy`` file ``latent``."""
+    if latent is None:
+        return editor.latent(seed)
+    try:
+        z = np.load(latent, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read latent file {latent} (expected a .npy array): {e}") from e
+    return editor.generator.check_latents(z).numpy()[0]
+
+
+def edit_file(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: Sequence[str],
+              out: str | Path, size: int = 256, save_latent: str | Path | None = None) -> np.ndarray:
+    """``tlgan edit``: write the face before and after the moves to ``out``; returns the edited latent."""
+    from .figures import image_row
+
+    edited = editor.edit(z, moves, locks)
+    images = editor.generator.render(np.stack([z, edited])).cpu().numpy()
+    image_row(images, size).save(out)
+    if save_latent:
+        np.save(save_latent, edited)
+    return edited
+
+
+def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[int], extent: float, steps: int,
+              locks: Sequence[str], out: str | Path, cell: int = 96) -> list[str]:
+    """``tlgan grid``: a traversal figure of ``features`` (default: every axis); returns the rows drawn."""
+    from .figures import traversal_grid
+
+    feats = list(features) if features else list(editor.axes.names)
+    for f in feats + list(locks):
+        editor.axes.index(f)
+    z = np.stack([editor.latent(s) for s in seeds])
+    traversal_grid(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps), list(locks),
+                   cell).save(out)
+    return feats
+
+
+# ---------------------------------------------------------------- measuring axes
+
+
+def prepare_heldout(generator: Generator, extractor: Extractor, n: int, run_seed: int, identity_n: int = 100,
+                    log: Log = None) -> tuple[Scorer, Heldout]:
+    """A scorer and the ``n`` held-out latents of a run seeded ``run_seed`` (never used for fitting)."""
+    from .evaluate import Scorer, heldout_seed, make_heldout
+
+    scorer = Scorer(generator, extractor)
+    seed = heldout_seed(run_seed)
+    _log(log, f"held-out latents: {n} from seed {seed}")
+    return scorer, make_heldout(generator, scorer, n, seed, identity_n)
+
+
+def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float] = (1.5, 3.0),
+                  features: Sequence[str] | None = None, locks: str | int | None = 3, lock_n: int | None = None,
+                  identity_n: int = 100, keep_norm: bool = False, norm_check: bool = True,
+                  device: str | None = "auto", out: str | Path | None = None,
+                  log: Log = None) -> tuple[Evaluation, Path]:
+    """``tlgan evaluate``: measure an axes file on held-out latents and write its report.
+
+    Returns the evaluation and the report's ``index.html`` (default folder:
+    ``report/AXES-NAME`` beside the axes file).
+    """
+    from .axes import Axes
+    from .evaluate import evaluate_axes
+    from .report import write_evaluation
+    from .sample import open_run
+
+    axes_path = Path(axes_path)
+    a = Axes.load(axes_path)
+    gen, ext = load_models(a.meta.get("generator", DEFAULT_GENERATOR), a.meta.get("extractor", DEFAULT_EXTRACTOR),
+                           device)
+    a.check_generator(gen)
+    corr = None
+    if a.meta.get("run") and (Path(a.meta["run"]) / "run.json").exists():
+        corr = open_run(a.meta["run"]).labels(a.meta.get("extractor"))
+    scorer, held = prepare_heldout(gen, ext, n, a.meta.get("seed", 0), identity_n, log)
+    ev = evaluate_axes(a, scorer, held, distances, features, locks, lock_n, identity_n, keep_norm, norm_check,
+                       corr_labels=corr)
+    ev.finder = a.meta.get("finder", DEFAULT_FINDER)
+    folder = Path(out) if out else axes_path.parent / "report" / axes_path.stem
+    page = write_evaluation(ev, folder, f"Evaluation of {axes_path.name} ({ev.finder}) on {n} held-out latents")
+    return ev, page
+
+
+def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Sequence[float] = (1.5, 3.0),
+            features: Sequence[str] | None = None, components: int = 10, locks: str | int | None = 3,
+            lock_n: int | None = None, identity_n: int = 100, keep_norm: bool = False, norm_check: bool = True,
+            device: str | None = "auto", out: str | Path | None = None,
+            log: Log = None) -> tuple[Comparison, Path]:
+    """``tlgan compare``: find directions with each finder on a run, measure them on the same held-out latents.
+
+    Returns the comparison and its report page (default folder: ``report/`` beside the run folder).
+    """
+    from .evaluate import compare_finders
+    from .report import write_comparison
+    from .sample import open_run
+
+    r = open_run(run)
+    gen, ext = load_models(r.generator, r.info["default_labels"], device)
+    cmp = compare_finders(r, finders, gen, ext, n, distances, features, components, locks, lock_n, identity_n,
+                          keep_norm, norm_check, log=log or (lambda s: None))
+    return cmp, write_comparison(cmp, out or Path(run).parent / "report")
+
+
+# ---------------------------------------------------------------- your own features
+
+
+def label_session(labels: str | Path, run: str | Path | None = None, generator: str = DEFAULT_GENERATOR,
+                  seed: int = 0, page_size: int = 24, probe_input: str = "faceres",
+                  device: str | None = "auto") -> Labeller:
+    """The labelling session of ``tlgan label``: a run's cached faces (``run``) or fresh samples of ``generator``."""
+    from .labels import FaceSource, Labeller, LabelStore, RunSource
+
+    if run is not None:
+        source: FaceSource = RunSource(run)
+    else:
+        from .generators import load_generator
+
+        gen = load_generator(generator, device)
+        source = FaceSource(gen.name, seed, None, gen)
+    return Labeller(source, LabelStore(labels, source.generator_name), page_size, probe_input, device)
+
+
+def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", start: int = 0, count: int = 240,
+                 cols: int = 8, cell: int = 96) -> Iterable[Path]:
+    """``tlgan label --sheets``: numbered contact sheets of faces ``start..start+count``, one per page.
+
+    Yields each sheet's path as it is written; rows the source excludes are left out.
+    """
+    source, size = labeller.source, labeller.page_size
+    stop = count + start if source.n is None else min(start + count, source.n)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for lo in range(start, stop, size):
+        idx = [i for i in range(lo, min(lo + size, stop)) if i not in source.excluded]
+        path = folder / f"faces-{lo:06d}.png"
+        labeller.sheet(idx, feature, cols, cell).save(path)
+        yield path
+
+
+def parse_crop(text: str) -> tuple[float, float, float] | None:
+    """A CelebA crop: ``digiface`` (the generator's framing), ``center`` (None: the centred square) or
+    three fractions ``X0,Y0,SIDE`` in [0, 1]."""
+    from .train import CELEBA_CROP
+
+    if text == "digiface":
+        return CELEBA_CROP
+    if text == "center":
+        return None
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 3 or not all(0 <= v <= 1 for v in box):
+        raise InputError(f"{text!r}: digiface, center or three fractions X0,Y0,SIDE")
+    return box[0], box[1], box[2]
+
+
+def parse_renames(items: Iterable[str]) -> dict[str, str]:
+    """``OLD=NEW`` pairs (e.g. ``wearing_hat=hat``) as a dict."""
+    names = {}
+    for r in items:
+        old, sep, new = r.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise InputError(f"{r!r}: write OLD=NEW, e.g. wearing_hat=hat")
+        names[old.strip()] = new.strip()
+    return names
+
+
+def gather_faces(label_files: Sequence[str | Path] = (), celeba: str | Path | None = None,
+                 csv_folder: str | Path | None = None, features: Sequence[str] | None = None,
+                 renames: Mapping[str, str] | None = None, limit: int | None = None,
+                 crop: tuple[float, float, float] | None | str = "digiface", size: int = 64, seed: int = 0,
+                 device: str | None = "auto", log: Log = None) -> Dataset:
+    """Labelled faces from label files, a CelebA folder and/or a CSV folder, combined, with ``features`` kept.
+
+    Feature names are lower case; ``renames`` maps CelebA attributes to other names.
+    """
+    from . import train as T
+
+    feats = [f.lower() for f in features or []] or None
+    names = dict(renames or {})
+    parts = []
+    if label_files:
+        parts.append(T.from_label_files(list(label_files), None, device))
+    if celeba is not None:
+        box = parse_crop(crop) if isinstance(crop, str) else crop
+        back = {v: k for k, v in names.items()}
+        wanted = [back.get(f, f) for f in feats] if feats else None
+        parts.append(T.from_celeba(celeba, wanted, limit, size, box, seed, names, log=log))
+    if csv_folder is not None:
+        parts.append(T.from_csv_folder(csv_folder, None, size))
+    if not parts:
+        raise InputError("give the labelled faces: --labels FILE, --celeba FOLDER and/or --csv FOLDER")
+    return T.combine(parts).select(feats)
+
+
+def train_from_sources(name: str, label_files: Sequence[str | Path] = (), celeba: str | Path | None = None,
+                       csv_folder: str | Path | None = None, features: Sequence[str] | None = None,
+                       renames: Mapping[str, str] | None = None, limit: int | None = None,
+                       crop: tuple[float, float, float] | None | str = "digiface", size: int = 64,
+                       learner: str = "probe", probe_input: str = "faceres", out: str | Path | None = None,
+                       force: bool = False, folds: int = 5, min_per_class: int = 10, epochs: int = 15,
+                       batch_size: int = 128, seed: int = 0, device: str | None = "auto",
+                       log: Log = None) -> TrainResult:
+    """``tlgan train-extractor``: gather the labelled faces and train the extractor ``name`` on them."""
+    from .train import train_extractor
+
+    data = gather_faces(label_files, celeba, csv_folder, features, renames, limit, crop, size, seed, device, log)
+    return train_extractor(name, data, learner, probe_input, None if out is None else Path(out), force, folds,
+                           min_per_class, epochs, batch_size, seed, device, log=log)
+
+
+def label_extractor(features: Sequence[str], extractor: str | None = "auto") -> str | None:
+    """The extractor to record with axes fitted on hand labels of ``features``.
+
+    ``auto``: the default extractor if it reports every one of them, else none;
+    ``none`` or None: none; a name (``a+b``): checked now, so a typo fails here
+    and not later in ``tlgan evaluate``.
+    """
+    from .extractors import EXTRACTORS
+    from .plugins import load_plugins
+
+    if extractor is None or extractor == "none":
+        return None
+    load_plugins()
+    if extractor == "auto":
+        from .extractors.faces import FEATURES
+
+        known = {f.name for f in FEATURES} if DEFAULT_EXTRACTOR in EXTRACTORS else set()
+        return DEFAULT_EXTRACTOR if set(features) <= known else None
+    for part in extractor.split("+"):
+        EXTRACTORS.describe(part.strip())
+    return extractor
+
+
+@dataclass
+class LabelAxes:
+    """What ``fit_labels`` produced: the axes, where they were saved and the labels they came from."""
+
+    axes: Axes
+    path: Path
+    table: LabelTable
+
+
+def fit_labels(labels: Sequence[str | Path], features: Sequence[str] | None = None, out: str | Path | None = None,
+               extractor: str | None = "auto", seed: int = 0, device: str | None = "auto") -> LabelAxes:
+    """``tlgan fit-labels``: an axis per feature straight from hand-labelled latents, saved to ``out``
+    (default: the first label file with the suffix ``.axes.safetensors``)."""
+    from .generators import load_generator
+    from .labels import fit_label_axes, load_labels
+
+    table = load_labels(list(labels), features or None)
+    gen = load_generator(table.generator, device)
+    ext = label_extractor(table.features, extractor)
+    axes = fit_label_axes(table, gen, seed=seed, source=", ".join(map(str, labels)), extractor=ext)
+    path = axes.save(out or Path(labels[0]).with_suffix(".axes.safetensors"))
+    return LabelAxes(axes, path, table)
+

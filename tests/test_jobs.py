@@ -1,0 +1,64 @@
+"""The jobs layer: what each command does, called from Python on the toy model (seconds)."""
+
+import pytest
+
+from tlgan import jobs
+from tlgan.axes import Axes
+from tlgan.errors import InputError, TLGANError
+from tlgan.toy import toy_directions
+
+
+@pytest.fixture(scope="module")
+def discovered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("jobs")
+    gen, ext = jobs.load_models("toy-linear", "toy-linear", "cpu")
+    return jobs.discover(out, gen, ext, 1500, grid_features=["a", "zzz"], grid_lock=["b"])
+
+
+def test_discover_fits_and_draws_the_asked_rows(discovered):
+    assert discovered.axes.names == ["a", "b", "p", "c"]
+    assert discovered.figure == discovered.axes_path.parent / "traversal.png" and discovered.figure.exists()
+
+
+def test_fit_file_names_the_file_after_the_finder(discovered):
+    run = discovered.run.path
+    axes, path = jobs.fit_file(run, "interfacegan", features=["a"])
+    assert path == run.parent / "axes-interfacegan.safetensors" and Axes.load(path).names == ["a"]
+    axes, path = jobs.fit_file(run, "glm", features=["a"], method="linear", out=run.parent / "x.safetensors")
+    assert axes.metrics["a"]["method"] == "linear" and path.name == "x.safetensors"
+    assert axes.vector("a") @ toy_directions()[0] > 0.99
+
+
+def test_grid_file_draws_every_axis_by_default(discovered, tmp_path):
+    editor = jobs.open_editor(discovered.axes_path, "cpu")
+    assert jobs.grid_file(editor, None, [0], 2.0, 3, [], tmp_path / "g.png", 16) == editor.axes.names
+    assert (tmp_path / "g.png").exists()
+
+
+@pytest.mark.parametrize("text, box", [("center", None), ("0.1,0.2,0.5", (0.1, 0.2, 0.5))])
+def test_parse_crop(text, box):
+    assert jobs.parse_crop(text) == box
+
+
+@pytest.mark.parametrize("text", ["0.1,0.2", "a,b,c", "0.1,0.2,1.5", "middle"])
+def test_parse_crop_refuses_bad_boxes(text):
+    with pytest.raises(InputError, match="X0,Y0,SIDE"):
+        jobs.parse_crop(text)
+
+
+def test_parse_renames():
+    assert jobs.parse_renames(["wearing_hat=hat", " a = b "]) == {"wearing_hat": "hat", "a": "b"}
+    with pytest.raises(InputError, match="OLD=NEW"):
+        jobs.parse_renames(["hat"])
+
+
+def test_train_needs_some_faces():
+    with pytest.raises(InputError, match="give the labelled faces"):
+        jobs.gather_faces()
+
+
+def test_label_extractor_choice():
+    assert jobs.label_extractor(["a"], "none") is None
+    assert jobs.label_extractor(["a"], "toy-linear") == "toy-linear"
+    with pytest.raises(TLGANError, match="unknown extractor 'nope'"):
+        jobs.label_extractor(["a"], "nope")
