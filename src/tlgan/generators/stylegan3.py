@@ -77,50 +77,82 @@ def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
 # ----------------------------------------------------------------------------------------------------------------
 # Low-level ops.
 
-def _keep(y: torch.Tensor, dim: int, length_in: int, up: int, taps: int, pad0: int, pad1: int) -> torch.Tensor:
-    """From the full convolution ``y`` of a zero-stuffed axis, keep what the reference's pad-then-correlate keeps.
+BLOCK = 32  # outputs per block of the banded resampling matmuls (small enough to waste little, big enough for BLAS)
 
-    The reference output along ``dim`` is ``y[taps-1-pad0 : taps-1-pad0+n]`` with
-    ``n = length_in*up + pad0 + pad1 - taps + 1``, zeros where that runs past ``y``.
+
+def _separable_terms(f: torch.Tensor, gain: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``f`` (times ``gain`` overall) as a sum of (vertical, horizontal) 1-D filter pairs.
+
+    A 1-D filter is separable (applied along both axes); a 2-D one (the radial
+    filters of config R) is split exactly by an SVD into its few nonzero ranks.
     """
-    start = taps - 1 - pad0
-    n = length_in * up + pad0 + pad1 - taps + 1
-    lo, hi = -start, start + n - y.shape[dim]
-    return F.pad(y, [lo, hi] if dim == 3 else [0, 0, lo, hi])
+    if f.ndim == 1:
+        g = f * float(np.sqrt(gain))
+        return [(g, g)]
+    u, s, vh = torch.linalg.svd(f.double())
+    keep = s > s[0] * 1e-9
+    scale = (s[keep] * gain).sqrt()
+    return [((u[:, r] * scale[i]).to(f.dtype), (vh[r] * scale[i]).to(f.dtype))
+            for i, r in enumerate(torch.nonzero(keep).flatten().tolist())]
+
+
+def _resample_axis(x: torch.Tensor, h: torch.Tensor, dim: int, up: int, down: int, offset: int,
+                   n_out: int) -> torch.Tensor:
+    """``out[n] = sum_i x[i] * h[n*down + offset - i*up]`` along ``dim`` (-1 or -2) of ``x``, zeros outside ``h``.
+
+    This one formula covers the reference's zero-stuff/pad/filter upsampling
+    (``down=1``) and filter/decimate downsampling (``up=1``). The band matrix is
+    shift-invariant, so outputs are computed in blocks of ``BLOCK``: each block
+    is one small dense matmul over a window of the input taken with ``unfold``.
+    """
+    k, length = h.shape[0], x.shape[dim]
+    bo = up * -(-min(BLOCK, n_out) // up)  # outputs per block, a multiple of up so windows shift by whole samples
+    step = bo * down // up
+    i_min = -(-(offset - k + 1) // up)
+    bi = ((bo - 1) * down + offset) // up - i_min + 1
+    nb = -(-n_out // bo)
+    idx = (np.arange(bo)[None, :] * down + offset - (i_min + np.arange(bi)[:, None]) * up)
+    valid = torch.as_tensor((idx >= 0) & (idx < k), device=h.device)
+    mat = torch.where(valid, h[torch.as_tensor(np.clip(idx, 0, k - 1), device=h.device)], h.new_zeros(()))
+    left, right = max(0, -i_min), max(0, i_min + (nb - 1) * step + bi - length)
+    x = F.pad(x, [left, right] if dim == -1 else [0, 0, left, right])
+    x = x.narrow(dim, i_min + left, (nb - 1) * step + bi).unfold(dim, bi, step)  # [..., nb, (W,) bi]
+    if dim == -1:  # a copy first: matmul on the overlapping window view takes a very slow path
+        y = (x.reshape(-1, bi) @ mat).view(*x.shape[:-2], nb * bo)
+    else:
+        y = (mat.t() @ x.transpose(-1, -2)).flatten(-3, -2)
+    return y.narrow(dim, 0, n_out)
 
 
 def _upsample(x: torch.Tensor, f: torch.Tensor | None, up: int, padding: Sequence[int]) -> torch.Tensor:
-    """``upfirdn2d(x, f, up=up, padding=padding, gain=up**2)`` of the reference, for ``x`` shaped (B, 1, H, W).
-
-    Zero-stuffing, padding and convolving is done as one strided
-    ``conv_transpose2d`` per axis (a 1-D ``f`` is applied along both axes)
-    followed by a pad/crop to the reference's output window.
-    """
+    """``upfirdn2d(x, f, up=up, padding=padding, gain=up**2)`` of the reference for ``x`` shaped (B, H, W)."""
     px0, px1, py0, py1 = padding
-    h, w = x.shape[2], x.shape[3]
+    h, w = x.shape[-2:]
+    if f is None and up == 1:
+        return F.pad(x, [px0, px1, py0, py1])
     if f is None:
         f = torch.ones(1, dtype=x.dtype, device=x.device)
-    f = f.to(x.dtype)
-    if f.ndim == 1:
-        k = f.shape[0]
-        fu = f * up
-        x = _keep(F.conv_transpose2d(x, fu.view(1, 1, 1, k), stride=(1, up)), 3, w, up, k, px0, px1)
-        return _keep(F.conv_transpose2d(x, fu.view(1, 1, k, 1), stride=(up, 1)), 2, h, up, k, py0, py1)
-    kh, kw = f.shape
-    x = F.conv_transpose2d(x, (f * up ** 2).view(1, 1, kh, kw), stride=up)
-    return _keep(_keep(x, 3, w, up, kw, px0, px1), 2, h, up, kh, py0, py1)
+    kh, kw = (f.shape[0], f.shape[0]) if f.ndim == 1 else f.shape
+    out = None
+    for fy, fx in _separable_terms(f.to(x.dtype), up ** 2):
+        y = _resample_axis(x, fx, -1, up, 1, kw - 1 - px0, w * up + px0 + px1 - kw + 1)
+        y = _resample_axis(y, fy, -2, up, 1, kh - 1 - py0, h * up + py0 + py1 - kh + 1)
+        out = y if out is None else out + y
+    return out
 
 
 def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int) -> torch.Tensor:
-    """``upfirdn2d(x, f, down=down)`` of the reference (valid convolution, keep every ``down``-th sample)."""
+    """``upfirdn2d(x, f, down=down)`` of the reference (valid filtering, keep every ``down``-th sample)."""
     if f is None:
-        return x[:, :, ::down, ::down]
-    f = f.to(x.dtype).flip(list(range(f.ndim)))
-    if f.ndim == 1:
-        k = f.shape[0]
-        x = F.conv2d(x, f.view(1, 1, 1, k), stride=(1, down))
-        return F.conv2d(x, f.view(1, 1, k, 1), stride=(down, 1))
-    return F.conv2d(x, f[None, None], stride=down)
+        return x[..., ::down, ::down]
+    h, w = x.shape[-2:]
+    kh, kw = (f.shape[0], f.shape[0]) if f.ndim == 1 else f.shape
+    out = None
+    for fy, fx in _separable_terms(f.to(x.dtype), 1.0):
+        y = _resample_axis(x, fx, -1, 1, down, kw - 1, (w - kw) // down + 1)
+        y = _resample_axis(y, fy, -2, 1, down, kh - 1, (h - kh) // down + 1)
+        out = y if out is None else out + y
+    return out
 
 
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, b: torch.Tensor,
@@ -132,7 +164,7 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | 
     ``padding`` = [x0, x1, y0, y1] is applied on the upsampled grid.
     """
     n, c, h, w = x.shape
-    x = (x + b.to(x.dtype).view(1, -1, 1, 1)).reshape(n * c, 1, h, w)
+    x = (x + b.to(x.dtype).view(1, -1, 1, 1)).reshape(n * c, h, w)
     x = _upsample(x, fu, up, padding)
     x = F.leaky_relu(x, slope) if slope != 1 else x
     if gain != 1:
@@ -140,7 +172,7 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | 
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     x = _downsample(x, fd, down)
-    return x.reshape(n, c, x.shape[2], x.shape[3])
+    return x.reshape(n, c, x.shape[1], x.shape[2])
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, padding: int,
