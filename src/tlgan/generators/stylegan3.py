@@ -77,6 +77,7 @@ def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
 # ----------------------------------------------------------------------------------------------------------------
 # Low-level ops.
 
+DENSE_MAX = 96  # axes up to this length are resampled with one dense matrix
 BLOCK = 32  # outputs per block of the banded resampling matmuls (small enough to waste little, big enough for BLAS)
 
 
@@ -96,26 +97,38 @@ def _separable_terms(f: torch.Tensor, gain: float) -> list[tuple[torch.Tensor, t
             for i, r in enumerate(torch.nonzero(keep).flatten().tolist())]
 
 
+def _band_matrix(h: torch.Tensor, up: int, down: int, offset: int, first_in: int, n_in: int,
+                 n_out: int) -> torch.Tensor:
+    """(n_in, n_out) matrix of ``h[n*down + offset - i*up]`` for inputs ``first_in + [0, n_in)``, zero off-band."""
+    idx = np.arange(n_out)[None, :] * down + offset - (first_in + np.arange(n_in)[:, None]) * up
+    valid = torch.as_tensor((idx >= 0) & (idx < h.shape[0]), device=h.device)
+    return torch.where(valid, h[torch.as_tensor(np.clip(idx, 0, h.shape[0] - 1), device=h.device)],
+                       h.new_zeros(()))
+
+
 def _resample_axis(x: torch.Tensor, h: torch.Tensor, dim: int, up: int, down: int, offset: int,
                    n_out: int) -> torch.Tensor:
     """``out[n] = sum_i x[i] * h[n*down + offset - i*up]`` along ``dim`` (-1 or -2) of ``x``, zeros outside ``h``.
 
     This one formula covers the reference's zero-stuff/pad/filter upsampling
-    (``down=1``) and filter/decimate downsampling (``up=1``). The band matrix is
-    shift-invariant, so outputs are computed in blocks of ``BLOCK``: each block
-    is one small dense matmul over a window of the input taken with ``unfold``.
+    (``down=1``) and filter/decimate downsampling (``up=1``). Short axes use one
+    dense matrix (padding and cropping are in the matrix, no copies); long ones
+    use the band's shift invariance: blocks of ``BLOCK`` outputs, each one small
+    matmul over an input window taken with ``unfold``.
     """
     k, length = h.shape[0], x.shape[dim]
+    if length <= DENSE_MAX:
+        mat = _band_matrix(h, up, down, offset, 0, length, n_out)
+        return x @ mat if dim == -1 else mat.t() @ x
     bo = up * -(-min(BLOCK, n_out) // up)  # outputs per block, a multiple of up so windows shift by whole samples
     step = bo * down // up
     i_min = -(-(offset - k + 1) // up)
     bi = ((bo - 1) * down + offset) // up - i_min + 1
     nb = -(-n_out // bo)
-    idx = (np.arange(bo)[None, :] * down + offset - (i_min + np.arange(bi)[:, None]) * up)
-    valid = torch.as_tensor((idx >= 0) & (idx < k), device=h.device)
-    mat = torch.where(valid, h[torch.as_tensor(np.clip(idx, 0, k - 1), device=h.device)], h.new_zeros(()))
+    mat = _band_matrix(h, up, down, offset, i_min, bi, bo)
     left, right = max(0, -i_min), max(0, i_min + (nb - 1) * step + bi - length)
-    x = F.pad(x, [left, right] if dim == -1 else [0, 0, left, right])
+    if left or right:
+        x = F.pad(x, [left, right] if dim == -1 else [0, 0, left, right])
     x = x.narrow(dim, i_min + left, (nb - 1) * step + bi).unfold(dim, bi, step)  # [..., nb, (W,) bi]
     if dim == -1:  # a copy first: matmul on the overlapping window view takes a very slow path
         y = (x.reshape(-1, bi) @ mat).view(*x.shape[:-2], nb * bo)
