@@ -10,7 +10,8 @@ from sg3_writer import write_snapshot
 from tlgan.generators import stylegan3
 from tlgan.generators.safe_pickle import load_pickle
 from tlgan.generators.stylegan3 import (StyleGAN3Generator, design_lowpass_filter, is_stylegan3_network,
-                                        load_stylegan3, sniff_stylegan3)
+                                        load_stylegan3)
+from tlgan.generators.checkpoints import read_checkpoint, recognise
 from tlgan.weights import WeightsError
 
 FIXTURE = "stylegan3/sg3t_public_32"
@@ -148,7 +149,7 @@ def test_other_configurations_round_trip_through_an_nvlabs_file(tmp_path, name):
     g = _random_net(kwargs)
     g_train = _random_net(kwargs, seed=1)
     path = write_snapshot(tmp_path / f"{name}.pkl", g, g_train)
-    assert sniff_stylegan3(path)
+    assert recognise(read_checkpoint(path)) == "stylegan3"
     loaded, info = load_stylegan3(path)
     assert info["config"] == ("R" if kwargs.get("use_radial_filters") else "T")
     assert (info["resolution"], info["z_dim"], info["w_dim"], info["mapping_layers"]) == (
@@ -225,11 +226,9 @@ def test_refusals_name_the_file_and_the_problem(tmp_path):
 
 def test_stylegan2_files_are_not_taken_for_stylegan3(tmp_path):
     sg2 = fixture_file("stylegan3/sg3repo_sg2_public_32.pkl")
-    assert not sniff_stylegan3(sg2)
-    assert not sniff_stylegan3(fixture_file("stylegan2_ada/sg2ada_public_32.pkl"))
+    assert recognise(read_checkpoint(sg2)) == "stylegan2"
+    assert recognise(read_checkpoint(fixture_file("stylegan2_ada/sg2ada_public_32.pkl"))) == "stylegan2"
     assert not is_stylegan3_network(load_pickle(sg2)["G_ema"])
     with pytest.raises(WeightsError, match="not a StyleGAN3 generator"):
         load_stylegan3(sg2)
-    (tmp_path / "x.pkl").write_bytes(b"hello")
-    assert not sniff_stylegan3(tmp_path / "x.pkl") and not sniff_stylegan3(tmp_path / "absent.pkl")
-    assert sniff_stylegan3(fixture_file(FIXTURE + ".pkl"))
+    assert recognise(read_checkpoint(fixture_file(FIXTURE + ".pkl"))) == "stylegan3"

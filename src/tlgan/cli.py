@@ -14,6 +14,8 @@ from . import __version__, weights
 from .errors import InputError, TLGANError
 from .fit import METHODS
 
+from .generators import SPACES
+from .generators.checkpoints import FAMILY_NAMES
 from .jobs import DEFAULT_EXTRACTOR, DEFAULT_FINDER, DEFAULT_GENERATOR, DEFAULT_OUT, load_models
 
 
@@ -81,19 +83,55 @@ def main(debug: bool) -> None:
 
 @main.group()
 def models() -> None:
-    """Pretrained weights: list them and fetch them into the cache ($TLGAN_HOME)."""
+    """Pretrained weights (fetched into $TLGAN_HOME) and your own generator files (registered by name)."""
 
 
 @models.command("list")
 @friendly
 def models_list() -> None:
-    """Show each model, the package it comes from, its licence and whether it is present."""
+    """Show each bundled model (package, licence, present?) and each registered generator file."""
+    from .generators import library
+
     click.echo(f"cache: {weights.cache_dir()}")
     for m in weights.MODELS.values():
         pkg = m.files[0].package
         kind = " (test oracle)" if m.oracle else ""
         click.echo(f"{m.name:20s} {weights.status(m.name):8s} {pkg.registry}:{pkg.spec:32s} {pkg.license:11s}"
                    f" {m.purpose}{kind}")
+    mine = library.registered()
+    click.echo(f"your generators ({library.library_path()}):" + ("" if mine else " none; add one with "
+                                                                "`tlgan models add FILE --name NAME`"))
+    for name, e in mine.items():
+        ws = f", w {e['w_dim']} x {e['num_ws']} layers" if e.get("w_dim") else ""
+        click.echo(f"{name:20s} {e['family']:11s} {e['resolution']:5d} px  spaces {','.join(e['spaces']):7s} "
+                   f"z {e['z_dim']}{ws}  sha256 {e['sha256'][:16]}  {e['path']}")
+
+
+@models.command("add")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--name", required=True, help="The name to use with --generator (letters, digits, '.', '_', '-').")
+@click.option("--family", type=click.Choice(FAMILY_NAMES), default=None,
+              help="Force the family instead of recognising it from the file's content.")
+@click.option("--network", default=None, help="Which network of a training snapshot [default: the averaged one].")
+@friendly
+def models_add(path: Path, name: str, family: str | None, network: str | None) -> None:
+    """Register a generator file under NAME: it is read once (safely: nothing in it runs) and its SHA-256 kept."""
+    from .generators import library
+
+    e = library.add(path, name, family, network)
+    click.echo(f"{name}: {e['family']} generator, {e['resolution']} px, spaces {', '.join(e['spaces'])}, "
+               f"sha256 {e['sha256'][:16]}...; use it with --generator {name}")
+
+
+@models.command("remove")
+@click.argument("name")
+@friendly
+def models_remove(name: str) -> None:
+    """Forget a registered generator NAME (the file itself is not touched)."""
+    from .generators import library
+
+    library.remove(name)
+    click.echo(f"forgot {name}")
 
 
 @models.command("fetch")
@@ -124,14 +162,49 @@ def plugins() -> None:
 
 # ---------------------------------------------------------------- steps 3 and 4
 
+def generator_options(fn):
+    """--generator and how to drive it: latent space, truncation, family, network."""
+    for opt in reversed((
+        click.option("--generator", "-g", default=DEFAULT_GENERATOR, show_default=True,
+                     help="A generator name (`tlgan plugins`, `tlgan models list`) or a checkpoint file: NVlabs "
+                          "StyleGAN2-ADA/StyleGAN3 .pkl, rosinality .pt, pytorch_GAN_zoo PGAN .pt, TF1 PGGAN .pkl."),
+        click.option("--space", type=click.Choice(SPACES), default="z", show_default=True,
+                     help="Latent space to sample and fit in: z, or w / w+ for StyleGAN files (w+ edits can be "
+                          "limited to layers)."),
+        click.option("--truncation", default=1.0, show_default=True,
+                     help="Truncation psi toward the file's average w (StyleGAN files; 0.7 is usual, 1 = none)."),
+        click.option("--family", type=click.Choice(FAMILY_NAMES), default=None,
+                     help="Force the checkpoint family instead of recognising it from the file's content."),
+        click.option("--network", default=None,
+                     help="Which network of a training snapshot [default: the averaged one: G_ema, g_ema, avgG, Gs]."),
+    )):
+        fn = opt(fn)
+    return fn
+
+
 generator_option = click.option("--generator", "-g", default=DEFAULT_GENERATOR, show_default=True,
-                                help="Registered generator name (see `tlgan plugins`).")
+                                help="A generator name (`tlgan plugins`, `tlgan models list`) or a checkpoint file.")
+
+
+def _generator_spec(space: str, truncation: float, family: str | None, network: str | None) -> dict:
+    return {"space": space, "truncation": truncation, "family": family, "network": network}
+
+
+layers_option = click.option("--layers", default=None,
+                             help="w+ only: the synthesis layers an edit reaches: coarse, middle, fine, all, "
+                                  "a range like 0-5 or indices like 2,4,6 [default: all].")
+
+
+def _layers(editor, spec: str | None) -> list[int] | None:
+    from .explore import parse_layers
+
+    return None if spec is None else parse_layers(spec, editor.generator.num_ws)
 extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, show_default=True,
                                 help="Registered extractor name; combine several with '+' (faces+mine).")
 
 
 @main.command("sample")
-@generator_option
+@generator_options
 @extractor_option
 @click.option("-n", "--n", "n", default=10_000, show_default=True, help="How many latents to draw.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the latents: same seed, same samples.")
@@ -143,11 +216,12 @@ extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, 
               help="Cache the uint8 images so another extractor can relabel them later.")
 @device_option
 @friendly
-def sample_cmd(generator, extractor, n, seed, out, chunk, save_images, device) -> None:
+def sample_cmd(generator, space, truncation, family, network, extractor, n, seed, out, chunk, save_images,
+               device) -> None:
     """Step 3: draw latents, render and label them into a resumable run folder."""
     from .sample import sample
 
-    gen, ext = load_models(generator, extractor, device)
+    gen, ext = load_models(generator, extractor, device, **_generator_spec(space, truncation, family, network))
     run = sample(out, gen, ext, n, seed=seed, chunk=chunk, save_images=save_images)
     click.echo(f"run {run.path}: {run.n} samples labelled with {ext.name} ({len(ext.features)} features)")
 
@@ -207,7 +281,7 @@ def fit(run, label_set, method, features, out, finder) -> None:
 
 
 @main.command()
-@generator_option
+@generator_options
 @extractor_option
 @click.option("-n", "--n", "n", default=10_000, show_default=True, help="How many latents to draw.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the latents.")
@@ -220,11 +294,12 @@ def fit(run, label_set, method, features, out, finder) -> None:
               help="Comma-separated features to lock in the figure's second rows ('' for none).")
 @device_option
 @friendly
-def discover(generator, extractor, n, seed, out, method, grid_features, grid_lock, device) -> None:
+def discover(generator, space, truncation, family, network, extractor, n, seed, out, method, grid_features,
+             grid_lock, device) -> None:
     """Steps 3 + 4: sample, fit and draw a traversal figure, all into one folder (resumable)."""
     from .jobs import discover as do_discover
 
-    gen, ext = load_models(generator, extractor, device)
+    gen, ext = load_models(generator, extractor, device, **_generator_spec(space, truncation, family, network))
     d = do_discover(out, gen, ext, n, seed, method, grid_features.split(","), grid_lock.split(","))
     _print_axes(d.axes)
     click.echo(f"sampled {n} in {d.seconds['sample']:.0f} s, fitted in {d.seconds['fit']:.1f} s -> {d.axes_path}")
@@ -263,16 +338,17 @@ lock_option = click.option("--lock", "locks", multiple=True,
               help="PNG to write: the face before and after.")
 @click.option("--size", default=256, show_default=True, help="Pixel size of each face in the PNG.")
 @click.option("--save-latent", type=click.Path(path_type=Path), default=None, help="Also save the edited latent (.npy).")
+@layers_option
 @device_option
 @friendly
-def edit(axes, seed, latent, moves, locks, out, size, save_latent, device) -> None:
+def edit(axes, seed, latent, moves, locks, out, size, save_latent, layers, device) -> None:
     """Step 5: render one face (a seed or a latent) before and after moves along AXES."""
     from .jobs import edit_file, open_editor, read_latent
 
     editor = open_editor(axes, device)
     z = read_latent(editor, seed, latent)
     mv = _parse_moves(moves)
-    edit_file(editor, z, mv, locks, out, size, save_latent)
+    edit_file(editor, z, mv, locks, out, size, save_latent, _layers(editor, layers))
     click.echo(f"{out}: before | after {', '.join(f'{k}={v:+g}' for k, v in mv.items()) or '(no move)'}"
                + (f" locking {', '.join(locks)}" if locks else ""))
 
@@ -286,9 +362,10 @@ def edit(axes, seed, latent, moves, locks, out, size, save_latent, device) -> No
 @lock_option
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
 @click.option("--cell", default=96, show_default=True, help="Pixel size of each face.")
+@layers_option
 @device_option
 @friendly
-def grid(axes, features, seeds, extent, steps, locks, out, cell, device) -> None:
+def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, device) -> None:
     """Step 5: a traversal figure, rows of features and columns of steps, with and without locks."""
     from .jobs import grid_file, open_editor
 
@@ -300,7 +377,7 @@ def grid(axes, features, seeds, extent, steps, locks, out, cell, device) -> None
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
-    feats = grid_file(editor, feats, seed_list, extent, steps, locks, out, cell)
+    feats = grid_file(editor, feats, seed_list, extent, steps, locks, out, cell, _layers(editor, layers))
     click.echo(f"{out}: {len(feats)} features x {steps} steps for seeds {seed_list}")
 
 

@@ -142,10 +142,20 @@ def keep_norm(z: np.ndarray, norm: float | None = None) -> np.ndarray:
 
 
 def traversal(z: np.ndarray, axes: Axes, feature: str, steps: np.ndarray,
-              locks: Iterable[str] = ()) -> np.ndarray:
-    """Latents (len(steps), D): ``z`` moved by each amount in ``steps`` along ``feature``."""
+              locks: Iterable[str] = (), layers: Sequence[int] | None = None) -> np.ndarray:
+    """Latents (len(steps), *z.shape): ``z`` moved by each amount in ``steps`` along ``feature``.
+
+    With ``layers`` (w+), ``z`` is (num_ws, D) and only those layers move.
+    """
+    z = np.asarray(z, np.float32)
     unit = edit_delta(axes, {feature: 1.0}, locks)
-    return np.asarray(z, np.float32)[None, :] + np.asarray(steps, np.float32)[:, None] * unit[None, :]
+    if layers is not None:
+        if z.ndim != 2:
+            raise AxesError("a layer range needs a w+ latent (num_ws, D); expand the code to its layers first")
+        mask = np.zeros(z.shape[0], np.float32)
+        mask[check_layers(layers, z.shape[0])] = 1
+        unit = mask[:, None] * unit
+    return z[None] + np.asarray(steps, np.float32).reshape(-1, *([1] * z.ndim)) * unit[None]
 
 
 def cosine_matrix(vectors: np.ndarray) -> np.ndarray:

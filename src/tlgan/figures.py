@@ -23,17 +23,20 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, features: Sequence[str],
                    steps: Sequence[float] | np.ndarray, locks: Sequence[str] = (), cell: int = 96,
-                   title: str = "") -> Image.Image:
+                   title: str = "", layers: Sequence[int] | None = None) -> Image.Image:
     """One block per latent; in each block a row per feature (and, with ``locks``, a second row with
-    the locks applied), a column per step along the axis."""
+    the locks applied), a column per step along the axis. ``layers`` (w+) limits the moves to those layers."""
     steps_ = np.asarray(steps, dtype=np.float32)
+    latents = np.atleast_2d(latents)
+    if layers is not None and latents.ndim == 2:  # layer-shared w+ codes: one copy per layer
+        latents = np.repeat(latents[:, None, :], generator.num_ws, axis=1)
     rows: list[tuple[str, np.ndarray]] = []
-    for z in np.atleast_2d(latents):
+    for z in latents:
         for name in features:
-            rows.append((name, traversal(z, axes, name, steps_)))
+            rows.append((name, traversal(z, axes, name, steps_, (), layers)))
             kept = [lk for lk in locks if lk != name]
             if kept:
-                rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps_, kept)))
+                rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps_, kept, layers)))
     images = generator.render(np.concatenate([r[1] for r in rows])).cpu().numpy()
     font = _font(13)
     label_w = 12 + max(int(font.getlength(name)) for name, _ in rows)
@@ -46,7 +49,7 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
     for c, s in enumerate(steps):
         draw.text((label_w + c * (cell + gap) + cell // 2, head_h - 14), f"{s:+g}", fill="black",
                   font=_font(14), anchor="mm")
-    per_z = len(rows) // len(np.atleast_2d(latents))
+    per_z = len(rows) // len(latents)
     for r, (name, _) in enumerate(rows):
         y = head_h + r * (cell + gap)
         if r % per_z == 0 and r:

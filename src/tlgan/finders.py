@@ -353,9 +353,9 @@ def find_run(run, finder: str | DirectionFinder = "glm", label_set: str | None =
     run = run if not isinstance(run, (str, Path)) else open_run(run)
     z, labels, feats, meta = run.fit_inputs(label_set, features)
     if generator is None and finder.needs_generator:
-        from .generators import load_generator
+        from .generators import generator_of
 
-        generator = load_generator(meta["generator"], device)
+        generator = generator_of(meta, device)
     t0 = time.perf_counter()
     axes = finder.find(z, labels, feats, generator, meta=meta)
     axes.meta["find_seconds"] = time.perf_counter() - t0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -39,12 +39,14 @@ def _log(log: Log, text: str) -> None:
         log(text)
 
 
-def load_models(generator: str, extractor: str, device: str | None = "auto") -> tuple[Generator, Extractor]:
-    """The registered generator and extractor of these names (``a+b`` combines extractors)."""
+def load_models(generator: str, extractor: str, device: str | None = "auto",
+                **space: Any) -> tuple[Generator, Extractor]:
+    """The generator (a name or checkpoint path; ``space`` options as ``load_generator`` takes them)
+    and the extractor (``a+b`` combines extractors)."""
     from .extractors import load_extractor
     from .generators import load_generator
 
-    return load_generator(generator, device), load_extractor(extractor, device)
+    return load_generator(generator, device, **space), load_extractor(extractor, device)
 
 
 # ---------------------------------------------------------------- steps 3 and 4
@@ -101,11 +103,11 @@ def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int
 def open_editor(axes_path: str | Path, device: str | None = "auto") -> Editor:
     """An :class:`~tlgan.pipeline.Editor` of the axes file with the generator it was fitted for."""
     from .axes import Axes
-    from .generators import load_generator
+    from .generators import generator_of
     from .pipeline import Editor
 
     axes = Axes.load(axes_path)
-    return Editor(load_generator(axes.meta.get("generator", DEFAULT_GENERATOR), device), axes)
+    return Editor(generator_of(axes.meta, device), axes)
 
 
 def read_latent(editor: Editor, seed: int, latent: str | Path | None = None) -> np.ndarray:
@@ -120,12 +122,17 @@ def read_latent(editor: Editor, seed: int, latent: str | Path | None = None) -> 
 
 
 def edit_file(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: Sequence[str],
-              out: str | Path, size: int = 256, save_latent: str | Path | None = None) -> np.ndarray:
-    """``tlgan edit``: write the face before and after the moves to ``out``; returns the edited latent."""
+              out: str | Path, size: int = 256, save_latent: str | Path | None = None,
+              layers: Sequence[int] | None = None) -> np.ndarray:
+    """``tlgan edit``: write the face before and after the moves to ``out``; returns the edited latent.
+
+    ``layers`` (w+ only) limits the moves to those synthesis layers.
+    """
     from .figures import image_row
 
-    edited = editor.edit(z, moves, locks)
-    images = editor.generator.render(np.stack([z, edited])).cpu().numpy()
+    edited = editor.edit(z, moves, locks, layers)
+    before = np.broadcast_to(z, edited.shape) if edited.ndim > np.ndim(z) else z
+    images = editor.generator.render(np.stack([before, edited])).cpu().numpy()
     image_row(images, size).save(out)
     if save_latent:
         np.save(save_latent, edited)
@@ -133,7 +140,7 @@ def edit_file(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: 
 
 
 def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[int], extent: float, steps: int,
-              locks: Sequence[str], out: str | Path, cell: int = 96) -> list[str]:
+              locks: Sequence[str], out: str | Path, cell: int = 96, layers: Sequence[int] | None = None) -> list[str]:
     """``tlgan grid``: a traversal figure of ``features`` (default: every axis); returns the rows drawn."""
     from .figures import traversal_grid
 
@@ -142,7 +149,7 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
         editor.axes.index(f)
     z = np.stack([editor.latent(s) for s in seeds])
     traversal_grid(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps), list(locks),
-                   cell).save(out)
+                   cell, layers=layers).save(out)
     return feats
 
 
@@ -177,9 +184,12 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
 
     axes_path = Path(axes_path)
     a = Axes.load(axes_path)
-    gen, ext = load_models(a.meta.get("generator", DEFAULT_GENERATOR), a.meta.get("extractor", DEFAULT_EXTRACTOR),
-                           device)
+    from .extractors import load_extractor
+    from .generators import generator_of
+
+    gen = generator_of(a.meta, device)
     a.check_generator(gen)
+    ext = load_extractor(a.meta.get("extractor", DEFAULT_EXTRACTOR), device)
     corr = None
     if a.meta.get("run") and (Path(a.meta["run"]) / "run.json").exists():
         corr = open_run(a.meta["run"]).labels(a.meta.get("extractor"))
@@ -205,8 +215,11 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
     from .report import write_comparison
     from .sample import open_run
 
+    from .extractors import load_extractor
+    from .generators import generator_of
+
     r = open_run(run)
-    gen, ext = load_models(r.generator, r.info["default_labels"], device)
+    gen, ext = generator_of(r.info, device), load_extractor(r.info["default_labels"], device)
     cmp = compare_finders(r, finders, gen, ext, n, distances, features, components, locks, lock_n, identity_n,
                           keep_norm, norm_check, log=log or (lambda s: None))
     return cmp, write_comparison(cmp, out or Path(run).parent / "report")

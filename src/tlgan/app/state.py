@@ -477,13 +477,12 @@ class Explorer:
     def load(cls, axes_path, device: str | None = None, readouts: bool = True) -> "Explorer":
         """The generator named in the axes file's metadata and, with ``readouts``, its extractor."""
         from ..extractors import load_extractor
-        from ..generators import load_generator
+        from ..generators import generator_of
 
         axes = Axes.load(axes_path)
-        gen_name = axes.meta.get("generator")
-        if not gen_name:
+        if not axes.meta.get("generator"):
             raise AxesError(f"{axes_path} does not say which generator it was fitted for")
-        generator = load_generator(gen_name, device)
+        generator = generator_of(axes.meta, device)
         ext_name = axes.meta.get("extractor")
         extractor = load_extractor(ext_name, device) if readouts and ext_name else None
         return cls(axes, generator, extractor)

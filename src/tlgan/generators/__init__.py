@@ -9,12 +9,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from ..devices import default_batch, resolve_device
 from ..errors import InputError
+from ..weights import WeightsError
 from ..registry import Registry, UnknownNameError
 
 
@@ -195,3 +197,27 @@ def load_generator(name: str, device: str | None = None, space: str = "z", trunc
     known = ", ".join(GENERATORS.names() + sorted(library.registered())) or "none"
     raise UnknownNameError(f"unknown generator {name!r}: neither a registered name ({known}) nor an existing "
                            "checkpoint file; give a path to a .pkl/.pt file or register one with `tlgan models add`")
+
+
+def generator_of(meta: Mapping[str, Any], device: str | None = "auto") -> Generator:
+    """The generator a run or axes file was made with, in the same latent space and truncation.
+
+    A user's checkpoint that was never registered is reopened from the path
+    recorded when it was sampled (its checksum is checked against the one
+    recorded, so a replaced file is refused).
+    """
+    from ..plugins import load_plugins
+    from . import library
+
+    load_plugins()
+    name = str(meta.get("generator", "digiface-dcgan"))
+    where = name
+    if name not in GENERATORS and name not in library.registered() and meta.get("generator_source"):
+        where = str(meta["generator_source"])
+    gen = load_generator(where, device, space=str(meta.get("latent_space", "z")),
+                         truncation=float(meta.get("truncation", 1.0)))
+    want = meta.get("generator_sha256")
+    if want and gen.sha256 and want != gen.sha256:
+        raise WeightsError(f"{where} is not the file {name!r} was made with (SHA-256 differs); "
+                           "register the original file with `tlgan models add`")
+    return gen

@@ -101,6 +101,9 @@ def recognise(payload: Any, path: str | Path = "the file") -> str:
                        f"(families: {', '.join(families())})")
 
 
+FAMILY_NAMES = ("stylegan2", "stylegan3", "rosinality", "pgan", "pggan-tf1")
+
+
 @functools.cache
 def families() -> dict[str, Family]:
     """Family name -> ``Family`` (built on first use: importing tlgan loads no network code)."""
@@ -144,11 +147,12 @@ class CheckpointGenerator(Generator):
         if not 0.0 <= truncation <= 2.0:
             raise WeightsError(f"truncation must lie in [0, 2] (1 = none, 0.7 is usual); got {truncation}")
         self.space, self.truncation = space, float(truncation)
-        self.net: Any = net.eval().requires_grad_(False).to(self.device)  # a family's network (duck-typed)
-        self.resolution = int(self.net.img_resolution)
-        self.num_ws = int(getattr(self.net, "num_ws", 1))
-        self._z_dim = int(self.net.z_dim)
-        self.latent_dim = self._z_dim if space == "z" else int(self.net.w_dim)
+        module: Any = net.eval().requires_grad_(False).to(self.device)  # a family's network (duck-typed)
+        self.net = module
+        self.resolution = int(module.img_resolution)
+        self.num_ws = int(getattr(module, "num_ws", 1))
+        self._z_dim = int(module.z_dim)
+        self.latent_dim = self._z_dim if space == "z" else int(module.w_dim)
         pixels = self.resolution ** 2
         self.batch_size = max(1, min(self.batch_size, (self.batch_size * 64 * 64) // pixels))
         self.half = precision == "fp16" or (precision == "auto" and self.device.type == "cuda" and family.style)

@@ -16,7 +16,6 @@ reference is never built.
 
 from __future__ import annotations
 
-import mmap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -507,18 +506,6 @@ def is_stylegan3_network(net: Any) -> bool:
         return False
 
 
-def sniff_stylegan3(path: str | Path) -> bool:
-    """Cheap content check: a pickle of ``torch_utils.persistence`` networks that include a ``SynthesisInput``."""
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(1) != b"\x80":
-                return False
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                return all(mm.find(s) >= 0 for s in (b"_reconstruct_persistent_obj", b"SynthesisInput", b"freqs"))
-    except (OSError, ValueError):
-        return False
-
-
 def build_stylegan3(net: PersistentObject, source: str = "the file") -> StyleGAN3Generator:
     """Rebuild a captured StyleGAN3 ``Generator`` from its init kwargs and fill it from its state (eval mode)."""
     kw = net.init_kwargs
@@ -573,7 +560,13 @@ def load_stylegan3(path: str | Path, network: str = "G_ema") -> tuple[StyleGAN3G
     ``G_ema``) or the training ``G``. The file is read with the allow-list
     unpickler: nothing stored in it is executed.
     """
-    data = load_pickle(path)
+    model = build_nvlabs(load_pickle(path), network, path)
+    return model, model.info
+
+
+def build_nvlabs(data: Any, network: str | None = None, path: str | Path = "the file") -> StyleGAN3Generator:
+    """The StyleGAN3 generator of an already-read NVlabs snapshot, with an ``info`` dict (see ``load_stylegan3``)."""
+    network = network or "G_ema"
     if not isinstance(data, dict):
         raise WeightsError(f"{path} is not an NVlabs network snapshot (its pickle holds a {type(data).__name__}, "
                            "not a dict with G_ema)")
@@ -586,4 +579,5 @@ def load_stylegan3(path: str | Path, network: str = "G_ema") -> tuple[StyleGAN3G
         raise WeightsError(f"{path}: {name} is not a StyleGAN3 generator (no synthesis.input.freqs); "
                            "load it with the StyleGAN2 loader")
     model = build_stylegan3(net, source=f"{path} ({name})")
-    return model, _info(model, name)
+    model.info = _info(model, name)
+    return model
