@@ -107,3 +107,25 @@ def test_a_damaged_library_file_is_named(home):
     (home / "generators.json").write_text("[1, 2")
     with pytest.raises(WeightsError, match="generators.json is not readable JSON"):
         library.registered()
+
+
+def test_discover_and_edit_on_a_pggan_file_in_z(tmp_path):
+    from click.testing import CliRunner
+
+    from tlgan.axes import Axes
+    from tlgan.cli import main
+
+    for rel, family in ((ZOO, "pgan"), (TF1, "pggan-tf1")):
+        out = tmp_path / family
+        res = CliRunner().invoke(main, ["discover", "-g", str(fixture_file(rel)), "-e", "toy-linear", "-n", "200",
+                                        "--out", str(out), "--grid-features", "a", "--grid-lock", "",
+                                        "--device", "cpu"])
+        assert res.exit_code == 0, res.output
+        axes = Axes.load(out / "axes.safetensors")
+        assert axes.latent_space == "z" and axes.meta["generator_sha256"] and axes.vectors.shape[1] in (32, 64)
+        res = CliRunner().invoke(main, ["edit", str(out / "axes.safetensors"), "--move", "a=+1",
+                                        "-o", str(tmp_path / f"{family}.png")])
+        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(main, ["discover", "-g", str(fixture_file(rel)), "--space", "w", "-n", "8",
+                                        "--out", str(tmp_path / "no")])
+        assert res.exit_code == 1 and "has no 'w' latent space" in res.output
