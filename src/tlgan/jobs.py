@@ -98,14 +98,32 @@ def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int
 # ---------------------------------------------------------------- step 5
 
 
+def axes_generator(axes: Axes, device: str | None = "auto") -> Generator:
+    """The generator ``axes`` were fitted for, bound to their latent space and truncation.
+
+    A registered name is opened by name; a user's checkpoint that is not
+    registered is reopened from the file it was read from
+    (``generator_source`` in the axes' metadata), whose SHA-256 the
+    :class:`~tlgan.pipeline.Editor` then checks.
+    """
+    from .generators import GENERATORS, library, load_generator
+
+    meta = axes.meta
+    name = str(meta.get("generator") or DEFAULT_GENERATOR)
+    source = meta.get("generator_source")
+    known = name in GENERATORS or name in library.registered()
+    if not known and source and Path(source).expanduser().exists():
+        name = str(source)
+    return load_generator(name, device, space=axes.latent_space, truncation=float(meta.get("truncation", 1.0)))
+
+
 def open_editor(axes_path: str | Path, device: str | None = "auto") -> Editor:
     """An :class:`~tlgan.pipeline.Editor` of the axes file with the generator it was fitted for."""
     from .axes import Axes
-    from .generators import load_generator
     from .pipeline import Editor
 
     axes = Axes.load(axes_path)
-    return Editor(load_generator(axes.meta.get("generator", DEFAULT_GENERATOR), device), axes)
+    return Editor(axes_generator(axes, device), axes)
 
 
 def read_latent(editor: Editor, seed: int, latent: str | Path | None = None) -> np.ndarray:

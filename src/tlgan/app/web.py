@@ -34,9 +34,11 @@ if int(gr.__version__.split(".")[0]) < 6:  # the page uses gradio 6's API (launc
 
 from ..axes import AxesError  # noqa: E402
 from ..figures import upscale  # noqa: E402
-from .state import (SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState, Session,  # noqa: E402
-                    Readout, StateError, describe_readouts, encode_state, face_missing, lock_warnings,
-                    random_seed, reset_sliders, set_lock, set_seed, set_slider, state_digest, state_token)
+from ..explore import parse_layers  # noqa: E402
+from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
+                    Readout, Session, StateError, describe_readouts, encode_state, face_missing, lock_warnings,
+                    random_seed, reset_sliders, set_layers, set_lock, set_seed, set_slider, state_digest,
+                    state_token)
 
 IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
 IMAGE_HEIGHT = 420
@@ -54,6 +56,7 @@ CSS = """
 .tl-readout .bad {color: #b45309; font-weight: 600;}
 .tl-feature {border-bottom: 1px solid var(--border-color-primary); padding-bottom: 2px; align-items: center;}
 .tl-lock {min-width: 90px !important; flex-grow: 0 !important;}
+.tl-layers {min-width: 110px !important; flex-grow: 0 !important;}
 #tl-status {min-height: 3em;}
 #tl-left {position: sticky; top: 8px; align-self: flex-start;}
 #tl-facenote p {color: #b45309; font-weight: 600;}
@@ -470,17 +473,33 @@ def readout_html(r: Readout, digest: str) -> str:
     return f'{head}<b>{r.value}</b><br><span class="{cls}">{arrow}{r.change or "&nbsp;"}</span></div>'
 
 
+def layer_choices(num_ws: int) -> list[tuple[str, str]]:
+    """The layer ranges a w+ axis offers, labelled with the layers each one reaches."""
+    out = []
+    for choice in LAYER_CHOICES:
+        try:
+            picked = parse_layers(choice, num_ws)
+        except AxesError:  # a small generator has no layers in this group
+            continue
+        out.append((f"{choice} ({picked[0]}-{picked[-1]})", choice))
+    return out
+
+
 def axes_panel(page: Page) -> None:
-    """A row per feature axis: its slider, its lock and its readout."""
+    """A row per feature axis: its slider, its lock, its layer range (w+ generators only) and its readout."""
     explorer, axes, names = page.explorer, page.axes, page.names
+    num_ws = explorer.num_ws
     gr.Markdown(
         "### Feature axes\n"
         f"Each slider moves the face along one fitted axis, in latent units "
         f"({-SLIDER_LIMIT:g} to {SLIDER_LIMIT:+g}; 0 = the face as drawn). "
         "**Lock** a feature to keep it fixed while you move the others. "
+        + (f"**Layers** limits a move to some of the generator's {num_ws} synthesis layers: "
+           f"{', '.join(label for label, _ in layer_choices(num_ws))} or a range such as 0-5. "
+           if num_ws > 1 else "")
         + ("Right of each slider: what the extractor measures on the face shown, and its change "
            "from the unedited face." if page.has_readouts else ""))
-    sliders, locks, boxes = {}, {}, {}
+    sliders, locks, layers, boxes = {}, {}, {}, {}
     for name in names:
         feat = explorer.features.get(name)
         info = feat.description if feat and feat.description else None
@@ -489,10 +508,14 @@ def axes_panel(page: Page) -> None:
                                       info=info, scale=6, buttons=[], elem_id=f"tl-slider-{name}")
             locks[name] = gr.Checkbox(label="lock", value=False, scale=1, min_width=90, elem_id=f"tl-lock-{name}",
                                       elem_classes="tl-lock")
+            if num_ws > 1:
+                layers[name] = gr.Dropdown(layer_choices(num_ws), value="all", label="layers", scale=1,
+                                           min_width=110, allow_custom_value=True, filterable=True,
+                                           elem_id=f"tl-layers-{name}", elem_classes="tl-layers")
             boxes[name] = gr.HTML('<div class="tl-readout muted">…</div>', scale=2, min_width=120,
                                   elem_id=f"tl-readout-{name}", js_on_load=None)
 
-    @page.shows(page.face, [*sliders.values(), *locks.values()])
+    @page.shows(page.face, [*sliders.values(), *locks.values(), *layers.values()])
     def _controls(view: View, all_controls: bool, skip: str | None) -> dict:
         if not all_controls:
             return {}
@@ -502,6 +525,8 @@ def axes_panel(page: Page) -> None:
             out[sliders[name]] = (gr.update(value=s.slider(name), interactive=not locked) if name != skip
                                   else gr.update(interactive=not locked))
             out[locks[name]] = gr.update(value=locked)
+            if name in layers:
+                out[layers[name]] = gr.update(value=s.layers.get(name, "all"))
         return out
 
     @page.shows(page.measures, list(boxes.values()))
@@ -519,9 +544,14 @@ def axes_panel(page: Page) -> None:
             def lock(session, value, _name=name):
                 return session.push(set_lock(session.state, axes, _name, value))
 
+            def reach(session, value, _name=name):
+                return session.push(set_layers(session.state, axes, _name, value, num_ws))
+
             page.on(sliders[name].input, move, [sliders[name]], api_name=f"move_{name}", raw=True,
                     all_controls=False, key=lambda value, _name=name: _name, trigger_mode="always_last")
             page.on(locks[name].input, lock, [locks[name]], api_name=f"lock_{name}", raw=True)
+            if name in layers:
+                page.on(layers[name].input, reach, [layers[name]], api_name=f"layers_{name}", raw=True)
 
 
 # ---------------------------------------------------------------- the page
