@@ -56,7 +56,7 @@ CSS = """
 .tl-readout .bad {color: #b45309; font-weight: 600;}
 .tl-feature {border-bottom: 1px solid var(--border-color-primary); padding-bottom: 2px; align-items: center;}
 .tl-lock {min-width: 90px !important; flex-grow: 0 !important;}
-.tl-layers {min-width: 110px !important; flex-grow: 0 !important;}
+.tl-layers {min-width: 140px !important; flex-grow: 0 !important;}
 #tl-status {min-height: 3em;}
 #tl-left {position: sticky; top: 8px; align-self: flex-start;}
 #tl-facenote p {color: #b45309; font-weight: 600;}
@@ -510,7 +510,7 @@ def axes_panel(page: Page) -> None:
                                       elem_classes="tl-lock")
             if num_ws > 1:
                 layers[name] = gr.Dropdown(layer_choices(num_ws), value="all", label="layers", scale=1,
-                                           min_width=110, allow_custom_value=True, filterable=True,
+                                           min_width=140, allow_custom_value=True, filterable=True,
                                            elem_id=f"tl-layers-{name}", elem_classes="tl-layers")
             boxes[name] = gr.HTML('<div class="tl-readout muted">…</div>', scale=2, min_width=120,
                                   elem_id=f"tl-readout-{name}", js_on_load=None)
