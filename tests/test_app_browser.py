@@ -400,3 +400,35 @@ def test_real_faces_page(page, tmp_path):
         if axes_path == DEMO_AXES:  # a fitted age axis: +3 units along it reads older
             assert readout(page, "age") > age0
         shot(page, "faces-page.png")
+
+
+def test_wplus_layer_ranges_per_axis(page, tmp_path):
+    """A random StyleGAN2 served in w+: each axis gets a layer range, kept in the link and restored from it."""
+    from tlgan.app.state import ExplorerState, state_token
+    from wplus_support import wplus_axes
+
+    axes_path = wplus_axes(tmp_path)
+    with serving(axes_path, tmp_path / "serve.log") as url:
+        page.goto(url)  # (no extractor in these axes: no readouts to wait for)
+        page.wait_for_selector("#tl-face img")
+        assert page.locator("#tl-layers-a").is_visible()
+        page.locator("#tl-layers-a input").click()
+        page.locator('[role=option][aria-label="coarse (0-3)"]').click()
+        wait_status(page, "seed 0; no edit")
+        set_slider(page, "a", 2)
+        wait_status(page, r"a \+2 \(coarse layers\)")
+        page.wait_for_function("() => location.search.length > 20")
+        assert token_in_url(page)["layers"] == {"a": "coarse"}
+        coarse = face_pixels(page)
+        page.locator("#tl-layers-a input").click()
+        page.locator('[role=option][aria-label="all (0-9)"]').click()
+        wait_status(page, r"a \+2\.$")
+        assert not np.array_equal(face_pixels(page), coarse)  # all layers draw another face
+        shot(page, "wplus-layers.png")
+
+        gen_name = token_in_url(page)["generator"]
+        state = ExplorerState(gen_name, 5, None, {"a": 1.0, "b": -1.0}, (), {"a": "fine", "b": "0-5"})
+        other = page.context.new_page()
+        other.goto(url + "?state=" + state_token(state))
+        wait_status(other, r"seed 5; a \+1 \(fine layers\), b -1 \(0-5 layers\)")
+        assert other.locator("#tl-layers-b input").input_value() == "0-5"

@@ -101,3 +101,23 @@ def test_traversal_and_keep_norm():
     np.testing.assert_allclose(t[1], z)
     np.testing.assert_allclose(t[2] - t[1], 2 * axes.vector("f0"), atol=1e-6)
     assert np.linalg.norm(keep_norm(t), axis=1) == pytest.approx([4.0] * 3, abs=1e-5)
+
+
+def test_each_feature_moves_its_own_layers_and_the_moves_add_up():
+    axes = random_axes(3, 3, 8)
+    z = np.random.default_rng(0).normal(size=(2, 6, 8)).astype(np.float32)
+    moved = move(z, axes, {"f0": 1.5, "f1": -2.0}, ["f2"], layers={"f0": [0, 1], "f1": range(4, 6)})
+    d0 = edit_delta(axes, {"f0": 1.5}, ["f2"])
+    d1 = edit_delta(axes, {"f1": -2.0}, ["f2"])
+    np.testing.assert_allclose(moved[:, :2] - z[:, :2], np.broadcast_to(d0, (2, 2, 8)), atol=1e-6)
+    np.testing.assert_allclose(moved[:, 2:4], z[:, 2:4])
+    np.testing.assert_allclose(moved[:, 4:] - z[:, 4:], np.broadcast_to(d1, (2, 2, 8)), atol=1e-6)
+    # a feature the mapping leaves out moves every layer; one range for all is the same as before
+    everywhere = move(z, axes, {"f0": 1.5}, layers={"f1": [0]})
+    np.testing.assert_allclose(everywhere, z + edit_delta(axes, {"f0": 1.5}), atol=1e-6)
+    np.testing.assert_allclose(move(z, axes, {"f0": 1.0, "f1": 1.0}, layers={"f0": [1, 2], "f1": [1, 2]}),
+                               move(z, axes, {"f0": 1.0, "f1": 1.0}, layers=[1, 2]), atol=1e-6)
+    with pytest.raises(AxesError, match="locked"):
+        move(z, axes, {"f0": 1.0}, ["f0"], layers={"f0": [0]})
+    with pytest.raises(AxesError, match="w\\+ latent"):
+        move(z[0, 0], axes, {"f0": 1.0}, layers={"f0": [0]})

@@ -76,23 +76,39 @@ def edit_delta(axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = ()
 
 
 def move(z: np.ndarray, axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = (),
-         layers: Sequence[int] | None = None) -> np.ndarray:
+         layers: Sequence[int] | Mapping[str, Sequence[int]] | None = None) -> np.ndarray:
     """``z`` (D,) or (N, D) moved by ``moves`` with ``locks`` held fixed.
 
     In ``w+`` the latent is (num_ws, D) or (N, num_ws, D) and ``layers``
-    limits the edit to those synthesis layers (default: all of them).
+    limits the edit to those synthesis layers (default: all of them); a
+    mapping ``{feature: layers}`` gives each moved feature its own layers
+    (a feature it leaves out moves all of them), and the per-feature moves
+    are summed.
     """
     z = np.asarray(z, dtype=np.float32)
     if z.shape[-1] != axes.vectors.shape[1]:
         raise AxesError(f"latent has size {z.shape[-1]} but the axes live in {axes.vectors.shape[1]} dimensions")
-    delta = edit_delta(axes, moves, locks)
     if layers is None:
-        return z + delta
+        return z + edit_delta(axes, moves, locks)
     if z.ndim < 2:
         raise AxesError("a layer range needs a w+ latent (num_ws, D); expand the code to its layers first")
-    mask = np.zeros(z.shape[-2], np.float32)
-    mask[check_layers(layers, z.shape[-2])] = 1
-    return z + mask[:, None] * delta
+    if not isinstance(layers, Mapping):
+        return z + layer_mask(layers, z.shape[-2])[:, None] * edit_delta(axes, moves, locks)
+    edit_delta(axes, moves, locks)  # the whole edit's checks (a locked feature moved, a non-finite amount)
+    out = z.copy()
+    for name, amount in moves.items():
+        if amount:
+            picked = layers.get(name)
+            mask = np.ones(z.shape[-2], np.float32) if picked is None else layer_mask(picked, z.shape[-2])
+            out += mask[:, None] * edit_delta(axes, {name: amount}, locks)
+    return out
+
+
+def layer_mask(layers: Sequence[int], num_ws: int) -> np.ndarray:
+    """1 on ``layers``, 0 on the other layers of a ``num_ws``-layer w+ code."""
+    mask = np.zeros(num_ws, np.float32)
+    mask[check_layers(layers, num_ws)] = 1
+    return mask
 
 
 LAYER_GROUPS = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}

@@ -80,11 +80,12 @@ class Editor:
         return self.generator.sample(1, seed)[0]
 
     def edit(self, z: np.ndarray, moves: Mapping[str, float], locks: Iterable[str] = (),
-             layers: Sequence[int] | None = None) -> np.ndarray:
+             layers: Sequence[int] | Mapping[str, Sequence[int]] | None = None) -> np.ndarray:
         """``z`` after ``moves`` with ``locks``, in the same shape.
 
         ``layers`` (``w+`` only) limits the edit to those synthesis layers; a
-        layer-shared code (D,) then becomes a full (num_ws, D) one.
+        layer-shared code (D,) then becomes a full (num_ws, D) one. A mapping
+        ``{feature: layers}`` gives each moved feature its own layers.
         """
         checked = self.generator.check_latents(z).numpy()
         if layers is None:
@@ -97,8 +98,8 @@ class Editor:
         out = move(checked, self.axes, moves, locks, layers)
         return out[0] if single else out
 
-    def render(self, z: np.ndarray, moves: Mapping[str, float] | None = None,
-               locks: Iterable[str] = (), layers: Sequence[int] | None = None) -> np.ndarray:
+    def render(self, z: np.ndarray, moves: Mapping[str, float] | None = None, locks: Iterable[str] = (),
+               layers: Sequence[int] | Mapping[str, Sequence[int]] | None = None) -> np.ndarray:
         """uint8 (N, H, W, 3) images of ``z`` after ``moves`` with ``locks`` (and ``layers`` in w+)."""
         edited = self.edit(z, moves or {}, locks, layers)
         return self.generator.render(edited).cpu().numpy()

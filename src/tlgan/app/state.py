@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from ..axes import Axes, AxesError
-from ..explore import cosine_matrix, edit_delta, retained
+from ..explore import LAYER_GROUPS, cosine_matrix, edit_delta, parse_layers, retained
 from ..errors import TLGANError
 
 STATE_VERSION = 1
@@ -49,7 +49,8 @@ COALESCE_S = 1.0  # changes of one slider within this many seconds are one undo 
 STRIP_STEPS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 MAX_STATE_CHARS = 20_000
 MAX_LATENT_ABS = 100.0
-STATE_KEYS = ("tlgan_explorer", "generator", "seed", "latent", "sliders", "locks")
+STATE_KEYS = ("tlgan_explorer", "generator", "seed", "latent", "sliders", "locks", "layers")
+LAYER_CHOICES = ("all", *LAYER_GROUPS)  # the named layer ranges a w+ axis offers (a range like 0-5 also works)
 
 
 class StateError(TLGANError, ValueError):
@@ -61,7 +62,9 @@ class ExplorerState:
     """One face and its edit: a seed (or an explicit latent), slider amounts and locks.
 
     ``sliders`` holds only the non-zero amounts; a missing feature is at 0.
-    ``locks`` is in the axes' feature order.
+    ``locks`` is in the axes' feature order. ``layers`` (w+ generators only)
+    maps a feature to the synthesis layers its move reaches, as written
+    (``coarse``, ``0-5``); a missing feature moves every layer.
     """
 
     generator: str
@@ -69,6 +72,7 @@ class ExplorerState:
     latent: tuple[float, ...] | None = None
     sliders: Mapping[str, float] = field(default_factory=dict)
     locks: tuple[str, ...] = ()
+    layers: Mapping[str, str] = field(default_factory=dict)
 
     def slider(self, name: str) -> float:
         return float(self.sliders.get(name, 0.0))
@@ -85,7 +89,8 @@ class ExplorerState:
 
     def describe(self) -> str:
         face = f"seed {self.seed}" if self.latent is None else "a pasted latent"
-        moves = ", ".join(f"{n} {v:+g}" for n, v in self.sliders.items()) or "no edit"
+        moves = ", ".join(f"{n} {v:+g}" + (f" ({self.layers[n]} layers)" if n in self.layers else "")
+                          for n, v in self.sliders.items()) or "no edit"
         locks = f"; locked: {', '.join(self.locks)}" if self.locks else ""
         return f"{face}; {moves}{locks}"
 
@@ -201,6 +206,40 @@ def set_lock(state: ExplorerState, axes: Axes, name: Any, locked: bool) -> Explo
     return new
 
 
+def parse_layer_spec(name: str, spec: Any, num_ws: int) -> str | None:
+    """A feature's layer range as stored: ``coarse``, ``0-5`` ... normalised to lower case, None for all layers."""
+    if spec is None:
+        return None
+    if not isinstance(spec, str):
+        raise StateError(f"layers of {name}: expected a layer range like coarse, middle, fine, all or 0-5, "
+                         f"got {spec!r}")
+    text = re.sub(r"\s+", "", spec.lower())
+    if text in ("", "all"):
+        return None
+    try:
+        picked = parse_layers(text, num_ws)
+    except AxesError as e:
+        raise StateError(f"layers of {name}: {e}") from None
+    return None if len(picked) == num_ws else text
+
+
+def set_layers(state: ExplorerState, axes: Axes, name: Any, spec: Any, num_ws: int) -> ExplorerState:
+    """The synthesis layers ``name``'s move reaches (w+ only; ``num_ws`` layers, 0 = none)."""
+    name = check_feature(axes, name)
+    if num_ws < 2:
+        raise StateError("layer ranges need a generator driven from w+ (serve axes fitted with --space w+)")
+    text = parse_layer_spec(name, spec, num_ws)
+    layers = {n: v for n, v in state.layers.items() if n != name}
+    if text is not None:
+        layers[name] = text
+    return replace(state, layers={n: layers[n] for n in axes.names if n in layers})
+
+
+def layer_indices(state: ExplorerState, num_ws: int) -> dict[str, list[int]]:
+    """The state's layer ranges as layer indices per feature (for ``tlgan.explore.move``)."""
+    return {n: parse_layers(spec, num_ws) for n, spec in state.layers.items()}
+
+
 def set_seed(state: ExplorerState, seed: Any) -> ExplorerState:
     """Another face (the sliders and locks stay, so the same edit applies to it)."""
     return replace(state, seed=parse_seed(seed), latent=None)
@@ -305,6 +344,8 @@ def state_dict(state: ExplorerState) -> dict[str, Any]:
                          for x in state.latent]
     doc["sliders"] = dict(state.sliders)
     doc["locks"] = list(state.locks)
+    if state.layers:  # only when set, so a state without layer ranges reads as before
+        doc["layers"] = dict(state.layers)
     return doc
 
 
@@ -324,7 +365,7 @@ def state_token(state: ExplorerState) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def state_from_token(token: str, axes: Axes, latent_dim: int | None = None) -> ExplorerState:
+def state_from_token(token: str, axes: Axes, latent_dim: int | None = None, num_ws: int = 1) -> ExplorerState:
     """Decode a ``?state=`` token (validated like ``decode_state``)."""
     if not isinstance(token, str) or not token.strip():
         raise StateError("the state link is empty")
@@ -337,11 +378,13 @@ def state_from_token(token: str, axes: Axes, latent_dim: int | None = None) -> E
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise StateError("the state link is damaged: its ?state= part is not base64 JSON "
                          "(was it cut off when copied?)") from None
-    return decode_state(text, axes, latent_dim)
+    return decode_state(text, axes, latent_dim, num_ws)
 
 
-def decode_state(text: Any, axes: Axes, latent_dim: int | None = None) -> ExplorerState:
-    """A state from the JSON box (or a pasted ``?state=`` link or token), fully validated against ``axes``."""
+def decode_state(text: Any, axes: Axes, latent_dim: int | None = None, num_ws: int = 1) -> ExplorerState:
+    """A state from the JSON box (or a pasted ``?state=`` link or token), fully validated against ``axes``.
+
+    ``num_ws`` is the generator's number of w+ layers (1: not a w+ generator, no layer ranges)."""
     if isinstance(text, Mapping):
         doc: Any = dict(text)
     else:
@@ -352,9 +395,9 @@ def decode_state(text: Any, axes: Axes, latent_dim: int | None = None) -> Explor
             raise StateError(f"the state is too long ({len(text)} characters; at most {MAX_STATE_CHARS})")
         if not text.startswith("{") and "state=" in text:  # a whole share link
             token = parse_qs(urlparse(text).query).get("state", [""])[0]
-            return state_from_token(token, axes, latent_dim)
+            return state_from_token(token, axes, latent_dim, num_ws)
         if re.fullmatch(r"[A-Za-z0-9_-]+={0,2}", text) and not text.isdigit():  # a bare ?state= token
-            return state_from_token(text, axes, latent_dim)
+            return state_from_token(text, axes, latent_dim, num_ws)
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
@@ -385,10 +428,15 @@ def decode_state(text: Any, axes: Axes, latent_dim: int | None = None) -> Explor
     locks_in = doc.get("locks", [])
     if not isinstance(locks_in, list):
         raise StateError("'locks' must be a list of feature names like [\"male\"]")
+    layers_in = doc.get("layers", {})
+    if not isinstance(layers_in, dict):
+        raise StateError("'layers' must be an object like {\"age\": \"coarse\", \"smile\": \"4-7\"}")
     sliders = {check_feature(axes, n): parse_amount(n, v) for n, v in sliders_in.items()}
     locks = [check_feature(axes, n) for n in locks_in]
     state = ExplorerState(generator or mine, seed, latent,
                           {n: sliders[n] for n in axes.names if sliders.get(n)}, _ordered(axes, locks))
+    for n, spec in layers_in.items():
+        state = set_layers(state, axes, n, spec, num_ws)
     check_edit(state, axes)
     return state
 
@@ -494,11 +542,16 @@ class Explorer:
     def initial(self, seed: int = 0) -> ExplorerState:
         return ExplorerState(self.generator.name, parse_seed(seed))
 
+    @property
+    def num_ws(self) -> int:
+        """The generator's w+ layers a slider's move can be limited to (1: not in w+, no layer ranges)."""
+        return int(self.generator.num_ws) if getattr(self.generator, "space", "z") == "w+" else 1
+
     def decode(self, text: Any) -> ExplorerState:
-        return decode_state(text, self.axes, self.generator.latent_dim)
+        return decode_state(text, self.axes, self.generator.latent_dim, self.num_ws)
 
     def from_token(self, token: str) -> ExplorerState:
-        return state_from_token(token, self.axes, self.generator.latent_dim)
+        return state_from_token(token, self.axes, self.generator.latent_dim, self.num_ws)
 
     def base_latent(self, state: ExplorerState) -> np.ndarray:
         """The unedited latent (D,) of the state's face."""
@@ -507,9 +560,12 @@ class Explorer:
         return self.editor.latent(state.seed)
 
     def latent(self, state: ExplorerState) -> np.ndarray:
-        """The edited latent: held (locked) amounts along their own axes, the other moves off the locked axes."""
-        z = self.editor.edit(self.base_latent(state), state.held_moves)
-        return self.editor.edit(z, state.free_moves, state.locks)
+        """The edited latent: held (locked) amounts along their own axes, the other moves off the locked axes.
+
+        In w+ every move reaches only its feature's layers, and the latent is a full (num_ws, D) code."""
+        layers = layer_indices(state, self.num_ws) if self.num_ws > 1 else None
+        z = self.editor.edit(self.base_latent(state), state.held_moves, (), layers)
+        return self.editor.edit(z, state.free_moves, state.locks, layers)
 
     def render(self, state: ExplorerState) -> np.ndarray:
         """uint8 (H, W, 3): the state's face at the generator's resolution."""
@@ -521,7 +577,7 @@ class Explorer:
             return self.generator.render(z).cpu().numpy()
 
     def render_unedited(self, state: ExplorerState) -> np.ndarray:
-        return self.render(replace(state, sliders={}, locks=()))
+        return self.render(replace(state, sliders={}, locks=(), layers={}))
 
     def readouts(self, image: np.ndarray) -> dict[str, float]:
         """The extractor's reading of one displayed image, per feature (NaN = could not measure)."""

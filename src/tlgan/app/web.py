@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,9 +34,11 @@ if int(gr.__version__.split(".")[0]) < 6:  # the page uses gradio 6's API (launc
 
 from ..axes import AxesError  # noqa: E402
 from ..figures import upscale  # noqa: E402
-from .state import (SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState, Session,  # noqa: E402
-                    Readout, StateError, describe_readouts, encode_state, face_missing, lock_warnings,
-                    random_seed, reset_sliders, set_lock, set_seed, set_slider, state_digest, state_token)
+from ..explore import parse_layers  # noqa: E402
+from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
+                    Readout, Session, StateError, describe_readouts, encode_state, face_missing, lock_warnings,
+                    random_seed, reset_sliders, set_layers, set_lock, set_seed, set_slider, state_digest,
+                    state_token)
 
 IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
 IMAGE_HEIGHT = 420
@@ -54,6 +56,7 @@ CSS = """
 .tl-readout .bad {color: #b45309; font-weight: 600;}
 .tl-feature {border-bottom: 1px solid var(--border-color-primary); padding-bottom: 2px; align-items: center;}
 .tl-lock {min-width: 90px !important; flex-grow: 0 !important;}
+.tl-layers {min-width: 140px !important; flex-grow: 0 !important;}
 #tl-status {min-height: 3em;}
 #tl-left {position: sticky; top: 8px; align-self: flex-start;}
 #tl-facenote p {color: #b45309; font-weight: 600;}
@@ -83,6 +86,9 @@ class View:
     readouts_for: ExplorerState | None = None
     strip_for: tuple | None = None
     shared_for: ExplorerState | None = None  # the state the JSON box and the link show
+    download_for: ExplorerState | None = None  # the state the download button offers
+    values: dict[str, float] | None = None  # the extractor's reading of the face of ``readouts_for`` ...
+    start: dict[str, float] | None = None  # ... and of the same face unedited
     message: str = ""
 
     @property
@@ -129,136 +135,131 @@ class StartReadouts:
                 self._memo.popitem(last=False)
 
 
-def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
-    """The explorer page for ``explorer`` (launch it with ``launch``)."""
-    axes, names = explorer.axes, explorer.names
-    has_readouts = explorer.extractor is not None
-    starts = StartReadouts()
-    png_dir = Path(tempfile.mkdtemp(prefix="tlgan-explorer-"))
-    atexit.register(shutil.rmtree, png_dir, True)
-    default_strip = next((n for n in ("age", "male", "happy") if n in names), names[0])
+@dataclass
+class Step:
+    """One of an action's three update steps: the components it changes, the extra inputs its parts read,
+    and its parts (one per panel that shows something in this step)."""
 
-    # ------------------------------------------------------------ what the page shows
+    outputs: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
+    parts: list[Callable[..., dict]] = field(default_factory=list)
+    guard: Callable[[View], bool] | None = None  # False: nothing new to show in this step
 
-    def face_file(view: View) -> str:
+
+class Page:
+    """What the panels of one explorer page share: the explorer, per-page memos, the session state
+    component and the three update steps that every action runs.
+
+    A panel is a function ``panel(page)`` that lays out its components (inside whatever row or column
+    it is called in), adds a *part* to a step for what it shows (``page.shows``), and registers its
+    event wiring with ``page.wiring``; the wiring runs once every panel is laid out, when the steps'
+    outputs are complete.
+    """
+
+    def __init__(self, explorer: Explorer, seed: int = 0) -> None:
+        self.explorer = explorer
+        self.axes, self.names = explorer.axes, explorer.names
+        self.seed = seed
+        self.has_readouts = explorer.extractor is not None
+        self.starts = StartReadouts()
+        self.png_dir = Path(tempfile.mkdtemp(prefix="tlgan-explorer-"))
+        atexit.register(shutil.rmtree, self.png_dir, True)
+        # (1) the face and the controls, (2) strip, share box, download, (3) the readouts
+        self.face, self.details, self.measures = Step(), Step(), Step(guard=self.measure)
+        self.view_state: Any = None
+        self.share_link: Any = None  # the share panel's link box (the address bar follows it)
+        self._wiring: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------ how panels join in
+
+    def shows(self, step: Step, outputs: list, inputs: list = ()) -> Callable:
+        """Decorator: add a part to ``step`` that updates ``outputs`` (and reads ``inputs``)."""
+        def add(part: Callable[..., dict]) -> Callable[..., dict]:
+            step.outputs.extend(outputs)
+            step.inputs.extend(inputs)
+            step.parts.append(part)
+            return part
+        return add
+
+    def wiring(self, wire: Callable[[], None]) -> Callable[[], None]:
+        """Decorator: run ``wire`` (which connects a panel's events) once the whole page is laid out."""
+        self._wiring.append(wire)
+        return wire
+
+    def wire(self) -> None:
+        for wire in self._wiring:
+            wire()
+
+    # ------------------------------------------------------------ the three steps
+
+    def new_view(self) -> View:
+        return View(Session(self.explorer.initial(self.seed)))
+
+    def rendered(self, view: View) -> View:
+        if view.image is None or view.image_for != view.state:
+            view.image, view.image_for = self.explorer.render(view.state), view.state
+        return view
+
+    def show(self, view: View, all_controls: bool = True, skip: str | None = None) -> dict:
+        """Step 1: render the face (if it changed), then every panel's part of step 1."""
+        self.rendered(view)
+        out: dict = {self.view_state: view}
+        for part in self.face.parts:
+            out.update(part(view, all_controls, skip))
+        return out
+
+    def run_step(self, step: Step, data: dict) -> dict:
+        """Steps 2 and 3: each part gets the view and the step's inputs ({component: value})."""
+        view = data.get(self.view_state)
+        if view is None or (step.guard is not None and not step.guard(view)):
+            return unchanged(step.outputs)
+        out: dict = {}
+        for part in step.parts:
+            out.update(part(view, data))
+        return out or unchanged(step.outputs)  # (an empty dict would read as one value, not as "no updates")
+
+    def measure(self, view: View) -> bool:
+        """The extractor's reading of the displayed face and of it unedited (into ``view.values``/``start``);
+        False when there is nothing new to measure."""
+        s = view.state
+        if not self.has_readouts or view.readouts_for == s:
+            return False
+        self.rendered(view)
+        explorer, start = self.explorer, self.starts.get(s)
+        if not s.sliders:
+            values = explorer.readouts(view.image)
+            start = values
+            self.starts.put(s, values)
+        elif start is None:
+            unedited = explorer.render_unedited(s)
+            values, start = explorer.readouts_many(np.stack([view.image, unedited]))
+            self.starts.put(s, start)
+        else:
+            values = explorer.readouts(view.image)
+        view.readouts_for, view.values, view.start = s, values, start
+        return True
+
+    def face_file(self, view: View) -> str:
         """The displayed face as a PNG file (shown, and offered for download): upscaled with Lanczos,
         written with light compression, which is 4x faster than gradio's default and still lossless."""
         s = view.image_for
         face = f"seed{s.seed}" if s.latent is None else "latent"
-        path = png_dir / f"tlgan-{face}-{state_digest(s)}.png"
+        path = self.png_dir / f"tlgan-{face}-{state_digest(s)}.png"
         if not path.exists():
             upscale(view.image, IMAGE_SIZE).save(path, compress_level=1)
-            prune(png_dir)
+            prune(self.png_dir)
         return str(path)
-
-    def status_text(view: View) -> str:
-        s = view.state
-        lines = [f"**Showing** {s.describe()}."]
-        if view.message:
-            lines.append(f"**Not applied:** {view.message}")
-        lines += [f"**Warning:** {w.message()}" for w in lock_warnings(s, axes)]
-        return "\n\n".join(lines)
-
-    def controls(view: View, skip: str | None = None) -> dict:
-        s = view.state
-        out: dict = {}
-        for name, sl, lk in zip(names, sliders, locks):
-            locked = name in s.locks
-            if name != skip:
-                out[sl] = gr.update(value=s.slider(name), interactive=not locked)
-            else:
-                out[sl] = gr.update(interactive=not locked)
-            out[lk] = gr.update(value=locked)
-        out[seed_box] = s.seed if s.latent is None else None
-        return out
-
-    def show(view: View, all_controls: bool = True, skip: str | None = None) -> dict:
-        """Step 1: render the face (if it changed) and update the controls."""
-        if view.image_for != view.state:
-            view.image = explorer.render(view.state)
-            view.image_for = view.state
-        out = {view_state: view, image: face_file(view), status: status_text(view),
-               undo_btn: gr.update(interactive=view.session.can_undo)}
-        if all_controls:
-            out.update(controls(view, skip))
-        return out
-
-    def details(view: View | None, strip_axis: str) -> dict:
-        """Step 2: the strip of variations, the state JSON, the share link and the PNG download."""
-        if view is None:
-            return unchanged(step2)
-        s = view.state
-        out: dict = {}
-        key = (s, strip_axis)
-        if view.strip_for != key:
-            view.strip_for = key
-            if strip_axis not in names:
-                out[strip] = gr.update(value=None, visible=False)
-                out[strip_note] = "Choose a feature to step along."
-            elif strip_axis in s.locks:
-                out[strip] = gr.update(value=None, visible=False)
-                out[strip_note] = f"**{_pretty(strip_axis)}** is locked: unlock it to see its variations."
-            else:
-                states, images = explorer.strip(s, strip_axis)
-                now, label = s.slider(strip_axis), _pretty(strip_axis)
-                steps = [st.slider(strip_axis) for st in states]
-                items = [(upscale(im, STRIP_CELL), f"{'● ' if abs(x - now) < 1e-6 else ''}{label} {x:+g}")
-                         for x, im in zip(steps, images)]
-                out[strip] = gr.update(visible=True, value=items)
-                out[strip_note] = (f"The face with **{label}** at {', '.join(f'{x:+g}' for x in STRIP_STEPS)} "
-                                   "(the other sliders as they are). Click one to jump there.")
-        if view.shared_for != s:  # not after a refused change: a mistyped state stays in the box to be fixed
-            view.shared_for = s
-            out[state_json] = encode_state(s)
-            out[link] = "?state=" + state_token(s)
-            if view.image is not None and view.image_for == s:
-                out[download] = gr.update(value=face_file(view), interactive=True)
-        return out or unchanged(step2)  # (an empty dict would read as one value, not as "no updates")
-
-    def readout_html(r: Readout, digest: str) -> str:
-        """One readout; ``data-state`` says which state it was measured on (handy for tests and timing)."""
-        cls = {"up": "up", "down": "down", "missing": "bad"}.get(r.trend, "muted")
-        arrow = {"up": "▲ ", "down": "▼ "}.get(r.trend, "")
-        head = f'<div class="tl-readout" data-state="{digest}">'
-        if r.trend == "missing":
-            return f'{head}<span class="bad">{r.value}</span></div>'
-        return f'{head}<b>{r.value}</b><br><span class="{cls}">{arrow}{r.change or "&nbsp;"}</span></div>'
-
-    def readouts(view: View | None) -> dict:
-        """Step 3: the extractor's reading of the displayed face, and its change from the unedited face."""
-        if view is None or not has_readouts:
-            return unchanged(step3)
-        s = view.state
-        if view.readouts_for == s:
-            return unchanged(step3)
-        if view.image is None or view.image_for != s:
-            view.image, view.image_for = explorer.render(s), s
-        start = starts.get(s)
-        if not s.sliders:
-            values = explorer.readouts(view.image)
-            start = values
-            starts.put(s, values)
-        elif start is None:
-            unedited = explorer.render_unedited(s)
-            values, start = explorer.readouts_many(np.stack([view.image, unedited]))
-            starts.put(s, start)
-        else:
-            values = explorer.readouts(view.image)
-        view.readouts_for = s
-        shown = describe_readouts(names, explorer.features, values, start, edited=bool(s.sliders))
-        out = {box: readout_html(r, state_digest(s)) for box, r in zip(readout_boxes, shown)}
-        out[face_note] = ("**No face found** in this image: the extractor cannot measure it. "
-                          "Undo, or move the sliders back toward 0." if face_missing(values) else "")
-        return out
 
     # ------------------------------------------------------------ actions
 
-    def action(change: Callable[..., Session], all_controls: bool = True, key: Callable[..., str | None] | None = None):
+    def action(self, change: Callable[..., Session], all_controls: bool = True,
+               key: Callable[..., str | None] | None = None):
         """Wrap ``change(session, *inputs) -> Session`` into a handler that never raises on bad input."""
+        axes = self.axes
 
         def handler(view: View | None, *inputs):
             if view is None:  # the page was not loaded through the browser (a bare API call)
-                view = View(Session(explorer.initial(seed)))
+                view = self.new_view()
             try:
                 session = change(view.session, *inputs)
                 message = ""
@@ -271,145 +272,338 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
                     gr.Warning(w.message().replace("**", ""))
             view = replace(view, session=session, message=message)
             skip = key(*inputs) if key and not message else None
-            return show(view, all_controls or bool(message), skip=skip)
+            return self.show(view, all_controls or bool(message), skip=skip)
 
         return handler
 
-    def on_load(request: gr.Request):
-        view = View(Session(explorer.initial(seed)))
-        token = request.query_params.get("state") if request is not None else None
-        if token:
-            try:
-                view = View(Session(explorer.from_token(token)))
-            except StateError as e:
-                gr.Warning(f"could not restore the shared state: {e}")
-                view.message = f"could not restore the shared state: {e}"
-        return show(view)
+    def chain(self, event) -> None:
+        """After step 1 of ``event``: step 2 (then the share link into the address bar) and step 3."""
+        inputs = {self.view_state, *self.details.inputs}
+        after = event.then(lambda data: self.run_step(self.details, data), inputs, self.details.outputs,
+                           show_progress="hidden", api_visibility="private")
+        after.then(None, [self.share_link], [self.share_link], js=SHARE_JS, api_visibility="private")
+        event.then(lambda data: self.run_step(self.measures, data), {self.view_state, *self.measures.inputs},
+                   self.measures.outputs, show_progress="hidden", api_visibility="private")
 
-    # ------------------------------------------------------------ layout
+    def on(self, trigger: Callable, change: Callable[..., Session], inputs: list = (), *,
+           api_name: str | None = None, raw: bool = False, all_controls: bool = True,
+           key: Callable[..., str | None] | None = None, **options) -> None:
+        """Wire ``trigger`` (an event method such as ``button.click``) to ``change`` of the session.
 
-    gen, ext = explorer.generator, explorer.extractor
-    n = axes.meta.get("n_samples")
-    subtitle = (f"Generator **{gen.name}** ({gen.resolution} px faces, {gen.latent_dim}-d latent) · "
-                f"{len(names)} feature axes fitted on {n} samples" + (f" · readouts by **{ext.name}**" if ext else ""))
-    with gr.Blocks(title="tlgan explorer", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
-        view_state = gr.State(None)
-        gr.Markdown(f"## {title or 'tlgan explorer'} — steer a face along feature axes\n{subtitle}")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=380, elem_id="tl-left"):
-                image = gr.Image(label=f"Current face ({gen.resolution} px, shown at {IMAGE_SIZE} px)",
-                                 type="filepath", format="png", interactive=False, height=IMAGE_HEIGHT,
-                                 buttons=["download", "fullscreen"], elem_id="tl-face")
-                face_note = gr.Markdown("", elem_id="tl-facenote")
-                with gr.Row():
-                    random_btn = gr.Button("New random face", variant="primary", elem_id="tl-random", scale=2)
-                    undo_btn = gr.Button("↶ Undo", interactive=False, elem_id="tl-undo")
-                    reset_btn = gr.Button("⟲ Reset sliders", elem_id="tl-reset")
-                with gr.Row(equal_height=True):
-                    seed_box = gr.Number(label="Seed", value=seed, precision=None, elem_id="tl-seed", scale=3,
-                                         min_width=120)
-                    seed_btn = gr.Button("Show this seed", elem_id="tl-seed-go", scale=2, min_width=100)
-                    download = gr.DownloadButton("Download PNG", interactive=False, elem_id="tl-download",
-                                                 scale=2, min_width=100)
-                status = gr.Markdown("", elem_id="tl-status")
-                with gr.Accordion("Share or restore this exact face (link, JSON)", open=False, elem_id="tl-share"):
-                    link = gr.Textbox(label="Share link (opens this exact face and edit)", buttons=["copy"],
-                                      interactive=False, elem_id="tl-link", max_lines=1)
-                    state_json = gr.Textbox(label="State JSON: copy it, or paste one (or a link) and press Load",
-                                            lines=2, max_lines=6, buttons=["copy"], elem_id="tl-json")
-                    load_btn = gr.Button("Load state", elem_id="tl-load", size="sm")
-            with gr.Column(scale=6, min_width=420):
-                with gr.Group():
-                    strip_axis = gr.Dropdown(names, value=default_strip, label="Variations: step along",
-                                             elem_id="tl-strip-axis")
-                    strip = gr.Gallery(label="Variations", show_label=False, columns=len(STRIP_STEPS),
-                                       height="auto", allow_preview=False, object_fit="contain",
-                                       fit_columns=False, buttons=[], elem_id="tl-strip")
-                strip_note = gr.Markdown("", elem_id="tl-strip-note")
-                gr.Markdown(
-                    "### Feature axes\n"
-                    f"Each slider moves the face along one fitted axis, in latent units "
-                    f"({-SLIDER_LIMIT:g} to {SLIDER_LIMIT:+g}; 0 = the face as drawn). "
-                    "**Lock** a feature to keep it fixed while you move the others. "
-                    + ("Right of each slider: what the extractor measures on the face shown, and its change "
-                       "from the unedited face." if has_readouts else ""))
-                sliders, locks, readout_boxes = [], [], []
-                for name in names:
-                    feat = explorer.features.get(name)
-                    info = feat.description if feat and feat.description else None
-                    with gr.Row(equal_height=True, elem_classes="tl-feature"):
-                        sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=SLIDER_STEP,
-                                                 label=_pretty(name), info=info, scale=6, buttons=[],
-                                                 elem_id=f"tl-slider-{name}"))
-                        locks.append(gr.Checkbox(label="lock", value=False, scale=1, min_width=90,
-                                                 elem_id=f"tl-lock-{name}", elem_classes="tl-lock"))
-                        readout_boxes.append(gr.HTML('<div class="tl-readout muted">…</div>', scale=2,
-                                                     min_width=120, elem_id=f"tl-readout-{name}",
-                                                     js_on_load=None))
-        # -------------------------------------------------------- wiring
+        With ``raw`` the handler gets the values as sent (out of range, empty, a string from the API) and
+        answers with a clear message, instead of gradio's generic preprocessing error.
+        """
+        visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+        self.chain(trigger(self.action(change, all_controls, key), [self.view_state, *inputs], self.face.outputs,
+                           show_progress="hidden", queue=True, preprocess=not raw, **visibility, **options))
 
-        step1 = [view_state, image, status, undo_btn, seed_box, *sliders, *locks]
-        step2 = [strip, strip_note, state_json, link, download]
-        step3 = [*readout_boxes, face_note]
-        fast = dict(show_progress="hidden", queue=True)
-        # raw: the handler gets the value as sent (out of range, empty, a string from the API) and answers
-        # with a clear message, instead of gradio's generic preprocessing error
-        raw = dict(fast, preprocess=False)
 
-        def chain(event) -> None:
-            after = event.then(details, [view_state, strip_axis], step2, show_progress="hidden",
-                               api_visibility="private")
-            after.then(None, [link], [link], js=SHARE_JS, api_visibility="private")
-            event.then(readouts, [view_state], step3, show_progress="hidden", api_visibility="private")
 
-        chain(demo.load(on_load, None, step1, api_visibility="private", **fast))
+# ---------------------------------------------------------------- the panels
 
-        for name, sl, lk in zip(names, sliders, locks):
+
+def face_panel(page: Page) -> None:
+    """The face itself, and the note when the extractor finds no face in it."""
+    gen = page.explorer.generator
+    image = gr.Image(label=f"Current face ({gen.resolution} px, shown at {IMAGE_SIZE} px)", type="filepath",
+                     format="png", interactive=False, height=IMAGE_HEIGHT, buttons=["download", "fullscreen"],
+                     elem_id="tl-face")
+    face_note = gr.Markdown("", elem_id="tl-facenote")
+
+    @page.shows(page.face, [image])
+    def _face(view: View, all_controls: bool, skip: str | None) -> dict:
+        return {image: page.face_file(view)}
+
+    @page.shows(page.measures, [face_note])
+    def _note(view: View, data: dict) -> dict:
+        return {face_note: "**No face found** in this image: the extractor cannot measure it. "
+                           "Undo, or move the sliders back toward 0." if face_missing(view.values or {}) else ""}
+
+
+def new_face_panel(page: Page) -> None:
+    """A new random face (the place for other ways to pick a face)."""
+    random_btn = gr.Button("New random face", variant="primary", elem_id="tl-random", scale=2)
+
+    @page.wiring
+    def _wire() -> None:
+        page.on(random_btn.click, lambda session: session.push(random_seed(session.state)), api_name="random_face")
+
+
+def history_panel(page: Page) -> None:
+    """Undo, and reset every slider."""
+    undo_btn = gr.Button("↶ Undo", interactive=False, elem_id="tl-undo")
+    reset_btn = gr.Button("⟲ Reset sliders", elem_id="tl-reset")
+
+    @page.shows(page.face, [undo_btn])
+    def _undo(view: View, all_controls: bool, skip: str | None) -> dict:
+        return {undo_btn: gr.update(interactive=view.session.can_undo)}
+
+    @page.wiring
+    def _wire() -> None:
+        page.on(reset_btn.click, lambda session: session.push(reset_sliders(session.state)), api_name="reset_sliders")
+        page.on(undo_btn.click, lambda session: session.undo(), api_name="undo")
+
+
+def seed_panel(page: Page) -> None:
+    """The seed of the face shown; type another and show it."""
+    seed_box = gr.Number(label="Seed", value=page.seed, precision=None, elem_id="tl-seed", scale=3, min_width=120)
+    seed_btn = gr.Button("Show this seed", elem_id="tl-seed-go", scale=2, min_width=100)
+
+    @page.shows(page.face, [seed_box])
+    def _seed(view: View, all_controls: bool, skip: str | None) -> dict:
+        s = view.state
+        return {seed_box: s.seed if s.latent is None else None} if all_controls else {}
+
+    def goto_seed(session: Session, value: Any) -> Session:
+        return session.push(set_seed(session.state, value))
+
+    @page.wiring
+    def _wire() -> None:
+        page.on(seed_btn.click, goto_seed, [seed_box], api_name="set_seed", raw=True)
+        page.on(seed_box.submit, goto_seed, [seed_box], raw=True)
+
+
+def download_panel(page: Page) -> None:
+    """The face shown as a PNG file."""
+    download = gr.DownloadButton("Download PNG", interactive=False, elem_id="tl-download", scale=2, min_width=100)
+
+    @page.shows(page.details, [download])
+    def _download(view: View, data: dict) -> dict:
+        s = view.state
+        if view.download_for == s or view.image is None or view.image_for != s:
+            return {}
+        view.download_for = s
+        return {download: gr.update(value=page.face_file(view), interactive=True)}
+
+
+def status_panel(page: Page) -> None:
+    """What is shown, what was refused, and warnings about the locks."""
+    status = gr.Markdown("", elem_id="tl-status")
+
+    @page.shows(page.face, [status])
+    def _status(view: View, all_controls: bool, skip: str | None) -> dict:
+        lines = [f"**Showing** {view.state.describe()}."]
+        if view.message:
+            lines.append(f"**Not applied:** {view.message}")
+        lines += [f"**Warning:** {w.message()}" for w in lock_warnings(view.state, page.axes)]
+        return {status: "\n\n".join(lines)}
+
+
+def share_panel(page: Page) -> None:
+    """The state as a link and as JSON; paste one to restore it."""
+    with gr.Accordion("Share or restore this exact face (link, JSON)", open=False, elem_id="tl-share"):
+        link = gr.Textbox(label="Share link (opens this exact face and edit)", buttons=["copy"], interactive=False,
+                          elem_id="tl-link", max_lines=1)
+        state_json = gr.Textbox(label="State JSON: copy it, or paste one (or a link) and press Load", lines=2,
+                                max_lines=6, buttons=["copy"], elem_id="tl-json")
+        load_btn = gr.Button("Load state", elem_id="tl-load", size="sm")
+    page.share_link = link
+
+    @page.shows(page.details, [state_json, link])
+    def _share(view: View, data: dict) -> dict:
+        s = view.state
+        if view.shared_for == s:  # not after a refused change: a mistyped state stays in the box to be fixed
+            return {}
+        view.shared_for = s
+        return {state_json: encode_state(s), link: "?state=" + state_token(s)}
+
+    def load_state(session: Session, text: Any) -> Session:
+        return session.push(page.explorer.decode(text))
+
+    @page.wiring
+    def _wire() -> None:
+        page.on(load_btn.click, load_state, [state_json], api_name="load_state", raw=True)
+
+
+def strip_panel(page: Page) -> None:
+    """The face stepped along one axis; click a variation to jump there."""
+    names, explorer = page.names, page.explorer
+    default = next((n for n in ("age", "male", "happy") if n in names), names[0])
+    with gr.Group():
+        strip_axis = gr.Dropdown(names, value=default, label="Variations: step along", elem_id="tl-strip-axis")
+        strip = gr.Gallery(label="Variations", show_label=False, columns=len(STRIP_STEPS), height="auto",
+                           allow_preview=False, object_fit="contain", fit_columns=False, buttons=[],
+                           elem_id="tl-strip")
+    strip_note = gr.Markdown("", elem_id="tl-strip-note")
+
+    @page.shows(page.details, [strip, strip_note], [strip_axis])
+    def _strip(view: View, data: dict) -> dict:
+        s, axis = view.state, data.get(strip_axis)
+        if view.strip_for == (s, axis):
+            return {}
+        view.strip_for = (s, axis)
+        if axis not in names:
+            return {strip: gr.update(value=None, visible=False), strip_note: "Choose a feature to step along."}
+        if axis in s.locks:
+            return {strip: gr.update(value=None, visible=False),
+                    strip_note: f"**{_pretty(axis)}** is locked: unlock it to see its variations."}
+        states, images = explorer.strip(s, axis)
+        now, label = s.slider(axis), _pretty(axis)
+        steps = [st.slider(axis) for st in states]
+        items = [(upscale(im, STRIP_CELL), f"{'● ' if abs(x - now) < 1e-6 else ''}{label} {x:+g}")
+                 for x, im in zip(steps, images)]
+        return {strip: gr.update(visible=True, value=items),
+                strip_note: (f"The face with **{label}** at {', '.join(f'{x:+g}' for x in STRIP_STEPS)} "
+                             "(the other sliders as they are). Click one to jump there.")}
+
+    def jump(session: Session, axis: Any, evt: gr.SelectData | None) -> Session:
+        ok = evt is not None and 0 <= int(evt.index) < len(STRIP_STEPS)
+        if not ok:
+            raise StateError("that variation does not exist")
+        return session.push(set_slider(session.state, page.axes, axis, STRIP_STEPS[int(evt.index)]))
+
+    @page.wiring
+    def _wire() -> None:
+        def jump_handler(view, axis, evt: gr.SelectData):
+            return page.action(lambda session, a: jump(session, a, evt))(view, axis)
+
+        page.chain(strip.select(jump_handler, [page.view_state, strip_axis], page.face.outputs,
+                                api_visibility="private", show_progress="hidden", queue=True))
+        strip_axis.input(lambda data: page.run_step(page.details, data), {page.view_state, *page.details.inputs},
+                         page.details.outputs, show_progress="hidden", api_visibility="private")
+
+
+def readout_html(r: Readout, digest: str) -> str:
+    """One readout; ``data-state`` says which state it was measured on (handy for tests and timing)."""
+    cls = {"up": "up", "down": "down", "missing": "bad"}.get(r.trend, "muted")
+    arrow = {"up": "▲ ", "down": "▼ "}.get(r.trend, "")
+    head = f'<div class="tl-readout" data-state="{digest}">'
+    if r.trend == "missing":
+        return f'{head}<span class="bad">{r.value}</span></div>'
+    return f'{head}<b>{r.value}</b><br><span class="{cls}">{arrow}{r.change or "&nbsp;"}</span></div>'
+
+
+def layer_choices(num_ws: int) -> list[tuple[str, str]]:
+    """The layer ranges a w+ axis offers, labelled with the layers each one reaches."""
+    out = []
+    for choice in LAYER_CHOICES:
+        try:
+            picked = parse_layers(choice, num_ws)
+        except AxesError:  # a small generator has no layers in this group
+            continue
+        out.append((f"{choice} ({picked[0]}-{picked[-1]})", choice))
+    return out
+
+
+def axes_panel(page: Page) -> None:
+    """A row per feature axis: its slider, its lock, its layer range (w+ generators only) and its readout."""
+    explorer, axes, names = page.explorer, page.axes, page.names
+    num_ws = explorer.num_ws
+    gr.Markdown(
+        "### Feature axes\n"
+        f"Each slider moves the face along one fitted axis, in latent units "
+        f"({-SLIDER_LIMIT:g} to {SLIDER_LIMIT:+g}; 0 = the face as drawn). "
+        "**Lock** a feature to keep it fixed while you move the others. "
+        + (f"**Layers** limits a move to some of the generator's {num_ws} synthesis layers: "
+           f"{', '.join(label for label, _ in layer_choices(num_ws))} or a range such as 0-5. "
+           if num_ws > 1 else "")
+        + ("Right of each slider: what the extractor measures on the face shown, and its change "
+           "from the unedited face." if page.has_readouts else ""))
+    sliders, locks, layers, boxes = {}, {}, {}, {}
+    for name in names:
+        feat = explorer.features.get(name)
+        info = feat.description if feat and feat.description else None
+        with gr.Row(equal_height=True, elem_classes="tl-feature"):
+            sliders[name] = gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=SLIDER_STEP, label=_pretty(name),
+                                      info=info, scale=6, buttons=[], elem_id=f"tl-slider-{name}")
+            locks[name] = gr.Checkbox(label="lock", value=False, scale=1, min_width=90, elem_id=f"tl-lock-{name}",
+                                      elem_classes="tl-lock")
+            if num_ws > 1:
+                layers[name] = gr.Dropdown(layer_choices(num_ws), value="all", label="layers", scale=1,
+                                           min_width=140, allow_custom_value=True, filterable=True,
+                                           elem_id=f"tl-layers-{name}", elem_classes="tl-layers")
+            boxes[name] = gr.HTML('<div class="tl-readout muted">…</div>', scale=2, min_width=120,
+                                  elem_id=f"tl-readout-{name}", js_on_load=None)
+
+    @page.shows(page.face, [*sliders.values(), *locks.values(), *layers.values()])
+    def _controls(view: View, all_controls: bool, skip: str | None) -> dict:
+        if not all_controls:
+            return {}
+        s, out = view.state, {}
+        for name in names:
+            locked = name in s.locks
+            out[sliders[name]] = (gr.update(value=s.slider(name), interactive=not locked) if name != skip
+                                  else gr.update(interactive=not locked))
+            out[locks[name]] = gr.update(value=locked)
+            if name in layers:
+                out[layers[name]] = gr.update(value=s.layers.get(name, "all"))
+        return out
+
+    @page.shows(page.measures, list(boxes.values()))
+    def _readouts(view: View, data: dict) -> dict:
+        s = view.state
+        shown = describe_readouts(names, explorer.features, view.values or {}, view.start, edited=bool(s.sliders))
+        return {boxes[r.name]: readout_html(r, state_digest(s)) for r in shown}
+
+    @page.wiring
+    def _wire() -> None:
+        for name in names:
             def move(session, value, _name=name):
                 return session.push(set_slider(session.state, axes, _name, value), key=f"slider:{_name}")
 
             def lock(session, value, _name=name):
                 return session.push(set_lock(session.state, axes, _name, value))
 
-            chain(sl.input(action(move, all_controls=False, key=lambda value, _name=name: _name),
-                           [view_state, sl], step1, trigger_mode="always_last", api_name=f"move_{name}", **raw))
-            chain(lk.input(action(lock), [view_state, lk], step1, api_name=f"lock_{name}", **raw))
+            def reach(session, value, _name=name):
+                return session.push(set_layers(session.state, axes, _name, value, num_ws))
 
-        def new_random(session):
-            return session.push(random_seed(session.state))
+            page.on(sliders[name].input, move, [sliders[name]], api_name=f"move_{name}", raw=True,
+                    all_controls=False, key=lambda value, _name=name: _name, trigger_mode="always_last")
+            page.on(locks[name].input, lock, [locks[name]], api_name=f"lock_{name}", raw=True)
+            if name in layers:
+                page.on(layers[name].input, reach, [layers[name]], api_name=f"layers_{name}", raw=True)
 
-        def goto_seed(session, value):
-            return session.push(set_seed(session.state, value))
 
-        def do_reset(session):
-            return session.push(reset_sliders(session.state))
+# ---------------------------------------------------------------- the page
 
-        def do_undo(session):
-            return session.undo()
 
-        def load_state(session, text):
-            return session.push(explorer.decode(text))
+def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
+    """The explorer page for ``explorer`` (launch it with ``launch``): the panels, laid out and wired."""
+    page = Page(explorer, seed)
+    gen, ext, n = explorer.generator, explorer.extractor, explorer.axes.meta.get("n_samples")
+    subtitle = (f"Generator **{gen.name}** ({gen.resolution} px faces, {gen.latent_dim}-d latent) · "
+                f"{len(page.names)} feature axes fitted on {n} samples"
+                + (f" · readouts by **{ext.name}**" if ext else ""))
+    with gr.Blocks(title="tlgan explorer", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
+        page.view_state = gr.State(None)
+        page.face.outputs.append(page.view_state)
+        gr.Markdown(f"## {title or 'tlgan explorer'} — steer a face along feature axes\n{subtitle}")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=380, elem_id="tl-left"):
+                face_panel(page)
+                with gr.Row():
+                    new_face_panel(page)
+                    history_panel(page)
+                with gr.Row(equal_height=True):
+                    seed_panel(page)
+                    download_panel(page)
+                status_panel(page)
+                share_panel(page)
+            with gr.Column(scale=6, min_width=420):
+                strip_panel(page)
+                axes_panel(page)
+        page.wire()
 
-        def jump(session, axis, evt: gr.SelectData):
-            step = STRIP_STEPS[int(evt.index)] if evt is not None and 0 <= int(evt.index) < len(STRIP_STEPS) else None
-            if step is None:
-                raise StateError("that variation does not exist")
-            return session.push(set_slider(session.state, axes, axis, step))
+        def on_load(request: gr.Request):
+            return page.show(restore(page, request))
 
-        chain(random_btn.click(action(new_random), [view_state], step1, api_name="random_face", **fast))
-        chain(seed_btn.click(action(goto_seed), [view_state, seed_box], step1, api_name="set_seed", **raw))
-        chain(seed_box.submit(action(goto_seed), [view_state, seed_box], step1, api_visibility="private", **raw))
-        chain(reset_btn.click(action(do_reset), [view_state], step1, api_name="reset_sliders", **fast))
-        chain(undo_btn.click(action(do_undo), [view_state], step1, api_name="undo", **fast))
-        chain(load_btn.click(action(load_state), [view_state, state_json], step1, api_name="load_state", **raw))
-
-        def jump_handler(view, axis, evt: gr.SelectData):
-            return action(lambda session, a: jump(session, a, evt))(view, axis)
-
-        chain(strip.select(jump_handler, [view_state, strip_axis], step1, api_visibility="private", **fast))
-        strip_axis.input(details, [view_state, strip_axis], step2, show_progress="hidden", api_visibility="private")
+        page.chain(demo.load(on_load, None, page.face.outputs, api_visibility="private", show_progress="hidden",
+                             queue=True))
     demo.queue(default_concurrency_limit=4)
     return demo
+
+
+def restore(page: Page, request: gr.Request | None) -> View:
+    """The view a page opens with: the initial face, or the state of a ``?state=`` link."""
+    view = page.new_view()
+    token = request.query_params.get("state") if request is not None else None
+    if token:
+        try:
+            view = View(Session(page.explorer.from_token(token)))
+        except StateError as e:
+            gr.Warning(f"could not restore the shared state: {e}")
+            view.message = f"could not restore the shared state: {e}"
+    return view
 
 
 def theme() -> gr.themes.Base:

@@ -1,0 +1,78 @@
+"""The explorer in w+: a layer range per axis, kept in the state (JSON, link, undo) and applied per axis."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tlgan.app.state import (Explorer, ExplorerState, Session, StateError, decode_state, encode_state, set_layers,
+                             set_lock, set_slider, state_from_token, state_token)
+from tlgan.explore import edit_delta
+from wplus_support import wplus_axes
+
+
+@pytest.fixture(scope="module")
+def explorer(tmp_path_factory):
+    return Explorer.load(wplus_axes(tmp_path_factory.mktemp("wplus")), "cpu", readouts=False)
+
+
+def test_serve_reopens_the_users_checkpoint_in_the_axes_space(explorer):
+    gen = explorer.generator
+    assert gen.space == "w+" and gen.num_ws == 10 and explorer.num_ws == 10
+    assert gen.sha256 == explorer.axes.meta["generator_sha256"]
+
+
+def test_layer_ranges_round_trip_through_json_link_and_undo(explorer):
+    axes = explorer.axes
+    s0 = set_slider(explorer.initial(4), axes, "a", 2)
+    s = set_layers(set_slider(s0, axes, "b", -1), axes, "a", " Coarse ", 10)
+    s = set_layers(s, axes, "b", "4-7", 10)
+    assert s.layers == {"a": "coarse", "b": "4-7"}
+    assert json.loads(encode_state(s))["layers"] == {"a": "coarse", "b": "4-7"}
+    assert explorer.decode(encode_state(s)) == s and explorer.from_token(state_token(s)) == s
+    assert "a +2 (coarse layers)" in s.describe()
+    # "all" (or every layer) is no range at all: the state reads as one without layers
+    assert set_layers(s, axes, "a", "all", 10).layers == {"b": "4-7"}
+    assert set_layers(s, axes, "b", "0-9", 10).layers == {"a": "coarse"}
+    assert "layers" not in json.loads(encode_state(s0))
+    session = Session(s0).push(s)
+    assert session.undo().state == s0
+    for bad in ("10-12", "sideways", 3):
+        with pytest.raises(StateError, match="layers of a"):
+            set_layers(s, axes, "a", bad, 10)
+    with pytest.raises(StateError, match="w\\+"):
+        set_layers(s, axes, "a", "coarse", 1)  # a z or w generator has no layer ranges
+
+
+def test_old_links_still_decode_and_z_explorers_refuse_layers(explorer):
+    old = ExplorerState(explorer.generator.name, 3, None, {"a": 1.0}, ("b",))
+    token = state_token(old)
+    assert "layers" not in json.loads(encode_state(old))
+    assert explorer.from_token(token) == old
+    with pytest.raises(StateError, match="w\\+"):
+        decode_state(encode_state(set_layers(old, explorer.axes, "a", "fine", 10)), explorer.axes)
+    with pytest.raises(StateError, match="'layers' must be an object"):
+        explorer.decode(json.dumps({"seed": 1, "layers": ["a"]}))
+    assert state_from_token(token, explorer.axes) == old
+
+
+def test_each_axis_moves_only_its_own_layers(explorer):
+    axes = explorer.axes
+    s = set_layers(set_layers(set_slider(set_slider(explorer.initial(2), axes, "a", 2), axes, "b", -1.5),
+                              axes, "a", "coarse", 10), axes, "b", "fine", 10)
+    base = explorer.base_latent(s)
+    w = explorer.latent(s)
+    assert w.shape == (10, explorer.generator.latent_dim)
+    np.testing.assert_allclose(w[:4] - base, np.broadcast_to(edit_delta(axes, {"a": 2}), (4, w.shape[1])), atol=1e-5)
+    np.testing.assert_allclose(w[4:8], np.broadcast_to(base, (4, w.shape[1])), atol=1e-6)
+    np.testing.assert_allclose(w[8:] - base, np.broadcast_to(edit_delta(axes, {"b": -1.5}), (2, w.shape[1])),
+                               atol=1e-5)
+    # a locked slider keeps its amount on its own layers
+    locked = set_lock(s, axes, "b", True)
+    np.testing.assert_allclose(explorer.latent(locked)[8:] - base, w[8:] - base, atol=1e-5)
+    # the images differ from the all-layers edit, and the strip renders in w+
+    assert not np.array_equal(explorer.render(s), explorer.render(set_layers(s, axes, "a", "all", 10)))
+    states, images = explorer.strip(s, "a")
+    assert images.shape == (7, 64, 64, 3) and all(st.layers == s.layers for st in states)
