@@ -2,11 +2,14 @@
 
 import hashlib
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from tlgan import weights
 from tlgan.weights import Model, Package, WeightFile, WeightsError
+
+from conftest import need_models
 
 PKG = Package("pypi", "fake-pkg", "1.0", "MIT")
 GOOD = b"good weights"
@@ -85,3 +88,30 @@ def test_catalogue_pins_every_default_file():
     for name in weights.DEFAULT_MODELS:
         for f in weights.MODELS[name].files:
             assert len(f.sha256) == 64 and f.package.license
+
+
+def test_catalogue_is_consistent():
+    """What a broken catalogue entry would get wrong: a name, a pin, a member in the wrong package's layout."""
+    import re
+
+    assert weights.DEFAULT_MODELS and not any(weights.MODELS[n].oracle for n in weights.DEFAULT_MODELS)
+    for key, model in weights.MODELS.items():
+        assert model.name == key and model.files and model.purpose
+        names = [f.filename for f in model.files]
+        assert len(set(names)) == len(names), f"{key}: path_of finds files by name, and two share one: {names}"
+        assert len({f.sha256 for f in model.files}) == len(model.files), f"{key}: two files pinned to one SHA"
+        for f in model.files:
+            assert re.fullmatch(r"[0-9a-f]{64}", f.sha256), f"{key}: {f.member} pin is not a lower-case SHA-256"
+            assert f.package.registry in ("pypi", "npm") and f.package.license and f.package.version
+            # an npm tarball unpacks under package/; a wheel holds the import package's folders at its top
+            assert f.member.startswith("package/") == (f.package.registry == "npm"), f"{key}: {f.member}"
+            assert not f.member.startswith("/") and ".." not in Path(f.member).parts
+
+
+@need_models(*weights.DEFAULT_MODELS)
+def test_every_default_file_is_cached_and_matches_its_pin():
+    for name in weights.DEFAULT_MODELS:
+        assert weights.status(name) == "present"
+        for f in weights.MODELS[name].files:
+            path = weights.path_of(name, f.filename)  # verifies the SHA-256
+            assert path == weights.local_path(f) and weights.sha256_of(path) == f.sha256

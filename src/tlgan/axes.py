@@ -19,6 +19,7 @@ from safetensors.numpy import load_file, save_file
 
 from . import __version__
 from .errors import TLGANError
+from .formats import read_versioned_json
 
 if TYPE_CHECKING:
     from .fit import FeatureFit
@@ -130,10 +131,10 @@ class Axes:
             raise AxesError(f"{path} is not a readable safetensors axes file: {e}") from e
         if "tlgan" not in header or "axes" not in tensors:
             raise AxesError(f"{path} is a safetensors file but not a tlgan axes file (no 'tlgan' header)")
-        doc = json.loads(header["tlgan"])
-        if doc.get("format") != AXES_FORMAT:
-            raise AxesError(f"{path} has axes format {doc.get('format')}, this tlgan reads format {AXES_FORMAT}; "
-                            "refit the axes with this version")
+        doc = read_versioned_json(
+            header["tlgan"], f"{path}'s tlgan header", AXES_FORMAT, AxesError,
+            lambda doc: (f"{path} has axes format {doc.get('format')}, this tlgan reads format {AXES_FORMAT}; "
+                         "refit the axes with this version"))
         meta = {k: v for k, v in doc.items()
                 if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped")}
         meta["fitted_with"] = doc.get("tlgan_version")

@@ -23,11 +23,12 @@ from typing import Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import r2_score, roc_auc_score
+from sklearn.metrics import r2_score
 
 from .axes import Axes
 from .extractors import Feature
 from .errors import TLGANError
+from .logistic import auc
 
 METHODS = ("auto", "linear", "logistic", "arctanh")
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-2, 5))
@@ -141,14 +142,14 @@ def fit_feature(z: np.ndarray, y: np.ndarray, feature: Feature, method: str = "a
         trva = np.concatenate([tr, va])
         coef, intercept = _ridge_solutions(zv[trva], t[trva], [0.0])[0]  # plain least squares, as TL-GAN
         out.metric_name, out.regularization = "auc", 0.0
-        out.metric = _auc(yv[te] > 0.5, zv[te] @ coef + intercept)
+        out.metric = auc(yv[te] > 0.5, zv[te] @ coef + intercept)
     else:  # logistic
         best_c = min(LOGISTIC_CS, key=lambda c: _soft_log_loss(_soft_logistic(zv[tr], yv[tr], c), zv[va], yv[va]))
         trva = np.concatenate([tr, va])
         model = _soft_logistic(zv[trva], yv[trva], best_c)
         coef = model.coef_.ravel()
         out.metric_name, out.regularization = "auc", 1.0 / best_c
-        out.metric = _auc(yv[te] > 0.5, model.decision_function(zv[te]))
+        out.metric = auc(yv[te] > 0.5, model.decision_function(zv[te]))
     norm = float(np.linalg.norm(coef))
     if not np.isfinite(norm) or norm < 1e-12:
         out.skipped = "the fitted slope is zero: the label does not depend on z linearly"
@@ -156,12 +157,6 @@ def fit_feature(z: np.ndarray, y: np.ndarray, feature: Feature, method: str = "a
     out.direction = (coef / norm).astype(np.float32)
     out.slope = norm
     return out
-
-
-def _auc(truth: np.ndarray, score: np.ndarray) -> float:
-    if truth.all() or not truth.any():
-        return float("nan")
-    return float(roc_auc_score(truth, score))
 
 
 def fit_axes(z: np.ndarray, labels: np.ndarray, features: Sequence[Feature], method: str = "auto",

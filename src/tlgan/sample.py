@@ -35,6 +35,7 @@ from . import __version__
 from .extractors import Extractor, Feature
 from .generators import Generator
 from .errors import TLGANError
+from .formats import read_versioned_json
 
 RUN_FORMAT = 1
 
@@ -160,14 +161,12 @@ def open_run(path: str | Path) -> Run:
     meta = path / "run.json"
     if not meta.exists():
         raise RunError(f"{path} is not a tlgan run folder (no run.json); create one with `tlgan sample --out {path}`")
-    try:
-        info = json.loads(meta.read_text())
-    except json.JSONDecodeError as e:
-        raise RunError(f"{meta} is not valid JSON ({e}); the run folder is damaged") from e
-    if info.get("format") != RUN_FORMAT:
-        raise RunError(f"{path} was written by tlgan {info.get('tlgan_version', '?')} in run format "
-                       f"{info.get('format')}; this tlgan {__version__} reads format {RUN_FORMAT}. "
-                       "Sample a new run with this version (or use the version that wrote it)")
+    info = read_versioned_json(
+        meta.read_text(), meta, RUN_FORMAT, RunError,
+        lambda info: (f"{path} was written by tlgan {info.get('tlgan_version', '?')} in run format "
+                      f"{info.get('format')}; this tlgan {__version__} reads format {RUN_FORMAT}. "
+                      "Sample a new run with this version (or use the version that wrote it)"),
+        damaged="the run folder is damaged")
     return Run(path, info)
 
 

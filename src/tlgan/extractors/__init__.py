@@ -18,6 +18,7 @@ import torch
 from ..devices import default_batch, resolve_device
 from ..errors import InputError
 from ..registry import Registry
+from .images import check_images
 
 FeatureKind = Literal["binary", "continuous"]
 
@@ -70,9 +71,7 @@ class Extractor(ABC):
     def __call__(self, images: torch.Tensor | np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Label any number of images in batches of ``batch_size``."""
         images = torch.as_tensor(images)
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
-            raise InputError(f"extractor {self.name!r} takes uint8 images (N, H, W, 3), got "
-                             f"{tuple(images.shape)} {images.dtype}")
+        check_images(images, f"extractor {self.name!r}")
         bs = batch_size or self.batch_size
         parts = [self.extract(images[i:i + bs]) for i in range(0, len(images), bs)]
         return np.concatenate(parts) if parts else np.zeros((0, len(self.features)), np.float32)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..devices import default_batch, resolve_device
-from ..errors import InputError
+from .images import check_images
 from .tfjs import TFJSGraph
 
 Tensor = torch.Tensor
@@ -32,8 +32,7 @@ EYE_LEFT, EYE_RIGHT = 33, 263
 
 
 def _check(images: Tensor) -> None:
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
-        raise InputError(f"expected uint8 images (N, H, W, 3), got {tuple(images.shape)} {images.dtype}")
+    check_images(images)
 
 
 def _resize(x: Tensor, size: int) -> Tensor:

@@ -25,7 +25,9 @@ from torch import nn
 
 from .. import weights
 from ..devices import default_batch, resolve_device
-from ..errors import InputError, TLGANError
+from ..errors import TLGANError
+from .images import check_images
+from .tf_padding import same_pad
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -49,17 +51,11 @@ def _activation(name: str, layer: str) -> Callable[[torch.Tensor], torch.Tensor]
     return _ACTIVATIONS[name]
 
 
-def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TF "SAME" padding along one axis: (before, after), the extra pixel going after."""
-    total = max((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
 def _pad_same(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
               dilation: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
     """Apply TF "SAME" padding: symmetric parts are returned for the op itself, an odd extra pixel is padded here."""
-    top, bottom = _same_pad(x.shape[2], kernel[0], stride[0], dilation[0])
-    left, right = _same_pad(x.shape[3], kernel[1], stride[1], dilation[1])
+    top, bottom = same_pad(x.shape[2], kernel[0], stride[0], dilation[0])
+    left, right = same_pad(x.shape[3], kernel[1], stride[1], dilation[1])
     if bottom > top or right > left:
         x = F.pad(x, (0, right - left, 0, bottom - top))
     return x, (top, left)
@@ -150,7 +146,7 @@ class _MaxPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.same:
             return F.max_pool2d(x, self.kernel, self.stride)
-        (top, bottom), (left, right) = (_same_pad(x.shape[2 + i], self.kernel[i], self.stride[i], 1) for i in (0, 1))
+        (top, bottom), (left, right) = (same_pad(x.shape[2 + i], self.kernel[i], self.stride[i], 1) for i in (0, 1))
         # Windows start at i*stride - top as in TF; ceil_mode lets the last one hang over the bottom/right edge.
         return F.max_pool2d(x, self.kernel, self.stride, (top, left), ceil_mode=bottom > top or right > left)
 
@@ -306,8 +302,7 @@ class FerEmotion:
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, 3) faces -> float32 (N, 7) softmax probabilities on the CPU."""
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
-            raise InputError(f"FerEmotion takes uint8 images (N, H, W, 3), got {tuple(images.shape)} {images.dtype}")
+        check_images(images, "FerEmotion")
         out = [torch.zeros(0, len(FER_LABELS))]
         for i in range(0, len(images), self.batch_size):
             x = fer_preprocess(images[i:i + self.batch_size].to(self.device))

@@ -35,6 +35,7 @@ from torch import nn
 
 from . import Feature
 from ..errors import TLGANError
+from ..formats import read_versioned_json
 
 FORMAT = 1
 CONFIG = "extractor.json"
@@ -141,13 +142,10 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise TrainedExtractorError(f"{folder} is not a trained extractor (no {CONFIG}); train one with "
                                     "`tlgan train-extractor`")
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise TrainedExtractorError(f"{path} is not valid JSON ({e})") from e
-    if cfg.get("format") != FORMAT:
-        raise TrainedExtractorError(f"{path} has format {cfg.get('format')}; this tlgan reads format {FORMAT}. "
-                                    "Train it again with this version")
+    cfg = read_versioned_json(
+        path.read_text(), path, FORMAT, TrainedExtractorError,
+        lambda cfg: (f"{path} has format {cfg.get('format')}; this tlgan reads format {FORMAT}. "
+                     "Train it again with this version"))
     if cfg.get("kind") not in ("probe", "cnn"):
         raise TrainedExtractorError(f"{path}: unknown kind {cfg.get('kind')!r} (expected probe or cnn)")
     return cfg

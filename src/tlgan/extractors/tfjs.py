@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from ..devices import resolve_device
 from ..weights import WeightsError, path_of
 from ..errors import InputError, TLGANError
+from .tf_padding import same_pad
 
 Tensor = torch.Tensor
 
@@ -166,10 +167,9 @@ def _pads(padding: str | tuple[int, int, int, int], size: Sequence[int], kernel:
         return padding
     if padding == "VALID":
         return (0, 0, 0, 0)
-    pads = []
+    pads: list[int] = []
     for n, k, s, d in zip(size, kernel, stride, dilation):
-        total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
-        pads += [total // 2, total - total // 2]
+        pads += same_pad(int(n), k, s, d)
     return (pads[0], pads[1], pads[2], pads[3])
 
 
