@@ -36,7 +36,7 @@ def test_a_checkpoint_path_is_a_generator(rel, npz, key):
     assert np.abs(images.astype(int) - want).max() <= 1
     # (seed, index) names the same z as for every other family
     np.testing.assert_array_equal(gen.sample(3, 7), standard_normal(3, gen.z_dim, 7))
-    assert gen.name.startswith("pgan_public_32-") and gen.sha256 and len(gen.sha256) == 64
+    assert gen.name == f"{fixture_file(rel).stem}-{gen.sha256[:8]}" and len(gen.sha256) == 64
 
 
 def test_pggan_has_only_z_and_no_truncation():
