@@ -336,4 +336,10 @@ def test_real_faces_evaluation_smoke():
     ev = evaluate_axes(axes, scorer, h, distances=(3.0,), rows=["yaw"], locks=None, identity_n=4, progress=False)
     s = ev.summary()[0]
     assert s["control"] > 0.3  # turning the head is the most linear feature of this GAN
+    # the yaw axis, pushed toward +yaw, raises yaw, and yaw is the feature it moves most
+    assert s["target"] == "yaw" and s["control"] > 0
+    row = ev.change[-1, 0]
+    moved = [j for j, f in enumerate(ev.features) if f not in ev.excluded() and np.isfinite(row[j])]
+    assert ev.features[max(moved, key=lambda j: abs(row[j]))] == "yaw"
+    assert s["max_leakage"] < s["control"]
     assert 0 <= s["found_plus"] <= 1 and 0 < s["identity"] < 1

@@ -83,3 +83,37 @@ def test_faces_extractor_on_generated_faces():
     assert (expr >= 0).all() and (expr.sum(1) <= 1 + 1e-5).all()
     assert np.abs(col["yaw"][found]).max() < 90 and col["yaw"][found].std() > 5  # heads do turn
     assert ((col["skin_tone"][found] > 0) & (col["skin_tone"][found] < 1)).all()
+
+
+@need_models("digiface-dcgan", "faceres", "facemesh", "fer-emotion")
+def test_faces_extractor_known_answers_mirror_and_column_order():
+    """Answers a swapped or misordered column would get wrong: a mirrored face turns and rolls the other way
+    and keeps its age, sex and smile; the columns are in the documented order, the probes' among them."""
+    from tlgan.extractors import load_extractor
+    from tlgan.extractors.faces import SHIPPED_PROBES
+    from tlgan.generators import load_generator
+
+    gen, ext = load_generator("digiface-dcgan", "cpu"), load_extractor("faces", "cpu")
+    names = ext.feature_names
+    assert names[:14] == ["face_found", "male", "age", "happy", "surprise", "neutral", "sad", "angry", "yaw",
+                          "pitch", "roll", "mouth_open", "eye_open", "smile_width"]
+    assert names[14:16] == ["skin_tone", "background"] and names[16:] == [f.name for f in SHIPPED_PROBES.features]
+    images = gen.render(gen.sample(48, 0))
+    y, m = ext(images), ext(images.flip(2))  # (N, H, W, 3): flip the width
+    both = (y[:, 0] == 1) & (m[:, 0] == 1)
+    assert both.mean() > 0.8
+    col = {n: (y[both, names.index(n)], m[both, names.index(n)]) for n in names}
+    for angle in ("yaw", "roll"):
+        a, b = col[angle]
+        assert np.corrcoef(a, b)[0, 1] < -0.8, angle  # the sign flips, face by face
+        assert np.median(np.abs(a + b)) < 0.35 * np.abs(a).std() + 1, angle
+    a, b = col["pitch"]
+    assert np.corrcoef(a, b)[0, 1] > 0.8  # tilting up or down does not mirror
+    assert np.median(np.abs(col["age"][0] - col["age"][1])) < 5
+    for f in ("male", "happy"):
+        assert np.median(np.abs(col[f][0] - col[f][1])) < 0.1, f
+    # the probe columns are the shipped probes applied to the faceres descriptor, in the probes' order
+    found = y[:, 0] == 1
+    d = ext.descriptor(images[torch.from_numpy(found)])
+    probes = y[found][:, [names.index(f) for f in (p.name for p in SHIPPED_PROBES.features)]]
+    np.testing.assert_allclose(probes, SHIPPED_PROBES(d), atol=1e-4)
