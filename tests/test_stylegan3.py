@@ -233,3 +233,11 @@ def test_stylegan2_files_are_not_taken_for_stylegan3(tmp_path):
     (tmp_path / "x.pkl").write_bytes(b"hello")
     assert not sniff_stylegan3(tmp_path / "x.pkl") and not sniff_stylegan3(tmp_path / "absent.pkl")
     assert sniff_stylegan3(fixture_file(FIXTURE + ".pkl"))
+
+
+def test_gradients_flow_to_ws_and_parameters():
+    g = _random_net(CONFIGS["T16_short"]).requires_grad_(True)
+    ws = g.mapping(torch.randn(2, g.z_dim)).detach().requires_grad_(True)
+    g.synthesis(ws).square().mean().backward()
+    assert torch.isfinite(ws.grad).all() and ws.grad.abs().sum() > 0
+    assert all(layer.weight.grad is not None for layer in g.synthesis.layers())

@@ -179,11 +179,17 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | 
     n, c, h, w = x.shape
     x = (x + b.to(x.dtype).view(1, -1, 1, 1)).reshape(n * c, h, w)
     x = _upsample(x, fu, up, padding)
-    x = F.leaky_relu(x, slope) if slope != 1 else x
-    if gain != 1:
-        x = x * gain
-    if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+    if x.requires_grad:
+        x = F.leaky_relu(x, slope) if slope != 1 else x
+        x = x * gain if gain != 1 else x
+        x = x.clamp(-clamp, clamp) if clamp is not None and clamp >= 0 else x
+    else:  # in place on the large upsampled intermediate when no gradient is wanted: less memory traffic
+        if slope != 1:
+            F.leaky_relu_(x, slope)
+        if gain != 1:
+            x.mul_(gain)
+        if clamp is not None and clamp >= 0:
+            x.clamp_(-clamp, clamp)
     x = _downsample(x, fd, down)
     return x.reshape(n, c, x.shape[1], x.shape[2])
 
