@@ -232,3 +232,11 @@ def test_stylegan2_files_are_not_taken_for_stylegan3(tmp_path):
     with pytest.raises(WeightsError, match="not a StyleGAN3 generator"):
         load_stylegan3(sg2)
     assert recognise(read_checkpoint(fixture_file(FIXTURE + ".pkl"))) == "stylegan3"
+
+
+def test_gradients_flow_to_ws_and_parameters():
+    g = _random_net(CONFIGS["T16_short"]).requires_grad_(True)
+    ws = g.mapping(torch.randn(2, g.z_dim)).detach().requires_grad_(True)
+    g.synthesis(ws).square().mean().backward()
+    assert torch.isfinite(ws.grad).all() and ws.grad.abs().sum() > 0
+    assert all(layer.weight.grad is not None for layer in g.synthesis.layers())

@@ -16,6 +16,7 @@ reference is never built.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,14 +31,13 @@ from .safe_pickle import PersistentObject, load_pickle
 LRELU_GAIN = float(np.sqrt(2))
 LRELU_SLOPE = 0.2
 
-# Defaults of the original constructors (networks_stylegan3.SynthesisNetwork / SynthesisLayer / MappingNetwork).
-SYNTHESIS_DEFAULTS: dict[str, Any] = dict(
-    channel_base=32768, channel_max=512, num_layers=14, num_critical=2, first_cutoff=2, first_stopband=2 ** 2.1,
-    last_stopband_rel=2 ** 0.3, margin_size=10, output_scale=0.25, num_fp16_res=4)
-LAYER_DEFAULTS: dict[str, Any] = dict(
-    conv_kernel=3, filter_size=6, lrelu_upsampling=2, use_radial_filters=False, conv_clamp=256,
-    magnitude_ema_beta=0.999)
-MAPPING_DEFAULTS: dict[str, Any] = dict(num_layers=2, lr_multiplier=0.01, w_avg_beta=0.998)
+# Options the original constructors take (networks_stylegan3.Generator passes the synthesis and layer ones flat).
+SYNTHESIS_OPTIONS = frozenset({
+    "channel_base", "channel_max", "num_layers", "num_critical", "first_cutoff", "first_stopband",
+    "last_stopband_rel", "margin_size", "output_scale", "num_fp16_res",  # SynthesisNetwork
+    "conv_kernel", "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp",
+    "magnitude_ema_beta"})  # SynthesisLayer
+MAPPING_OPTIONS = frozenset({"num_layers", "lr_multiplier", "w_avg_beta"})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -145,12 +145,10 @@ def _upsample(x: torch.Tensor, f: torch.Tensor | None, up: int, padding: Sequenc
     if f is None:
         f = torch.ones(1, dtype=x.dtype, device=x.device)
     kh, kw = (f.shape[0], f.shape[0]) if f.ndim == 1 else f.shape
-    out = None
-    for fy, fx in _separable_terms(f.to(x.dtype), up ** 2):
-        y = _resample_axis(x, fx, -1, up, 1, kw - 1 - px0, w * up + px0 + px1 - kw + 1)
-        y = _resample_axis(y, fy, -2, up, 1, kh - 1 - py0, h * up + py0 + py1 - kh + 1)
-        out = y if out is None else out + y
-    return out
+    parts = [_resample_axis(_resample_axis(x, fx, -1, up, 1, kw - 1 - px0, w * up + px0 + px1 - kw + 1),
+                            fy, -2, up, 1, kh - 1 - py0, h * up + py0 + py1 - kh + 1)
+             for fy, fx in _separable_terms(f.to(x.dtype), up ** 2)]
+    return functools.reduce(torch.add, parts)
 
 
 def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int) -> torch.Tensor:
@@ -159,12 +157,10 @@ def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int) -> torch.Ten
         return x[..., ::down, ::down]
     h, w = x.shape[-2:]
     kh, kw = (f.shape[0], f.shape[0]) if f.ndim == 1 else f.shape
-    out = None
-    for fy, fx in _separable_terms(f.to(x.dtype), 1.0):
-        y = _resample_axis(x, fx, -1, 1, down, kw - 1, (w - kw) // down + 1)
-        y = _resample_axis(y, fy, -2, 1, down, kh - 1, (h - kh) // down + 1)
-        out = y if out is None else out + y
-    return out
+    parts = [_resample_axis(_resample_axis(x, fx, -1, 1, down, kw - 1, (w - kw) // down + 1),
+                            fy, -2, 1, down, kh - 1, (h - kh) // down + 1)
+             for fy, fx in _separable_terms(f.to(x.dtype), 1.0)]
+    return functools.reduce(torch.add, parts)
 
 
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, b: torch.Tensor,
@@ -178,11 +174,17 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | 
     n, c, h, w = x.shape
     x = (x + b.to(x.dtype).view(1, -1, 1, 1)).reshape(n * c, h, w)
     x = _upsample(x, fu, up, padding)
-    x = F.leaky_relu(x, slope) if slope != 1 else x
-    if gain != 1:
-        x = x * gain
-    if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+    if x.requires_grad:
+        x = F.leaky_relu(x, slope) if slope != 1 else x
+        x = x * gain if gain != 1 else x
+        x = x.clamp(-clamp, clamp) if clamp is not None and clamp >= 0 else x
+    else:  # in place on the large upsampled intermediate when no gradient is wanted: less memory traffic
+        if slope != 1:
+            F.leaky_relu_(x, slope)
+        if gain != 1:
+            x.mul_(gain)
+        if clamp is not None and clamp >= 0:
+            x.clamp_(-clamp, clamp)
     x = _downsample(x, fd, down)
     return x.reshape(n, c, x.shape[1], x.shape[2])
 
@@ -245,6 +247,8 @@ class FullyConnectedLayer(nn.Module):
 class MappingNetwork(nn.Module):
     """z -> w: RMS-normalise z, ``num_layers`` lrelu dense layers, broadcast to ``num_ws``, truncate toward w_avg."""
 
+    w_avg: torch.Tensor
+
     def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 2, lr_multiplier: float = 0.01,
                  w_avg_beta: float = 0.998) -> None:
         super().__init__()
@@ -270,6 +274,10 @@ class MappingNetwork(nn.Module):
 
 class SynthesisInput(nn.Module):
     """Fourier features: sinusoids of stored ``freqs``/``phases``, rotated and translated by an affine of w[0]."""
+
+    transform: torch.Tensor
+    freqs: torch.Tensor
+    phases: torch.Tensor
 
     def __init__(self, w_dim: int, channels: int, size: int, sampling_rate: float, bandwidth: float) -> None:
         super().__init__()
@@ -315,6 +323,10 @@ class SynthesisInput(nn.Module):
 
 class SynthesisLayer(nn.Module):
     """Modulated conv, then filtered leaky ReLU between the input and output sampling rates (or a ToRGB)."""
+
+    magnitude_ema: torch.Tensor
+    up_filter: torch.Tensor | None
+    down_filter: torch.Tensor | None
 
     def __init__(self, w_dim: int, is_torgb: bool, is_critically_sampled: bool, in_channels: int,
                  out_channels: int, in_size: int, out_size: int, in_sampling_rate: int, out_sampling_rate: int,
@@ -493,7 +505,6 @@ class StyleGAN3Generator(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Loading NVlabs stylegan3 pickles (read as data by safe_pickle; nothing from the file runs).
 
-_SYNTHESIS_KEYS = set(SYNTHESIS_DEFAULTS) | set(LAYER_DEFAULTS)
 _RECOMPUTABLE = ("up_filter", "down_filter", "transform")
 
 
@@ -519,8 +530,8 @@ def build_stylegan3(net: PersistentObject, source: str = "the file") -> StyleGAN
     mapping_kwargs = dict(kw.get("mapping_kwargs") or {})
     synthesis_kwargs = {k: v for k, v in kw.items()
                         if k not in ("z_dim", "w_dim", "c_dim", "img_resolution", "img_channels", "mapping_kwargs")}
-    unknown = sorted(set(synthesis_kwargs) - _SYNTHESIS_KEYS) + sorted(
-        f"mapping_kwargs.{k}" for k in set(mapping_kwargs) - set(MAPPING_DEFAULTS))
+    unknown = sorted(set(synthesis_kwargs) - SYNTHESIS_OPTIONS) + sorted(
+        f"mapping_kwargs.{k}" for k in set(mapping_kwargs) - MAPPING_OPTIONS)
     if unknown:
         raise WeightsError(f"{source}: the StyleGAN3 generator has constructor options tlgan does not know: "
                            f"{unknown}; please report this file's format")
