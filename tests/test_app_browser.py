@@ -414,7 +414,10 @@ def test_wplus_layer_ranges_per_axis(page, tmp_path):
         assert page.locator("#tl-layers-a").is_visible()
         page.locator("#tl-layers-a input").click()
         page.locator('[role=option][aria-label="coarse (0-3)"]').click()
-        wait_status(page, "seed 0; no edit")
+        # the pick is in the session state once the share link carries it (the status already said "no edit")
+        page.wait_for_function("() => { const m = location.search.match(/state=([A-Za-z0-9_-]+)/); if (!m) return false;"
+                               " const t = m[1].replace(/-/g, '+').replace(/_/g, '/');"
+                               " return atob(t + '='.repeat((4 - t.length % 4) % 4)).includes('coarse'); }")
         set_slider(page, "a", 2)
         wait_status(page, r"a \+2 \(coarse layers\)")
         page.wait_for_function("() => location.search.length > 20")
