@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from .errors import InputError
 from .generators import Generator
 
 ENCODER_FORMAT = 1
@@ -43,7 +44,7 @@ INVERSION_FORMAT = 1
 Progress = Callable[[int, int, float], Any]
 
 
-class InversionError(ValueError):
+class InversionError(InputError):
     """A bad input image, or an encoder / latent file that does not fit the generator."""
 
 
@@ -411,12 +412,9 @@ def load_encoder(path: str | Path, generator: Generator | None = None, device: s
 class FaceIdentity:
     """faceres' 1024-d descriptor as a differentiable function of float images in [-1, 1].
 
-    ``FaceRes.__call__`` and ``TFJSGraph.__call__`` run under
-    ``torch.inference_mode`` and the executor's plan writes into dying buffers
-    (``out=`` ops, which autograd refuses). This copy of the graph is planned
-    without those in-place variants and run through the undecorated body of
-    ``TFJSGraph.__call__``, so gradients reach the image; its output equals
-    ``FaceRes``' descriptor for the same input.
+    A copy of the faceres graph planned ``differentiable`` (no in-place ops)
+    and run with ``TFJSGraph.run`` in the caller's grad mode, so gradients
+    reach the image; its output equals ``FaceRes``' descriptor for the same input.
     """
 
     size = 224
@@ -424,15 +422,8 @@ class FaceIdentity:
     def __init__(self, device: str | torch.device | None = None) -> None:
         from .extractors.tfjs import TFJSGraph
 
-        class _Differentiable(TFJSGraph):
-            def _step(self, node, ins, plan):  # type: ignore[no-untyped-def]
-                step = super()._step(node, ins, plan)
-                step.inplace = None  # never overwrite an input: autograd may still need it
-                return step
-
-        self.graph = _Differentiable.from_model("faceres", "faceres.json", None if device is None else str(device),
-                                                outputs=["global_pooling/Mean"])
-        self._run = TFJSGraph.__call__.__wrapped__  # the body without inference_mode
+        self.graph = TFJSGraph.from_model("faceres", "faceres.json", None if device is None else str(device),
+                                          outputs=["global_pooling/Mean"], differentiable=True)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [-1, 1] -> (N, 1024) descriptors; differentiable outside inference mode."""
@@ -440,7 +431,7 @@ class FaceIdentity:
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, (self.size, self.size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.size)
-        return self._run(self.graph, x, nchw=True)["global_pooling/Mean"]
+        return self.graph.run(x, nchw=True)["global_pooling/Mean"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -569,7 +560,7 @@ def invert(generator: Generator, image: np.ndarray | torch.Tensor, encoder: Enco
     def loss_of(u: torch.Tensor) -> torch.Tensor:
         recon = generator.synthesize(centre + scale * u)
         loss = pyramid_loss(recon, target, scales, pixel)
-        if ident is not None:
+        if ident is not None and target_desc is not None:
             loss = loss + identity_weight * (1 - F.cosine_similarity(ident(recon), target_desc).mean())
         if prior_weight:
             loss = loss + prior_weight * latent_prior(u, generator.space)

@@ -250,8 +250,8 @@ class _Plan:
     consts: dict[str, Tensor] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
 
-    def finalize(self, keep: set[str]) -> None:
-        """Decide when each value can be freed, and which ops may overwrite a dying input."""
+    def finalize(self, keep: set[str], inplace: bool = True) -> None:
+        """Decide when each value can be freed, and (with ``inplace``) which ops may overwrite a dying input."""
         last = {i: k for k, step in enumerate(self.steps) for i in step.inputs}
         # Identity and Reshape outputs share their input's memory: a buffer may be overwritten
         # only after the last read of every value that views it, and never if one is an output.
@@ -265,7 +265,7 @@ class _Plan:
         kept = {root.get(v, v) for v in keep}
         for k, step in enumerate(self.steps):
             step.drop = [i for i in dict.fromkeys(step.inputs) if last[i] == k and i not in keep]
-            if step.inplace is None:
+            if step.inplace is None or not inplace:
                 continue
             dying = [j for j, i in enumerate(step.inputs)
                      if root.get(i) == i and buffer_last[i] == k and i not in kept and step.inputs.count(i) == 1]
@@ -288,12 +288,19 @@ class TFJSGraph:
     shape ``[1, ...]``, ``Reshape`` to ``[1, ...]``) but computes each example
     on its own, as convolutional detectors do; accept any batch size and give
     those reshapes the batch size of the run.
+
+    ``differentiable``: plan without in-place ops (autograd may still need a
+    dying buffer) so that ``graph.run(x)`` outside inference mode lets
+    gradients reach the input, e.g. for an identity loss; ``graph(x)`` always
+    runs under ``torch.inference_mode``.
     """
 
     def __init__(self, json_path: str | Path, device: str | torch.device | None = None,
-                 outputs: Sequence[str] | None = None, model: str | None = None, free_batch: bool = False) -> None:
+                 outputs: Sequence[str] | None = None, model: str | None = None, free_batch: bool = False,
+                 differentiable: bool = False) -> None:
         self.path = Path(json_path)
         self.free_batch = free_batch
+        self.differentiable = differentiable
         self.device = resolve_device(None if device is None else str(device))
         try:
             spec = json.loads(self.path.read_text())
@@ -313,9 +320,11 @@ class TFJSGraph:
 
     @classmethod
     def from_model(cls, model: str, filename: str, device: str | torch.device | None = None,
-                   outputs: Sequence[str] | None = None, free_batch: bool = False) -> TFJSGraph:
+                   outputs: Sequence[str] | None = None, free_batch: bool = False,
+                   differentiable: bool = False) -> TFJSGraph:
         """Load a graph of a catalogued model from the verified weights cache."""
-        return cls(path_of(model, filename), device=device, outputs=outputs, model=model, free_batch=free_batch)
+        return cls(path_of(model, filename), device=device, outputs=outputs, model=model, free_batch=free_batch,
+                   differentiable=differentiable)
 
     @staticmethod
     def _signature_outputs(spec: dict, nodes: dict[str, dict]) -> list[str]:
@@ -385,7 +394,7 @@ class TFJSGraph:
             if isinstance(step.fn, _Conv):
                 convs[name] = step.fn
         self._resolved = [fused.get(o, o) for o in self.outputs]
-        plan.finalize(set(self._resolved))
+        plan.finalize(set(self._resolved), inplace=not self.differentiable)
         return plan
 
     @staticmethod
@@ -531,7 +540,11 @@ class TFJSGraph:
 
     @torch.inference_mode()
     def __call__(self, x: Tensor | Mapping[str, Tensor], nchw: bool = False) -> dict[str, Tensor]:
-        """Run the graph on a batch; rank-4 inputs are NHWC unless ``nchw``."""
+        """Run the graph on a batch under inference mode; rank-4 inputs are NHWC unless ``nchw``."""
+        return self.run(x, nchw)
+
+    def run(self, x: Tensor | Mapping[str, Tensor], nchw: bool = False) -> dict[str, Tensor]:
+        """Run the graph on a batch in the caller's grad mode (see ``differentiable``)."""
         feeds = dict(x) if isinstance(x, Mapping) else {self.inputs[0]: x} if len(self.inputs) == 1 else None
         if feeds is None or set(feeds) != set(self.inputs):
             raise InputError(f"{self.path.name} takes inputs {self.inputs}")
