@@ -282,9 +282,10 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
 
 
 def align_photo(photo: str | Path | np.ndarray, framing: str | Framing = "ffhq", size: int = 256,
-                rotate: bool = True, device: str | None = None) -> tuple[np.ndarray, Aligned]:
-    """Load (if a path) a photo, find its largest face and align it: the RGB photo and the ``Aligned`` crop.
+                rotate: bool = True, device: str | None = None, face: int = 0) -> tuple[np.ndarray, Aligned]:
+    """Load (if a path) a photo, find a face and align it: the RGB photo and the ``Aligned`` crop.
 
+    ``face`` picks among the faces found, largest first (0 = the largest).
     Detection sees a 256-px copy of the photo; the mesh and the crop read the original pixels.
     """
     from .extractors.detect import MIN_SCORE, detect_faces, face_landmarks
@@ -295,7 +296,9 @@ def align_photo(photo: str | Path | np.ndarray, framing: str | Framing = "ffhq",
         raise PhotoError(f"{name} is too small ({image.shape[1]}x{image.shape[0]}); "
                          f"a face needs at least {MIN_SIDE} px a side")
     faces = detect_faces(image, MIN_SCORE, device)
-    marks = face_landmarks(image, faces[:1], device) if faces else None
+    if faces and not 0 <= face < len(faces):
+        raise PhotoError(f"{name} has {len(faces)} face(s) (numbered 0.. largest first); there is no face {face}")
+    marks = face_landmarks(image, faces[face:face + 1], device) if faces else None
     if marks is None or marks.face_prob[0] <= 0.5:
         raise PhotoError(f"no face found in {name}; try a photo where the face is larger / frontal")
     return image, align_face(image, marks.points[0], framing, size, rotate)

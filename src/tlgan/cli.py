@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 
 from . import __version__, weights
 from .errors import InputError, TLGANError
@@ -328,29 +329,127 @@ lock_option = click.option("--lock", "locks", multiple=True,
                            help="Feature to keep fixed while moving others (repeatable).")
 
 
+inversion_options = [
+    click.option("--encoder", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+                 help="An encoder from `tlgan train-encoder` for the starting guess [default: the mean latent]."),
+    click.option("--steps", "inv_steps", default=200, show_default=True,
+                 help="Optimisation steps of the inversion (0 = the encoder's guess alone)."),
+    click.option("--face", default=0, show_default=True, help="Which face of the photo, largest first (0 = largest)."),
+    click.option("--identity-weight", default=0.3, show_default=True,
+                 help="Weight of the faceres identity loss beside the pixel loss."),
+]
+
+
+def _with(options):
+    def decorate(fn):
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+    return decorate
+
+
 @main.command()
 @axes_argument
 @click.option("--seed", default=0, show_default=True, help="Seed of the face to edit.")
-@click.option("--latent", type=click.Path(path_type=Path), default=None, help="A .npy latent instead of a seed.")
+@click.option("--latent", type=click.Path(path_type=Path), default=None,
+              help="A .npy latent, or a .latent.npz from `tlgan invert`, instead of a seed.")
+@click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="A photo: its face is found, aligned and inverted, then edited.")
 @click.option("--move", "moves", multiple=True, help="NAME=AMOUNT in latent units, e.g. age=+2 (repeatable).")
 @lock_option
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("edit.png"), show_default=True,
-              help="PNG to write: the face before and after.")
+              help="PNG to write: the face before and after (a photo: its crop, reconstruction and edit).")
+@click.option("--paste-back", is_flag=True, help="With --image: paste the edited face back into the photo.")
 @click.option("--size", default=256, show_default=True, help="Pixel size of each face in the PNG.")
 @click.option("--save-latent", type=click.Path(path_type=Path), default=None, help="Also save the edited latent (.npy).")
 @layers_option
+@_with(inversion_options)
 @device_option
 @friendly
-def edit(axes, seed, latent, moves, locks, out, size, save_latent, layers, device) -> None:
-    """Step 5: render one face (a seed or a latent) before and after moves along AXES."""
-    from .jobs import edit_file, open_editor, read_latent
+def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_latent, layers, encoder, inv_steps,
+         face, identity_weight, device) -> None:
+    """Step 5: render one face (a seed, a latent or a photo) before and after moves along AXES."""
+    from .jobs import edit_file, edit_photo, invert_photo, open_editor, read_latent
 
     editor = open_editor(axes, device)
-    z = read_latent(editor, seed, latent)
     mv = _parse_moves(moves)
+    said = (f"{', '.join(f'{k}={v:+g}' for k, v in mv.items()) or '(no move)'}"
+            + (f" locking {', '.join(locks)}" if locks else ""))
+    if image is not None or (latent is not None and str(latent).endswith(".npz")):
+        from .invert import load_inversion
+
+        if image is not None:
+            photo, inv = invert_photo(editor.generator, image, encoder, face, inv_steps, identity_weight)
+        else:
+            photo, inv = None, load_inversion(latent, editor.generator)
+        edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back)
+        if save_latent:
+            np.save(save_latent, edited)
+        q = inv.quality
+        click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
+                   + f" {said}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
+                                    f"{q['pixel_mae']:.1f})" if q else ""))
+        return
+    z = read_latent(editor, seed, latent)
     edit_file(editor, z, mv, locks, out, size, save_latent, _layers(editor, layers))
-    click.echo(f"{out}: before | after {', '.join(f'{k}={v:+g}' for k, v in mv.items()) or '(no move)'}"
-               + (f" locking {', '.join(locks)}" if locks else ""))
+    click.echo(f"{out}: before | after {said}")
+
+
+@main.command()
+@click.argument("photo", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@generator_options
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="The .latent.npz to write [default: PHOTO.latent.npz]; a PNG of crop | reconstruction beside it.")
+@_with(inversion_options)
+@device_option
+@friendly
+def invert(photo, generator, space, truncation, family, network, out, encoder, inv_steps, face, identity_weight,
+           device) -> None:
+    """Find the generator's closest face to PHOTO: align the face to the generator's framing, then invert it.
+
+    Edit the result with `tlgan edit AXES --latent PHOTO.latent.npz --move age=+2`.
+    """
+    from .extractors import load_extractor
+    from .generators import load_generator
+    from .jobs import invert_file
+
+    gen = load_generator(generator, device, **_generator_spec(space, truncation, family, network))
+    try:
+        ext = load_extractor("faces", device)
+    except TLGANError:  # the labels of photo and reconstruction are a bonus, not a need
+        ext = None
+    out = out or photo.with_name(photo.stem + ".latent.npz")
+    inv = invert_file(gen, photo, out, encoder, face, inv_steps, identity_weight, ext)
+    q = inv.quality
+    click.echo(f"{out}: {gen.name} {gen.space} latent {tuple(inv.latent.shape)} after {inv.steps} steps in "
+               f"{inv.seconds:.0f} s; identity {q['identity']:.2f}, pixel error {q['pixel_mae']:.1f}, "
+               f"PSNR {q['psnr']:.1f} dB")
+    for name in ("age", "male", "yaw", "happy"):
+        if name in q.get("labels", {}):
+            a, b = q["labels"][name]["photo"], q["labels"][name]["reconstruction"]
+            click.echo(f"  {name:6s} photo {a:7.2f}  reconstruction {b:7.2f}")
+
+
+@main.command("train-encoder")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Encoder file [default: encoder.safetensors beside the run folder].")
+@click.option("-n", "--n", "n", default=20_000, show_default=True,
+              help="Training pairs: the run's cached images (or renders of its latents), up to N.")
+@click.option("--epochs", default=6, show_default=True)
+@device_option
+@friendly
+def train_encoder_cmd(run, out, n, epochs, device) -> None:
+    """Train a fast encoder image -> latent from RUN's own (latent, image) pairs: the starting point of `invert`."""
+    from .generators import generator_of
+    from .invert import train_encoder
+    from .sample import open_run
+
+    r = open_run(run)
+    gen = generator_of(r.info, device)
+    enc = train_encoder(r, gen, n=n, epochs=epochs, log=_err)
+    path = enc.save(out or Path(run).parent / "encoder.safetensors")
+    click.echo(f"encoder for {gen.name} ({gen.space}) -> {path}")
 
 
 @main.command()

@@ -74,7 +74,7 @@ def check_image(image: Any, what: str = "image") -> np.ndarray:
 
 def to_float(images: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (N, H, W, 3) or (H, W, 3) -> float (N, 3, size, size) in [-1, 1], resized (antialiased when shrinking)."""
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images))  # a copy: inputs may be read-only
     if x.ndim == 3:
         x = x[None]
     x = x.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -463,7 +463,8 @@ class Inversion:
     given (uint8); ``losses``: total loss per step; ``seconds``: wall time;
     ``steps``: steps run (fewer than asked when cancelled); ``start``:
     ``encoder`` or ``mean``; ``quality``: filled by ``reconstruction_quality``
-    when asked.
+    when asked; ``transform``: for a photo, the 3x3 map from crop pixels to
+    photo pixels (``tlgan.align``), so an edit can be pasted back.
     """
 
     latent: np.ndarray
@@ -479,6 +480,7 @@ class Inversion:
     start: str = "mean"
     quality: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    transform: np.ndarray | None = None
 
 
 def pyramid_loss(x: torch.Tensor, y: torch.Tensor, scales: int = 3, kind: str = "l1") -> torch.Tensor:
@@ -647,9 +649,12 @@ def save_inversion(path: str | Path, inversion: Inversion) -> Path:
             "cancelled": inversion.cancelled, "start": inversion.start, "quality": inversion.quality,
             "settings": inversion.settings}
     tmp = path.with_name(path.name + ".part.npz")
-    np.savez_compressed(tmp, latent=inversion.latent.astype(np.float32), crop=inversion.target,
-                        reconstruction=inversion.reconstruction, losses=np.asarray(inversion.losses, np.float32),
-                        meta=np.array(json.dumps(meta, allow_nan=True)))
+    arrays: dict[str, Any] = {"latent": inversion.latent.astype(np.float32), "crop": inversion.target,
+              "reconstruction": inversion.reconstruction, "losses": np.asarray(inversion.losses, np.float32),
+              "meta": np.array(json.dumps(meta, allow_nan=True))}
+    if inversion.transform is not None:
+        arrays["transform"] = np.asarray(inversion.transform)
+    np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
     return path
 
@@ -672,7 +677,7 @@ def load_inversion(path: str | Path, generator: Generator | None = None) -> Inve
     inv = Inversion(arrays["latent"], arrays["reconstruction"], arrays["crop"], arrays["losses"].tolist(),
                     meta["seconds"], meta["steps"], meta["cancelled"], meta["generator"], meta["space"],
                     meta.get("generator_sha256"), meta.get("start", "mean"), meta.get("quality", {}),
-                    meta.get("settings", {}))
+                    meta.get("settings", {}), arrays.get("transform"))
     if generator is not None:
         check_identity({"generator": inv.generator, "space": inv.space, "generator_sha256": inv.generator_sha256},
                        generator, f"latent file {path}")

@@ -20,6 +20,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .axes import Axes
     from .evaluate import Comparison, Evaluation, Heldout, Scorer
+    from .invert import Encoder, Inversion
     from .extractors import Extractor
     from .generators import Generator
     from .labels import Labeller, LabelTable
@@ -151,6 +152,71 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
     traversal_grid(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps), list(locks),
                    cell, layers=layers).save(out)
     return feats
+
+
+# ---------------------------------------------------------------- real photos
+
+
+def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: str | Path | Encoder | None = None,
+                 face: int = 0, steps: int = 200, identity_weight: float = 0.3, extractor: Extractor | None = None,
+                 progress: Callable[[int, int, float], Any] | None = None) -> tuple[np.ndarray, Inversion]:
+    """Find a face in ``photo``, align it to the generator's framing and invert it.
+
+    Returns the photo (RGB uint8) and the ``Inversion``: its latent goes
+    through the same ``move`` with locks as any sampled latent, its
+    ``transform`` pastes an edit back into the photo, and its ``quality``
+    says how close the reconstruction is (pixel error, identity, and the
+    ``extractor``'s labels of photo and reconstruction when one is given).
+    """
+    from .align import align_photo
+    from .invert import invert, load_encoder, reconstruction_quality
+
+    image, aligned = align_photo(photo, generator.framing, generator.resolution, face=face)
+    enc = load_encoder(encoder, generator) if isinstance(encoder, (str, Path)) else encoder
+    inv = invert(generator, aligned.image, enc, steps=steps, identity_weight=identity_weight, progress=progress)
+    inv.transform = aligned.transform
+    inv.quality = reconstruction_quality(aligned.image, inv.reconstruction, extractor)
+    return image, inv
+
+
+def invert_file(generator: Generator, photo: str | Path, out: str | Path, encoder: str | Path | None = None,
+                face: int = 0, steps: int = 200, identity_weight: float = 0.3,
+                extractor: Extractor | None = None) -> Inversion:
+    """``tlgan invert``: write ``out`` (.latent.npz) and, beside it, a PNG of the aligned crop and its reconstruction."""
+    from .figures import image_row
+    from .invert import save_inversion
+
+    _, inv = invert_photo(generator, photo, encoder, face, steps, identity_weight, extractor)
+    save_inversion(out, inv)
+    image_row(np.stack([inv.target, inv.reconstruction]), 256).save(_png_beside(out))
+    return inv
+
+
+def _png_beside(path: str | Path) -> Path:
+    name = Path(path).name
+    stem = name[: -len(".latent.npz")] if name.endswith(".latent.npz") else Path(name).stem
+    return Path(path).with_name(stem + ".png")
+
+
+def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, moves: Mapping[str, float],
+               locks: Sequence[str], out: str | Path, size: int = 256, layers: Sequence[int] | None = None,
+               paste_back: bool = False) -> np.ndarray:
+    """``tlgan edit --image``: the photo's crop, its reconstruction and the edit side by side in ``out``;
+    with ``paste_back``, the photo with the edited face pasted back in its place instead."""
+    from PIL import Image
+
+    from .align import paste_back as paste
+    from .figures import image_row
+
+    edited = editor.edit(inversion.latent, moves, locks, layers)
+    face = editor.generator.render(edited).cpu().numpy()[0]
+    if paste_back:
+        if photo is None or inversion.transform is None:
+            raise InputError("--paste-back needs the photo and the alignment of an inversion made from it")
+        Image.fromarray(paste(photo, face, inversion.transform)).save(out)
+    else:
+        image_row(np.stack([inversion.target, inversion.reconstruction, face]), size).save(out)
+    return edited
 
 
 # ---------------------------------------------------------------- measuring axes
