@@ -4,19 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_support import run
 from PIL import Image
 
 from tlgan.axes import Axes
-from tlgan.cli import main
 from tlgan.toy import toy_directions
-
-
-def run(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture

@@ -5,22 +5,14 @@ import os
 import matplotlib
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_support import run
 from PIL import Image
 
 from conftest import need_models
-from tlgan.cli import main
 from tlgan.invert import load_inversion
 
 pytestmark = need_models("digiface-dcgan", "faceres", "facemesh", "blazeface", "human-emotion", "fer-emotion")
 PHOTO = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-
-
-def run(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,13 @@ recorded, axes refuse the wrong space, w+ edits stay inside their layers.
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_support import run
 
 from nvlabs_writer import random_stylegan2, write_stylegan2_snapshot
 from tlgan.axes import Axes
-from tlgan.cli import main
 from tlgan.generators import load_generator
 from tlgan.jobs import open_editor
 from tlgan.sample import open_run
-
-
-def run(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
