@@ -94,7 +94,9 @@ def test_evaluate_and_compare_run_on_the_user_file(discovered):
     space, out = discovered
     if space != "w":  # the same plumbing for both spaces; once is enough for the time it takes
         return
-    run("evaluate", out / "axes.safetensors", "-n", 24, "--distances", "1,2", "--identity-n", 0, "--no-norm-check")
+    run("evaluate", out / "axes.safetensors", "-n", 24, "--distances", "1,2", "--identity-n", 0)  # no norm check in w
+    bad = run("evaluate", out / "axes.safetensors", "-n", 8, "--keep-norm", ok=False)
+    assert bad.exit_code == 1 and "where that norm means nothing" in bad.output
     assert (out / "report" / "axes" / "index.html").exists()
     run("compare", out / "run", "--finders", "glm,ganspace", "-n", 24, "--distances", "1", "--identity-n", 0,
         "--components", 3, "--no-norm-check")

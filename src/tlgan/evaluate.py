@@ -382,6 +382,11 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
     distances = [float(d) for d in distances]
     if not distances or min(distances) <= 0:
         raise InputError(f"distances must be positive numbers, got {distances}")
+    if axes.latent_space != "z":  # the typical shell |z| = sqrt(D) is a fact of N(0, I) noise, not of w
+        if keep_norm:
+            raise InputError(f"--keep-norm rescales latents to the norm of N(0, I) noise; these axes live in "
+                             f"{axes.latent_space}, where that norm means nothing")
+        norm_check = False
     n = len(held.z)
     lock_n = min(lock_n or n, n)
     identity_n = min(identity_n, n) if scorer.has_descriptor and held.descriptors is not None else 0

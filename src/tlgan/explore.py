@@ -168,9 +168,7 @@ def traversal(z: np.ndarray, axes: Axes, feature: str, steps: np.ndarray,
     if layers is not None:
         if z.ndim != 2:
             raise AxesError("a layer range needs a w+ latent (num_ws, D); expand the code to its layers first")
-        mask = np.zeros(z.shape[0], np.float32)
-        mask[check_layers(layers, z.shape[0])] = 1
-        unit = mask[:, None] * unit
+        unit = layer_mask(layers, z.shape[0])[:, None] * unit
     return z[None] + np.asarray(steps, np.float32).reshape(-1, *([1] * z.ndim)) * unit[None]
 
 
