@@ -112,3 +112,14 @@ def test_models_add_then_use_by_name(ffhq, tmp_path, monkeypatch):
     assert open_run(tmp_path / "r").generator == "mini"
     bad = run("sample", "-g", "toy-linear", "--space", "w", "-n", 4, "-o", tmp_path / "x", ok=False)
     assert bad.exit_code == 1 and "has only the z space" in bad.output
+
+
+def test_the_spaces_a_style_generator_declares(ffhq):
+    gen = load_generator(str(ffhq), space="w+")
+    assert gen.spaces == ("z", "w", "w+") and gen.framing == "ffhq"
+    z, w, wp = (gen.describe_space(s) for s in ("z", "w", "w+"))
+    assert (z.shape, w.shape, wp.shape) == ((16,), (16,), (6, 16))
+    assert z.typical_norm == pytest.approx(4.0)
+    codes = gen.codes_from_z(gen.sample_z(1000, 0))  # the mean distance of a sampled w from w_avg
+    dist = np.linalg.norm(codes - gen.net.w_avg.numpy(), axis=1).mean()
+    assert w.typical_norm == pytest.approx(dist, rel=1e-4) and wp.typical_norm == pytest.approx(dist * 6 ** 0.5)

@@ -45,11 +45,6 @@ class LatentSpace:
     shape: tuple[int, ...]
     typical_norm: float
 
-    @property
-    def axis_dim(self) -> int:
-        """The size of a feature axis in this space (``w+`` edits share one ``w``-sized axis across layers)."""
-        return self.shape[-1]
-
 
 class Generator(ABC):
     """A pretrained image generator G, driven from one of its latent spaces.
