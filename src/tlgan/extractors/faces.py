@@ -79,6 +79,8 @@ class FacesExtractor(Extractor):
         dev = str(self.device)
         self.res = FaceRes(dev)
         self.mesh = FaceMesh(dev)
+        self.emotion: FerEmotion | HumanEmotion
+        labels: tuple[str, ...]
         if expressions == "fer":
             self.emotion, labels = FerEmotion(dev), FER_LABELS
         elif expressions == "human":
