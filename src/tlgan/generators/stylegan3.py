@@ -459,6 +459,8 @@ class StyleGAN3Generator(nn.Module):
     keeps them, so the network can be written back in the NVlabs layout).
     """
 
+    info: dict[str, Any]
+
     def __init__(self, z_dim: int, w_dim: int, img_resolution: int, img_channels: int, c_dim: int = 0,
                  mapping_kwargs: dict[str, Any] | None = None, **synthesis_kwargs: Any) -> None:
         super().__init__()
