@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from ..weights import WeightsError
-from .ops import (FullyConnectedLayer, activation_gain, bias_act, check_activation, conv2d_resample,
-                  modulated_conv2d, normalize_2nd_moment, setup_filter, upsample2d)
+from .ops import (FullyConnectedLayer, MappingNetwork, activation_gain, bias_act, check_activation, conv2d_resample,
+                  modulated_conv2d, setup_filter, upsample2d)
 from .safe_pickle import PersistentObject, load_pickle
 
 NOISE_MODES = ("const", "none", "random")
@@ -44,33 +44,6 @@ def _log2(resolution: int) -> int:
     if resolution < 4 or 2 ** k != resolution:
         raise ValueError(f"StyleGAN2 needs a power-of-two resolution >= 4, got {resolution}")
     return k
-
-
-class MappingNetwork(nn.Module):
-    """z -> w: 2nd-moment normalisation, ``num_layers`` equalized-lr layers, broadcast to ``num_ws``, truncation."""
-
-    w_avg: torch.Tensor
-
-    def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 8, layer_features: int | None = None,
-                 activation: str = "lrelu", lr_multiplier: float = 0.01) -> None:
-        super().__init__()
-        self.z_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, w_dim, num_ws, num_layers
-        features = [z_dim] + [layer_features or w_dim] * (num_layers - 1) + [w_dim]
-        for i in range(num_layers):
-            setattr(self, f"fc{i}", FullyConnectedLayer(features[i], features[i + 1], activation=activation,
-                                                        lr_multiplier=lr_multiplier))
-        self.register_buffer("w_avg", torch.zeros(w_dim))
-
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> torch.Tensor:
-        x = normalize_2nd_moment(z.to(self.w_avg.dtype))
-        for i in range(self.num_layers):
-            x = getattr(self, f"fc{i}")(x)
-        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if truncation_psi != 1:
-            cut = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-            ws[:, :cut] = self.w_avg.to(ws.dtype).lerp(ws[:, :cut], truncation_psi)
-        return ws
 
 
 class SynthesisLayer(nn.Module):
