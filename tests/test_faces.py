@@ -117,3 +117,17 @@ def test_faces_extractor_known_answers_mirror_and_column_order():
     d = ext.descriptor(images[torch.from_numpy(found)])
     probes = y[found][:, [names.index(f) for f in (p.name for p in SHIPPED_PROBES.features)]]
     np.testing.assert_allclose(probes, SHIPPED_PROBES(d), atol=1e-4)
+
+
+def test_faces_showcase_picks_found_frontal_well_lit_faces():
+    import numpy as np
+
+    from tlgan.extractors.faces import FEATURES, FacesExtractor
+
+    ext = FacesExtractor.__new__(FacesExtractor)  # the choice reads labels only: no networks needed
+    col = {f.name: j for j, f in enumerate(FEATURES)}
+    labels = np.zeros((5, len(FEATURES)), np.float32)
+    labels[:, col["face_found"]] = [1, 1, 1, 0, 1]
+    labels[:, col["yaw"]] = [0, 30, -5, 0, np.nan]
+    labels[:, col["skin_tone"]] = [0.5, 0.5, 0.2, 0.5, 0.5]
+    assert ext.has_showcase and ext.showcase(labels).tolist() == [True, False, False, False, False]

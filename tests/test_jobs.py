@@ -62,3 +62,31 @@ def test_label_extractor_choice():
     assert jobs.label_extractor(["a"], "toy-linear") == "toy-linear"
     with pytest.raises(TLGANError, match="unknown extractor 'nope'"):
         jobs.label_extractor(["a"], "nope")
+
+
+def test_showcase_latents_asks_the_extractor_and_a_combined_one_asks_its_part(toy):
+    from tlgan.extractors import CombinedExtractor
+    from tlgan.pipeline import showcase_latents
+    from tlgan.toy import ToyLinearExtractor
+
+    class Positive(ToyLinearExtractor):  # clear examples: feature a > 0
+        has_showcase = True
+
+        def showcase(self, labels):
+            return labels[:, 0] > 0
+
+    class Other(ToyLinearExtractor):
+        name = "other"
+        features = tuple(type(f)(f"o_{f.name}", f.kind) for f in ToyLinearExtractor.features)
+
+        def extract(self, images):  # the opposite signs: a wrong column slice would pick a < 0
+            return -super().extract(images)
+
+    gen, plain = toy
+    z = gen.sample(64, 5)
+    assert (showcase_latents(gen, plain, 3, 5) == z[:3]).all()  # no declared choice: the first latents
+    a = plain(gen.render(z))[:, 0]
+    for ext in (Positive("cpu"), CombinedExtractor([Other("cpu"), Positive("cpu")])):
+        assert ext.has_showcase
+        picked = showcase_latents(gen, ext, 3, 5)
+        assert (picked == z[a > 0][:3]).all()

@@ -55,7 +55,7 @@ class Axes:
 
     @property
     def latent_dim(self) -> int:
-        return int(self.meta.get("latent_dim", self.vectors.shape[1]))
+        return int(self.meta["latent_dim"] if "latent_dim" in self.meta else self.vectors.shape[1])
 
     def index(self, name: str) -> int:
         """The row of a feature; unknown names raise a clear error listing the known ones."""
@@ -95,10 +95,11 @@ class Axes:
     @classmethod
     def from_fits(cls, fits: list["FeatureFit"], latent_dim: int, n_samples: int, meta: dict) -> "Axes":
         ok = [f for f in fits if f.direction is not None]
-        vectors = np.stack([f.direction for f in ok]) if ok else np.zeros((0, latent_dim), np.float32)
+        directions = [f.direction for f in fits if f.direction is not None]
+        vectors = np.stack(directions) if directions else np.zeros((0, latent_dim), np.float32)
         metrics = {f.name: {"method": f.method, "n_used": f.n_used, f.metric_name: f.metric,
                             "regularization": f.regularization, "slope": f.slope} for f in ok}
-        return cls([f.name for f in ok], [f.kind for f in ok], vectors, [f.slope for f in ok], metrics,
+        return cls([f.name for f in ok], [f.kind for f in ok], vectors, np.asarray([f.slope for f in ok], np.float32), metrics,
                    {f.name: f.skipped for f in fits if f.direction is None},
                    dict(meta, latent_dim=latent_dim, n_samples=n_samples))
 

@@ -18,7 +18,7 @@ def best_device() -> str:
 
 def resolve_device(device: str | None) -> torch.device:
     """``None`` or 'auto' means the best available device; anything else is checked."""
-    if device in (None, "", "auto"):
+    if device is None or device in ("", "auto"):
         return torch.device(best_device())
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():

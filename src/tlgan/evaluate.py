@@ -122,7 +122,7 @@ def mean_pairwise_cosine_distance(x: np.ndarray) -> float:
     return float(1 - (cos.sum() - np.trace(cos)) / (n * (n - 1)))
 
 
-def suggest_range(distances: Sequence[float], changes: Sequence[float],
+def suggest_range(distances: Sequence[float], changes: Sequence[float] | np.ndarray,
                   fraction: float = SATURATION_FRACTION) -> dict[str, Any]:
     """Where a control curve reaches ``fraction`` of its largest measured change.
 
@@ -350,7 +350,7 @@ def clean(x: Any) -> Any:
 
 
 def _lock_choice(locks: str | int | None, candidates: list[int], row_change: np.ndarray) -> list[int]:
-    if locks in (None, 0, "none", ""):
+    if locks is None or locks in (0, "none", ""):
         return []
     if locks == "all":
         return candidates
@@ -425,9 +425,9 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
             mean, cnt = half_difference(per[k, 0], per[k, 1])
             change[k, i], count[k, i] = mean / std, cnt
             se[k, i] = half_difference_se(per[k, 0], per[k, 1]) / std
-            if fcol is not None:
+            if found is not None and fcol is not None:
                 found[k, i] = (per[k, 0, :, fcol] > 0.5).mean(), (per[k, 1, :, fcol] > 0.5).mean()
-        if identity_n:
+        if identity is not None and held.descriptors is not None and d_id is not None:  # all set when identity_n > 0
             base = held.descriptors[:identity_n]
             identity[i] = np.mean([cosine_distance(base, d_id[:identity_n]), cosine_distance(base, d_id[identity_n:])])
         t = ev.target(i)
@@ -463,9 +463,10 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
         ev.notes.append(f"identity not measured: extractor {getattr(scorer.extractor, 'name', '?')!r} has no "
                         "descriptor()" if not scorer.has_descriptor else "identity not measured (identity_n = 0)")
     else:
+        assert held.descriptors is not None  # identity is measured only when there are descriptors
         ev.identity = identity
         ev.identity_between_faces = mean_pairwise_cosine_distance(held.descriptors[:identity_n])
-    if fcol is not None:
+    if found is not None and fcol is not None:
         ev.found, ev.found_base = found, float(np.mean(held.labels[:, fcol] > 0.5))
     else:
         ev.notes.append("the extractor declares no presence feature (like face_found): the share of edited "

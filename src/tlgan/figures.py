@@ -17,7 +17,7 @@ def upscale(image: np.ndarray, size: int) -> Image.Image:
     return Image.fromarray(np.asarray(image)).resize((size, size), Image.Resampling.LANCZOS)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 

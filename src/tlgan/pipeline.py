@@ -48,21 +48,16 @@ def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int
     return Discovery(run, axes, path, {"sample": t1 - t0, "fit": t2 - t1})
 
 
-def showcase_latents(generator: Generator, extractor: Extractor, n: int, seed: int, max_abs_yaw: float = 15.0,
-                     candidates: int = 64) -> np.ndarray:
-    """``n`` latents from ``seed`` whose faces make clear examples: found, roughly frontal, well lit.
+def showcase_latents(generator: Generator, extractor: Extractor, n: int, seed: int, candidates: int = 64) -> np.ndarray:
+    """``n`` latents from ``seed`` whose images make clear examples, as the extractor judges them
+    (:meth:`Extractor.showcase`; for faces: found, roughly frontal, well lit), those first.
 
-    Uses the extractor's ``face_found``, ``yaw`` and ``skin_tone`` features when
-    it has them; otherwise the first ``n`` latents.
+    When the extractor declares no such choice (``has_showcase``), the first ``n`` latents.
     """
     z = generator.sample(candidates, seed)
-    names = [f.name for f in extractor.features]
-    if not {"face_found", "yaw", "skin_tone"} <= set(names):
+    if not extractor.has_showcase:
         return z[:n]
-    y = extractor(generator.render(z))
-    with np.errstate(invalid="ignore"):
-        good = ((y[:, names.index("face_found")] == 1) & (np.abs(y[:, names.index("yaw")]) < max_abs_yaw)
-                & (y[:, names.index("skin_tone")] > 0.3))
+    good = np.asarray(extractor.showcase(extractor(generator.render(z))), bool)
     order = np.concatenate([np.flatnonzero(good), np.flatnonzero(~good)])
     return z[order[:n]]
 

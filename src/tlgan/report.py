@@ -114,9 +114,9 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], title:
                 if np.isfinite(m[i, j]):
                     ax.text(j, i, f"{m[i, j]:.{digits}f}", ha="center", va="center", fontsize=6.5,
                             color="white" if abs(m[i, j]) > 0.6 * vmax else "black")
-    for i, j in enumerate(box_diagonal or []):
-        if j is not None:
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.4))
+    for i, box_col in enumerate(box_diagonal or []):
+        if box_col is not None:
+            ax.add_patch(Rectangle((box_col - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.4))
     if own:
         fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
         fig.tight_layout()
@@ -258,7 +258,8 @@ def evaluation_markdown(ev: Evaluation, title: str, images: dict[str, str]) -> s
 
 def markdown_to_html(md: str, title: str) -> str:
     """A small converter for the Markdown this module writes (headings, lists, tables, images, paragraphs)."""
-    parts, table = [], []
+    parts: list[str] = []
+    table: list[str] = []
 
     def flush():
         if table:

@@ -24,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal, cast
 
 import numpy as np
 import torch
@@ -77,8 +77,11 @@ class Run:
     def has_images(self) -> bool:
         return bool(self.info["images"])
 
-    def _group(self, mode: str = "r") -> zarr.Group:
+    def _group(self, mode: Literal["r", "r+"] = "r") -> zarr.Group:
         return zarr.open_group(str(self.path / "data.zarr"), mode=mode)
+
+    def _array(self, name: str) -> zarr.Array:
+        return _array(self._group(), name)
 
     def progress(self) -> dict[str, int]:
         p = self.path / "progress.json"
@@ -108,19 +111,19 @@ class Run:
     @property
     def noise(self) -> np.ndarray:
         """The noise z (N, z_dim) each sample was drawn from."""
-        return np.asarray(self._group()["z"][:])
+        return np.asarray(self._array("z")[:])
 
     @property
     def latents(self) -> np.ndarray:
         """The latents (N, D) in the run's space: z, or the mapped codes for a w / w+ run (complete rows only)."""
         if self.latent_space == "z":
             return self.noise
-        return np.asarray(self._group()["codes"][: self.done("codes")])
+        return np.asarray(self._array("codes")[: self.done("codes")])
 
     def labels(self, label_set: str | None = None, complete_only: bool = True) -> np.ndarray:
         """(N, F) labels of one label set; by default only the rows already labelled."""
         name = self._label_set(label_set)
-        arr = self._group()[f"labels/{name}"]
+        arr = self._array(f"labels/{name}")
         stop = self.done(f"labels/{name}") if complete_only else self.n
         return np.asarray(arr[:stop])
 
@@ -152,10 +155,15 @@ class Run:
     def images(self) -> zarr.Array:
         if not self.has_images:
             raise RunError(f"run {self.path} was sampled without --save-images, so it has no cached images to relabel")
-        return self._group()["images"]
+        return self._array("images")
 
 
-def open_run(path: str | Path) -> Run:
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    """A run's array by name (a run folder holds arrays only, never sub-groups at these names)."""
+    return cast(zarr.Array, group[name])
+
+
+def open_run(path: str | os.PathLike[str]) -> Run:
     """Open an existing run folder, refusing folders of another format."""
     path = Path(path)
     meta = path / "run.json"
@@ -255,7 +263,7 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
     if start >= n:
         return run
     group = run._group("r+")
-    z_arr, lab = group["z"], group[key]
+    z_arr, lab = _array(group, "z"), _array(group, key)
     bar = tqdm(total=n, initial=start, unit="img", desc=f"sample {generator.name} + {extractor.name}",
                disable=not progress)
     mapped = generator.space != "z"
@@ -267,9 +275,9 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
 
         def write() -> None:
             if save_images:
-                group["images"][lo:hi] = images.cpu().numpy()
+                _array(group, "images")[lo:hi] = images.cpu().numpy()
             if mapped:
-                group["codes"][lo:hi] = codes
+                _array(group, "codes")[lo:hi] = codes
             lab[lo:hi] = labels
             run._advance(**{key: hi, **({"images": hi} if save_images else {}), **({"codes": hi} if mapped else {})})
 
@@ -304,7 +312,7 @@ def relabel(path: str | Path, extractor: Extractor, progress: bool = True, make_
         labels = extractor(torch.from_numpy(np.asarray(images[lo:hi])))
 
         def write() -> None:
-            group[key][lo:hi] = labels
+            _array(group, key)[lo:hi] = labels
             run._advance(**{key: hi})
 
         _guard_disk(write, run, lo, hi, lo)

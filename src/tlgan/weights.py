@@ -228,11 +228,11 @@ def _extract(archive: Path, member: str, out: Path) -> None:
             shutil.copyfileobj(src, dst)
     else:
         with tarfile.open(archive) as t:
-            src = t.extractfile(member)
-            if src is None:
+            member_file = t.extractfile(member)
+            if member_file is None:
                 raise WeightsError(f"{archive.name} has no file {member}")
             with open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+                shutil.copyfileobj(member_file, dst)
 
 
 def fetch(names: list[str] | None = None, log=print) -> list[Path]:

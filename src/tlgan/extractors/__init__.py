@@ -43,14 +43,17 @@ class Extractor(ABC):
     What generic code may rely on is declared here, never guessed from names:
     ``presence`` names the binary feature that says whether the subject was
     found at all (``face_found`` for faces; None when there is no such
-    feature), and ``has_descriptor`` says whether :meth:`descriptor` gives an
-    identity embedding (used to measure how much an edit changes who it is).
+    feature), ``has_descriptor`` says whether :meth:`descriptor` gives an
+    identity embedding (used to measure how much an edit changes who it is),
+    and ``has_showcase`` says whether :meth:`showcase` can pick, from their
+    labels, the images that make clear examples for a figure.
     """
 
     name: str
     features: tuple[Feature, ...]
     presence: str | None = None
     has_descriptor: bool = False
+    has_showcase: bool = False
 
     def __init__(self, device: str | None = None) -> None:
         self.device = resolve_device(device)
@@ -67,6 +70,11 @@ class Extractor(ABC):
     def descriptor(self, images: torch.Tensor) -> np.ndarray:
         """An identity descriptor per image (N, K); only when ``has_descriptor`` is True."""
         raise NotImplementedError(f"extractor {self.name!r} has no descriptor")
+
+    def showcase(self, labels: np.ndarray) -> np.ndarray:
+        """Bool (N,): which images, by this extractor's labels (N, n_features), make clear examples for a
+        figure (for faces: found, roughly frontal, well lit); only when ``has_showcase`` is True."""
+        raise NotImplementedError(f"extractor {self.name!r} does not pick showcase images")
 
     def __call__(self, images: torch.Tensor | np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Label any number of images in batches of ``batch_size``."""
@@ -93,12 +101,23 @@ class CombinedExtractor(Extractor):
         self.presence = next((p.presence for p in parts if p.presence), None)
         self._describer = next((p for p in parts if p.has_descriptor), None)
         self.has_descriptor = self._describer is not None
+        starts = np.cumsum([0] + [len(p.features) for p in parts])
+        self._showcaser = next(((p, slice(int(starts[i]), int(starts[i + 1]))) for i, p in enumerate(parts)
+                                if p.has_showcase), None)
+        self.has_showcase = self._showcaser is not None
 
     def descriptor(self, images: torch.Tensor) -> np.ndarray:
         """The descriptor of the first part that has one."""
         if self._describer is None:
             return super().descriptor(images)
         return self._describer.descriptor(images)
+
+    def showcase(self, labels: np.ndarray) -> np.ndarray:
+        """The choice of the first part that makes one, from that part's columns."""
+        if self._showcaser is None:
+            return super().showcase(labels)
+        part, columns = self._showcaser
+        return part.showcase(labels[:, columns])
 
     def extract(self, images: torch.Tensor) -> np.ndarray:
         return np.concatenate([p.extract(images) for p in self.parts], axis=1)

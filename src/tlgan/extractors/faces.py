@@ -68,6 +68,10 @@ class FacesExtractor(Extractor):
     features = FEATURES
     presence = "face_found"
     has_descriptor = True
+    has_showcase = True
+    #: showcase faces turn less than this many degrees (yaw) and have skin_tone above the second bound
+    SHOWCASE_MAX_ABS_YAW = 15.0
+    SHOWCASE_MIN_SKIN_TONE = 0.3
 
     def __init__(self, device: str | None = None, expressions: str = "fer", framing: str = "auto",
                  crop_size: int = 224) -> None:
@@ -79,6 +83,8 @@ class FacesExtractor(Extractor):
         dev = str(self.device)
         self.res = FaceRes(dev)
         self.mesh = FaceMesh(dev)
+        self.emotion: FerEmotion | HumanEmotion
+        labels: tuple[str, ...]
         if expressions == "fer":
             self.emotion, labels = FerEmotion(dev), FER_LABELS
         elif expressions == "human":
@@ -146,6 +152,13 @@ class FacesExtractor(Extractor):
         if self.needs_detection(images):
             images = self.align(images)[0]
         return self.res(images).descriptor.numpy()
+
+    def showcase(self, labels: np.ndarray) -> np.ndarray:
+        """Faces that were found, are roughly frontal and well lit."""
+        col = {f.name: j for j, f in enumerate(self.features)}
+        with np.errstate(invalid="ignore"):
+            return ((labels[:, col["face_found"]] == 1) & (np.abs(labels[:, col["yaw"]]) < self.SHOWCASE_MAX_ABS_YAW)
+                    & (labels[:, col["skin_tone"]] > self.SHOWCASE_MIN_SKIN_TONE))
 
 
 @EXTRACTORS.register("faces", "gender, age, 5 expressions, head pose, mouth, eyes, smile, skin and background")

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from torch import nn
 from . import Feature
 from ..errors import TLGANError
 from ..formats import read_versioned_json
+
+if TYPE_CHECKING:
+    from .human import FaceRes
 
 FORMAT = 1
 CONFIG = "extractor.json"
@@ -82,7 +85,7 @@ class Embedder:
             raise TrainedExtractorError(f"unknown probe input {name!r}; choose faceres or pixels")
         self.name = name
         self.device = device
-        self._net = None
+        self._net: FaceRes | None = None
 
     @property
     def dim(self) -> int | None:

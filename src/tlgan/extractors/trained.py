@@ -38,8 +38,6 @@ class TrainedExtractor(Extractor):
         if self.kind == "probe":
             self.probe = read_probe(self.folder)
             self.embed = Embedder(self.probe.input, self.device)
-            if self.probe.input == "faceres":  # a face descriptor, for identity measurements (tlgan evaluate)
-                self.descriptor = self.embed
         else:
             arch = self.config.get("architecture", {})
             self.net = SmallCNN(len(self.features), int(arch.get("width", 32)), int(arch.get("size", 64)))
@@ -49,6 +47,12 @@ class TrainedExtractor(Extractor):
             except RuntimeError as e:
                 raise TrainedExtractorError(f"{self.folder}: weights do not fit the CNN it describes: {e}") from e
             self.net.to(self.device).eval()
+
+    def descriptor(self, images: torch.Tensor) -> np.ndarray:
+        """A probe on faceres gives the face descriptor, for identity measurements (tlgan evaluate)."""
+        if self.kind == "probe" and self.probe.input == "faceres":
+            return self.embed(images)
+        return super().descriptor(images)
 
     def extract(self, images: torch.Tensor) -> np.ndarray:
         if self.kind == "probe":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from torch import nn
@@ -58,7 +60,7 @@ class DCGANGenerator(Generator):
 
     def first_layer_weight(self) -> np.ndarray:
         # ConvTranspose2d weight: (latent_dim, C, 4, 4); each output unit is a linear map of z.
-        w = self.net[0].weight.detach().cpu().numpy()
+        w = cast(nn.ConvTranspose2d, self.net[0]).weight.detach().cpu().numpy()
         return w.reshape(w.shape[0], -1).T
 
 

@@ -173,15 +173,20 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 
 
 class FullyConnectedLayer(nn.Module):
-    """Equalized-learning-rate linear layer: weights stored as N(0,1)/lr, scaled by ``lr / sqrt(in)`` at run time."""
+    """Equalized-learning-rate linear layer: weights stored as N(0,1)/lr, scaled by ``lr / sqrt(in)`` at run time.
+
+    ``weight_init`` scales the initial weights and ``bias_init`` (one value or one per output) is the initial
+    bias as applied (stored divided by ``lr_multiplier``), as in StyleGAN3; files overwrite both.
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "linear",
-                 lr_multiplier: float = 1.0, bias_init: float = 0.0) -> None:
+                 lr_multiplier: float = 1.0, bias_init: float | Sequence[float] = 0.0, weight_init: float = 1.0) -> None:
         super().__init__()
         check_activation(activation)
         self.in_features, self.out_features, self.activation = in_features, out_features, activation
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) * (weight_init / lr_multiplier))
+        initial = torch.as_tensor(bias_init, dtype=torch.float32).broadcast_to([out_features]) / lr_multiplier
+        self.bias = nn.Parameter(initial.clone()) if bias else None
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
@@ -202,3 +207,32 @@ class FullyConnectedLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, activation={self.activation}"
+
+
+class MappingNetwork(nn.Module):
+    """z -> w of StyleGAN2 and StyleGAN3: 2nd-moment normalisation, ``num_layers`` equalized-lr layers,
+    broadcast to ``num_ws``, truncation toward ``w_avg``."""
+
+    w_avg: torch.Tensor
+
+    def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 8, layer_features: int | None = None,
+                 activation: str = "lrelu", lr_multiplier: float = 0.01, w_avg_beta: float = 0.998) -> None:
+        super().__init__()
+        self.z_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, w_dim, num_ws, num_layers
+        self.w_avg_beta = w_avg_beta  # the training-time EMA rate of w_avg, kept for writing the network back
+        features = [z_dim] + [layer_features or w_dim] * (num_layers - 1) + [w_dim]
+        for i in range(num_layers):
+            setattr(self, f"fc{i}", FullyConnectedLayer(features[i], features[i + 1], activation=activation,
+                                                        lr_multiplier=lr_multiplier))
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None) -> torch.Tensor:
+        x = normalize_2nd_moment(z.to(self.w_avg.dtype))
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if truncation_psi != 1:
+            cut = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
+            ws[:, :cut] = self.w_avg.to(ws.dtype).lerp(ws[:, :cut], truncation_psi)
+        return ws

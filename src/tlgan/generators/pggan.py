@@ -434,7 +434,7 @@ def build_gan_zoo(ckpt: Any, network: str | None = None, path: Path | str = "the
     config = ckpt.get("config")
     if config is not None and not isinstance(config, (ZooConfig, dict)):
         raise WeightsError(f"{path}: 'config' is a {type(config).__name__}, not a PGAN BaseConfig")
-    fields = dict(vars(config)) if isinstance(config, ZooConfig) else dict(config or {})
+    fields = dict(vars(config)) if isinstance(config, ZooConfig) else dict(config) if isinstance(config, dict) else {}
     state = _zoo_state(ckpt[name], path, name)
     try:
         cfg = zoo_config(fields, state)

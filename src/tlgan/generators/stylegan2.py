@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import torch
 from torch import nn
 
 from ..weights import WeightsError
-from .ops import (FullyConnectedLayer, activation_gain, bias_act, check_activation, conv2d_resample,
-                  modulated_conv2d, normalize_2nd_moment, setup_filter, upsample2d)
+from .ops import (FullyConnectedLayer, MappingNetwork, activation_gain, bias_act, check_activation, conv2d_resample,
+                  modulated_conv2d, setup_filter, upsample2d)
 from .safe_pickle import PersistentObject, load_pickle
 
 NOISE_MODES = ("const", "none", "random")
@@ -46,33 +46,11 @@ def _log2(resolution: int) -> int:
     return k
 
 
-class MappingNetwork(nn.Module):
-    """z -> w: 2nd-moment normalisation, ``num_layers`` equalized-lr layers, broadcast to ``num_ws``, truncation."""
-
-    def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 8, layer_features: int | None = None,
-                 activation: str = "lrelu", lr_multiplier: float = 0.01) -> None:
-        super().__init__()
-        self.z_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, w_dim, num_ws, num_layers
-        features = [z_dim] + [layer_features or w_dim] * (num_layers - 1) + [w_dim]
-        for i in range(num_layers):
-            setattr(self, f"fc{i}", FullyConnectedLayer(features[i], features[i + 1], activation=activation,
-                                                        lr_multiplier=lr_multiplier))
-        self.register_buffer("w_avg", torch.zeros(w_dim))
-
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> torch.Tensor:
-        x = normalize_2nd_moment(z.to(self.w_avg.dtype))
-        for i in range(self.num_layers):
-            x = getattr(self, f"fc{i}")(x)
-        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if truncation_psi != 1:
-            cut = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-            ws[:, :cut] = self.w_avg.to(ws.dtype).lerp(ws[:, :cut], truncation_psi)
-        return ws
-
-
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally 2x up), per-pixel noise, bias, activation with gain and clamp."""
+
+    resample_filter: torch.Tensor
+    noise_const: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: int = 1,
                  use_noise: bool = True, activation: str = "lrelu", resample_filter: Filter = (1, 3, 3, 1),
@@ -124,6 +102,8 @@ class ToRGBLayer(nn.Module):
 class Conv2dLayer(nn.Module):
     """Equalized-lr convolution with optional 2x upsampling (the resnet skip path: 1x1, no bias)."""
 
+    resample_filter: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True, up: int = 1,
                  resample_filter: Filter = (1, 3, 3, 1)) -> None:
         super().__init__()
@@ -142,6 +122,8 @@ class Conv2dLayer(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution: const input (4x4) or up-conv, a second conv, and ToRGB per ``architecture``."""
 
+    resample_filter: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  is_last: bool, architecture: str = "skip", resample_filter: Filter = (1, 3, 3, 1),
                  conv_clamp: float | None = None, use_noise: bool = True, activation: str = "lrelu") -> None:
@@ -150,7 +132,7 @@ class SynthesisBlock(nn.Module):
             raise ValueError(f"unknown StyleGAN2 synthesis architecture {architecture!r}")
         self.in_channels, self.architecture, self.is_last = in_channels, architecture, is_last
         self.register_buffer("resample_filter", setup_filter(resample_filter))
-        layer = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise, activation=activation,
+        layer: dict[str, Any] = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise, activation=activation,
                      resample_filter=resample_filter, conv_clamp=conv_clamp)
         self.num_conv = self.num_torgb = 0
         if in_channels == 0:
@@ -225,6 +207,7 @@ class SynthesisNetwork(nn.Module):
             x, img = block(x, img, ws.narrow(1, i, block.num_conv + block.num_torgb), noise_mode,
                            self.fused_modconv)
             i += block.num_conv
+        assert img is not None  # the last block always has a ToRGB
         return img
 
 
@@ -278,7 +261,7 @@ class StyleGAN2(nn.Module):
         """(ws index, (channels, w_dim) affine weight as applied) of every modulated layer, ToRGB included (SeFa)."""
         out = []
         for path, i in self.synthesis.ws_index():
-            layer = self.synthesis.get_submodule(path)
+            layer = cast("SynthesisLayer | ToRGBLayer", self.synthesis.get_submodule(path))
             weight = layer.affine.applied_weight()
             if isinstance(layer, ToRGBLayer):
                 weight = weight * layer.weight_gain
@@ -473,7 +456,7 @@ def generator_from_rosinality(sd: Mapping[str, torch.Tensor], latent_avg: torch.
         state[f"{dst}.bias"] = sd[f"{src}.activate.bias"]
         const = sd.get(f"noises.noise_{noise}")
         if const is None:  # files from before the repo stored its noise: a fixed draw keeps outputs reproducible
-            res = model.get_submodule(dst).resolution
+            res = cast(SynthesisLayer, model.get_submodule(dst)).resolution
             const = torch.randn(res, res, generator=torch.Generator().manual_seed(noise))
         state[f"{dst}.noise_const"] = const.reshape(const.shape[-2:])
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsError
+from .ops import FullyConnectedLayer, MappingNetwork
 from .safe_pickle import PersistentObject, load_pickle
 
 LRELU_GAIN = float(np.sqrt(2))
@@ -216,62 +217,6 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 # ----------------------------------------------------------------------------------------------------------------
 # Modules (names, parameters and buffers as in the original, so state dicts load unchanged).
 
-class FullyConnectedLayer(nn.Module):
-    """Dense layer with equalized learning rate; ``lrelu`` activation scales by sqrt(2)."""
-
-    def __init__(self, in_features: int, out_features: int, activation: str = "linear",
-                 lr_multiplier: float = 1.0, weight_init: float = 1.0, bias_init: float | Sequence[float] = 0.0
-                 ) -> None:
-        super().__init__()
-        self.in_features, self.out_features, self.activation = in_features, out_features, activation
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) * (weight_init / lr_multiplier))
-        bias = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
-        self.bias = nn.Parameter(torch.from_numpy(bias / lr_multiplier))
-        self.weight_gain = lr_multiplier / float(np.sqrt(in_features))
-        self.bias_gain = lr_multiplier
-
-    def applied_weight(self) -> torch.Tensor:
-        """The weight as it multiplies the input (runtime gain included)."""
-        return self.weight * self.weight_gain
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias.to(x.dtype)
-        if self.bias_gain != 1:
-            b = b * self.bias_gain
-        if self.activation == "linear":
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return F.leaky_relu(x.matmul(w.t()) + b, LRELU_SLOPE) * LRELU_GAIN
-
-
-class MappingNetwork(nn.Module):
-    """z -> w: RMS-normalise z, ``num_layers`` lrelu dense layers, broadcast to ``num_ws``, truncate toward w_avg."""
-
-    w_avg: torch.Tensor
-
-    def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 2, lr_multiplier: float = 0.01,
-                 w_avg_beta: float = 0.998) -> None:
-        super().__init__()
-        self.z_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, w_dim, num_ws, num_layers
-        self.w_avg_beta = w_avg_beta
-        features = [z_dim] + [w_dim] * num_layers
-        for idx in range(num_layers):
-            setattr(self, f"fc{idx}", FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
-                                                          lr_multiplier=lr_multiplier))
-        self.register_buffer("w_avg", torch.zeros(w_dim))
-
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> torch.Tensor:
-        x = z * (z.square().mean(1, keepdim=True) + 1e-8).rsqrt()
-        for idx in range(self.num_layers):
-            x = getattr(self, f"fc{idx}")(x)
-        x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:
-            cut = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            x[:, :cut] = self.w_avg.to(x.dtype).lerp(x[:, :cut], truncation_psi)
-        return x
-
-
 class SynthesisInput(nn.Module):
     """Fourier features: sinusoids of stored ``freqs``/``phases``, rotated and translated by an affine of w[0]."""
 
@@ -459,6 +404,8 @@ class StyleGAN3Generator(nn.Module):
     keeps them, so the network can be written back in the NVlabs layout).
     """
 
+    info: dict[str, Any]
+
     def __init__(self, z_dim: int, w_dim: int, img_resolution: int, img_channels: int, c_dim: int = 0,
                  mapping_kwargs: dict[str, Any] | None = None, **synthesis_kwargs: Any) -> None:
         super().__init__()
@@ -471,7 +418,7 @@ class StyleGAN3Generator(nn.Module):
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, **(mapping_kwargs or {}))
+        self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, **{"num_layers": 2, **(mapping_kwargs or {})})
 
     @property
     def w_avg(self) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from .sheets import contact_sheet
 from .sources import FaceSource
 from .store import Label, LabelError, LabelStore, check_feature
 from .suggest import suggest_uncertain
+
+if TYPE_CHECKING:
+    from ..extractors.learned import Embedder
 
 
 SUGGEST_MIN_PER_CLASS = 20
@@ -45,7 +48,7 @@ class Labeller:
             raise LabelError("a page holds at least one face")
         self.source, self.store, self.page_size = source, store, int(page_size)
         self.embedder_name, self.device = embedder, device
-        self._embedder = None
+        self._embedder: Embedder | None = None
         self._embedded: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -143,5 +146,6 @@ class Labeller:
         """A contact sheet (PIL image) of faces with their numbers (and their labels for ``feature``)."""
         marks = None
         if feature:
-            marks = [{1: "yes", 0: "no"}.get(self.label_of(feature, i), "") for i in indices]
+            names: dict[int | None, str] = {1: "yes", 0: "no"}
+            marks = [names.get(self.label_of(feature, i), "") for i in indices]
         return contact_sheet(self.source.images(list(indices)), list(indices), cols, cell, marks)

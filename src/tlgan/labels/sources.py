@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .store import LabelError
+
+if TYPE_CHECKING:
+    from ..generators import Generator
 
 
 @dataclass
@@ -18,33 +21,39 @@ class FaceSource:
     generator_name: str
     seed: int
     n: int | None = None  # how many indices exist (None: unlimited)
-    generator: object = None
+    generator: Generator | None = None  # None only where a subclass reads cached images
     _z: np.ndarray | None = field(default=None, repr=False)
     #: indices that cannot be labelled (left off pages and suggestions); none for fresh samples
     excluded: set[int] = field(default_factory=set)
 
     @property
+    def _generator(self) -> Generator:
+        if self.generator is None:
+            raise LabelError(f"no generator {self.generator_name!r} was given to render faces with")
+        return self.generator
+
+    @property
     def resolution(self) -> int:
-        return int(self.generator.resolution)
+        return int(self._generator.resolution)
 
     def describe(self) -> str:
         return f"fresh samples of {self.generator_name}, seed {self.seed}"
 
-    def check(self, indices: Sequence[int]) -> np.ndarray:
+    def check(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = np.asarray(indices, np.int64).reshape(-1)
         if len(idx) and (idx.min() < 0 or (self.n is not None and idx.max() >= self.n)):
             raise LabelError(f"face index out of range 0..{(self.n or 0) - 1 if self.n is not None else 'inf'}")
         return idx
 
-    def latents(self, indices: Sequence[int]) -> np.ndarray:
+    def latents(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = self.check(indices)
         need = int(idx.max()) + 1 if len(idx) else 0
         if self._z is None or len(self._z) < need:
             grow = max(need, 2 * len(self._z) if self._z is not None else 256)
-            self._z = self.generator.sample(grow, self.seed).astype(np.float32)
+            self._z = self._generator.sample(grow, self.seed).astype(np.float32)
         return self._z[idx]
 
-    def images(self, indices: Sequence[int]) -> np.ndarray:
+    def images(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 (k, H, W, 3) faces at ``indices``."""
         import torch
 
@@ -52,7 +61,7 @@ class FaceSource:
         if not len(idx):
             return np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
         with torch.inference_mode():
-            return self.generator.render(self.latents(idx)).cpu().numpy()
+            return self._generator.render(self.latents(idx)).cpu().numpy()
 
 
 class RunSource(FaceSource):
@@ -85,7 +94,7 @@ class RunSource(FaceSource):
     def describe(self) -> str:
         return f"cached images of run {self.run.path} ({self.generator_name}, seed {self.seed}, {self.n} faces)"
 
-    def check(self, indices: Sequence[int]) -> np.ndarray:
+    def check(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = super().check(indices)
         bad = [int(i) for i in idx if int(i) in self.excluded]
         if bad:
@@ -93,10 +102,11 @@ class RunSource(FaceSource):
                              "(the run predates prefix-stable draws); they cannot be labelled by index")
         return idx
 
-    def latents(self, indices: Sequence[int]) -> np.ndarray:
+    def latents(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        assert self._z is not None  # set from the run in __init__
         return self._z[self.check(indices)]
 
-    def images(self, indices: Sequence[int]) -> np.ndarray:
+    def images(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = self.check(indices)
         if not len(idx):
             return np.zeros((0, self._res, self._res, 3), np.uint8)

@@ -264,6 +264,7 @@ def load_labels(paths: str | Path | Sequence[str | Path], features: Sequence[str
         else:
             for rec in store.records:
                 merged._remember(rec, str(p))
+    assert merged is not None  # paths is not empty
     have = merged.features()
     missing = [f for f in features or () if f not in have]
     if missing:

@@ -62,7 +62,7 @@ def fit_cnn(images: np.ndarray, y: np.ndarray, features: Sequence[str], split: n
     y_all = torch.from_numpy(y)
 
     def batches(rows: np.ndarray, shuffle: bool, gen: np.random.Generator | None = None):
-        rows = gen.permutation(rows) if shuffle else rows
+        rows = gen.permutation(rows) if shuffle and gen is not None else rows
         for i in range(0, len(rows), batch_size):
             r = torch.from_numpy(rows[i:i + batch_size])
             yield model.prepare(x_all[r].to(dev)), y_all[r].to(dev)

@@ -90,7 +90,8 @@ def from_label_files(paths: str | Path | Sequence[str | Path], features: Sequenc
         raise TrainError(f"{paths}: no labels" + (f" for {', '.join(features)}" if features else ""))
     gen = generator if generator is not None else load_generator(table.generator, device)
     images = table.images(gen)
-    return Dataset(images, table.features, table.y, None, f"labels {', '.join(map(str, np.atleast_1d(paths)))}")
+    names = [paths] if isinstance(paths, (str, Path)) else paths
+    return Dataset(images, table.features, table.y, None, f"labels {', '.join(map(str, names))}")
 
 
 def _square(im, box: tuple[float, float, float, float] | None, size: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ def train_extractor(name: str, data: Dataset, learner: str = "probe", probe_inpu
     _log(log, f"{len(data)} faces from {data.source}; features: "
          + ", ".join(f"{f} ({p} yes / {n} no)" for f, (p, n) in data.counts().items()))
     counts = data.counts()
-    config = {"name": name, "kind": learner, "tlgan_version": __version__,
+    config: dict[str, Any] = {"name": name, "kind": learner, "tlgan_version": __version__,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "training": {"source": data.source, "n": len(data), "counts": counts, "seed": seed,
                            "min_per_class": min_per_class}}
@@ -84,19 +84,19 @@ def train_extractor(name: str, data: Dataset, learner: str = "probe", probe_inpu
         embedder = Embedder(probe_input, device)
         _log(log, f"embedding {len(data)} faces with {probe_input} ...")
         x = embed_images(data.images, embedder, log=log)
-        fit = fit_probe(x, data.y, data.features, data.split, folds, min_per_class=min_per_class, seed=seed, log=log)
-        tensors = {"weight": fit.weight, "bias": fit.bias}
+        probe = fit_probe(x, data.y, data.features, data.split, folds, min_per_class=min_per_class, seed=seed, log=log)
+        tensors = {"weight": probe.weight, "bias": probe.bias}
         config["input"] = probe_input
-        results = fit.results
+        results = probe.results
         config["training"]["folds"] = folds
     else:
-        fit = fit_cnn(data.images, data.y, data.features, data.split, epochs, batch_size, seed=seed,
+        cnn = fit_cnn(data.images, data.y, data.features, data.split, epochs, batch_size, seed=seed,
                       min_per_class=min_per_class, device=device, log=log)
-        tensors = {k: v.detach().cpu().numpy() for k, v in fit.model.state_dict().items()}
+        tensors = {k: v.detach().cpu().numpy() for k, v in cnn.model.state_dict().items()}
         config["input"] = "images"
-        config["architecture"] = {"width": 32, "size": fit.model.size}
-        config["training"].update(epochs=epochs, batch_size=batch_size, history=fit.history)
-        results = fit.results
+        config["architecture"] = {"width": 32, "size": cnn.model.size}
+        config["training"].update(epochs=epochs, batch_size=batch_size, history=cnn.history)
+        results = cnn.results
     config["features"] = [{"name": f, "kind": "binary",
                            "description": _describe(f, learner, probe_input, counts[f], data.source)}
                           for f in data.features]
