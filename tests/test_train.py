@@ -115,6 +115,7 @@ def test_probe_on_celeba_scores_the_test_partition_and_is_found_by_name(celeba, 
     assert cfg["kind"] == "probe" and cfg["input"] == "pixels" and cfg["metrics"]["eyeglasses"]["auc"] > 0.95
     assert sorted(p.name for p in folder.iterdir()) == ["extractor.json", "weights.safetensors"]
     ext = load_extractor("celeb-probe", "cpu")
+    assert not ext.has_descriptor  # a probe on pixels has no face descriptor to measure identity with
     p = ext(torch.from_numpy(data.images))
     assert p.shape == (len(data), 2) and ((p[:, 0] > 0.5) == (data.y[:, 0] == 1)).mean() > 0.95
     both = load_extractor("toy-linear+celeb-probe", "cpu")  # combined with another extractor
@@ -122,6 +123,22 @@ def test_probe_on_celeba_scores_the_test_partition_and_is_found_by_name(celeba, 
     with pytest.raises(TrainError, match="exists already"):
         train_extractor("celeb-probe", data, "probe", "pixels", log=None)
     train_extractor("celeb-probe", data, "probe", "pixels", overwrite=True, log=None)
+
+
+@need_models("faceres")
+def test_a_probe_on_faceres_offers_the_face_descriptor(celeba, tmp_path, monkeypatch):
+    from tlgan import weights
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "weights").symlink_to(weights.cache_dir())  # the fetched models, an empty extractor folder
+    monkeypatch.setenv("TLGAN_HOME", str(home))
+    data = from_celeba(celeba, ["Eyeglasses"])
+    train_extractor("celeb-faceres", data, "probe", "faceres", log=None)
+    ext = load_extractor("celeb-faceres", "cpu")
+    assert ext.has_descriptor  # so `tlgan evaluate` measures identity with it
+    d = ext.descriptor(torch.from_numpy(data.images[:3]))
+    assert d.shape == (3, 1024) and np.isfinite(d).all()
 
 
 # ---------------------------------------------------------------- the CSV folder format

@@ -38,6 +38,7 @@ class TrainedExtractor(Extractor):
         if self.kind == "probe":
             self.probe = read_probe(self.folder)
             self.embed = Embedder(self.probe.input, self.device)
+            self.has_descriptor = self.probe.input == "faceres"  # see descriptor(): identity for tlgan evaluate
         else:
             arch = self.config.get("architecture", {})
             self.net = SmallCNN(len(self.features), int(arch.get("width", 32)), int(arch.get("size", 64)))
