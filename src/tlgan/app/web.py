@@ -63,7 +63,7 @@ CSS = """
 .tl-lock {min-width: 90px !important; flex-grow: 0 !important;}
 .tl-layers {min-width: 140px !important; flex-grow: 0 !important;}
 #tl-status {min-height: 3em;}
-#tl-photo-quality p {margin: 2px 0;}
+#tl-photo-quality p, #tl-photo-name p {margin: 2px 0;}
 #tl-cancel {flex-grow: 0 !important; min-width: 90px !important;}
 #tl-left {position: sticky; top: 8px; align-self: flex-start;}
 #tl-facenote p {color: #b45309; font-weight: 600;}
@@ -444,20 +444,23 @@ def photo_panel(page: Page) -> None:
     the two are (hidden until a photo is uploaded)."""
     res = page.explorer.generator.resolution
     with gr.Group(visible=False, elem_id="tl-photo") as box:
-        with gr.Row(equal_height=True):
-            aligned = gr.Image(label=f"Your photo, aligned ({res} px)", type="numpy", interactive=False,
-                               height=PHOTO_HEIGHT, buttons=[], elem_id="tl-photo-aligned")
-            recon = gr.Image(label="Its reconstruction (the sliders edit this)", type="numpy", interactive=False,
-                             height=PHOTO_HEIGHT, buttons=[], elem_id="tl-photo-recon")
+        name = gr.Markdown("", elem_id="tl-photo-name", padding=True)
+        with gr.Row(equal_height=True):  # (no labels: gradio draws them over the picture)
+            aligned = gr.Image(show_label=False, type="numpy", interactive=False, height=PHOTO_HEIGHT, buttons=[],
+                               elem_id="tl-photo-aligned")
+            recon = gr.Image(show_label=False, type="numpy", interactive=False, height=PHOTO_HEIGHT, buttons=[],
+                             elem_id="tl-photo-recon")
         quality = gr.Markdown("", elem_id="tl-photo-quality", padding=True)
 
-    @page.shows(page.photo, [box, aligned, recon, quality])
+    @page.shows(page.photo, [box, name, aligned, recon, quality])
     def _photo(view: View) -> dict:
         p = view.photo
         if p is None:
             return {}
         return {box: gr.update(visible=True), aligned: upscale(p.target, PHOTO_SIZE),
-                recon: upscale(p.reconstruction, PHOTO_SIZE), quality: p.summary()}
+                recon: upscale(p.reconstruction, PHOTO_SIZE), quality: p.summary(),
+                name: f"**{p.name}**, aligned to the generator's framing ({res} px), and **its reconstruction**: "
+                      "the face the sliders now edit."}
 
 
 def history_panel(page: Page) -> None:
