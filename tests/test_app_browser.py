@@ -28,9 +28,24 @@ DEMO_AXES = Path(os.environ.get("TLGAN_DEMO_AXES", ROOT / "runs" / "demo" / "axe
 pytestmark = BROWSER_MARKS
 
 
-def serving(axes_path: Path, log_path: Path, timeout: float = 180):
+def serving(axes_path: Path, log_path: Path, timeout: float = 180, extra: tuple[str, ...] = ()):
     """`tlgan serve AXES` on a free port (see browser_support.serving)."""
-    return serve_cmd(["serve", str(axes_path), "--device", "cpu"], log_path, timeout)
+    return serve_cmd(["serve", str(axes_path), "--device", "cpu", *extra], log_path, timeout)
+
+
+def default_axes(tmp_path: Path) -> Path:
+    """Axes for the default generator: the demo's (`make demo`, or $TLGAN_DEMO_AXES) when made, else random
+    unit axes with the faces extractor's features, which exercise the same page with the real models."""
+    from tlgan.axes import Axes
+    from tlgan.extractors.faces import FEATURES
+
+    if DEMO_AXES.exists():
+        return DEMO_AXES
+    names = [f.name for f in FEATURES]
+    v = np.random.default_rng(0).standard_normal((len(names), 100)).astype(np.float32)
+    return Axes(names, [f.kind for f in FEATURES], v / np.linalg.norm(v, axis=1, keepdims=True),
+                np.ones(len(names)), meta={"generator": "digiface-dcgan", "extractor": "faces",
+                                           "n_samples": 0}).save(tmp_path / "random.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -380,16 +395,7 @@ def test_real_faces_page(page, tmp_path):
     read older;
     without them it serves random axes, which exercise the same page with the real models.
     """
-    from tlgan.axes import Axes
-    from tlgan.extractors.faces import FEATURES
-
-    axes_path = DEMO_AXES
-    if not axes_path.exists():
-        names = [f.name for f in FEATURES]
-        v = np.random.default_rng(0).standard_normal((len(names), 100)).astype(np.float32)
-        axes_path = Axes(names, [f.kind for f in FEATURES], v / np.linalg.norm(v, axis=1, keepdims=True),
-                         np.ones(len(names)), meta={"generator": "digiface-dcgan", "extractor": "faces",
-                                                    "n_samples": 0}).save(tmp_path / "random.safetensors")
+    axes_path = default_axes(tmp_path)
     with serving(axes_path, tmp_path / "serve.log") as url:
         open_page(page, url + "?state=" + base64.urlsafe_b64encode(b'{"seed": 3}').decode().rstrip("="))
         assert re.search(r"\d+\.\d years", readout_text(page, "age"))
@@ -400,6 +406,60 @@ def test_real_faces_page(page, tmp_path):
         if axes_path == DEMO_AXES:  # a fitted age axis: +3 units along it reads older
             assert readout(page, "age") > age0
         shot(page, "faces-page.png")
+
+
+def upload(page, path: Path) -> None:
+    """Choose ``path`` in the "Upload a photo" button's file dialog."""
+    page.set_input_files('input[type=file][data-testid="Upload a photo-upload-button"]', str(path))
+
+
+@need_models("digiface-dcgan", "faceres", "facemesh", "fer-emotion")
+@pytest.mark.models
+def test_upload_a_photo_and_edit_its_reconstruction(page, tmp_path):
+    """Grace Hopper's photo (matplotlib's sample) is aligned and inverted (3 steps, to be quick), shown beside its
+    reconstruction with the identity similarity, and a slider then edits the reconstruction; a photo with no face
+    and a file that is no image get a message in the status box, and the page keeps working."""
+    import matplotlib
+
+    grace = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 300), (200, 200, 200)).save(blank)
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a picture")
+    with serving(default_axes(tmp_path), tmp_path / "serve.log", extra=("--invert-steps", "3")) as url:
+        open_page(page, url)
+        src = face_src(page)
+        upload(page, grace)
+        page.wait_for_function("s => document.querySelector('#tl-face img').getAttribute('src') !== s", arg=src,
+                               timeout=120_000)
+        wait_status(page, r"the reconstruction of grace_hopper\.jpg; no edit", timeout=60)
+        quality = page.locator("#tl-photo-quality").inner_text()
+        assert re.search(r"Identity similarity -?\d\.\d\d", quality) and "Pixel error" in quality, quality
+        assert page.locator("#tl-photo-aligned img").is_visible() and page.locator("#tl-photo-recon img").is_visible()
+        assert "photo" in face_src(page)
+        wait_readouts(page)
+        recon = face_pixels(page)
+        assert token_in_url(page)["latent"] and "seed" not in token_in_url(page)  # the link holds the photo's face
+        set_slider(page, "age", 2)
+        wait_status(page, r"the reconstruction of grace_hopper\.jpg; age \+2")
+        assert np.abs(face_pixels(page).astype(int) - recon).mean() > 1  # the slider edits the reconstruction
+        page.wait_for_function("() => document.querySelector('#tl-cancel') === null"
+                               " || document.querySelector('#tl-cancel').offsetParent === null")
+        wait_readouts(page)
+        shot(page, "upload.png")
+
+        upload(page, blank)
+        assert "no face found in blank.png" in wait_status(page, "could not use the photo blank.png", timeout=60)
+        assert "reconstruction of grace_hopper.jpg; age +2" in status(page)  # the face stays as it was
+        dismiss_toasts(page)
+        upload(page, notes)
+        wait_status(page, "could not use the photo notes.jpg", timeout=60)
+        assert "/tmp" not in status(page)  # the server's upload folder is not shown
+        shot(page, "upload-refused.png")
+        dismiss_toasts(page)
+
+        page.locator("#tl-random").click()  # back to sampled faces
+        wait_status(page, r"seed \d+; age \+2")
 
 
 def test_wplus_layer_ranges_per_axis(page, tmp_path):

@@ -76,3 +76,48 @@ def test_each_axis_moves_only_its_own_layers(explorer):
     assert not np.array_equal(explorer.render(s), explorer.render(set_layers(s, axes, "a", "all", 10)))
     states, images = explorer.strip(s, "a")
     assert images.shape == (7, 64, 64, 3) and all(st.layers == s.layers for st in states)
+
+
+def test_a_full_wplus_latent_is_a_face_like_a_seed(explorer):
+    """A photo's inversion in w+ is a (num_ws, D) code: the state keeps it whole through JSON, link and undo,
+    and moves, locks and layer ranges apply to it as to a sampled face."""
+    from tlgan.app.state import set_latent, set_seed
+
+    axes, dim = explorer.axes, explorer.generator.latent_dim
+    code = np.random.default_rng(1).standard_normal((10, dim)).astype(np.float32) * 0.5
+    s0 = set_latent(set_slider(explorer.initial(4), axes, "a", 2), code)
+    assert s0.seed is None and s0.sliders == {"a": 2.0}  # the edit stays, as with a new seed
+    np.testing.assert_array_equal(explorer.base_latent(s0), code)
+    s = set_layers(set_lock(s0, axes, "b", True), axes, "a", "coarse", 10)
+    assert explorer.decode(encode_state(s)) == s and explorer.from_token(state_token(s)) == s
+    assert len(json.loads(encode_state(s))["latent"]) == 10
+    assert Session(s0).push(s).undo().state == s0
+    w = explorer.latent(s)
+    np.testing.assert_allclose(w[:4] - code[:4], np.broadcast_to(edit_delta(axes, {"a": 2}, ("b",)), (4, dim)),
+                               atol=1e-5)
+    np.testing.assert_allclose(w[4:], code[4:], atol=1e-6)
+    assert explorer.render(s).shape == (64, 64, 3)
+    assert set_seed(s, 3).latent is None  # a seed returns to sampled faces
+    for bad in ([[0.0] * dim] * 9, [[0.0] * (dim - 1)] * 10, [[0.0] * dim, 1.0] * 5):
+        with pytest.raises(StateError, match="latent"):
+            explorer.decode(json.dumps({"latent": bad}))
+    with pytest.raises(StateError, match="list of numbers"):  # a z (or w) generator takes one row only
+        decode_state(json.dumps({"latent": code.tolist()}), axes, dim, 1)
+
+
+def test_a_cancelled_inversion_is_still_a_face_the_state_shows(explorer):
+    """What the page's Cancel does: the progress callback returns False after 2 steps; the best latent so far
+    is a full w+ code, and a state holding it renders exactly the reconstruction (a face generated in the
+    framing already, so no face detector is needed)."""
+    from tlgan.invert import invert
+
+    target = explorer.render(explorer.initial(7))
+    seen = []
+    inv = invert(explorer.generator, target, steps=20, identity_weight=0,
+                 progress=lambda i, n, loss: seen.append(i) or i < 2)
+    assert inv.cancelled and inv.steps == 2 and seen == [1, 2]
+    assert inv.latent.shape == (10, explorer.generator.latent_dim)
+    from tlgan.app.state import set_latent
+
+    s = set_latent(explorer.initial(), inv.latent)
+    np.testing.assert_array_equal(explorer.render(s), inv.reconstruction)

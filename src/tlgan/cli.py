@@ -583,9 +583,14 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
               help="Address to listen on; 0.0.0.0 lets other machines on the network in.")
 @click.option("--port", default=7860, show_default=True, help="Port of the web page.")
 @click.option("--seed", default=0, show_default=True, help="The face shown first.")
+@click.option("--invert-steps", default=100, show_default=True, type=click.IntRange(min=0),
+              help="Optimisation steps when a photo is uploaded (more: a closer reconstruction, slower; "
+                   "the page's Cancel button stops early with the best so far).")
+@click.option("--encoder", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Encoder from `tlgan train-encoder` that gives an uploaded photo's starting latent.")
 @device_option
 @friendly
-def serve(axes, host, port, seed, device) -> None:
+def serve(axes, host, port, seed, invert_steps, encoder, device) -> None:
     """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
     if not Path(axes).exists():
         hint = ("run `make demo` (or `tlgan discover`) first to make it"
@@ -596,7 +601,7 @@ def serve(axes, host, port, seed, device) -> None:
     except ImportError as e:
         raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
     click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
-    serve_app(axes, host=host, port=port, device=device, seed=seed)
+    serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder)
 
 
 # ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels

@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -38,16 +38,21 @@ from ..axes import Axes, AxesError
 from ..explore import LAYER_GROUPS, cosine_matrix, edit_delta, parse_layers, retained
 from ..errors import TLGANError
 
+if TYPE_CHECKING:
+    from ..invert import Inversion
+
 STATE_VERSION = 1
 SLIDER_LIMIT = 4.0  # sliders go from -4 to +4 latent units (N(0, I) latents have unit spread per axis)
 SLIDER_STEP = 0.1
 MAX_SEED = 2**32 - 1
 WARN_COS = 0.7  # warn when a moved axis and a locked one have |cos| above this ...
 WARN_RETAINED = math.sqrt(1 - WARN_COS**2)  # ... or when less than ~71 % of the moved axis survives the locks
+INVERT_STEPS = 100  # optimisation steps for an uploaded photo (tlgan serve --invert-steps)
 MAX_UNDO = 100
 COALESCE_S = 1.0  # changes of one slider within this many seconds are one undo step (a drag)
 STRIP_STEPS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
-MAX_STATE_CHARS = 20_000
+MAX_STATE_CHARS = 20_000  # plus LATENT_CHARS per number of the generator's latent (a w+ code is long)
+LATENT_CHARS = 16
 MAX_LATENT_ABS = 100.0
 STATE_KEYS = ("tlgan_explorer", "generator", "seed", "latent", "sliders", "locks", "layers")
 LAYER_CHOICES = ("all", *LAYER_GROUPS)  # the named layer ranges a w+ axis offers (a range like 0-5 also works)
@@ -57,10 +62,25 @@ class StateError(TLGANError, ValueError):
     """Input from the page or its API that cannot be applied; the message is shown to the user."""
 
 
+Latent = tuple[float, ...] | tuple[tuple[float, ...], ...]  # (D,) or, in w+, (num_ws, D)
+
+
+def as_latent(code: Any) -> Latent:
+    """A latent array (D,) or (num_ws, D) as the state keeps it: float32 values in (nested) tuples."""
+    z = np.asarray(code, dtype=np.float32)
+    if z.ndim == 1:
+        return tuple(float(x) for x in z)
+    if z.ndim == 2:
+        return tuple(tuple(float(x) for x in row) for row in z)
+    raise StateError(f"a latent must have shape (D,) or (num_ws, D), got {z.shape}")
+
+
 @dataclass(frozen=True)
 class ExplorerState:
     """One face and its edit: a seed (or an explicit latent), slider amounts and locks.
 
+    ``latent`` is a code of the generator's space: D numbers, or in w+ one row
+    of D per synthesis layer (a photo's inversion), as nested tuples.
     ``sliders`` holds only the non-zero amounts; a missing feature is at 0.
     ``locks`` is in the axes' feature order. ``layers`` (w+ generators only)
     maps a feature to the synthesis layers its move reaches, as written
@@ -69,7 +89,7 @@ class ExplorerState:
 
     generator: str
     seed: int | None = 0
-    latent: tuple[float, ...] | None = None
+    latent: Latent | None = None
     sliders: Mapping[str, float] = field(default_factory=dict)
     locks: tuple[str, ...] = ()
     layers: Mapping[str, str] = field(default_factory=dict)
@@ -87,8 +107,9 @@ class ExplorerState:
         """The amounts the locked sliders had when they were locked (applied along their own axes)."""
         return {n: v for n, v in self.sliders.items() if n in self.locks and v}
 
-    def describe(self) -> str:
-        face = f"seed {self.seed}" if self.latent is None else "a pasted latent"
+    def describe(self, face: str | None = None) -> str:
+        """What is shown, in words; ``face`` names a latent's face (e.g. an uploaded photo's reconstruction)."""
+        face = f"seed {self.seed}" if self.latent is None else face or "a given latent"
         moves = ", ".join(f"{n} {v:+g}" + (f" ({self.layers[n]} layers)" if n in self.layers else "")
                           for n, v in self.sliders.items()) or "no edit"
         locks = f"; locked: {', '.join(self.locks)}" if self.locks else ""
@@ -151,16 +172,31 @@ def parse_seed(value: Any) -> int:
     return seed
 
 
-def parse_latent(value: Any, latent_dim: int) -> tuple[float, ...]:
-    if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                              for x in value):
-        raise StateError("'latent' must be a list of numbers")
-    if len(value) != latent_dim:
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+
+
+def parse_latent(value: Any, latent_dim: int, num_ws: int = 1) -> Latent:
+    """A latent from the state JSON: ``latent_dim`` numbers, or (w+ generators, ``num_ws`` > 1) a list of
+    ``num_ws`` such lists, one per synthesis layer (what a photo's inversion gives)."""
+    wplus = num_ws > 1 and isinstance(value, list) and bool(value) and all(isinstance(r, list) for r in value)
+    if wplus:
+        if len(value) != num_ws or not all(_numbers(r) and len(r) == latent_dim for r in value):
+            raise StateError(f"a w+ 'latent' must be {num_ws} lists (one per layer) of {latent_dim} numbers")
+    elif not _numbers(value):
+        raise StateError("'latent' must be a list of numbers"
+                         + (f" (or {num_ws} such lists, one per w+ layer)" if num_ws > 1 else ""))
+    elif len(value) != latent_dim:
         raise StateError(f"'latent' has {len(value)} numbers but this generator's latent has {latent_dim}")
     z = np.asarray(value, dtype=np.float64)
     if not np.isfinite(z).all() or np.abs(z).max(initial=0) > MAX_LATENT_ABS:
         raise StateError(f"'latent' must hold finite numbers within +-{MAX_LATENT_ABS:g}")
-    return tuple(float(x) for x in z.astype(np.float32))
+    return as_latent(z)
+
+
+def set_latent(state: ExplorerState, code: Any) -> ExplorerState:
+    """Another face given by its latent (a photo's inversion); the sliders, locks and layer ranges stay."""
+    return replace(state, seed=None, latent=as_latent(code))
 
 
 # ---------------------------------------------------------------- changes: state -> new state
@@ -340,13 +376,23 @@ def state_dict(state: ExplorerState) -> dict[str, Any]:
     if state.latent is None:
         doc["seed"] = state.seed
     else:  # the shortest decimals that give back the same float32 values
-        doc["latent"] = [float(np.format_float_positional(np.float32(x), unique=True, trim="-"))
-                         for x in state.latent]
+        doc["latent"] = _shortest(state.latent)
     doc["sliders"] = dict(state.sliders)
     doc["locks"] = list(state.locks)
     if state.layers:  # only when set, so a state without layer ranges reads as before
         doc["layers"] = dict(state.layers)
     return doc
+
+
+def _shortest(latent: Latent) -> list:
+    return [_shortest(x) if isinstance(x, tuple) else float(np.format_float_positional(np.float32(x), unique=True,
+                                                                                          trim="-"))
+            for x in latent]
+
+
+def max_state_chars(latent_dim: int | None, num_ws: int = 1) -> int:
+    """The longest state accepted: room for the rest plus the generator's whole latent (every w+ layer)."""
+    return MAX_STATE_CHARS + LATENT_CHARS * (latent_dim or 0) * max(1, num_ws)
 
 
 def encode_state(state: ExplorerState) -> str:
@@ -370,7 +416,7 @@ def state_from_token(token: str, axes: Axes, latent_dim: int | None = None, num_
     if not isinstance(token, str) or not token.strip():
         raise StateError("the state link is empty")
     token = token.strip()
-    if len(token) > MAX_STATE_CHARS:
+    if len(token) > max_state_chars(latent_dim, num_ws) * 4 // 3 + 4:
         raise StateError(f"the state link is too long ({len(token)} characters)")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
@@ -391,8 +437,9 @@ def decode_state(text: Any, axes: Axes, latent_dim: int | None = None, num_ws: i
         if not isinstance(text, str) or not text.strip():
             raise StateError("the state box is empty: paste a state JSON (or a share link) and press Load")
         text = text.strip()
-        if len(text) > MAX_STATE_CHARS:
-            raise StateError(f"the state is too long ({len(text)} characters; at most {MAX_STATE_CHARS})")
+        limit = max_state_chars(latent_dim or axes.latent_dim, num_ws)
+        if len(text) > limit:
+            raise StateError(f"the state is too long ({len(text)} characters; at most {limit})")
         if not text.startswith("{") and "state=" in text:  # a whole share link
             token = parse_qs(urlparse(text).query).get("state", [""])[0]
             return state_from_token(token, axes, latent_dim, num_ws)
@@ -419,7 +466,7 @@ def decode_state(text: Any, axes: Axes, latent_dim: int | None = None, num_ws: i
     if doc.get("latent") is not None:
         if doc.get("seed") is not None:
             raise StateError("give either 'seed' or 'latent' in the state, not both")
-        seed, latent = None, parse_latent(doc["latent"], latent_dim)
+        seed, latent = None, parse_latent(doc["latent"], latent_dim, num_ws)
     else:
         seed, latent = parse_seed(doc.get("seed", 0)), None
     sliders_in = doc.get("sliders", {})
@@ -506,11 +553,14 @@ class Explorer:
     """A generator, its axes and (optionally) the extractor that reads the displayed face.
 
     Shared by every page session: it holds no user state. Model calls are
-    serialized (one lock for rendering, one for readouts), so sessions in different
-    threads are safe.
+    serialized (one lock for rendering, one for readouts, one for inverting photos),
+    so sessions in different threads are safe. ``invert_steps`` and ``encoder``
+    (an ``Encoder`` or its file, from ``tlgan train-encoder``) set how an uploaded
+    photo is inverted.
     """
 
-    def __init__(self, axes: Axes, generator, extractor=None) -> None:
+    def __init__(self, axes: Axes, generator, extractor=None, invert_steps: int = INVERT_STEPS,
+                 encoder: Any = None) -> None:
         from ..pipeline import Editor
 
         self.editor = Editor(generator, axes)  # refuses axes fitted for another generator
@@ -519,10 +569,20 @@ class Explorer:
         self.extractor = extractor
         self._render_lock = threading.Lock()  # rendering need not wait for a (slower) readout
         self._extract_lock = threading.Lock()
+        self._invert_lock = threading.Lock()  # one inversion at a time: each one uses every CPU core
+        if isinstance(invert_steps, bool) or not isinstance(invert_steps, int) or invert_steps < 0:
+            raise StateError(f"inversion steps must be a whole number >= 0, got {invert_steps!r}")
+        self.invert_steps = invert_steps
+        if encoder is not None and not hasattr(encoder, "predict"):
+            from ..invert import load_encoder
+
+            encoder = load_encoder(encoder, generator)
+        self.encoder = encoder
         self.features = {f.name: f for f in extractor.features} if extractor is not None else {}
 
     @classmethod
-    def load(cls, axes_path, device: str | None = None, readouts: bool = True) -> "Explorer":
+    def load(cls, axes_path, device: str | None = None, readouts: bool = True, invert_steps: int = INVERT_STEPS,
+             encoder: Any = None) -> "Explorer":
         """The generator named in the axes file's metadata and, with ``readouts``, its extractor."""
         from ..extractors import load_extractor
         from ..generators import generator_of
@@ -533,7 +593,7 @@ class Explorer:
         generator = generator_of(axes.meta, device)
         ext_name = axes.meta.get("extractor")
         extractor = load_extractor(ext_name, device) if readouts and ext_name else None
-        return cls(axes, generator, extractor)
+        return cls(axes, generator, extractor, invert_steps, encoder)
 
     @property
     def names(self) -> list[str]:
@@ -554,7 +614,7 @@ class Explorer:
         return state_from_token(token, self.axes, self.generator.latent_dim, self.num_ws)
 
     def base_latent(self, state: ExplorerState) -> np.ndarray:
-        """The unedited latent (D,) of the state's face."""
+        """The unedited latent of the state's face: (D,), or (num_ws, D) for a w+ photo's inversion."""
         if state.latent is not None:
             return np.asarray(state.latent, dtype=np.float32)
         return self.editor.latent(state.seed)
@@ -566,6 +626,17 @@ class Explorer:
         layers = layer_indices(state, self.num_ws) if self.num_ws > 1 else None
         z = self.editor.edit(self.base_latent(state), state.held_moves, (), layers)
         return self.editor.edit(z, state.free_moves, state.locks, layers)
+
+    def invert_photo(self, photo: Any, progress: Callable[[int, int, float], Any] | None = None) -> Inversion:
+        """Find the face in ``photo`` (a path or RGB array), align it to the generator's framing and invert it
+        (``tlgan.jobs.invert_photo``): its ``latent`` is the face a state with ``set_latent`` shows, and its
+        ``quality`` says how close the reconstruction is. ``progress(step, total, loss)`` returning False
+        stops early with the best latent so far. Raises ``tlgan.align.PhotoError`` (no face, not an image)."""
+        from ..jobs import invert_photo
+
+        with self._invert_lock:
+            _, inv = invert_photo(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
+        return inv
 
     def render(self, state: ExplorerState) -> np.ndarray:
         """uint8 (H, W, 3): the state's face at the generator's resolution."""

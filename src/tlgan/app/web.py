@@ -7,7 +7,9 @@ lives in module globals, so several people can use one server at once.
 An action updates the page in three steps, so the face comes back first:
 (1) the new face and the controls, (2) the strip of variations, the state JSON
 and share link and the PNG download, (3) the extractor's readouts, which take
-longest. Steps 2 and 3 skip work that is already on the page.
+longest. Steps 2 and 3 skip work that is already on the page. An uploaded
+photo is inverted before step 1 (with a progress bar on the face and a Cancel
+button), and its aligned crop and reconstruction are shown beside step 1.
 """
 
 from __future__ import annotations
@@ -33,18 +35,21 @@ if int(gr.__version__.split(".")[0]) < 6:  # the page uses gradio 6's API (launc
                       "pip install -U 'gradio>=6'")
 
 from ..axes import AxesError  # noqa: E402
+from ..errors import TLGANError  # noqa: E402
 from ..figures import upscale  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
-from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
+from .state import (INVERT_STEPS, LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
                     Readout, Session, StateError, describe_readouts, encode_state, face_missing, lock_warnings,
-                    random_seed, reset_sliders, set_layers, set_lock, set_seed, set_slider, state_digest,
-                    state_token)
+                    Latent, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_lock, set_seed,
+                    set_slider, state_digest, state_token)
 
 IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
 IMAGE_HEIGHT = 420
 STRIP_CELL = 112
 FACE_KEYS = 256
 KEEP_PNGS = 200
+PHOTO_SIZE = 256  # the aligned photo and its reconstruction are upscaled to this ...
+PHOTO_HEIGHT = 180  # ... and shown this high
 
 CSS = """
 .gradio-container {max-width: 1400px !important; margin: auto; overflow: clip !important;}  /* clip: keeps sticky */
@@ -58,6 +63,8 @@ CSS = """
 .tl-lock {min-width: 90px !important; flex-grow: 0 !important;}
 .tl-layers {min-width: 140px !important; flex-grow: 0 !important;}
 #tl-status {min-height: 3em;}
+#tl-photo-quality p, #tl-photo-name p {margin: 2px 0;}
+#tl-cancel {flex-grow: 0 !important; min-width: 90px !important;}
 #tl-left {position: sticky; top: 8px; align-self: flex-start;}
 #tl-facenote p {color: #b45309; font-weight: 600;}
 #tl-strip .grid-container {grid-template-columns: repeat(7, minmax(0, 1fr)) !important; gap: 6px;}
@@ -90,10 +97,41 @@ class View:
     values: dict[str, float] | None = None  # the extractor's reading of the face of ``readouts_for`` ...
     start: dict[str, float] | None = None  # ... and of the same face unedited
     message: str = ""
+    photo: Photo | None = None  # the last photo uploaded in this session (its inversion)
 
     @property
     def state(self) -> ExplorerState:
         return self.session.state
+
+    @property
+    def on_photo(self) -> bool:
+        """True when the face shown (before the sliders) is the uploaded photo's reconstruction."""
+        return self.photo is not None and self.state.latent == self.photo.latent
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An uploaded photo's inversion, as the page shows it."""
+
+    name: str  # the file's name as uploaded
+    latent: Latent
+    target: np.ndarray  # the aligned crop (uint8)
+    reconstruction: np.ndarray  # the generator's picture of ``latent``
+    quality: dict  # pixel_mae, psnr, identity (tlgan.invert.reconstruction_quality)
+    steps: int  # optimisation steps run ...
+    total: int  # ... of this many
+    seconds: float
+
+    def summary(self) -> str:
+        q = self.quality
+        ident = q.get("identity")
+        lines = [(f"**Identity similarity {ident:.2f}**" if ident is not None else "**Identity similarity n/a**")
+                 + " (faceres cosine of the aligned photo and its reconstruction; 1 = the same descriptor)",
+                 f"Pixel error {q.get('pixel_mae', float('nan')):.1f} / 255 · PSNR {q.get('psnr', float('nan')):.1f} dB"
+                 f" · {self.steps} optimisation steps in {self.seconds:.0f} s"
+                 + (f" (**cancelled** at step {self.steps} of {self.total}: the best latent so far)"
+                    if self.steps < self.total else "")]
+        return "\n\n".join(lines)
 
 
 def prune(folder: Path, keep: int = KEEP_PNGS) -> None:
@@ -166,8 +204,11 @@ class Page:
         atexit.register(shutil.rmtree, self.png_dir, True)
         # (1) the face and the controls, (2) strip, share box, download, (3) the readouts
         self.face, self.details, self.measures = Step(), Step(), Step(guard=self.measure)
+        self.photo = Step()  # what an upload shows beside step 1: the aligned photo and its reconstruction
         self.view_state: Any = None
+        self.face_image: Any = None  # the face panel's image (an inversion's progress bar is shown on it)
         self.share_link: Any = None  # the share panel's link box (the address bar follows it)
+        self.cancels: dict[str, threading.Event] = {}  # per browser session: its running inversion should stop
         self._wiring: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ how panels join in
@@ -243,7 +284,7 @@ class Page:
         """The displayed face as a PNG file (shown, and offered for download): upscaled with Lanczos,
         written with light compression, which is 4x faster than gradio's default and still lossless."""
         s = view.image_for
-        face = f"seed{s.seed}" if s.latent is None else "latent"
+        face = f"seed{s.seed}" if s.latent is None else "photo" if view.on_photo else "latent"
         path = self.png_dir / f"tlgan-{face}-{state_digest(s)}.png"
         if not path.exists():
             upscale(view.image, IMAGE_SIZE).save(path, compress_level=1)
@@ -309,6 +350,7 @@ def face_panel(page: Page) -> None:
                      format="png", interactive=False, height=IMAGE_HEIGHT, buttons=["download", "fullscreen"],
                      elem_id="tl-face")
     face_note = gr.Markdown("", elem_id="tl-facenote")
+    page.face_image = image
 
     @page.shows(page.face, [image])
     def _face(view: View, all_controls: bool, skip: str | None) -> dict:
@@ -321,12 +363,104 @@ def face_panel(page: Page) -> None:
 
 
 def new_face_panel(page: Page) -> None:
-    """A new random face (the place for other ways to pick a face)."""
+    """A new random face, or the reconstruction of an uploaded photo (a Cancel button while it is inverted)."""
     random_btn = gr.Button("New random face", variant="primary", elem_id="tl-random", scale=2)
+    upload_btn = gr.UploadButton("Upload a photo", file_types=["image"], file_count="single", type="filepath",
+                                 variant="primary", elem_id="tl-upload", scale=2)
+    cancel_btn = gr.Button("Cancel", variant="stop", visible=False, elem_id="tl-cancel", scale=1, min_width=90)
+
+    def cancel(request: gr.Request) -> None:
+        flag = page.cancels.get(request.session_hash or "")
+        if flag is not None:
+            flag.set()
 
     @page.wiring
     def _wire() -> None:
         page.on(random_btn.click, lambda session: session.push(random_seed(session.state)), api_name="random_face")
+        outputs = [*page.face.outputs, *page.photo.outputs]
+        shown = upload_btn.upload(lambda: gr.update(visible=True), None, [cancel_btn], queue=False,
+                                  show_progress="hidden", api_visibility="private")
+        def run_upload(view: View | None, data: Any, request: gr.Request, progress=gr.Progress()) -> dict:
+            return upload(page, view, data, request, progress)
+
+        inverted = shown.then(run_upload, [page.view_state, upload_btn], outputs, preprocess=False, queue=True,
+                              show_progress="full", show_progress_on=[page.face_image], api_visibility="private")
+        page.chain(inverted)
+        inverted.then(lambda: gr.update(visible=False), None, [cancel_btn], queue=False, show_progress="hidden",
+                      api_visibility="private")
+        cancel_btn.click(cancel, None, None, queue=False, show_progress="hidden", api_visibility="private")
+
+
+def _upload_name(data: Any) -> tuple[str | None, str]:
+    """The server-side path of an upload (its payload as sent) and the file's name as the user knows it."""
+    if isinstance(data, list):  # one file, but a list on some gradio versions
+        data = data[0] if data else None
+    if isinstance(data, dict):
+        path = data.get("path")
+        return path, str(data.get("orig_name") or Path(path or "photo").name)
+    if isinstance(data, str):
+        return data, Path(data).name
+    return None, "photo"
+
+
+def upload(page: Page, view: View | None, data: Any, request: gr.Request | None, progress: Any) -> dict:
+    """Invert an uploaded photo and make its reconstruction the face every slider edits (the sliders, locks
+    and layer ranges stay, as with a new seed); a photo without a face, or a file that is not an image, is
+    refused with a message in the status box."""
+    view = view or page.new_view()
+    path, name = _upload_name(data)
+    key = (request.session_hash if request is not None else None) or ""
+    flag = page.cancels[key] = threading.Event()
+    total = page.explorer.invert_steps
+
+    def step(i: int, n: int, loss: float) -> bool:
+        progress((i, n), desc=f"Inverting the photo: step {i} of {n} (loss {loss:.3f})")
+        return not flag.is_set()
+
+    try:
+        if path is None:
+            raise StateError("no file arrived; choose a photo again")
+        progress(0, desc="Finding and aligning the face")
+        inv = page.explorer.invert_photo(path, progress=step)
+        photo = Photo(name, as_latent(inv.latent), inv.target, inv.reconstruction, dict(inv.quality), inv.steps,
+                      total, inv.seconds)
+        view = replace(view, session=view.session.push(set_latent(view.state, inv.latent)), photo=photo,
+                       message="")
+    except (TLGANError, ValueError, OSError) as e:
+        text = str(e).replace(str(path), name) if path else str(e)
+        gr.Warning(f"could not use {name}: {text}")
+        view = replace(view, message=f"could not use the photo {name}: {text}")
+    finally:
+        if page.cancels.get(key) is flag:
+            del page.cancels[key]
+    out = page.show(view)
+    for part in page.photo.parts:
+        out.update(part(view))
+    return out
+
+
+def photo_panel(page: Page) -> None:
+    """The last uploaded photo, aligned to the generator's framing, beside its reconstruction, and how close
+    the two are (hidden until a photo is uploaded)."""
+    res = page.explorer.generator.resolution
+    with gr.Group(visible=False, elem_id="tl-photo") as box:
+        name = gr.Markdown("", elem_id="tl-photo-name", padding=True)
+        with gr.Row(equal_height=True):  # (no labels: gradio draws them over the picture)
+            aligned = gr.Image(show_label=False, type="numpy", interactive=False, height=PHOTO_HEIGHT, buttons=[],
+                               elem_id="tl-photo-aligned")
+            recon = gr.Image(show_label=False, type="numpy", interactive=False, height=PHOTO_HEIGHT, buttons=[],
+                             elem_id="tl-photo-recon")
+        quality = gr.Markdown("", elem_id="tl-photo-quality", padding=True)
+
+    @page.shows(page.photo, [box, name, aligned, recon, quality])
+    def _photo(view: View) -> dict:
+        p = view.photo
+        if p is None:
+            return {}
+        return {box: gr.update(visible=True), aligned: upscale(p.target, PHOTO_SIZE),
+                recon: upscale(p.reconstruction, PHOTO_SIZE), quality: p.summary(),
+                name: f"**{p.name}**, aligned to the generator's framing ({res} px), and **its reconstruction**: "
+                      "the face the sliders now edit."}
 
 
 def history_panel(page: Page) -> None:
@@ -382,7 +516,8 @@ def status_panel(page: Page) -> None:
 
     @page.shows(page.face, [status])
     def _status(view: View, all_controls: bool, skip: str | None) -> dict:
-        lines = [f"**Showing** {view.state.describe()}."]
+        face = f"the reconstruction of {view.photo.name}" if view.photo is not None and view.on_photo else None
+        lines = [f"**Showing** {view.state.describe(face)}."]
         if view.message:
             lines.append(f"**Not applied:** {view.message}")
         lines += [f"**Warning:** {w.message()}" for w in lock_warnings(view.state, page.axes)]
@@ -573,7 +708,9 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
                 face_panel(page)
                 with gr.Row():
                     new_face_panel(page)
+                with gr.Row():
                     history_panel(page)
+                photo_panel(page)
                 with gr.Row(equal_height=True):
                     seed_panel(page)
                     download_panel(page)
@@ -617,8 +754,9 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
 
 
 def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
-          block: bool = True, seed: int = 0) -> Any:
-    """Load the axes' generator and extractor and serve the explorer page."""
-    explorer = Explorer.load(axes_path, device)
+          block: bool = True, seed: int = 0, invert_steps: int = INVERT_STEPS, encoder: Any = None) -> Any:
+    """Load the axes' generator and extractor and serve the explorer page (``invert_steps`` and ``encoder``:
+    how an uploaded photo is inverted)."""
+    explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder)
     demo = build_app(explorer, seed=seed)
     return launch(demo, host, port, block=block)
