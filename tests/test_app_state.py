@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tlgan.app.state import (MAX_SEED, MAX_UNDO, SLIDER_LIMIT, STRIP_STEPS, Explorer, ExplorerState, Session,
-                             StateError, decode_state, describe_readouts, encode_state, face_missing,
+                             StateError, decode_state, describe_readouts, encode_state, subject_missing,
                              format_change, format_value, lock_warnings, parse_seed, random_seed,
                              reset_sliders, set_lock, set_seed, set_slider, state_from_token, state_token,
                              strip_states)
@@ -274,13 +274,17 @@ def test_no_face_found_is_said_beside_every_slider():
 
     feats = {f.name: f for f in FEATURES}
     values = {"face_found": 0.0, "age": math.nan, "male": math.nan}
-    assert face_missing(values) and not face_missing({"face_found": 1.0}) and not face_missing({"a": 1.0})
-    rows = describe_readouts(["face_found", "age", "male"], feats, values, {"face_found": 1.0, "age": 30.0}, True)
+    assert subject_missing(values, "face_found") and not subject_missing({"face_found": 1.0}, "face_found")
+    assert not subject_missing({"a": 1.0}, "face_found") and not subject_missing(values, None)  # none declared
+    rows = describe_readouts(["face_found", "age", "male"], feats, values, {"face_found": 1.0, "age": 30.0}, True,
+                             presence="face_found")
     assert [r.value for r in rows] == ["0%", "no face found", "no face found"]
     assert rows[0].change == "-100 pts" and rows[0].trend == "down" and rows[1].trend == "missing"
-    ok = describe_readouts(["age"], feats, {"face_found": 1.0, "age": 40.0}, {"age": 30.0}, True)
+    ok = describe_readouts(["age"], feats, {"face_found": 1.0, "age": 40.0}, {"age": 30.0}, True, presence="face_found")
     assert ok[0].value == "40.0 years" and ok[0].change == "+10.0" and ok[0].trend == "up"
     assert describe_readouts(["age"], feats, {"age": 40.0}, {"age": 30.0}, edited=False)[0].change == ""
+    # an extractor that declares no presence feature never hides its readouts
+    assert describe_readouts(["age"], feats, values, None, False)[0].value != "no face found"
 
 
 # ---------------------------------------------------------------- the command

@@ -158,8 +158,8 @@ def grid_html(labeller: Labeller, page: Page, feature: str, cols: int = COLS, ce
     images = labeller.source.images(page.indices)
     cards = []
     for i, im, v in zip(page.indices, images, page.labels):
-        cls = {1: " yes", 0: " no"}.get(v, "")
-        mark = {1: "yes", 0: "no"}.get(v, "")
+        cls = "" if v is None else {1: " yes", 0: " no"}.get(v, "")
+        mark = "" if v is None else {1: "yes", 0: "no"}.get(v, "")
         cards.append(f'<div class="lb-face{cls}" data-index="{i}" data-label="{"" if v is None else v}" '
                      f'title="face {i}"><img src="{face_uri(im)}" alt="face {i}" draggable="false">'
                      f'<div class="lb-cap"><span class="lb-num">#{i}</span><span class="lb-mark">{mark}</span></div></div>')

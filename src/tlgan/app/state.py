@@ -511,9 +511,9 @@ def format_change(kind: str, value: float, start: float | None) -> str:
     return "±0" if abs(d) < 0.05 else f"{d:+.1f}"
 
 
-def face_missing(readouts: Mapping[str, float]) -> bool:
-    """True when the extractor says it found no face (``face_found`` below one half)."""
-    v = readouts.get("face_found")
+def subject_missing(readouts: Mapping[str, float], presence: str | None) -> bool:
+    """True when the extractor's declared presence feature (``face_found`` for faces) is below one half."""
+    v = readouts.get(presence) if presence else None
     return v is not None and np.isfinite(v) and v < 0.5
 
 
@@ -528,14 +528,18 @@ class Readout:
 
 
 def describe_readouts(names: Sequence[str], features: Mapping[str, Any], values: Mapping[str, float],
-                      start: Mapping[str, float] | None, edited: bool) -> list[Readout]:
-    """The readout of each of ``names``; ``features`` maps names to ``Feature`` (kind and unit)."""
-    missing = face_missing(values)
+                      start: Mapping[str, float] | None, edited: bool, presence: str | None = None) -> list[Readout]:
+    """The readout of each of ``names``; ``features`` maps names to ``Feature`` (kind and unit).
+
+    ``presence``: the extractor's declared presence feature; when it says the
+    subject is missing, the other readouts say so instead of a number.
+    """
+    missing = subject_missing(values, presence)
     out = []
     for name in names:
         feat = features.get(name)
         kind, unit = (feat.kind, feat.unit) if feat is not None else ("continuous", "")
-        if missing and name != "face_found":
+        if missing and name != presence:
             out.append(Readout(name, "no face found", "", "missing"))
             continue
         v = values.get(name, float("nan"))
@@ -567,6 +571,7 @@ class Explorer:
         self.axes = axes
         self.generator = generator
         self.extractor = extractor
+        self.presence = extractor.presence if extractor is not None else None
         self._render_lock = threading.Lock()  # rendering need not wait for a (slower) readout
         self._extract_lock = threading.Lock()
         self._invert_lock = threading.Lock()  # one inversion at a time: each one uses every CPU core
@@ -617,6 +622,8 @@ class Explorer:
         """The unedited latent of the state's face: (D,), or (num_ws, D) for a w+ photo's inversion."""
         if state.latent is not None:
             return np.asarray(state.latent, dtype=np.float32)
+        if state.seed is None:
+            raise StateError("a state needs a seed or a latent")
         return self.editor.latent(state.seed)
 
     def latent(self, state: ExplorerState) -> np.ndarray:

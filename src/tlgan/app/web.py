@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from ..errors import TLGANError  # noqa: E402
 from ..figures import upscale  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
 from .state import (INVERT_STEPS, LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
-                    Readout, Session, StateError, describe_readouts, encode_state, face_missing, lock_warnings,
+                    Readout, Session, StateError, describe_readouts, encode_state, subject_missing, lock_warnings,
                     Latent, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_lock, set_seed,
                     set_slider, state_digest, state_token)
 
@@ -213,7 +213,7 @@ class Page:
 
     # ------------------------------------------------------------ how panels join in
 
-    def shows(self, step: Step, outputs: list, inputs: list = ()) -> Callable:
+    def shows(self, step: Step, outputs: list, inputs: Sequence = ()) -> Callable:
         """Decorator: add a part to ``step`` that updates ``outputs`` (and reads ``inputs``)."""
         def add(part: Callable[..., dict]) -> Callable[..., dict]:
             step.outputs.extend(outputs)
@@ -266,6 +266,7 @@ class Page:
         if not self.has_readouts or view.readouts_for == s:
             return False
         self.rendered(view)
+        assert view.image is not None  # rendered() drew it
         explorer, start = self.explorer, self.starts.get(s)
         if not s.sliders:
             values = explorer.readouts(view.image)
@@ -284,6 +285,7 @@ class Page:
         """The displayed face as a PNG file (shown, and offered for download): upscaled with Lanczos,
         written with light compression, which is 4x faster than gradio's default and still lossless."""
         s = view.image_for
+        assert s is not None and view.image is not None, "face_file is called after rendered()"
         face = f"seed{s.seed}" if s.latent is None else "photo" if view.on_photo else "latent"
         path = self.png_dir / f"tlgan-{face}-{state_digest(s)}.png"
         if not path.exists():
@@ -326,7 +328,7 @@ class Page:
         event.then(lambda data: self.run_step(self.measures, data), {self.view_state, *self.measures.inputs},
                    self.measures.outputs, show_progress="hidden", api_visibility="private")
 
-    def on(self, trigger: Callable, change: Callable[..., Session], inputs: list = (), *,
+    def on(self, trigger: Callable, change: Callable[..., Session], inputs: Sequence = (), *,
            api_name: str | None = None, raw: bool = False, all_controls: bool = True,
            key: Callable[..., str | None] | None = None, **options) -> None:
         """Wire ``trigger`` (an event method such as ``button.click``) to ``change`` of the session.
@@ -359,7 +361,8 @@ def face_panel(page: Page) -> None:
     @page.shows(page.measures, [face_note])
     def _note(view: View, data: dict) -> dict:
         return {face_note: "**No face found** in this image: the extractor cannot measure it. "
-                           "Undo, or move the sliders back toward 0." if face_missing(view.values or {}) else ""}
+                           "Undo, or move the sliders back toward 0."
+                if subject_missing(view.values or {}, page.explorer.presence) else ""}
 
 
 def new_face_panel(page: Page) -> None:
@@ -582,10 +585,13 @@ def strip_panel(page: Page) -> None:
                              "(the other sliders as they are). Click one to jump there.")}
 
     def jump(session: Session, axis: Any, evt: gr.SelectData | None) -> Session:
-        ok = evt is not None and 0 <= int(evt.index) < len(STRIP_STEPS)
-        if not ok:
+        try:
+            index = int(evt.index) if evt is not None else -1
+        except (TypeError, ValueError):
+            index = -1
+        if not 0 <= index < len(STRIP_STEPS):
             raise StateError("that variation does not exist")
-        return session.push(set_slider(session.state, page.axes, axis, STRIP_STEPS[int(evt.index)]))
+        return session.push(set_slider(session.state, page.axes, axis, STRIP_STEPS[index]))
 
     @page.wiring
     def _wire() -> None:
@@ -667,7 +673,8 @@ def axes_panel(page: Page) -> None:
     @page.shows(page.measures, list(boxes.values()))
     def _readouts(view: View, data: dict) -> dict:
         s = view.state
-        shown = describe_readouts(names, explorer.features, view.values or {}, view.start, edited=bool(s.sliders))
+        shown = describe_readouts(names, explorer.features, view.values or {}, view.start, edited=bool(s.sliders),
+                                  presence=explorer.presence)
         return {boxes[r.name]: readout_html(r, state_digest(s)) for r in shown}
 
     @page.wiring
