@@ -290,7 +290,7 @@ def build_label_app(labeller: Labeller, feature: str = "", cols: int = COLS, cel
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7861, block: bool = True, quiet: bool = False):
-    """Start the page's server; with ``block=False`` return at once (the server runs in a thread)."""
-    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, css=CSS,
-                       theme=gr.themes.Soft(primary_hue="indigo", neutral_hue="slate"), ssr_mode=False,
-                       show_error=True, quiet=quiet, footer_links=["api"])
+    """Start the labelling page's server (port 7861 beside the explorer's 7860), as ``web.launch`` does."""
+    from .web import launch as launch_page
+
+    return launch_page(demo, host, port, block, quiet, css=CSS)

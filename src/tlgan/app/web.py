@@ -754,9 +754,11 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 
 
-def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True, quiet: bool = False):
-    """Start the page's server; with ``block=False`` return at once (the server runs in a thread)."""
-    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, theme=theme(), css=CSS,
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True, quiet: bool = False,
+           css: str = CSS):
+    """Start a tlgan page's server (the explorer's, or with its ``css`` the labelling page's); with
+    ``block=False`` return at once (the server runs in a thread)."""
+    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, theme=theme(), css=css,
                        ssr_mode=False, show_error=True, quiet=quiet, footer_links=["api"])
 
 
