@@ -44,3 +44,17 @@ def test_callers_keep_their_error_class(tmp_path):
     save_file({"axes": np.zeros((1, 2), np.float32)}, str(path), metadata={"tlgan": "not json"})
     with pytest.raises(AxesError, match="tlgan header is not valid JSON"):
         Axes.load(path)
+
+
+def test_pick_columns_in_order_or_says_what_is_missing():
+    from tlgan.errors import InputError
+    from tlgan.formats import pick_columns
+
+    def fail(missing, have):
+        return InputError(f"no {missing}; have {have}")
+
+    assert pick_columns(["c", "a"], ["a", "b", "c"], fail) == [2, 0]
+    with pytest.raises(InputError, match="no x, y; have a, b"):
+        pick_columns(["a", "x", "y"], ["a", "b"], fail)
+    with pytest.raises(InputError, match="have nothing"):
+        pick_columns(["a"], [], fail)

@@ -1,8 +1,9 @@
-"""Reading the JSON documents tlgan writes with a format number (run.json, axes headers, extractor configs)."""
+"""Reading what tlgan and its users write: JSON documents with a format number (run.json, axes headers,
+extractor configs), and named columns (label sets, CSV and CelebA attribute files)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .errors import TLGANError
 
@@ -24,3 +25,12 @@ def read_versioned_json(text: str | bytes, where: object, expected: object, erro
     if doc.get("format") != expected:
         raise error(mismatch(doc))
     return doc
+
+
+def pick_columns(wanted: Sequence[str], known: Sequence[str], fail: Callable[[str, str], Exception]) -> list[int]:
+    """The indices of ``wanted`` among ``known``; if some are missing, raise ``fail(missing, known)``
+    (both comma-separated) so each caller says in its own words where they were looked for."""
+    missing = [w for w in wanted if w not in known]
+    if missing:
+        raise fail(", ".join(missing), ", ".join(known) or "nothing")
+    return [list(known).index(w) for w in wanted]

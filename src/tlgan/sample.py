@@ -35,7 +35,7 @@ from . import __version__
 from .extractors import Extractor, Feature
 from .generators import Generator
 from .errors import TLGANError
-from .formats import read_versioned_json
+from .formats import pick_columns, read_versioned_json
 
 RUN_FORMAT = 1
 
@@ -140,11 +140,9 @@ class Run:
         if len(labels) == 0:
             raise RunError(f"run {self.path} has no labelled samples yet; finish it with `tlgan sample` first")
         if features:
-            names = [f.name for f in feats]
-            missing = [n for n in features if n not in names]
-            if missing:
-                raise RunError(f"unknown feature(s) {', '.join(missing)}; the run's labels have: {', '.join(names)}")
-            keep = [names.index(n) for n in features]
+            keep = pick_columns(features, [f.name for f in feats],
+                                lambda missing, have: RunError(f"unknown feature(s) {missing}; the run's labels "
+                                                               f"have: {have}"))
             feats, labels = [feats[i] for i in keep], labels[:, keep]
         meta = {"generator": self.generator, "extractor": name, "latent_space": self.latent_space,
                 "run": str(self.path), "seed": self.info["seed"], **_space_meta(self.info),

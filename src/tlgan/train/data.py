@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..formats import pick_columns
 from ..labels.store import LabelError, check_feature, load_labels
 from .metrics import TrainError, _log
 
@@ -45,11 +46,8 @@ class Dataset:
         """Only these features (in this order), and only the faces with a label for one of them."""
         if not features:
             return self
-        missing = [f for f in features if f not in self.features]
-        if missing:
-            raise TrainError(f"no labels for {', '.join(missing)} in {self.source}; "
-                             f"it has: {', '.join(self.features)}")
-        cols = [self.features.index(f) for f in features]
+        cols = pick_columns(features, self.features, lambda missing, have: TrainError(
+            f"no labels for {missing} in {self.source}; it has: {have}"))
         y = self.y[:, cols]
         keep = np.isfinite(y).any(1)
         return Dataset(self.images[keep], list(features), y[keep],
@@ -148,10 +146,8 @@ def from_celeba(folder: str | Path, features: Sequence[str] | None = None, limit
     if unknown:
         raise TrainError(f"cannot rename {', '.join(unknown)}: not an attribute of {attr.name}")
     wanted = [celeba_name(f) for f in features] if features else names
-    missing = [f for f in wanted if f not in names]
-    if missing:
-        raise TrainError(f"{attr.name} has no attribute {', '.join(missing)}; it has: {', '.join(names)}")
-    cols = [names.index(f) for f in wanted]
+    cols = pick_columns(wanted, names, lambda missing, have: TrainError(
+        f"{attr.name} has no attribute {missing}; it has: {have}"))
     files, rows = [], []
     for no, ln in enumerate(lines[2:], 3):
         parts = ln.split()
@@ -216,10 +212,8 @@ def from_csv_folder(folder: str | Path, features: Sequence[str] | None = None, s
     if not header:
         raise TrainError(f"{path}: no feature columns after 'image'")
     wanted = list(features) if features else header
-    missing = [f for f in wanted if f not in header]
-    if missing:
-        raise TrainError(f"{path} has no column {', '.join(missing)}; it has: {', '.join(header)}")
-    cols = [header.index(f) for f in wanted]
+    cols = pick_columns(wanted, header, lambda missing, have: TrainError(f"{path} has no column {missing}; "
+                                                                          f"it has: {have}"))
     files, ys = [], []
     for no, r in enumerate(rows[1:], 2):
         if not r or not any(c.strip() for c in r):
