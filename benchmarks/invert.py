@@ -24,7 +24,7 @@ along the axes of ``--axes`` (fitted by ``tlgan discover -n 3000 --out
 
 Writes ``benchmarks/results/invert.json`` and ``docs/inversion.png``.
 
-    PYTHONPATH=src python benchmarks/invert.py [--steps 100] [--n-train 8000]
+    PYTHONPATH=src python benchmarks/invert.py [--steps 100] [--n-train 4000]
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def ensure_axes(path: Path, n: int) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--n-train", type=int, default=8000)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--n-train", type=int, default=4000)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--generated", type=int, default=4)
     ap.add_argument("--identity-weight", type=float, default=0.3)
     ap.add_argument("--human", type=Path, default=Path("/tmp/human/package"))
