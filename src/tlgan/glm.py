@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 TRAIN, VAL, TEST = 1, 2, 3
-PROB_CLIP = 1e-7  # the reference's clip of predicted probabilities in the validation log loss
+PROB_CLIP = 1e-7
+CACHE_BYTES = 1 << 30  # latents already in memory are kept converted when this small  # the reference's clip of predicted probabilities in the validation log loss
 
 
 class NonFiniteLatents(ValueError):
@@ -83,9 +84,20 @@ class _Stream:
         self.z, self.dtype, self.rows = z, dtype, rows
         self.shift = torch.as_tensor(shift, dtype=dtype)
         self.passes = 0
+        self.cached: torch.Tensor | None = None
+        if isinstance(z, np.ndarray) and z.size * torch.finfo(dtype).bits // 8 <= CACHE_BYTES:
+            if not np.isfinite(z).all():
+                raise NonFiniteLatents("latents contain NaN or infinite values")
+            self.cached = torch.as_tensor(z).to(dtype) - self.shift  # converted and shifted once, not per pass
 
     def run(self, callbacks: Sequence[Callable[[int, int, torch.Tensor], None]]) -> None:
         self.passes += 1
+        if self.cached is not None:
+            for lo in range(0, len(self.cached), self.rows):
+                hi = min(lo + self.rows, len(self.cached))
+                for cb in callbacks:
+                    cb(lo, hi, self.cached[lo:hi])
+            return
         for lo, hi, block in _blocks(self.z, self.rows):
             if not np.isfinite(block).all():
                 raise NonFiniteLatents(f"latents contain NaN or infinite values (rows {lo}..{hi})")
@@ -145,13 +157,11 @@ def _ridge_solve(s: np.ndarray, d: int, c: int, alphas: Sequence[float]) -> list
     n = s[d, d]
     m = s[:d, d] / n
     tm = s[d, c] / n
-    gram = s[:d, :d] - n * np.outer(m, m)
-    rhs = s[:d, c] - m * s[d, c]
-    out = []
-    for a in alphas:
-        coef = np.linalg.solve(gram + a * np.eye(d), rhs)
-        out.append((coef, float(tm - m @ coef)))
-    return out
+    gram = torch.as_tensor(s[:d, :d] - n * np.outer(m, m))
+    rhs = torch.as_tensor(s[:d, c] - m * s[d, c])
+    eye = torch.eye(d, dtype=torch.float64)
+    sol = torch.linalg.solve(torch.stack([gram + a * eye for a in alphas]), rhs.expand(len(alphas), d)).numpy()
+    return [(coef, float(tm - m @ coef)) for coef in sol]
 
 
 def _r2_from_stats(s: np.ndarray, d: int, c: int, coef: np.ndarray, b: float) -> float:
@@ -185,28 +195,31 @@ class _Logistic:
         grad = torch.zeros(self.d + 1, self.k, dtype=torch.float64)
         loss = torch.zeros(self.k, dtype=torch.float64)
         vloss = torch.zeros(self.k, dtype=torch.float64)
-        fits = torch.as_tensor(self.fit_roles)
+        top = max(self.fit_roles)
+        clip = float(np.log((1 - PROB_CLIP) / PROB_CLIP))
 
         def cb(lo: int, hi: int, x: torch.Tensor) -> None:
             r = torch.as_tensor(self.roles[lo:hi][:, self.feats])
-            p = torch.as_tensor(self.targets[lo:hi][:, self.feats], dtype=torch.float64)
-            u = (x @ w + b).double()
-            m = torch.isin(r, fits).double()
+            p = torch.as_tensor(self.targets[lo:hi][:, self.feats], dtype=dt)
+            u = torch.addmm(b, x, w)
+            m = ((r >= TRAIN) & (r <= top)).to(dt)
             res = (torch.sigmoid(u) - p) * m
-            loss.add_(((torch.nn.functional.softplus(u) - p * u) * m).sum(0))
-            grad[:-1] += (x.T @ res.to(dt)).double()
-            grad[-1] += res.sum(0)
-            v = (r == VAL).double()
-            q = torch.sigmoid(u).clamp(PROB_CLIP, 1 - PROB_CLIP)
-            vloss.add_((-(p * q.log() + (1 - p) * (1 - q).log()) * v).sum(0))
+            grad[:-1] += (x.T @ res).double()
+            grad[-1] += res.sum(0).double()
+            # the soft log loss; the reference clips probabilities to [1e-7, 1 - 1e-7] on the validation rows
+            loss.add_(((torch.nn.functional.softplus(u) - p * u) * m).sum(0).double())
+            if top < VAL:
+                uc = u.clamp(-clip, clip)
+                v = (r == VAL).to(dt)
+                vloss.add_(((torch.nn.functional.softplus(uc) - p * uc) * v).sum(0).double())
 
         self.stream.run([cb, *extra])
         return loss.numpy(), grad.numpy(), vloss.numpy()
 
     def _hessians(self) -> np.ndarray:
         """(K, D+1, D+1): per column, the exact Hessian on the head rows scaled to all fit rows, plus the penalty."""
-        dt = self.stream.dtype
-        x = self.head
+        dt = torch.float32  # a preconditioner: single precision is plenty
+        x = self.head.to(dt)
         n_h = len(x)
         roles = torch.as_tensor(self.roles[:n_h])
         fits = torch.as_tensor(self.fit_roles)
@@ -220,12 +233,14 @@ class _Logistic:
             n_head_fit = int(m.sum())
             # columns of one feature share the Hessian of its largest-C column (the penalty is added per column)
             rep = max((i for i in range(self.k) if self.feats[i] == f), key=lambda i: self.cs[i])
-            key = (f, self.w[:, rep].tobytes())
+            key = (self.roles[:n_h, f].tobytes(), self.w[:, rep].tobytes())
             if key not in done:
                 sw = (s[:, rep] * m.double()).to(dt)
                 h = ((xa * sw[:, None]).T @ xa).double().numpy()
                 done[key] = h * (self.n_fit[j] / max(n_head_fit, 1))
-            h = done[key].copy()
+            # another C's weights differ: scale by its mean curvature over the mean curvature at rep
+            ratio = float((s[:, j] * m).sum() / max(float((s[:, rep] * m).sum()), 1e-300)) if j != rep else 1.0
+            h = done[key] * ratio
             h[np.arange(self.d), np.arange(self.d)] += 1.0 / self.cs[j]
             out[j] = h
         return out
@@ -236,6 +251,7 @@ class _Logistic:
         prev_loss = np.full(self.k, np.inf)
         step = np.zeros_like(self.w)
         vloss = np.zeros(self.k)
+        moved = 0.0
         for it in range(self.max_iter):
             loss, grad, vloss = self._pass(extra_first if it == 0 else ())
             loss = loss + 0.5 * (self.w[:-1] ** 2).sum(0) / self.cs
@@ -244,8 +260,8 @@ class _Logistic:
             if worse.any():  # halve the step that raised the loss; the others go on
                 step[:, worse] *= 0.5
                 self.w[:, worse] -= step[:, worse]
-            big = np.abs(step).max() > 1e-2 * max(1.0, np.abs(self.w).max())
-            if chol is None or it < 2 or big:
+            # the Hessian at the start, again while the steps are large, and after a halved step
+            if chol is None or moved > 0.02 or worse.any():
                 chol = torch.linalg.cholesky(torch.as_tensor(self._hessians()))
             new = -torch.cholesky_solve(torch.as_tensor(grad.T[:, :, None]), chol)[:, :, 0].numpy().T
             ok = ~worse
@@ -254,6 +270,7 @@ class _Logistic:
             prev_loss = np.where(ok, loss, prev_loss)
             self.iterations = it + 1
             rel = np.linalg.norm(step, axis=0) / np.maximum(np.linalg.norm(self.w, axis=0), 1e-12)
+            moved = float(rel.max())
             if (rel < self.tol).all():
                 break
         return vloss / np.maximum([((self.roles[:, f] == VAL).sum()) for f in self.feats], 1)
@@ -272,14 +289,14 @@ def solve(z: Any, roles: np.ndarray, targets: np.ndarray, methods: Sequence[str]
     if dtype is None:
         dtype = torch.float64 if n * d <= 2e8 or isinstance(z, np.ndarray) and z.dtype == np.float64 else torch.float32
     rows = rows or block_rows(z)
-    head_rows = head_rows or max(20_000, 40 * (d + 1))
+    head_rows = head_rows or max(10_000, 20 * (d + 1))
     head_np = np.asarray(z[:min(n, head_rows)], np.float64)
     if not np.isfinite(head_np).all():
         raise NonFiniteLatents("latents contain NaN or infinite values")
     shift = head_np.mean(0)
     stream = _Stream(z, shift, dtype, rows)
     head = torch.as_tensor(head_np - shift).to(dtype)
-    tol = 1e-8 if dtype == torch.float64 else 1e-5
+    tol = 1e-5 if dtype == torch.float64 else 1e-4
     targets = np.where(roles > 0, targets, 0.0)
     lin = [f for f, m in enumerate(methods) if m in ("linear", "arctanh")]
     logi = [f for f, m in enumerate(methods) if m == "logistic"]
