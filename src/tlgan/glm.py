@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 TRAIN, VAL, TEST = 1, 2, 3
-PROB_CLIP = 1e-7
-CACHE_BYTES = 1 << 30  # latents already in memory are kept converted when this small  # the reference's clip of predicted probabilities in the validation log loss
+PROB_CLIP = 1e-7  # the reference's clip of predicted probabilities in the validation log loss
+CACHE_BYTES = 1 << 30  # latents already in memory are kept converted when this small
 
 
 class NonFiniteLatents(ValueError):
@@ -58,12 +58,16 @@ def _blocks(z: Any, rows: int) -> Iterator[tuple[int, int, np.ndarray]]:
         for lo in starts:
             yield lo, min(lo + rows, n), z[lo:lo + rows]
         return
+
+    def read(lo: int) -> np.ndarray:
+        return np.asarray(z[lo:lo + rows])
+
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        nxt = pool.submit(lambda lo=starts[0]: np.asarray(z[lo:lo + rows]))
+        nxt = pool.submit(read, starts[0])
         for i, lo in enumerate(starts):
             block = nxt.result()
             if i + 1 < len(starts):
-                nxt = pool.submit(lambda lo=starts[i + 1]: np.asarray(z[lo:lo + rows]))
+                nxt = pool.submit(read, starts[i + 1])
             yield lo, min(lo + rows, n), block
 
 
@@ -227,7 +231,7 @@ class _Logistic:
         s = torch.sigmoid(u) * torch.sigmoid(-u)
         xa = torch.cat([x, torch.ones(n_h, 1, dtype=dt)], 1)
         out = np.empty((self.k, self.d + 1, self.d + 1))
-        done: dict[tuple[int, bytes], np.ndarray] = {}
+        done: dict[tuple[bytes, bytes], np.ndarray] = {}
         for j, f in enumerate(self.feats):
             m = torch.isin(roles[:, f], fits)
             n_head_fit = int(m.sum())
@@ -332,8 +336,8 @@ def solve(z: Any, roles: np.ndarray, targets: np.ndarray, methods: Sequence[str]
             coefs[f] = (coef, b, 0.0)
             continue
         tr, va = stats.role_stats(f, (TRAIN,)), stats.role_stats(f, (VAL,))  # type: ignore[attr-defined]
-        scores = [_r2_from_stats(va, d, c, cf, b) for cf, b in _ridge_solve(tr, d, c, alphas)]
-        best_alpha = alphas[int(np.argmax(scores))]
+        r2s = [_r2_from_stats(va, d, c, cf, b) for cf, b in _ridge_solve(tr, d, c, alphas)]
+        best_alpha = alphas[int(np.argmax(r2s))]
         coef, b = _ridge_solve(trva, d, c, [best_alpha])[0]
         coefs[f] = (coef, b, float(best_alpha))
 
