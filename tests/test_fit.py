@@ -195,3 +195,16 @@ def test_unknown_engine_is_refused():
     z, a, _, _ = problem(n=100)
     with pytest.raises(FitError, match="unknown fit engine"):
         fit_axes(z, (z @ a)[:, None], [Feature("x", "continuous")], engine="gpu")
+
+
+def test_fit_streams_a_run_folders_latents(tmp_path):
+    from tlgan.sample import sample
+    from tlgan.toy import ToyLinearExtractor
+
+    gen = ToyLinearGenerator("cpu")
+    ext = ToyLinearExtractor("cpu")
+    run = sample(tmp_path / "run", gen, ext, n=600, seed=0, chunk=128, progress=False)
+    z, labels, feats, _ = run.fit_inputs()
+    arr = run.latent_array()
+    assert not isinstance(arr, np.ndarray) and arr.shape == z.shape
+    agree(fit_axes(arr, labels, feats), fit_axes(z, labels, feats))
