@@ -106,3 +106,105 @@ def test_unreadable_axes_files_are_refused(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(AxesError, match="not a readable safetensors"):
         Axes.load(bad)
+
+
+# ---------------------------------------------------------------- the fast path against the scikit-learn reference
+
+
+def mixed_problem(n=2000, dim=12, seed=3):
+    """Soft binary, hard binary, continuous and arctanh-style features, with per-feature NaN rows."""
+    z, a, b, rng = problem(n, dim, seed)
+    p = 1 / (1 + np.exp(-(1.5 * z @ b - 0.3 + 0.5 * rng.normal(size=n))))
+    hard = ((z @ a + 0.8 * rng.normal(size=n)) > 0.2).astype(float)
+    cont = 2 * z @ a - z @ b + rng.normal(size=n)
+    y = np.column_stack([p, hard, cont, p.copy(), cont.copy()])
+    y[::7, 1] = np.nan
+    y[rng.random(n) < 0.1, 2:] = np.nan
+    feats = [Feature("soft", "binary"), Feature("hard", "binary"), Feature("cont", "continuous"),
+             Feature("soft2", "binary"), Feature("cont2", "continuous")]
+    return z, y, feats
+
+
+def agree(fast, ref):
+    assert fast.names == ref.names and fast.skipped == ref.skipped
+    for name in ref.names:
+        i, j = fast.index(name), ref.index(name)
+        assert float(fast.vectors[i] @ ref.vectors[j]) >= 0.999, name
+        mf, mr = fast.metrics[name], ref.metrics[name]
+        assert mf["regularization"] == mr["regularization"], name
+        assert mf["method"] == mr["method"] and mf["n_used"] == mr["n_used"]
+        key = "r2" if "r2" in mr else "auc"
+        assert abs(mf[key] - mr[key]) < 1e-3, name
+        assert mf["slope"] == pytest.approx(mr["slope"], rel=1e-3)
+
+
+@pytest.mark.parametrize("method", ["auto", "arctanh", "linear"])
+def test_fast_fit_agrees_with_the_sklearn_reference(method):
+    z, y, feats = mixed_problem()
+    agree(fit_axes(z, y, feats, method=method), fit_axes(z, y, feats, method=method, engine="sklearn"))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fast_fit_agrees_on_small_strongly_regularised_problems(seed):
+    # few samples in many dimensions: the chosen C and alpha are not the weakest ones
+    z, y, feats = mixed_problem(n=300, dim=40, seed=seed)
+    fast, ref = fit_axes(z, y, feats), fit_axes(z, y, feats, engine="sklearn")
+    agree(fast, ref)
+
+
+def test_fast_fit_skips_what_the_reference_skips():
+    z, a, _, rng = problem(n=500)
+    feats = [Feature("one_class", "binary"), Feature("const", "continuous"), Feature("few", "binary"),
+             Feature("soft", "binary")]
+    y = np.column_stack([np.full(500, 0.9), np.ones(500), np.full(500, np.nan),
+                         1 / (1 + np.exp(-2 * z @ a))])
+    y[:5, 0] = 0.1  # 5 below 0.5: too few of one class
+    y[:20, 2] = 0.7
+    fast, ref = fit_axes(z, y, feats), fit_axes(z, y, feats, engine="sklearn")
+    assert fast.names == ["soft"] and fast.skipped == ref.skipped
+    assert "too few samples of one class (495 above 0.5, 5 below" in fast.skipped["one_class"]
+    agree(fast, ref)
+
+
+def test_soft_labels_enter_the_loss_without_duplicated_rows():
+    # probabilities exactly 0 or 1 and in between: the same model as the row-duplicating reference
+    z, _, b, rng = problem(n=1500, dim=8)
+    p = 1 / (1 + np.exp(-(3 * z @ b)))
+    p[p > 0.97] = 1.0
+    p[p < 0.03] = 0.0
+    feats = [Feature("p", "binary")]
+    agree(fit_axes(z, p[:, None], feats), fit_axes(z, p[:, None], feats, engine="sklearn"))
+
+
+def test_fast_fit_streams_latents_from_a_zarr_array(tmp_path):
+    import zarr
+
+    z, y, feats = mixed_problem(n=1500, dim=10)
+    arr = zarr.open_array(str(tmp_path / "z.zarr"), mode="w", shape=z.shape, chunks=(64, z.shape[1]), dtype="float32")
+    arr[:] = z.astype(np.float32)
+    ref = fit_axes(z.astype(np.float32), y, feats, engine="sklearn")
+    agree(fit_axes(arr, y, feats), ref)
+    bad = z.astype(np.float32)
+    bad[700, 3] = np.nan
+    arr[:] = bad
+    with pytest.raises(FitError, match="NaN or infinite"):
+        fit_axes(arr, y, feats)
+
+
+def test_unknown_engine_is_refused():
+    z, a, _, _ = problem(n=100)
+    with pytest.raises(FitError, match="unknown fit engine"):
+        fit_axes(z, (z @ a)[:, None], [Feature("x", "continuous")], engine="gpu")
+
+
+def test_fit_streams_a_run_folders_latents(tmp_path):
+    from tlgan.sample import sample
+    from tlgan.toy import ToyLinearExtractor
+
+    gen = ToyLinearGenerator("cpu")
+    ext = ToyLinearExtractor("cpu")
+    run = sample(tmp_path / "run", gen, ext, n=600, seed=0, chunk=128, progress=False)
+    z, labels, feats, _ = run.fit_inputs()
+    arr = run.latent_array()
+    assert not isinstance(arr, np.ndarray) and arr.shape == z.shape
+    agree(fit_axes(arr, labels, feats), fit_axes(z, labels, feats))

@@ -120,6 +120,13 @@ class Run:
             return self.noise
         return np.asarray(self._array("codes")[: self.done("codes")])
 
+    def latent_array(self) -> zarr.Array:
+        """The latents (N, D) in the run's space as the on-disk array, read lazily: ``fit_axes`` streams it in blocks.
+
+        For a w / w+ run, only the first ``done("codes")`` rows are complete.
+        """
+        return self._group()["z" if self.latent_space == "z" else "codes"]
+
     def labels(self, label_set: str | None = None, complete_only: bool = True) -> np.ndarray:
         """(N, F) labels of one label set; by default only the rows already labelled."""
         name = self._label_set(label_set)
