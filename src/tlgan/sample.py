@@ -125,7 +125,7 @@ class Run:
 
         For a w / w+ run, only the first ``done("codes")`` rows are complete.
         """
-        return self._group()["z" if self.latent_space == "z" else "codes"]
+        return self._array("z" if self.latent_space == "z" else "codes")
 
     def labels(self, label_set: str | None = None, complete_only: bool = True) -> np.ndarray:
         """(N, F) labels of one label set; by default only the rows already labelled."""
