@@ -123,3 +123,15 @@ def test_the_spaces_a_style_generator_declares(ffhq):
     codes = gen.codes_from_z(gen.sample_z(1000, 0))  # the mean distance of a sampled w from w_avg
     dist = np.linalg.norm(codes - gen.net.w_avg.numpy(), axis=1).mean()
     assert w.typical_norm == pytest.approx(dist, rel=1e-4) and wp.typical_norm == pytest.approx(dist * 6 ** 0.5)
+
+
+@pytest.mark.parametrize("space", ["w", "w+"])
+def test_a_stylegan2_file_inverts_in_w_and_w_plus(ffhq, space):
+    from tlgan.invert import invert
+
+    gen = load_generator(str(ffhq), space=space)
+    target = gen.render(gen.sample(1, 11)).numpy()[0]
+    inv = invert(gen, target, steps=30, lr=0.1, identity_weight=0)
+    assert inv.latent.shape == ((16,) if space == "w" else (6, 16)) and inv.space == space
+    assert min(inv.losses) < 0.8 * inv.losses[0]
+    gen.render(inv.latent)  # the generator takes the latent as it is
