@@ -435,7 +435,8 @@ def test_upload_a_photo_and_edit_its_reconstruction(page, tmp_path):
         wait_status(page, r"the reconstruction of grace_hopper\.jpg; no edit", timeout=60)
         quality = page.locator("#tl-photo-quality").inner_text()
         assert re.search(r"Identity similarity -?\d\.\d\d", quality) and "Pixel error" in quality, quality
-        assert page.locator("#tl-photo-aligned img").is_visible() and page.locator("#tl-photo-recon img").is_visible()
+        page.wait_for_selector("#tl-photo-aligned img", state="visible")  # the pictures may land after the text
+        page.wait_for_selector("#tl-photo-recon img", state="visible")
         assert "photo" in face_src(page)
         wait_readouts(page)
         recon = face_pixels(page)

@@ -29,12 +29,14 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .errors import InputError
+
 TRAIN, VAL, TEST = 1, 2, 3
 PROB_CLIP = 1e-7  # the reference's clip of predicted probabilities in the validation log loss
 CACHE_BYTES = 1 << 30  # latents already in memory are kept converted when this small
 
 
-class NonFiniteLatents(ValueError):
+class NonFiniteLatents(InputError):
     """A block of latents held NaN or infinite values."""
 
 
