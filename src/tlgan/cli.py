@@ -70,12 +70,12 @@ def main(debug: bool) -> None:
 
     \b
     The five steps:
-      1. generator  a pretrained GAN G: z -> image            (tlgan plugins)
+      1. generator  a pretrained GAN G: z (w, w+) -> image    (tlgan plugins, tlgan models add FILE)
       2. extractor  a model F: image -> attribute labels      (tlgan plugins)
       3. sample     draw z, render G(z), label with F         (tlgan sample)
       4. fit        one GLM per attribute; its slope = axis   (tlgan fit)
-      5. explore    move z along axes with locks              (tlgan edit / grid)
-    `tlgan discover` runs 3 and 4 in one go.
+      5. explore    move a latent along axes with locks       (tlgan edit / grid / serve)
+    `tlgan discover` runs 3 and 4 in one go; `tlgan invert PHOTO` turns a photo into a latent to edit.
     """
 
 
