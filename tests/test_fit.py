@@ -208,3 +208,10 @@ def test_fit_streams_a_run_folders_latents(tmp_path):
     arr = run.latent_array()
     assert not isinstance(arr, np.ndarray) and arr.shape == z.shape
     agree(fit_axes(arr, labels, feats), fit_axes(z, labels, feats))
+    streamed, *_ = run.fit_inputs(stream=True)  # what `tlgan fit` gives the glm finder (it declares `streams`)
+    assert not isinstance(streamed, np.ndarray) and streamed.shape == z.shape
+    np.testing.assert_array_equal(streamed[100:300], z[100:300])
+    np.testing.assert_array_equal(run.latent_array(50)[0:1000], z[:50])  # a limit clips every read
+    from tlgan.finders import find_run
+
+    agree(find_run(run, "glm"), fit_axes(z, labels, feats))

@@ -51,13 +51,16 @@ class DirectionFinder(ABC):
     feature), ``needs_generator`` (it reads the generator, e.g. its weights),
     ``n_components`` (unsupervised: how many components ``find`` returns;
     None for supervised finders; settable), ``options`` (the keyword options
-    it takes) and ``slope_unit`` (what ``Axes.slopes`` holds for its axes,
-    recorded in ``axes.meta['slope_unit']``).
+    it takes), ``slope_unit`` (what ``Axes.slopes`` holds for its axes,
+    recorded in ``axes.meta['slope_unit']``) and ``streams`` (``find`` takes
+    latents that are read from disk in blocks, so a run of any size fits
+    without loading them whole).
     """
 
     name: str
     supervised: bool = True
     needs_generator: bool = False
+    streams: bool = False
     n_components: int | None = None
     options: tuple[str, ...] = ()
     slope_unit: str = ""
@@ -133,6 +136,7 @@ class GLMFinder(DirectionFinder):
 
     name = "glm"
     options = ("method", "seed")
+    streams = True
     slope_unit = "change of the feature's model per unit move (label units; logit units for logistic)"
 
     def __init__(self, method: str = "auto", seed: int = 0) -> None:
@@ -351,7 +355,7 @@ def find_run(run, finder: str | DirectionFinder = "glm", label_set: str | None =
     """
     finder = finder if isinstance(finder, DirectionFinder) else load_finder(finder, **options)
     run = run if not isinstance(run, (str, Path)) else open_run(run)
-    z, labels, feats, meta = run.fit_inputs(label_set, features)
+    z, labels, feats, meta = run.fit_inputs(label_set, features, stream=finder.streams)
     if generator is None and finder.needs_generator:
         from .generators import generator_of
 

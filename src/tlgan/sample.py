@@ -24,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, cast
+from typing import Any, Callable, Literal, cast
 
 import numpy as np
 import torch
@@ -120,12 +120,12 @@ class Run:
             return self.noise
         return np.asarray(self._array("codes")[: self.done("codes")])
 
-    def latent_array(self) -> zarr.Array:
-        """The latents (N, D) in the run's space as the on-disk array, read lazily: ``fit_axes`` streams it in blocks.
-
-        For a w / w+ run, only the first ``done("codes")`` rows are complete.
-        """
-        return self._array("z" if self.latent_space == "z" else "codes")
+    def latent_array(self, rows: int | None = None) -> "Rows":
+        """The latents (N, D) in the run's space as the on-disk array, read lazily in blocks (``fit_axes``
+        streams it), limited to the first ``rows`` (default: the complete ones)."""
+        arr = self._array("z" if self.latent_space == "z" else "codes")
+        complete = self.n if self.latent_space == "z" else self.done("codes")
+        return Rows(arr, complete if rows is None else min(int(rows), complete))
 
     def labels(self, label_set: str | None = None, complete_only: bool = True) -> np.ndarray:
         """(N, F) labels of one label set; by default only the rows already labelled."""
@@ -134,12 +134,13 @@ class Run:
         stop = self.done(f"labels/{name}") if complete_only else self.n
         return np.asarray(arr[:stop])
 
-    def fit_inputs(self, label_set: str | None = None, features: list[str] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, list[Feature], dict]:
+    def fit_inputs(self, label_set: str | None = None, features: list[str] | None = None, stream: bool = False
+                   ) -> tuple[Any, np.ndarray, list[Feature], dict]:
         """(z, labels, features, meta) of the labelled samples, as direction finders take them.
 
         ``features`` picks a subset of the label set's columns; ``meta`` records
         where the axes will have come from (generator, extractor, run, seed, label spread).
+        ``stream``: give the latents as ``Rows`` read from disk in blocks, not loaded whole.
         """
         name = self._label_set(label_set)
         feats = self.features(name)
@@ -154,13 +155,35 @@ class Run:
         meta = {"generator": self.generator, "extractor": name, "latent_space": self.latent_space,
                 "run": str(self.path), "seed": self.info["seed"], **_space_meta(self.info),
                 "label_std": {f.name: float(np.nanstd(labels[:, j])) for j, f in enumerate(feats)}}
-        return self.latents[: len(labels)], labels, feats, meta
+        z = self.latent_array(len(labels)) if stream else self.latents[: len(labels)]
+        return z, labels, feats, meta
 
     @property
     def images(self) -> zarr.Array:
         if not self.has_images:
             raise RunError(f"run {self.path} was sampled without --save-images, so it has no cached images to relabel")
         return self._array("images")
+
+
+class Rows:
+    """The first ``stop`` rows of an on-disk array, read only when sliced (what a streaming fit takes)."""
+
+    def __init__(self, array: zarr.Array, stop: int) -> None:
+        self.array, self.stop = array, int(stop)
+        self.shape = (self.stop, *array.shape[1:])
+        self.chunks = array.chunks
+        self.dtype = array.dtype
+
+    def __len__(self) -> int:
+        return self.stop
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        lo, hi, step = rows.indices(self.stop)
+        return np.asarray(self.array[lo:hi:step])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.asarray(self.array[: self.stop])
+        return out if dtype is None else out.astype(dtype)
 
 
 def _array(group: zarr.Group, name: str) -> zarr.Array:
