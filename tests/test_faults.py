@@ -8,9 +8,11 @@ never written.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli_support import run
@@ -72,3 +74,72 @@ def test_malformed_extractor_folder_is_skipped_and_named(home, config):
         EXTRACTORS._factories.pop(name, None)
         EXTRACTORS._help.pop(name, None)
         _registered.discard(name)
+
+
+# ---------------------------------------------------------------- item 3: `fit -o` never clobbers a file
+
+
+def _small_axes():
+    from tlgan.axes import Axes
+
+    return Axes(["a", "b"], ["continuous", "binary"], np.eye(2, 4), np.ones(2), meta={"generator": "toy-linear"})
+
+
+def test_axes_path_must_be_safetensors_and_nothing_is_written(tmp_path):
+    from tlgan.axes import AxesError
+
+    target = tmp_path / "ax.json"
+    with pytest.raises(AxesError, match=r"must end in \.safetensors.*-o .*ax\.safetensors"):
+        _small_axes().save(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_axes_save_keeps_a_users_json_beside_it(tmp_path):
+    from tlgan.axes import Axes, AxesError
+
+    mine = tmp_path / "mydata.json"
+    mine.write_text('{"my": "data"}\n')
+    with pytest.raises(AxesError, match="mydata.json exists and is not a tlgan axes sidecar"):
+        _small_axes().save(tmp_path / "mydata.safetensors")
+    assert mine.read_text() == '{"my": "data"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mydata.json"]
+    # An earlier axes sidecar is replaced (refitting to the same name works), atomically, same mode for both.
+    path = _small_axes().save(tmp_path / "axes.safetensors")
+    again = _small_axes().save(path)
+    assert Axes.load(again).names == ["a", "b"]
+    side = tmp_path / "axes.json"
+    assert json.loads(side.read_text())["features"] == ["a", "b"]
+    assert os.stat(path).st_mode & 0o777 == os.stat(side).st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_axes_save_failure_leaves_the_old_file(tmp_path, monkeypatch):
+    from tlgan import axes as axes_mod
+    from tlgan.axes import Axes
+
+    path = _small_axes().save(tmp_path / "axes.safetensors")
+    before = path.read_bytes(), (tmp_path / "axes.json").read_text()
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(axes_mod, "save_file", full_disk)
+    with pytest.raises(OSError):
+        Axes(["c"], ["binary"], np.eye(1, 4), np.ones(1)).save(path)
+    assert (path.read_bytes(), (tmp_path / "axes.json").read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["axes.json", "axes.safetensors"]
+
+
+def test_cli_fit_refuses_a_clobbering_out_before_fitting(tmp_path):
+    axes_file = tmp_path / "ax.json"
+    axes_file.write_text("precious")
+    msg = one_line(run("fit", tmp_path / "no-such-run", "-o", axes_file, ok=False))
+    assert "must end in .safetensors" in msg
+    assert axes_file.read_text() == "precious"
+    (tmp_path / "mydata.json").write_text("mine")
+    msg = one_line(run("fit", tmp_path / "no-such-run", "-o", tmp_path / "mydata.safetensors", ok=False))
+    assert "not a tlgan axes sidecar" in msg
+    assert (tmp_path / "mydata.json").read_text() == "mine"

@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from . import __version__, weights
+from .axes import Axes
 from .errors import InputError, TLGANError
 from .fit import METHODS
 
@@ -274,6 +275,8 @@ def fit(run, label_set, method, features, out, finder) -> None:
     """Step 4: fit one generalized linear model per feature of RUN (or use another --finder); write the axes file."""
     from .jobs import fit_file
 
+    if out is not None:
+        Axes.check_path(out)  # refuse a name that would clobber a file before the fit, not after it
     t0 = time.perf_counter()
     axes, path = fit_file(run, finder, label_set, features.split(",") if features else None, method, out)
     _print_axes(axes)
@@ -733,6 +736,8 @@ def fit_labels(labels, features, out, extractor, seed, device) -> None:
     from .jobs import fit_labels as do_fit_labels
 
     feats = [f.strip() for x in features for f in x.split(",") if f.strip()] or None
+    if out is not None:
+        Axes.check_path(out)
     done = do_fit_labels(list(labels), feats, out, extractor, seed, device)
     axes, path, table = done.axes, done.path, done.table
     _print_axes(axes)
