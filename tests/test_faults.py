@@ -143,3 +143,102 @@ def test_cli_fit_refuses_a_clobbering_out_before_fitting(tmp_path):
     msg = one_line(run("fit", tmp_path / "no-such-run", "-o", tmp_path / "mydata.safetensors", ok=False))
     assert "not a tlgan axes sidecar" in msg
     assert (tmp_path / "mydata.json").read_text() == "mine"
+
+
+# ---------------------------------------------------------------- item 1: every weight file is verified before use
+
+
+@pytest.fixture
+def tfjs_model(home, monkeypatch):
+    """A catalogue TF.js model ('fake-tfjs': model.json + model.bin) placed in the private cache."""
+    import shutil
+
+    from test_tfjs import _conv_attrs, _write_graph
+    from tlgan import weights
+    from tlgan.weights import Model, WeightFile
+
+    src = home.parent / "src"
+    src.mkdir()
+    k = np.arange(18, dtype=np.float32).reshape(3, 3, 1, 2)
+    nodes = [{"name": "y", "op": "Conv2D", "input": ["x", "k"], "attr": _conv_attrs("SAME", 1)}]
+    js = _write_graph(src, [-1, 4, 4, 1], nodes, {"k": k})
+    made = [js, src / "model.bin"]
+    files = tuple(WeightFile(weights.HUMAN, f"package/models/fake/{p.name}", weights.sha256_of(p)) for p in made)
+    monkeypatch.setitem(weights.MODELS, "fake-tfjs", Model("fake-tfjs", files, "a test model"))
+    monkeypatch.setattr(weights, "_verified", {})
+    for f, p in zip(files, made):
+        weights.local_path(f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, weights.local_path(f))
+    return [weights.local_path(f) for f in files]
+
+
+def _flip(path: Path, at: int, n: int = 4) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(at, min(at + n, len(data))):
+        data[i] ^= 0xFF
+    st = os.stat(path)
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a later write, as any copy or edit is
+
+
+def test_flipped_tfjs_shard_is_refused(tfjs_model):
+    from tlgan import weights
+    from tlgan.extractors.tfjs import TFJSGraph
+
+    js, binary = tfjs_model
+    TFJSGraph.from_model("fake-tfjs", "model.json", "cpu")  # the intact copy loads
+    good = binary.read_bytes()
+    _flip(binary, 8)
+    assert len(binary.read_bytes()) == len(good)  # same size: only the checksum can tell
+    assert weights.status("fake-tfjs") == "corrupt"
+    with pytest.raises(weights.WeightsError, match=r"model\.bin for model 'fake-tfjs' is corrupt.*models fetch"):
+        TFJSGraph.from_model("fake-tfjs", "model.json", "cpu")
+    assert str(weights.WeightsError("x")).count("\n") == 0
+
+
+def test_weights_are_hashed_once_then_trusted_by_stamp(tfjs_model, monkeypatch):
+    from tlgan import weights
+
+    js, binary = tfjs_model
+    hashed: list[Path] = []
+    real = weights.sha256_of
+    monkeypatch.setattr(weights, "sha256_of", lambda p: hashed.append(Path(p)) or real(p))
+    weights.path_of("fake-tfjs", "model.bin")
+    weights.path_of("fake-tfjs", "model.bin")
+    assert hashed == [binary]  # once per process
+    stamp = json.loads(binary.with_name("model.bin.verified").read_text())
+    assert stamp["size"] == binary.stat().st_size and stamp["mtime_ns"] == binary.stat().st_mtime_ns
+    monkeypatch.setattr(weights, "_verified", {})  # a new process: the stamp is trusted, no hash
+    weights.path_of("fake-tfjs", "model.bin")
+    assert hashed == [binary]
+    _flip(binary, 0)  # a changed mtime forces a full check, which fails
+    with pytest.raises(weights.WeightsError, match="corrupt"):
+        weights.path_of("fake-tfjs", "model.bin")
+    assert hashed == [binary, binary]
+    assert not binary.with_name("model.bin.verified").exists()
+    # A forged stamp for another size is not trusted either.
+    binary.with_name("model.bin.verified").write_text(json.dumps({"size": 1, "mtime_ns": 1, "sha256": "0" * 64}))
+    with pytest.raises(weights.WeightsError, match="corrupt"):
+        weights.path_of("fake-tfjs", "model.bin")
+
+
+def test_weight_file_replaced_by_a_folder(tfjs_model):
+    from tlgan import weights
+
+    js, binary = tfjs_model
+    binary.unlink()
+    binary.mkdir()
+    assert weights.status("fake-tfjs") == "corrupt"
+    with pytest.raises(weights.WeightsError, match="model.bin for model 'fake-tfjs' is not a file"):
+        weights.path_of("fake-tfjs", "model.bin")
+
+
+def test_read_only_cache_still_verifies(tfjs_model, monkeypatch):
+    from tlgan import safeio, weights
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(weights, "atomic_write_text", refuse)
+    assert weights.path_of("fake-tfjs", "model.bin") == tfjs_model[1]
+    assert safeio.file_mode() & 0o600 == 0o600
