@@ -242,3 +242,42 @@ def test_read_only_cache_still_verifies(tfjs_model, monkeypatch):
     monkeypatch.setattr(weights, "atomic_write_text", refuse)
     assert weights.path_of("fake-tfjs", "model.bin") == tfjs_model[1]
     assert safeio.file_mode() & 0o600 == 0o600
+
+
+# ---------------------------------------------------------------- item 6: a label file with a huge index
+
+
+@pytest.mark.parametrize("index", [1_000_001, 5_000_000, 10**8, 10**12, 2**70])
+def test_label_file_with_a_huge_index_is_refused(tmp_path, index):
+    labels = tmp_path / "l.jsonl"
+    good = json.dumps({"generator": "toy-linear", "seed": 1, "index": 3, "feature": "a", "label": 1}) + "\n"
+    bad = json.dumps({"generator": "toy-linear", "seed": 1, "index": index, "feature": "a", "label": 0}) + "\n"
+    labels.write_text(good + bad)
+    msg = one_line(run("fit-labels", labels, "--device", "cpu", ok=False))
+    assert "l.jsonl line 2" in msg and "too large" in msg and "1,000,000" in msg
+    assert labels.read_text() == good + bad
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.jsonl"]
+
+
+def test_labelled_latents_map_only_the_rows_they_need(tmp_path, toy, monkeypatch):
+    from tlgan.labels.store import LabelStore
+
+    gen, _ = toy
+    store = LabelStore(tmp_path / "l.jsonl", gen.name)
+    for i in (5, 99_999, 40):
+        store.add(7, i, "a", i % 2)
+    table = store.table()
+    mapped: list[int] = []
+    real = type(gen).codes_from_z
+    monkeypatch.setattr(type(gen), "codes_from_z", lambda self, z: mapped.append(len(z)) or real(self, z))
+    z = table.latents(gen)
+    assert mapped == [3]
+    assert np.array_equal(z[table.indices.tolist().index(40)], gen.sample(41, 7)[40])
+
+
+def test_label_sheets_far_start_is_refused_before_making_the_folder(tmp_path):
+    labels, sheets = tmp_path / "l.jsonl", tmp_path / "sheets"
+    msg = one_line(run("label", labels, "-g", "toy-linear", "--feature", "a", "--sheets", sheets,
+                       "--start", 10**12, "--device", "cpu", ok=False))
+    assert "out of range 0..1,000,000" in msg
+    assert not sheets.exists()
