@@ -281,3 +281,98 @@ def test_label_sheets_far_start_is_refused_before_making_the_folder(tmp_path):
                        "--start", 10**12, "--device", "cpu", ok=False))
     assert "out of range 0..1,000,000" in msg
     assert not sheets.exists()
+
+
+# ---------------------------------------------------------------- item 7: one-line messages, not tracebacks
+
+
+@pytest.mark.parametrize("device, said", [("nonsense", "unknown device 'nonsense'"), ("mps", "no Apple GPU"),
+                                          ("cuda:99", "CUDA GPU")])
+def test_bad_device_is_one_line(tmp_path, device, said):
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has an Apple GPU")
+    out = tmp_path / "r"
+    msg = one_line(run("sample", "-g", "toy-linear", "-e", "toy-linear", "-n", 16, "-o", out, "--device", device,
+                       ok=False))
+    assert said in msg
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, said", [(("-n", 10**8), "is too many"), (("-n", 10**12), "is too many"),
+                                        (("--chunk", 10**9), "is too large")])
+def test_oversized_runs_are_refused_before_creating_anything(tmp_path, args, said):
+    out = tmp_path / "r"
+    msg = one_line(run("sample", "-g", "toy-linear", "-e", "toy-linear", "-o", out, "--device", "cpu", *args,
+                       ok=False))
+    assert said in msg
+    assert not out.exists()
+
+
+@pytest.fixture
+def toy_axes(tmp_path, toy):
+    from tlgan.axes import Axes
+
+    gen, _ = toy
+    return Axes(["a"], ["continuous"], np.eye(1, gen.latent_dim), np.ones(1),
+                meta={"generator": gen.name, "latent_dim": gen.latent_dim}).save(tmp_path / "axes.safetensors")
+
+
+@pytest.mark.parametrize("command", ["edit", "grid"])
+def test_output_folder_missing_is_one_line(tmp_path, toy_axes, command):
+    target = tmp_path / "no" / "such" / "out.png"
+    extra = ("--move", "a=+1") if command == "edit" else ("--features", "a")
+    msg = one_line(run(command, toy_axes, *extra, "-o", target, "--device", "cpu", ok=False))
+    assert f"folder {target.parent} does not exist" in msg
+
+
+def test_os_errors_name_the_folder_or_file(tmp_path):
+    import errno
+
+    from tlgan.cli import os_error_message
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    assert os_error_message(PermissionError(errno.EACCES, "Permission denied", str(ro / "x.png"))) == \
+        f"folder {ro} is not writable (needed for x.png); choose another path"
+    assert "no space left to write" in os_error_message(OSError(errno.ENOSPC, "No space left", str(ro / "x")))
+    assert os_error_message(OSError(errno.EBADF, "Bad file descriptor", "x")) is None  # a bug keeps its traceback
+
+
+@pytest.fixture
+def toy_run(tmp_path, toy):
+    from tlgan.sample import sample
+
+    gen, ext = toy
+    return sample(tmp_path / "run", gen, ext, n=64, seed=1, chunk=32, progress=False).path
+
+
+@pytest.mark.parametrize("name, doc, said", [
+    ("run.json", [1, 2], "run.json"),
+    ("run.json", "drop:n", "lacks the field 'n'"),
+    ("run.json", "set:chunk=x", "field 'chunk' is 'x'"),
+    ("run.json", "set:labels=[]", "field 'labels'"),
+    ("progress.json", [64], "progress.json must be a JSON object"),
+    ("progress.json", "set:z=99999", "not a count 0..64"),
+    ("progress.json", "text:{", "progress.json is not valid JSON"),
+])
+def test_damaged_run_json_is_one_line(toy_run, name, doc, said):
+    p = toy_run / name
+    if isinstance(doc, str) and doc.startswith("text:"):
+        p.write_text(doc[5:])
+    elif isinstance(doc, str):
+        cur = json.loads(p.read_text())
+        op, _, rest = doc.partition(":")
+        if op == "drop":
+            del cur[rest]
+        else:
+            key, _, value = rest.partition("=")
+            cur[key] = json.loads(value) if value[:1] in "[{0123456789" else value
+        p.write_text(json.dumps(cur))
+    else:
+        p.write_text(json.dumps(doc))
+    before = sorted((q.relative_to(toy_run), q.stat().st_size) for q in toy_run.rglob("*") if q.is_file())
+    msg = one_line(run("fit", toy_run, "-o", toy_run.parent / "ax.safetensors", ok=False))
+    assert said in msg and str(p) in msg
+    assert sorted((q.relative_to(toy_run), q.stat().st_size) for q in toy_run.rglob("*") if q.is_file()) == before

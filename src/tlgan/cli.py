@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,8 +46,32 @@ def friendly(fn):
         except KeyboardInterrupt:
             click.echo("\ninterrupted; rerun the same command to continue where it stopped", err=True)
             sys.exit(130)
+        except OSError as e:
+            message = os_error_message(e)
+            if message is None or _debug():
+                raise
+            raise click.ClickException(message) from e
 
     return wrapper
+
+
+_USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EISDIR,
+                errno.ENOTDIR, errno.EEXIST}
+
+
+def os_error_message(e: OSError) -> str | None:
+    """One line for a file the user named that cannot be read or written (missing or read-only folder, full
+    disk...), naming the folder when it is the folder that is missing; None for other OS errors (bugs)."""
+    if e.errno not in _USER_ERRNOS or not e.filename:
+        return None
+    path = Path(os.fsdecode(e.filename))
+    if e.errno == errno.ENOENT and not path.parent.is_dir():
+        return f"folder {path.parent} does not exist (needed for {path.name}); create it or choose another path"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and path.parent.is_dir() and not path.exists():
+        return f"folder {path.parent} is not writable (needed for {path.name}); choose another path"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left to write {path}; free some disk space and rerun"
+    return f"{path}: {e.strerror}"
 
 
 def _err(text: str) -> None:
