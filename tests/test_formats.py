@@ -25,7 +25,7 @@ def test_read_versioned_json_returns_the_document_or_says_why_not():
     assert read_versioned_json('{"format": 2, "x": 1}', "f.json", 2, _Err, mismatch) == {"format": 2, "x": 1}
     with pytest.raises(_Err, match="^format 1$"):
         read_versioned_json('{"format": 1}', "f.json", 2, _Err, mismatch)
-    with pytest.raises(_Err, match="^format None$"):
+    with pytest.raises(_Err, match=r"^f\.json holds a JSON list, not an object$"):
         read_versioned_json("[1, 2]", "f.json", 2, _Err, mismatch)
     with pytest.raises(_Err, match=r"^f\.json is not valid JSON \(.*\); it is damaged$"):
         read_versioned_json("{", "f.json", 2, _Err, mismatch, damaged="it is damaged")

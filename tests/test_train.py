@@ -235,7 +235,7 @@ def test_damaged_extractor_folders_are_refused(tmp_path):
     (folder / "extractor.json").write_text(json.dumps({"format": 99, "kind": "probe"}))
     with pytest.raises(TrainedExtractorError, match="format 99"):
         TrainedExtractor(folder)
-    (folder / "extractor.json").write_text(json.dumps({"format": 1, "kind": "probe", "features": []}))
+    (folder / "extractor.json").write_text(json.dumps({"format": 1, "kind": "probe", "features": [{"name": "a"}]}))
     with pytest.raises(TrainedExtractorError, match="cannot read"):
         TrainedExtractor(folder)
 

@@ -20,6 +20,7 @@ from safetensors.numpy import load_file, save_file
 from . import __version__
 from .errors import TLGANError
 from .formats import read_versioned_json
+from .safeio import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from .fit import FeatureFit
@@ -107,16 +108,46 @@ class Axes:
         return {"format": AXES_FORMAT, "tlgan_version": __version__, "features": self.names, "kinds": self.kinds,
                 "metrics": self.metrics, "skipped": self.skipped, **self.meta}
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``path`` (.safetensors) atomically and a readable ``.json`` copy of its header beside it."""
+    @staticmethod
+    def sidecar(path: str | Path) -> Path:
+        """The readable JSON copy of an axes file's header: ``NAME.json`` beside ``NAME.safetensors``."""
+        return Path(path).with_suffix(".json")
+
+    @classmethod
+    def check_path(cls, path: str | Path) -> Path:
+        """Refuse an axes path that would destroy a file the user did not name: the axes file must end in
+        ``.safetensors`` (its readable copy is ``NAME.json``), and an existing ``NAME.json`` must be an
+        earlier axes sidecar, not a file of the user's."""
         path = Path(path)
+        if path.suffix != ".safetensors":
+            raise AxesError(f"axes file {path} must end in .safetensors (a readable {path.stem}.json copy of its "
+                            f"header is written beside it); try -o {path.with_suffix('.safetensors')}")
+        side = cls.sidecar(path)
+        if side.exists() and not cls._is_sidecar(side):
+            raise AxesError(f"{side} exists and is not a tlgan axes sidecar; writing {path} would overwrite it "
+                            "with the axes' readable header: choose another --out name")
+        if path.exists() and not path.is_file():
+            raise AxesError(f"axes file {path} exists and is not a file")
+        return path
+
+    @staticmethod
+    def _is_sidecar(side: Path) -> bool:
+        try:
+            doc = json.loads(side.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(doc, dict) and doc.get("format") == AXES_FORMAT and "tlgan_version" in doc \
+            and isinstance(doc.get("features"), list) and isinstance(doc.get("kinds"), list)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (.safetensors) and a readable ``.json`` copy of its header beside it, each
+        atomically and with the same permission bits (see :meth:`check_path` for what is refused)."""
+        path = self.check_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = self.to_json()
-        tmp = path.with_name(path.name + ".part")
-        save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
-                  metadata={"tlgan": json.dumps(doc, allow_nan=True)})
-        tmp.replace(path)
-        path.with_suffix(".json").write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")
+        atomic_write(path, lambda tmp: save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
+                                                 metadata={"tlgan": json.dumps(doc, allow_nan=True)}))
+        atomic_write_text(self.sidecar(path), json.dumps(doc, indent=2, allow_nan=True) + "\n")
         return path
 
     @classmethod

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +14,7 @@ import click
 import numpy as np
 
 from . import __version__, weights
+from .axes import Axes
 from .errors import InputError, TLGANError
 from .fit import METHODS
 
@@ -43,8 +46,32 @@ def friendly(fn):
         except KeyboardInterrupt:
             click.echo("\ninterrupted; rerun the same command to continue where it stopped", err=True)
             sys.exit(130)
+        except OSError as e:
+            message = os_error_message(e)
+            if message is None or _debug():
+                raise
+            raise click.ClickException(message) from e
 
     return wrapper
+
+
+_USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EISDIR,
+                errno.ENOTDIR, errno.EEXIST}
+
+
+def os_error_message(e: OSError) -> str | None:
+    """One line for a file the user named that cannot be read or written (missing or read-only folder, full
+    disk...), naming the folder when it is the folder that is missing; None for other OS errors (bugs)."""
+    if e.errno not in _USER_ERRNOS or not e.filename:
+        return None
+    path = Path(os.fsdecode(e.filename))
+    if e.errno == errno.ENOENT and not path.parent.is_dir():
+        return f"folder {path.parent} does not exist (needed for {path.name}); create it or choose another path"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and path.parent.is_dir() and not path.exists():
+        return f"folder {path.parent} is not writable (needed for {path.name}); choose another path"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left to write {path}; free some disk space and rerun"
+    return f"{path}: {e.strerror}"
 
 
 def _err(text: str) -> None:
@@ -274,6 +301,8 @@ def fit(run, label_set, method, features, out, finder) -> None:
     """Step 4: fit one generalized linear model per feature of RUN (or use another --finder); write the axes file."""
     from .jobs import fit_file
 
+    if out is not None:
+        Axes.check_path(out)  # refuse a name that would clobber a file before the fit, not after it
     t0 = time.perf_counter()
     axes, path = fit_file(run, finder, label_set, features.split(",") if features else None, method, out)
     _print_axes(axes)
@@ -733,6 +762,8 @@ def fit_labels(labels, features, out, extractor, seed, device) -> None:
     from .jobs import fit_labels as do_fit_labels
 
     feats = [f.strip() for x in features for f in x.split(",") if f.strip()] or None
+    if out is not None:
+        Axes.check_path(out)
     done = do_fit_labels(list(labels), feats, out, extractor, seed, device)
     axes, path, table = done.axes, done.path, done.table
     _print_axes(axes)

@@ -20,9 +20,23 @@ def resolve_device(device: str | None) -> torch.device:
     """``None`` or 'auto' means the best available device; anything else is checked."""
     if device is None or device in ("", "auto"):
         return torch.device(best_device())
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise InputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r} was asked for but only {torch.cuda.device_count()} CUDA GPU(s) "
+                             "are visible")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise InputError(f"device {device!r} was asked for but this machine has no Apple GPU (MPS); "
+                             "use --device cpu")
+    elif dev.type != "cpu":
+        raise InputError(f"device {device!r} is not supported: use auto, cpu, cuda, cuda:N or mps")
     return dev
 
 

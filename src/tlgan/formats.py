@@ -21,7 +21,7 @@ def read_versioned_json(text: str | bytes, where: object, expected: object, erro
     except json.JSONDecodeError as e:
         raise error(f"{where} is not valid JSON ({e})" + (f"; {damaged}" if damaged else "")) from e
     if not isinstance(doc, dict):
-        doc = {"format": None}
+        raise error(f"{where} holds a JSON {type(doc).__name__}, not an object" + (f"; {damaged}" if damaged else ""))
     if doc.get("format") != expected:
         raise error(mismatch(doc))
     return doc

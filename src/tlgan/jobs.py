@@ -318,6 +318,10 @@ def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", star
     """
     source, size = labeller.source, labeller.page_size
     stop = count + start if source.n is None else min(start + count, source.n)
+    if count < 0:
+        raise InputError(f"--count {count} must be >= 0")
+    if start < stop:
+        source.check([start, stop - 1])  # refuse out-of-range faces before making the folder
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for lo in range(start, stop, size):

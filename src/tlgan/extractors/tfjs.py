@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..devices import resolve_device
-from ..weights import WeightsError, path_of
+from ..weights import MODELS, WeightsError, get_model, local_path, path_of
 from ..errors import InputError, TLGANError
 from .tf_padding import same_pad
 
@@ -89,8 +89,16 @@ def read_weights(json_path: Path, manifest: list[dict], model: str | None = None
     """
     hint = f"run `tlgan models fetch {model or 'MODEL'}` to fetch it again"
     out: dict[str, np.ndarray] = {}
+    pinned = model if model in MODELS and any(local_path(f) == Path(json_path) for f in MODELS[model].files) else None
     for group in manifest:
         paths = [json_path.parent / p for p in group["paths"]]
+        if pinned is not None:  # the catalogue's copy of a model: every shard is checked against its pinned SHA-256
+            names_of = {f.filename for f in get_model(pinned).files}
+            for p in paths:
+                if p.name not in names_of:
+                    raise WeightsError(f"{json_path} names a weight shard {p.name!r} that model {pinned!r} "
+                                       f"does not pin; {hint}")
+                path_of(pinned, p.name)
         chunks = []
         for p in paths:
             try:

@@ -92,13 +92,15 @@ def register_trained(name: str) -> bool:
             raise TrainedExtractorError(f"trained extractor {_name!r} is gone from {extractors_dir()}")
         return TrainedExtractor(folder, device, name=_name)
 
-    help_text = "trained extractor"
     try:
         cfg = read_config(extractors_dir() / name)
         feats = ", ".join(f["name"] for f in cfg["features"])
         help_text = f"trained {cfg['kind']} ({cfg.get('input', 'images')}): {feats}"
     except TrainedExtractorError as e:
-        help_text = f"trained extractor (unreadable: {e})"
+        # A damaged folder must not break other commands: warn once, and keep the name so that asking
+        # for it by name says what is wrong with its folder instead of "unknown extractor".
+        warnings.warn(f"skipping trained extractor {name!r}: {e}", stacklevel=2)
+        help_text = f"BROKEN trained extractor, skipped: {e}"
     EXTRACTORS.register(name, help_text)(factory)
     _registered.add(name)
     return True

@@ -115,6 +115,14 @@ class Generator(ABC):
         """``n`` codes in the bound space for the z of ``(seed, 0..n-1)`` (prefix-stable like ``sample_z``)."""
         return self.codes_from_z(self.sample_z(n, seed))
 
+    def sample_at(self, indices: np.ndarray, seed: int) -> np.ndarray:
+        """The codes of ``(seed, i)`` for each ``i`` in ``indices`` (rows of ``sample(n, seed)``): only the noise
+        up to the largest index is drawn, and only the rows asked for are mapped into the bound space."""
+        idx = np.asarray(indices, np.int64).reshape(-1)
+        if not len(idx):
+            return self.sample(0, seed)
+        return self.codes_from_z(self.sample_z(int(idx.max()) + 1, seed)[idx])
+
     def codes_from_z(self, z: np.ndarray) -> np.ndarray:
         """Map noise z (N, z_dim) into the bound space, with this generator's truncation."""
         return np.asarray(z, np.float32)

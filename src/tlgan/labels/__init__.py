@@ -5,7 +5,7 @@ One line per label given::
     {"generator": "digiface-dcgan", "seed": 2024, "index": 17, "feature": "eyeglasses", "label": 1,
      "time": "2025-01-31T12:00:00.123Z"}
 
-- ``(generator, seed, index)`` names one latent: row ``index`` of
+- ``(generator, seed, index)`` (index 0..1,000,000, ``store.MAX_INDEX``) names one latent: row ``index`` of
   ``Generator.sample(n, seed)`` for any ``n > index`` (the draw is prefix-stable),
   which is also row ``index`` of a run folder sampled with that seed;
 - ``label`` is ``1`` (the face shows the feature), ``0`` (it does not) or

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .store import LabelError
+from .store import MAX_INDEX, LabelError
 
 if TYPE_CHECKING:
     from ..generators import Generator
@@ -41,8 +41,10 @@ class FaceSource:
 
     def check(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = np.asarray(indices, np.int64).reshape(-1)
-        if len(idx) and (idx.min() < 0 or (self.n is not None and idx.max() >= self.n)):
-            raise LabelError(f"face index out of range 0..{(self.n or 0) - 1 if self.n is not None else 'inf'}")
+        top = min(self.n - 1, MAX_INDEX) if self.n is not None else MAX_INDEX
+        if len(idx) and (idx.min() < 0 or idx.max() > top):
+            raise LabelError(f"face index {int(idx.max()) if idx.min() >= 0 else int(idx.min())} out of range "
+                             f"0..{top:,}")
         return idx
 
     def latents(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:

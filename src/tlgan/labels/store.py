@@ -19,6 +19,9 @@ from ..errors import TLGANError
 
 FEATURE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 REQUIRED = ("generator", "seed", "index", "feature", "label")
+#: The largest face index a label names: labelled latents are drawn again from their seeds, which draws every
+#: row up to the index (about z_dim x 4 bytes each, 2 GB at 512 dimensions), so larger ones are refused.
+MAX_INDEX = 1_000_000
 Key = tuple[str, int, int, str]
 
 
@@ -87,6 +90,8 @@ class Label:
                 raise LabelError(f"{name} {v!r} is not valid: use a whole number >= 0")
         if int(seed) >= 2**63:
             raise LabelError(f"seed {seed} is too large")
+        if int(index) > MAX_INDEX:
+            raise LabelError(f"index {index} is too large: labelled faces have indices 0..{MAX_INDEX:,}")
         return cls(generator, int(seed), int(index), check_feature(feature), check_value(label),
                    when if when is not None else _utc_now())
 
@@ -122,7 +127,7 @@ class LabelTable:
         z = np.zeros((len(self), generator.latent_dim), np.float32)
         for s in np.unique(self.seeds):
             rows = np.flatnonzero(self.seeds == s)
-            z[rows] = generator.sample(int(self.indices[rows].max()) + 1, int(s))[self.indices[rows]]
+            z[rows] = generator.sample_at(self.indices[rows], int(s))
         return z
 
     def images(self, generator, batch_size: int | None = None) -> np.ndarray:

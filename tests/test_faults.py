@@ -1,0 +1,378 @@
+"""Fault injection (issue 11): damaged, wrong-typed and oversized inputs give one clear error, or a
+correct result, and never destroy what was already written.
+
+Every test works in a private ``$TLGAN_HOME`` (monkeypatched); the real weights cache is only read,
+never written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli_support import run
+from tlgan.errors import TLGANError
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("TLGAN_HOME", str(h))
+    return h
+
+
+def one_line(result) -> str:
+    """The message of a refused CLI command: exit code 1 or 2, no traceback, one line after 'Error:'."""
+    assert result.exit_code not in (0,), result.output
+    assert "Traceback" not in result.output, result.output
+    assert not isinstance(result.exception, (KeyError, TypeError, AttributeError, MemoryError)), result.exception
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        assert isinstance(result.exception, TLGANError), repr(result.exception)
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    err = [ln for ln in lines if ln.startswith("Error")]
+    assert err, result.output
+    return err[-1]
+
+
+# ---------------------------------------------------------------- item 5: a malformed extractor folder
+
+
+@pytest.mark.parametrize("config", [
+    {"format": 1, "kind": "probe"},
+    {"format": 1, "kind": "probe", "features": "age"},
+    {"format": 1, "kind": "cnn", "features": [{"kind": "binary"}]},
+    {"format": 1, "kind": "cnn", "features": [{"name": 3}]},
+    {"format": 1, "kind": "cnn", "features": [{"name": "x"}], "architecture": [1]},
+    [1, 2],
+])
+def test_malformed_extractor_folder_is_skipped_and_named(home, config):
+    from tlgan.extractors import EXTRACTORS, load_extractor
+    from tlgan.extractors.trained import _registered, register_trained
+
+    name = "broken-probe"
+    folder = home / "extractors" / name
+    folder.mkdir(parents=True)
+    (folder / "extractor.json").write_text(json.dumps(config))
+    try:
+        with pytest.warns(UserWarning, match=f"skipping trained extractor '{name}'.*extractor.json"):
+            assert register_trained(name)
+        assert "BROKEN" in EXTRACTORS.describe(name)
+        # Other commands still work; asking for the broken one by name says what is wrong with it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert run("plugins").exit_code == 0
+        with pytest.raises(TLGANError, match=str(folder)):
+            load_extractor(name, "cpu")
+        load_extractor("toy-linear", "cpu")
+    finally:
+        EXTRACTORS._factories.pop(name, None)
+        EXTRACTORS._help.pop(name, None)
+        _registered.discard(name)
+
+
+# ---------------------------------------------------------------- item 3: `fit -o` never clobbers a file
+
+
+def _small_axes():
+    from tlgan.axes import Axes
+
+    return Axes(["a", "b"], ["continuous", "binary"], np.eye(2, 4), np.ones(2), meta={"generator": "toy-linear"})
+
+
+def test_axes_path_must_be_safetensors_and_nothing_is_written(tmp_path):
+    from tlgan.axes import AxesError
+
+    target = tmp_path / "ax.json"
+    with pytest.raises(AxesError, match=r"must end in \.safetensors.*-o .*ax\.safetensors"):
+        _small_axes().save(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_axes_save_keeps_a_users_json_beside_it(tmp_path):
+    from tlgan.axes import Axes, AxesError
+
+    mine = tmp_path / "mydata.json"
+    mine.write_text('{"my": "data"}\n')
+    with pytest.raises(AxesError, match="mydata.json exists and is not a tlgan axes sidecar"):
+        _small_axes().save(tmp_path / "mydata.safetensors")
+    assert mine.read_text() == '{"my": "data"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mydata.json"]
+    # An earlier axes sidecar is replaced (refitting to the same name works), atomically, same mode for both.
+    path = _small_axes().save(tmp_path / "axes.safetensors")
+    again = _small_axes().save(path)
+    assert Axes.load(again).names == ["a", "b"]
+    side = tmp_path / "axes.json"
+    assert json.loads(side.read_text())["features"] == ["a", "b"]
+    assert os.stat(path).st_mode & 0o777 == os.stat(side).st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_axes_save_failure_leaves_the_old_file(tmp_path, monkeypatch):
+    from tlgan import axes as axes_mod
+    from tlgan.axes import Axes
+
+    path = _small_axes().save(tmp_path / "axes.safetensors")
+    before = path.read_bytes(), (tmp_path / "axes.json").read_text()
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(axes_mod, "save_file", full_disk)
+    with pytest.raises(OSError):
+        Axes(["c"], ["binary"], np.eye(1, 4), np.ones(1)).save(path)
+    assert (path.read_bytes(), (tmp_path / "axes.json").read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["axes.json", "axes.safetensors"]
+
+
+def test_cli_fit_refuses_a_clobbering_out_before_fitting(tmp_path):
+    axes_file = tmp_path / "ax.json"
+    axes_file.write_text("precious")
+    msg = one_line(run("fit", tmp_path / "no-such-run", "-o", axes_file, ok=False))
+    assert "must end in .safetensors" in msg
+    assert axes_file.read_text() == "precious"
+    (tmp_path / "mydata.json").write_text("mine")
+    msg = one_line(run("fit", tmp_path / "no-such-run", "-o", tmp_path / "mydata.safetensors", ok=False))
+    assert "not a tlgan axes sidecar" in msg
+    assert (tmp_path / "mydata.json").read_text() == "mine"
+
+
+# ---------------------------------------------------------------- item 1: every weight file is verified before use
+
+
+@pytest.fixture
+def tfjs_model(home, monkeypatch):
+    """A catalogue TF.js model ('fake-tfjs': model.json + model.bin) placed in the private cache."""
+    import shutil
+
+    from test_tfjs import _conv_attrs, _write_graph
+    from tlgan import weights
+    from tlgan.weights import Model, WeightFile
+
+    src = home.parent / "src"
+    src.mkdir()
+    k = np.arange(18, dtype=np.float32).reshape(3, 3, 1, 2)
+    nodes = [{"name": "y", "op": "Conv2D", "input": ["x", "k"], "attr": _conv_attrs("SAME", 1)}]
+    js = _write_graph(src, [-1, 4, 4, 1], nodes, {"k": k})
+    made = [js, src / "model.bin"]
+    files = tuple(WeightFile(weights.HUMAN, f"package/models/fake/{p.name}", weights.sha256_of(p)) for p in made)
+    monkeypatch.setitem(weights.MODELS, "fake-tfjs", Model("fake-tfjs", files, "a test model"))
+    monkeypatch.setattr(weights, "_verified", {})
+    for f, p in zip(files, made):
+        weights.local_path(f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, weights.local_path(f))
+    return [weights.local_path(f) for f in files]
+
+
+def _flip(path: Path, at: int, n: int = 4) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(at, min(at + n, len(data))):
+        data[i] ^= 0xFF
+    st = os.stat(path)
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a later write, as any copy or edit is
+
+
+def test_flipped_tfjs_shard_is_refused(tfjs_model):
+    from tlgan import weights
+    from tlgan.extractors.tfjs import TFJSGraph
+
+    js, binary = tfjs_model
+    TFJSGraph.from_model("fake-tfjs", "model.json", "cpu")  # the intact copy loads
+    good = binary.read_bytes()
+    _flip(binary, 8)
+    assert len(binary.read_bytes()) == len(good)  # same size: only the checksum can tell
+    assert weights.status("fake-tfjs") == "corrupt"
+    with pytest.raises(weights.WeightsError, match=r"model\.bin for model 'fake-tfjs' is corrupt.*models fetch"):
+        TFJSGraph.from_model("fake-tfjs", "model.json", "cpu")
+    assert str(weights.WeightsError("x")).count("\n") == 0
+
+
+def test_weights_are_hashed_once_then_trusted_by_stamp(tfjs_model, monkeypatch):
+    from tlgan import weights
+
+    js, binary = tfjs_model
+    hashed: list[Path] = []
+    real = weights.sha256_of
+    monkeypatch.setattr(weights, "sha256_of", lambda p: hashed.append(Path(p)) or real(p))
+    weights.path_of("fake-tfjs", "model.bin")
+    weights.path_of("fake-tfjs", "model.bin")
+    assert hashed == [binary]  # once per process
+    stamp = json.loads(binary.with_name("model.bin.verified").read_text())
+    assert stamp["size"] == binary.stat().st_size and stamp["mtime_ns"] == binary.stat().st_mtime_ns
+    monkeypatch.setattr(weights, "_verified", {})  # a new process: the stamp is trusted, no hash
+    weights.path_of("fake-tfjs", "model.bin")
+    assert hashed == [binary]
+    _flip(binary, 0)  # a changed mtime forces a full check, which fails
+    with pytest.raises(weights.WeightsError, match="corrupt"):
+        weights.path_of("fake-tfjs", "model.bin")
+    assert hashed == [binary, binary]
+    assert not binary.with_name("model.bin.verified").exists()
+    # A forged stamp for another size is not trusted either.
+    binary.with_name("model.bin.verified").write_text(json.dumps({"size": 1, "mtime_ns": 1, "sha256": "0" * 64}))
+    with pytest.raises(weights.WeightsError, match="corrupt"):
+        weights.path_of("fake-tfjs", "model.bin")
+
+
+def test_weight_file_replaced_by_a_folder(tfjs_model):
+    from tlgan import weights
+
+    js, binary = tfjs_model
+    binary.unlink()
+    binary.mkdir()
+    assert weights.status("fake-tfjs") == "corrupt"
+    with pytest.raises(weights.WeightsError, match="model.bin for model 'fake-tfjs' is not a file"):
+        weights.path_of("fake-tfjs", "model.bin")
+
+
+def test_read_only_cache_still_verifies(tfjs_model, monkeypatch):
+    from tlgan import safeio, weights
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(weights, "atomic_write_text", refuse)
+    assert weights.path_of("fake-tfjs", "model.bin") == tfjs_model[1]
+    assert safeio.file_mode() & 0o600 == 0o600
+
+
+# ---------------------------------------------------------------- item 6: a label file with a huge index
+
+
+@pytest.mark.parametrize("index", [1_000_001, 5_000_000, 10**8, 10**12, 2**70])
+def test_label_file_with_a_huge_index_is_refused(tmp_path, index):
+    labels = tmp_path / "l.jsonl"
+    good = json.dumps({"generator": "toy-linear", "seed": 1, "index": 3, "feature": "a", "label": 1}) + "\n"
+    bad = json.dumps({"generator": "toy-linear", "seed": 1, "index": index, "feature": "a", "label": 0}) + "\n"
+    labels.write_text(good + bad)
+    msg = one_line(run("fit-labels", labels, "--device", "cpu", ok=False))
+    assert "l.jsonl line 2" in msg and "too large" in msg and "1,000,000" in msg
+    assert labels.read_text() == good + bad
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.jsonl"]
+
+
+def test_labelled_latents_map_only_the_rows_they_need(tmp_path, toy, monkeypatch):
+    from tlgan.labels.store import LabelStore
+
+    gen, _ = toy
+    store = LabelStore(tmp_path / "l.jsonl", gen.name)
+    for i in (5, 99_999, 40):
+        store.add(7, i, "a", i % 2)
+    table = store.table()
+    mapped: list[int] = []
+    real = type(gen).codes_from_z
+    monkeypatch.setattr(type(gen), "codes_from_z", lambda self, z: mapped.append(len(z)) or real(self, z))
+    z = table.latents(gen)
+    assert mapped == [3]
+    assert np.array_equal(z[table.indices.tolist().index(40)], gen.sample(41, 7)[40])
+
+
+def test_label_sheets_far_start_is_refused_before_making_the_folder(tmp_path):
+    labels, sheets = tmp_path / "l.jsonl", tmp_path / "sheets"
+    msg = one_line(run("label", labels, "-g", "toy-linear", "--feature", "a", "--sheets", sheets,
+                       "--start", 10**12, "--device", "cpu", ok=False))
+    assert "out of range 0..1,000,000" in msg
+    assert not sheets.exists()
+
+
+# ---------------------------------------------------------------- item 7: one-line messages, not tracebacks
+
+
+@pytest.mark.parametrize("device, said", [("nonsense", "unknown device 'nonsense'"), ("mps", "no Apple GPU"),
+                                          ("cuda:99", "CUDA GPU")])
+def test_bad_device_is_one_line(tmp_path, device, said):
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has an Apple GPU")
+    out = tmp_path / "r"
+    msg = one_line(run("sample", "-g", "toy-linear", "-e", "toy-linear", "-n", 16, "-o", out, "--device", device,
+                       ok=False))
+    assert said in msg
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, said", [(("-n", 10**8), "is too many"), (("-n", 10**12), "is too many"),
+                                        (("--chunk", 10**9), "is too large")])
+def test_oversized_runs_are_refused_before_creating_anything(tmp_path, args, said):
+    out = tmp_path / "r"
+    msg = one_line(run("sample", "-g", "toy-linear", "-e", "toy-linear", "-o", out, "--device", "cpu", *args,
+                       ok=False))
+    assert said in msg
+    assert not out.exists()
+
+
+@pytest.fixture
+def toy_axes(tmp_path, toy):
+    from tlgan.axes import Axes
+
+    gen, _ = toy
+    return Axes(["a"], ["continuous"], np.eye(1, gen.latent_dim), np.ones(1),
+                meta={"generator": gen.name, "latent_dim": gen.latent_dim}).save(tmp_path / "axes.safetensors")
+
+
+@pytest.mark.parametrize("command", ["edit", "grid"])
+def test_output_folder_missing_is_one_line(tmp_path, toy_axes, command):
+    target = tmp_path / "no" / "such" / "out.png"
+    extra = ("--move", "a=+1") if command == "edit" else ("--features", "a")
+    msg = one_line(run(command, toy_axes, *extra, "-o", target, "--device", "cpu", ok=False))
+    assert f"folder {target.parent} does not exist" in msg
+
+
+def test_os_errors_name_the_folder_or_file(tmp_path):
+    import errno
+
+    from tlgan.cli import os_error_message
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    assert os_error_message(PermissionError(errno.EACCES, "Permission denied", str(ro / "x.png"))) == \
+        f"folder {ro} is not writable (needed for x.png); choose another path"
+    assert "no space left to write" in os_error_message(OSError(errno.ENOSPC, "No space left", str(ro / "x")))
+    assert os_error_message(OSError(errno.EBADF, "Bad file descriptor", "x")) is None  # a bug keeps its traceback
+
+
+@pytest.fixture
+def toy_run(tmp_path, toy):
+    from tlgan.sample import sample
+
+    gen, ext = toy
+    return sample(tmp_path / "run", gen, ext, n=64, seed=1, chunk=32, progress=False).path
+
+
+@pytest.mark.parametrize("name, doc, said", [
+    ("run.json", [1, 2], "run.json"),
+    ("run.json", "drop:n", "lacks the field 'n'"),
+    ("run.json", "set:chunk=x", "field 'chunk' is 'x'"),
+    ("run.json", "set:labels=[]", "field 'labels'"),
+    ("progress.json", [64], "progress.json must be a JSON object"),
+    ("progress.json", "set:z=99999", "not a count 0..64"),
+    ("progress.json", "text:{", "progress.json is not valid JSON"),
+])
+def test_damaged_run_json_is_one_line(toy_run, name, doc, said):
+    p = toy_run / name
+    if isinstance(doc, str) and doc.startswith("text:"):
+        p.write_text(doc[5:])
+    elif isinstance(doc, str):
+        cur = json.loads(p.read_text())
+        op, _, rest = doc.partition(":")
+        if op == "drop":
+            del cur[rest]
+        else:
+            key, _, value = rest.partition("=")
+            cur[key] = json.loads(value) if value[:1] in "[{0123456789" else value
+        p.write_text(json.dumps(cur))
+    else:
+        p.write_text(json.dumps(doc))
+    before = sorted((q.relative_to(toy_run), q.stat().st_size) for q in toy_run.rglob("*") if q.is_file())
+    msg = one_line(run("fit", toy_run, "-o", toy_run.parent / "ax.safetensors", ok=False))
+    assert said in msg and str(p) in msg
+    assert sorted((q.relative_to(toy_run), q.stat().st_size) for q in toy_run.rglob("*") if q.is_file()) == before
