@@ -260,7 +260,7 @@ class GANSpaceFinder(DirectionFinder):
         names = [f"pc{i}" for i in range(k)]
         metrics = {n: {"method": "pca", "explained_variance": float(var[i]), "explained_variance_ratio": float(ratio[i]),
                        "std": float(np.sqrt(var[i])), "correlated_features": moves[i]} for i, n in enumerate(names)}
-        space = getattr(generator, "latent_space", None) or (meta or {}).get("latent_space", "z")
+        space = generator.space if generator is not None else (meta or {}).get("latent_space", "z")
         dim = z.shape[1]
         note = (f"PCA of {len(z)} sampled latents in the generator's {space} space. "
                 + (f"z ~ N(0, I) is isotropic: every direction has variance 1, so the components only follow "

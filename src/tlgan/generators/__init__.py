@@ -83,10 +83,6 @@ class Generator(ABC):
         """The size of the input noise z (``latent_dim`` for generators driven from z)."""
         return self.latent_dim
 
-    @property
-    def latent_space(self) -> str:
-        return self.space
-
     def describe_space(self, space: str | None = None) -> LatentSpace:
         """The shape and typical norm of one of this generator's spaces (default: the bound one)."""
         space = space or self.space

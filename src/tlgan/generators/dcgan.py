@@ -34,7 +34,6 @@ class _Wrapped(nn.Module):
 class DCGANGenerator(Generator):
     """A DCGAN generator loaded from a torch state dict (no pickled objects)."""
 
-    latent_space = "z"
 
     def __init__(self, checkpoint: str, name: str, state_key: str | None = None,
                  latent_dim: int = 100, device: str | None = None) -> None:
