@@ -5,6 +5,7 @@ and every file tlgan writes is as readable as any other the user makes."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -19,10 +20,12 @@ def file_mode() -> int:
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it onto ``path``.
 
-    On any error the temporary file is removed and ``path`` is left as it was.
+    On any error the temporary file is removed and ``path`` is left as it was. The temporary
+    name is unique to the process and thread, so concurrent writers of one path never mix
+    their bytes: a reader sees the old file or a whole new one.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.part")
     try:
         write(tmp)
         os.chmod(tmp, file_mode())

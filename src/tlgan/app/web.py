@@ -37,6 +37,7 @@ if int(gr.__version__.split(".")[0]) < 6:  # the page uses gradio 6's API (launc
 from ..axes import AxesError  # noqa: E402
 from ..errors import TLGANError  # noqa: E402
 from ..figures import upscale  # noqa: E402
+from ..safeio import atomic_write  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
 from .state import (INVERT_STEPS, LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
                     Readout, Session, StateError, describe_readouts, encode_state, subject_missing, lock_warnings,
@@ -288,8 +289,9 @@ class Page:
         assert s is not None and view.image is not None, "face_file is called after rendered()"
         face = f"seed{s.seed}" if s.latent is None else "photo" if view.on_photo else "latent"
         path = self.png_dir / f"tlgan-{face}-{state_digest(s)}.png"
-        if not path.exists():
-            upscale(view.image, IMAGE_SIZE).save(path, compress_level=1)
+        if not path.exists():  # written whole under a temporary name: a concurrent request never reads half a PNG
+            image = upscale(view.image, IMAGE_SIZE)
+            atomic_write(path, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
             prune(self.png_dir)
         return str(path)
 
