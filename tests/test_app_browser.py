@@ -440,6 +440,9 @@ def test_upload_a_photo_and_edit_its_reconstruction(page, tmp_path):
         assert "photo" in face_src(page)
         wait_readouts(page)
         recon = face_pixels(page)
+        page.wait_for_function("() => { const m = location.search.match(/state=([A-Za-z0-9_-]+)/); if (!m) return false;"
+                               " const t = m[1].replace(/-/g, '+').replace(/_/g, '/');"
+                               " return atob(t + '='.repeat((4 - t.length % 4) % 4)).includes('\"latent\"'); }")
         assert token_in_url(page)["latent"] and "seed" not in token_in_url(page)  # the link holds the photo's face
         set_slider(page, "age", 2)
         wait_status(page, r"the reconstruction of grace_hopper\.jpg; age \+2")
