@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from . import __version__, weights
+from .app.state import MAX_SESSIONS
 from .axes import Axes
 from .errors import InputError, TLGANError
 from .fit import METHODS
@@ -617,9 +618,12 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
                    "the page's Cancel button stops early with the best so far).")
 @click.option("--encoder", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Encoder from `tlgan train-encoder` that gives an uploaded photo's starting latent.")
+@click.option("--max-sessions", default=MAX_SESSIONS, show_default=True, type=click.IntRange(min=1),
+              help="Sessions (browser tabs, API clients) whose state the server keeps; the least recently used "
+                   "beyond this are forgotten. Each costs about 1 MB on the demo's page.")
 @device_option
 @friendly
-def serve(axes, host, port, seed, invert_steps, encoder, device) -> None:
+def serve(axes, host, port, seed, invert_steps, encoder, max_sessions, device) -> None:
     """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
     if not Path(axes).exists():
         hint = ("run `make demo` (or `tlgan discover`) first to make it"
@@ -630,7 +634,8 @@ def serve(axes, host, port, seed, invert_steps, encoder, device) -> None:
     except ImportError as e:
         raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
     click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
-    serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder)
+    serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder,
+              max_sessions=max_sessions)
 
 
 # ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels
