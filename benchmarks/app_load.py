@@ -14,13 +14,16 @@ sessions together (a barrier starts each round):
 
 Every face a response names is then fetched from the server, so a response
 that points at a file already deleted counts as a failure. The server's RSS
-is read from /proc after every round.
+is read from /proc after every round. The same load then runs against a
+second server that keeps gradio's default of 10,000 sessions (what the
+explorer kept before ``tlgan serve --max-sessions``), the baseline for memory.
 
 Runs on the demo's axes (runs/demo/axes.safetensors, the real default:
 digiface-dcgan + faces) when they exist, else on toy axes fitted in a second.
 Prints the machine and writes benchmarks/results/app_load.json.
 
     python benchmarks/app_load.py [--axes runs/demo/axes.safetensors | toy] [--sessions 30] [--rounds 20]
+                                  [--max-sessions 200] [--baseline-sessions 10000 | 0]
 
 tests/test_app_load.py runs the same load, smaller, on toy axes.
 """
@@ -183,7 +186,8 @@ class Load:
                 "latency_max_ms": round(float(lat.max()), 1) if len(lat) else None,
                 "rss_mb": {"start": round(mb[0], 1), "after_warmup": round(after[0], 1),
                            "peak": round(max(mb), 1), "end": round(mb[-1], 1),
-                           "growth_after_warmup": round(mb[-1] - after[0], 1)},
+                           "growth_after_warmup": round(mb[-1] - after[0], 1),
+                           "growth_second_half": round(mb[-1] - mb[len(mb) // 2], 1)},
                 "rss_mb_per_round": [round(m, 1) for m in mb]}
 
 
@@ -242,6 +246,22 @@ def toy_axes(folder: Path) -> Path:
                     save_images=False, progress=False).axes_path
 
 
+def run_once(path: Path, names: list[str], args: argparse.Namespace, max_sessions: int, folder: Path) -> dict:
+    """One server, one load: the summary (and whether the server logged a traceback)."""
+    with serving(path, folder / f"serve-{max_sessions}.log", args.device, ["--max-sessions", str(max_sessions)]) \
+            as server:
+        load = hammer(server, names, args.sessions, args.rounds)
+        log = server.log.read_text()
+    s = load.summary()
+    rss = s["rss_mb"]
+    print(f"--max-sessions {max_sessions}: {s['requests']} requests in {s['seconds']} s, {s['failed']} failed; "
+          f"latency p50 {s['latency_p50_ms']} ms, p95 {s['latency_p95_ms']} ms; server RSS start {rss['start']} MB, "
+          f"after round 1 {rss['after_warmup']} MB, peak {rss['peak']} MB, end {rss['end']} MB")
+    for f in load.failures[:5]:
+        print("  failed:", f)
+    return {"max_sessions": max_sessions, "traceback_in_server_log": "Traceback" in log, **s}
+
+
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from _common import machine
@@ -254,7 +274,10 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--max-sessions", type=int, help="tlgan serve --max-sessions [default: its default]")
+    ap.add_argument("--max-sessions", type=int, default=MAX_SESSIONS, help="tlgan serve --max-sessions")
+    ap.add_argument("--baseline-sessions", type=int, default=10000,
+                    help="a second run with this many sessions kept (gradio's own default, which tlgan used "
+                         "before --max-sessions); 0: none")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     info = machine()
@@ -263,29 +286,24 @@ def main() -> None:
         wanted = args.axes or (str(DEMO_AXES) if DEMO_AXES.exists() else "toy")
         path = toy_axes(Path(tmp) / "toy") if wanted == "toy" else Path(wanted)
         axes = Axes.load(path)
-        extra = ["--max-sessions", str(args.max_sessions)] if args.max_sessions else []
-        with serving(path, Path(tmp) / "serve.log", args.device, extra) as server:
-            load = hammer(server, list(axes.names), args.sessions, args.rounds)
-            log = server.log.read_text()
-    s = load.summary()
-    rss = s["rss_mb"]
-    print(f"{axes.meta.get('generator')} + {axes.meta.get('extractor')}: {args.sessions} sessions x {args.rounds} "
-          f"rounds = {s['requests']} requests in {s['seconds']} s, {s['failed']} failed; "
-          f"latency p50 {s['latency_p50_ms']} ms, p95 {s['latency_p95_ms']} ms; server RSS start {rss['start']} MB, "
-          f"after round 1 {rss['after_warmup']} MB, peak {rss['peak']} MB, end {rss['end']} MB")
-    for f in load.failures[:5]:
-        print("  failed:", f)
+        print(f"{axes.meta.get('generator')} + {axes.meta.get('extractor')}, {len(axes.names)} axes: "
+              f"{args.sessions} sessions x {args.rounds} rounds")
+        runs = [run_once(path, list(axes.names), args, n, Path(tmp))
+                for n in [args.max_sessions, *([args.baseline_sessions] if args.baseline_sessions else [])]]
     import gradio
 
     info["load_average_1min_at_end"] = os.getloadavg()[0]
     doc = {"benchmark": "app_load", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": info,
            "gradio": gradio.__version__, "axes": "toy (fitted on the fly)" if wanted == "toy" else wanted,
            "generator": axes.meta.get("generator"), "extractor": axes.meta.get("extractor"),
-           "sessions": args.sessions, "rounds": args.rounds, "max_sessions": args.max_sessions or MAX_SESSIONS,
+           "features": len(axes.names), "sessions": args.sessions, "rounds": args.rounds,
            "method": "per round and session: random_face without a session + the session's next action "
                      "(session hash sent), all sessions at once; every file a response names is fetched; "
-                     "server RSS from /proc after each round",
-           "traceback_in_server_log": "Traceback" in log, **s}
+                     "server RSS from /proc before the first round and after each one",
+           "runs": runs}
+    if len(runs) == 2:  # the second half of the rounds: once the session cap is reached
+        doc["rss_growth_second_half_ratio_to_baseline"] = round(
+            runs[0]["rss_mb"]["growth_second_half"] / max(runs[1]["rss_mb"]["growth_second_half"], 0.1), 3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"-> {args.out}")

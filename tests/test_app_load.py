@@ -54,6 +54,30 @@ def test_concurrent_sessions_lose_no_request_and_memory_stays_flat(toy_axes, tmp
     assert rss["growth_after_warmup"] < RSS_GROWTH_MB, summary["rss_mb_per_round"]
 
 
+def test_face_files_go_least_recently_handed_out_first_and_never_within_the_grace_period():
+    from tlgan.app.web import FaceFiles
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(b"png")
+
+    files = FaceFiles(keep=3, grace=0.0)
+    try:
+        paths = [files.get(f"f{i}.png", write) for i in range(4)]
+        assert files.get("f1.png", lambda tmp: pytest.fail("f1 is there: not written again")) == paths[1]
+        files.get("f4.png", write)  # two over: f0 and f2 (f1 was handed out again) go
+        assert sorted(p.name for p in files.folder.iterdir()) == ["f1.png", "f3.png", "f4.png"]
+    finally:
+        files.remove()
+    assert not files.folder.exists()
+
+    files = FaceFiles(keep=1, grace=300.0)  # each handed out just now: none may go yet
+    try:
+        paths = [files.get(f"f{i}.png", write) for i in range(5)]
+        assert all(p.exists() for p in paths)
+    finally:
+        files.remove()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stopping_the_server_removes_its_files(toy_axes, tmp_path, sig):
     env = {"TMPDIR": str(tmp_path), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}

@@ -620,7 +620,7 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
               help="Encoder from `tlgan train-encoder` that gives an uploaded photo's starting latent.")
 @click.option("--max-sessions", default=MAX_SESSIONS, show_default=True, type=click.IntRange(min=1),
               help="Sessions (browser tabs, API clients) whose state the server keeps; the least recently used "
-                   "beyond this are forgotten. Each costs about 1 MB on the demo's page.")
+                   "beyond this are forgotten. Each costs about 0.5 MB on the demo's page.")
 @device_option
 @friendly
 def serve(axes, host, port, seed, invert_steps, encoder, max_sessions, device) -> None:

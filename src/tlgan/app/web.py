@@ -142,7 +142,7 @@ class Photo:
 
 class FaceFiles:
     """The face PNGs the page hands to gradio, in a private temporary folder that only this object
-    writes to or deletes from (it is removed at exit, and on SIGTERM by ``serve``).
+    writes to or deletes from (removed at exit; ``launch`` makes SIGTERM an exit too).
 
     Which files may go is decided under a lock from what was handed out when, never from a directory
     listing, so no request can lose a file between a handler returning it and gradio copying it into
@@ -178,9 +178,6 @@ class FaceFiles:
                 del self._handed[oldest]
                 (self.folder / oldest).unlink(missing_ok=True)  # under the lock: nobody rewrites it meanwhile
         return path
-
-    def __len__(self) -> int:
-        return len(self._handed)
 
     def remove(self) -> None:
         """Delete the folder and every file in it."""
@@ -823,7 +820,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
     ``block=False`` return at once (the server runs in a thread).
 
     The server keeps the state of the ``max_sessions`` most recently used sessions (every browser tab and
-    every API call without a session is one; each costs about 1 MB on the demo's page), so its memory
+    every API call without a session is one; each costs about 0.5 MB on the demo's page), so its memory
     stays bounded however many come and go.
     """
     if block:
