@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,8 @@ def export_onnx(generator: Any, folder: Path | None = None) -> Path:
     module = _Synthesis(generator).eval()
 
     def write(tmp: Path) -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: it needs only onnx
             torch.onnx.export(module, (latent,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
                               input_names=["latent"], output_names=["image"])
         check_onnx(tmp, generator)

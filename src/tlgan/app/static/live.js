@@ -15,7 +15,7 @@
   const MIN_NORM = 1e-6;  // ... and a move whose projection is shorter cannot be made
   const HIDE_AFTER_MS = 15000;  // the canvas goes at the latest this long after a release
   const live = window.tlganLive = {
-    mode: null, ready: false, error: null, frames: 0, latent: null, pixels: null, digest: null,
+    mode: null, ready: false, busy: false, error: null, frames: 0, latent: null, pixels: null, digest: null,
     inputs: 0, latencies: [], paints: [],
     reset() { this.frames = 0; this.inputs = 0; this.latencies = []; this.paints = []; },
   };
@@ -162,7 +162,7 @@
   async function pump() {
     // render the newest position; positions that arrive meanwhile replace each other (stale ones are dropped)
     if (busy || !pending) return;
-    busy = true;
+    busy = live.busy = true;
     while (pending) {
       const job = pending; pending = null;
       try {
@@ -178,7 +178,7 @@
         live.error = String(e);
       }
     }
-    busy = false;
+    busy = live.busy = false;
   }
 
   // ---------------------------------------------------------------- the drag
