@@ -5,7 +5,15 @@ chromium through Playwright and makes ~30 slider changes, one at a time. Each
 change is timed inside the page, from the slider's number box firing its
 ``input`` event to the new face image having loaded (``img.onload``), and
 then to the extractor's readouts of that exact state being on the page (the
-readouts come after the face, see tlgan.app.web).
+readouts come after the face, see tlgan.app.web). That is the request path.
+
+Then it drags a slider (mouse down, a move every 1/60 s across the track,
+mouse up; ``--drags`` times) and reports, from the page's own clock
+(``window.tlganLive``, tlgan/app/static/live.js), the latency from each range
+``input`` event to the first face painted that shows that position or a newer
+one (p50/p95), and the faces painted per second of dragging. Each axes file
+is served once per ``--live`` mode: ``auto`` (the default generator is drawn
+in the page by onnxruntime-web) and ``server`` (JPEG frames from the server).
 
 Runs on the demo's axes (runs/demo/axes.safetensors, the real default:
 digiface-dcgan + faces) when they exist, else on toy axes fitted in a second;
@@ -98,7 +106,58 @@ def stats(xs: list[float]) -> dict:
             "mean_ms": round(statistics.fmean(a), 1)}
 
 
-def measure(axes_path: Path, changes: int, device: str) -> dict:
+DRAG_HZ = 60  # pointer moves per second while dragging (a display's refresh rate)
+
+
+def drag(page, feature: str, drags: int, moves: int) -> dict:
+    """Drag ``feature``'s slider ``drags`` times (``moves`` pointer moves at DRAG_HZ each, back and forth over the
+    middle of the track) and collect the page's input-to-paint latencies and frames painted per second."""
+    rng = page.locator(f"#tl-slider-{feature} input[type=range]")
+    rng.scroll_into_view_if_needed()
+    page.wait_for_function("() => window.tlganLive && (tlganLive.ready || tlganLive.error)", timeout=120_000)
+    mode, error = page.evaluate("() => [tlganLive.mode, tlganLive.error]")
+    track = rng.bounding_box()
+    y = track["y"] + track["height"] / 2
+    latencies: list[float] = []
+    fps, inputs, frames = [], 0, 0
+    for d in range(drags):
+        lo, hi = (0.2, 0.8) if d % 2 == 0 else (0.8, 0.2)
+        src = page.locator("#tl-face img").get_attribute("src")
+        page.evaluate("() => tlganLive.reset()")
+        page.mouse.move(track["x"] + track["width"] * lo, y)
+        page.mouse.down()
+        t0 = time.perf_counter()
+        for i in range(1, moves + 1):
+            page.mouse.move(track["x"] + track["width"] * (lo + (hi - lo) * i / moves), y)
+            wait = t0 + i / DRAG_HZ - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        page.wait_for_function("() => !tlganLive.busy", timeout=30_000)
+        page.wait_for_timeout(100)  # the last frame's paint
+        t = page.evaluate("() => ({lat: tlganLive.latencies, paints: tlganLive.paints, inputs: tlganLive.inputs,"
+                          " first: tlganLive.firstInput})")
+        page.mouse.up()
+        page.wait_for_function("s => document.querySelector('#tl-face img').getAttribute('src') !== s", arg=src,
+                               timeout=120_000)
+        latencies += t["lat"]
+        inputs += t["inputs"]
+        frames += len(t["paints"])
+        if t["paints"] and t["first"] is not None:
+            span = max(t["paints"][-1] - t["first"], 1.0)
+            fps.append(len(t["paints"]) / span * 1000)
+        page.wait_for_function("() => document.querySelector('#tl-live-canvas') === null"
+                               " || document.querySelector('#tl-live-canvas').style.display === 'none'",
+                               timeout=120_000)
+    return {"mode": mode, "error": error, "drags": drags, "pointer_moves_per_drag": moves, "pointer_hz": DRAG_HZ,
+            "input_events": inputs, "frames_painted": frames,
+            "input_to_paint": stats(latencies) if latencies else None,
+            "unpainted_inputs": inputs - len(latencies),
+            "frames_per_second": {"median": round(float(np.median(fps)), 1), "min": round(float(min(fps)), 1)}
+            if fps else None}
+
+
+def measure(axes_path: Path, changes: int, device: str, live: str = "auto", drags: int = 3,
+            moves: int = 60) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tlgan.app.state import ExplorerState, state_digest
@@ -109,7 +168,7 @@ def measure(axes_path: Path, changes: int, device: str) -> dict:
     port = free_port()
     log = open(Path(tempfile.gettempdir()) / f"tlgan-app-latency-{port}.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "tlgan.cli", "serve", str(axes_path), "--port", str(port),
-                               "--device", device], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                               "--device", device, "--live", live], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                               env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -145,15 +204,17 @@ def measure(axes_path: Path, changes: int, device: str) -> dict:
                 digest = state_digest(ExplorerState(axes.meta["generator"], 0, None, {feature: v}))
                 page.wait_for_function(READOUTS_JS, arg=digest)
                 readout_ms.append(page.evaluate("() => performance.now()") - t["input"])
+            page.wait_for_function(READOUTS_JS, arg=digest)
+            dragged = drag(page, feature, drags, moves) if drags else None
             browser.close()
     finally:
         server.terminate()
         server.wait(10)
         log.close()
     return {"axes": str(axes_path), "generator": axes.meta.get("generator"), "extractor": axes.meta.get("extractor"),
-            "feature": feature, "device": device, "server_startup_s": round(startup, 1),
+            "feature": feature, "device": device, "live": live, "server_startup_s": round(startup, 1),
             "slider_to_face": stats(face_ms), "slider_to_readouts": stats(readout_ms),
-            "python_wall_slider_to_face": stats(wall_ms)}
+            "python_wall_slider_to_face": stats(wall_ms), "drag": dragged}
 
 
 def main() -> None:
@@ -162,6 +223,10 @@ def main() -> None:
                                                     "else toy]")
     ap.add_argument("--changes", type=int, default=30, help="slider changes per axes file")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--live", action="append", choices=["auto", "browser", "server", "off"],
+                    help="tlgan serve --live mode to measure the drag in (repeatable) [default: auto and server]")
+    ap.add_argument("--drags", type=int, default=3, help="slider drags per server (0: none)")
+    ap.add_argument("--moves", type=int, default=60, help="pointer moves per drag, at 60 per second")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     wanted = args.axes or [str(DEMO_AXES) if DEMO_AXES.exists() else "toy"]
@@ -172,20 +237,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for a in wanted:
             path = toy_axes(Path(tmp) / "toy") if a == "toy" else Path(a)
-            r = measure(path, args.changes, args.device)
-            r["axes"] = "toy (fitted on the fly)" if a == "toy" else a
-            runs.append(r)
-            f, ro = r["slider_to_face"], r["slider_to_readouts"]
-            print(f"{r['generator']} + {r['extractor']} ({r['feature']} slider, {f['n']} changes): "
-                  f"slider -> face median {f['median_ms']} ms, p95 {f['p95_ms']} ms; "
-                  f"slider -> readouts median {ro['median_ms']} ms, p95 {ro['p95_ms']} ms")
+            for live in args.live or ["auto", "server"]:
+                r = measure(path, args.changes, args.device, live, args.drags, args.moves)
+                r["axes"] = "toy (fitted on the fly)" if a == "toy" else a
+                runs.append(r)
+                f, ro, d = r["slider_to_face"], r["slider_to_readouts"], r["drag"]
+                print(f"{r['generator']} + {r['extractor']} (--live {live}, {r['feature']} slider, {f['n']} changes): "
+                      f"request path: slider -> face median {f['median_ms']} ms, p95 {f['p95_ms']} ms; "
+                      f"slider -> readouts median {ro['median_ms']} ms, p95 {ro['p95_ms']} ms")
+                if d and d["input_to_paint"]:
+                    p, fps = d["input_to_paint"], d["frames_per_second"]
+                    print(f"  drag ({d['mode']}): input -> paint median {p['median_ms']} ms, p95 {p['p95_ms']} ms, "
+                          f"{fps['median']} faces/s (min {fps['min']}), {d['input_events']} inputs, "
+                          f"{d['frames_painted']} faces painted")
     info["load_average_1m_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     import gradio
 
     doc = {"benchmark": "app_latency", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": info,
            "browser": "Debian chromium (headless, Playwright)", "gradio": gradio.__version__,
            "method": "in-page performance.now(): number-box input event -> new face img load event; "
-                     "-> every readout marked with the new state's digest",
+                     "-> every readout marked with the new state's digest. drag: range input event -> the first "
+                     "requestAnimationFrame callback that drew a face of that position or a newer one on the "
+                     "page's canvas; faces/s = faces painted / (last paint - first input) per drag",
            "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -126,7 +126,6 @@ def export_onnx(generator: Any, folder: Path | None = None) -> Path:
     path = folder / f"{generator_key(generator)}.onnx"
     if path.is_file():
         return path
-    folder.mkdir(parents=True, exist_ok=True)
     latent = torch.from_numpy(np.asarray(generator.sample(1, 0), np.float32)).to(generator.device)
     module = _Synthesis(generator).eval()
 
@@ -138,10 +137,11 @@ def export_onnx(generator: Any, folder: Path | None = None) -> Path:
         check_onnx(tmp, generator)
 
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
     except LiveError:
         raise
-    except Exception as e:  # an operator the exporter does not know, a missing onnx package ...
+    except Exception as e:  # an operator the exporter does not know, a missing onnx package, a read-only cache ...
         first = (str(e).strip().splitlines() or [""])[0][:300]
         raise LiveError(f"cannot export {generator.name} to ONNX: {type(e).__name__}: {first}") from e
     return path

@@ -16,8 +16,8 @@
   const HIDE_AFTER_MS = 15000;  // the canvas goes at the latest this long after a release
   const live = window.tlganLive = {
     mode: null, ready: false, busy: false, error: null, frames: 0, latent: null, pixels: null, digest: null,
-    inputs: 0, latencies: [], paints: [],
-    reset() { this.frames = 0; this.inputs = 0; this.latencies = []; this.paints = []; },
+    inputs: 0, firstInput: null, latencies: [], paints: [],
+    reset() { this.frames = 0; this.inputs = 0; this.firstInput = null; this.latencies = []; this.paints = []; },
   };
   let cfg = null, session = null, drag = null, passing = false, busy = false, pending = null, unpainted = [];
   let hideTimer = null;
@@ -195,6 +195,7 @@
     e.stopPropagation();
     const value = parseFloat(e.target.value), time = performance.now();
     live.inputs += 1; unpainted.push(time);
+    if (live.firstInput === null) live.firstInput = time;
     if (cfg.mode === 'browser' && !drag.plan) return;
     pending = {name: drag.name, value, time, plan: drag.plan, digest: drag.digest};
     pump();
