@@ -55,7 +55,7 @@ ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-3  # the exported model must agree with torch this closely (outputs in [-1, 1])
 FRAME_SIZE = 512  # server frames are at most this many pixels wide (the page shows the face ~420 px high)
 FRAME_QUALITY = 90
-KEEP_STATES = 4096
+KEEP_STATES = 256  # states a frame request can name (a w+ photo's state holds its whole latent)
 EXPORT_VERSION = 1  # bump to re-export every cached model (a change of the wrapper below)
 
 
