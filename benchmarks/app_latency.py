@@ -129,7 +129,7 @@ SYNTH_DRAG_JS = """async ([name, moves, hz, lo, hi]) => {
   while (tlganLive.busy) await new Promise((ok) => setTimeout(ok, 5));
   await new Promise((ok) => setTimeout(ok, 100));
   const out = {lat: tlganLive.latencies.slice(), paints: tlganLive.paints.slice(), inputs: tlganLive.inputs,
-               first: tlganLive.firstInput, sent};
+               first: tlganLive.firstInput, render: tlganLive.renderMs.slice(), sent};
   r.dispatchEvent(new PointerEvent('pointerup', {bubbles: true, button: 0, isPrimary: true}));
   return out;
 }"""
@@ -146,6 +146,7 @@ def drag(page, feature: str, drags: int, moves: int, synthetic: bool = False) ->
     track = rng.bounding_box()
     y = track["y"] + track["height"] / 2
     latencies: list[float] = []
+    render_ms: list[float] = []
     fps, input_rate, pointer_rate, inputs, frames = [], [], [], 0, 0
     for d in range(drags):
         lo, hi = (0.2, 0.8) if d % 2 == 0 else (0.8, 0.2)
@@ -167,11 +168,12 @@ def drag(page, feature: str, drags: int, moves: int, synthetic: bool = False) ->
             page.wait_for_function("() => !tlganLive.busy", timeout=30_000)
             page.wait_for_timeout(100)  # the last frame's paint
             t = page.evaluate("() => ({lat: tlganLive.latencies, paints: tlganLive.paints, inputs: tlganLive.inputs,"
-                              " first: tlganLive.firstInput})")
+                              " first: tlganLive.firstInput, render: tlganLive.renderMs})")
             page.mouse.up()
         page.wait_for_function("s => document.querySelector('#tl-face img').getAttribute('src') !== s", arg=src,
                                timeout=120_000)
         latencies += t["lat"]
+        render_ms += t["render"]
         inputs += t["inputs"]
         frames += len(t["paints"])
         if t["paints"] and t["first"] is not None:
@@ -188,6 +190,7 @@ def drag(page, feature: str, drags: int, moves: int, synthetic: bool = False) ->
             "input_events_per_second": round(float(np.median(input_rate)), 1) if input_rate else None,
             "input_to_paint": stats(latencies) if latencies else None,
             "unpainted_inputs": inputs - len(latencies),
+            "page_render": stats(render_ms) if render_ms else None,
             "frames_per_second": {"median": round(float(np.median(fps)), 1), "min": round(float(min(fps)), 1)}
             if fps else None}
 
@@ -287,7 +290,8 @@ def main() -> None:
                     print(f"  drag ({d['mode']}, {d['driven_by']}): input -> paint median {p['median_ms']} ms, p95 {p['p95_ms']} ms, "
                           f"{fps['median']} faces/s (min {fps['min']}) for {d['input_events_per_second']} "
                           f"inputs/s ({d['pointer_moves_per_second_achieved']} pointer moves/s sent), "
-                          f"{d['input_events']} inputs, {d['frames_painted']} faces painted")
+                          f"{d['input_events']} inputs, {d['frames_painted']} faces painted"
+                          + (f"; onnxruntime-web run median {d['page_render']['median_ms']} ms" if d["page_render"] else ""))
     info["load_average_1m_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     import gradio
 

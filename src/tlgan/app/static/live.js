@@ -16,8 +16,10 @@
   const HIDE_AFTER_MS = 15000;  // the canvas goes at the latest this long after a release
   const live = window.tlganLive = {
     mode: null, ready: false, busy: false, error: null, frames: 0, latent: null, pixels: null, digest: null,
-    inputs: 0, firstInput: null, latencies: [], paints: [],
-    reset() { this.frames = 0; this.inputs = 0; this.firstInput = null; this.latencies = []; this.paints = []; },
+    inputs: 0, firstInput: null, latencies: [], paints: [], renderMs: [],
+    reset() {
+      this.frames = 0; this.inputs = 0; this.firstInput = null; this.latencies = []; this.paints = []; this.renderMs = [];
+    },
   };
   let cfg = null, session = null, drag = null, passing = false, busy = false, pending = null, unpainted = [];
   let hideTimer = null;
@@ -89,7 +91,9 @@
 
   // ---------------------------------------------------------------- drawing
 
-  function overlay() {
+  function overlay(width, height) {
+    // the canvas over the face image: `width` x `height` pixels (the face as drawn), stretched by the browser
+    // over the image's picture (as gradio's object-fit: contain places it), so no resampling runs in the page
     const img = document.querySelector('#tl-face img');
     if (!img) return null;
     const parent = img.parentElement;
@@ -105,38 +109,37 @@
     }
     const r = img.getBoundingClientRect(), pr = parent.getBoundingClientRect();
     const nw = img.naturalWidth || 1, nh = img.naturalHeight || 1, k = Math.min(r.width / nw, r.height / nh);
-    const w = nw * k, h = nh * k, dpr = window.devicePixelRatio || 1;
+    const w = nw * k, h = nh * k;
     Object.assign(c.style, {left: `${r.left - pr.left + (r.width - w) / 2}px`, top: `${r.top - pr.top + (r.height - h) / 2}px`,
                             width: `${w}px`, height: `${h}px`});
-    const cw = Math.max(1, Math.round(w * dpr)), ch = Math.max(1, Math.round(h * dpr));
-    if (c.width !== cw || c.height !== ch) { c.width = cw; c.height = ch; }
+    if (c.width !== width || c.height !== height) { c.width = width; c.height = height; }
     return c;
   }
 
   function paint(source, inputTime) {
-    // draw `source` (a canvas or bitmap) on the overlay in the next animation frame; record the latencies
-    requestAnimationFrame(() => {
-      const c = overlay();
-      if (!c) return;
-      const ctx = c.getContext('2d');
-      ctx.imageSmoothingEnabled = true; ctx.imageSmoothingQuality = 'high';
-      ctx.drawImage(source, 0, 0, c.width, c.height);
-      c.style.display = 'block';
+    // draw `source` (ImageData or a bitmap) on the overlay now, then wait for the animation frame that shows it
+    // (so the next render does not hold it back) and record the latencies of the inputs it answers
+    const c = overlay(source.width, source.height);
+    if (!c) return Promise.resolve();
+    const ctx = c.getContext('2d');
+    if (source instanceof ImageData) ctx.putImageData(source, 0, 0); else ctx.drawImage(source, 0, 0);
+    c.style.display = 'block';
+    return new Promise((resolve) => requestAnimationFrame(() => {
       const now = performance.now();
       live.frames += 1; live.paints.push(now);
       unpainted = unpainted.filter((t) => { if (t <= inputTime) { live.latencies.push(now - t); return false; } return true; });
-    });
+      resolve();
+    }));
   }
-
-  const small = document.createElement('canvas');
 
   async function renderBrowser(latent) {
     const d = cfg.latent_dim, z = new Float32Array(d);
     for (let i = 0; i < d; i++) z[i] = latent[i];
+    const t0 = performance.now();
     const out = await session.run({latent: new window.ort.Tensor('float32', z, [1, d])});
+    live.renderMs.push(performance.now() - t0);
     const x = out.image.data, [, , h, w] = out.image.dims, plane = h * w;
-    small.width = w; small.height = h;
-    const ctx = small.getContext('2d'), im = ctx.createImageData(w, h), rgb = new Uint8Array(plane * 3);
+    const im = new ImageData(w, h), rgb = new Uint8Array(plane * 3);
     for (let p = 0; p < plane; p++) {
       for (let ch = 0; ch < 3; ch++) {
         const v = Math.round((Math.min(1, Math.max(-1, x[ch * plane + p])) + 1) * 127.5);
@@ -144,9 +147,8 @@
       }
       im.data[4 * p + 3] = 255;
     }
-    ctx.putImageData(im, 0, 0);
     live.latent = Array.from(z); live.pixels = rgb;
-    return small;
+    return im;
   }
 
   async function renderServer(job) {
@@ -173,7 +175,7 @@
         } else {
           source = await renderServer(job);
         }
-        paint(source, job.time);
+        await paint(source, job.time);
       } catch (e) {
         live.error = String(e);
       }
