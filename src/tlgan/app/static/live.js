@@ -22,7 +22,7 @@
     },
   };
   let cfg = null, session = null, drag = null, passing = false, busy = false, pending = null, unpainted = [];
-  let hideTimer = null;
+  let hideTimer = null, shown = false;  // shown: the canvas may cover the face (from a press until it is hidden)
 
   const sliderOf = (name) => document.querySelector(`#tl-slider-${CSS.escape(name)} input[type=range]`);
   const lockOf = (name) => document.querySelector(`#tl-lock-${CSS.escape(name)} input[type=checkbox]`);
@@ -119,8 +119,8 @@
   function paint(source, inputTime) {
     // draw `source` (ImageData or a bitmap) on the overlay now, then wait for the animation frame that shows it
     // (so the next render does not hold it back) and record the latencies of the inputs it answers
-    const c = overlay(source.width, source.height);
-    if (!c) return Promise.resolve();
+    const c = shown ? overlay(source.width, source.height) : null;
+    if (!c) return Promise.resolve();  // a late frame after the canvas was hidden does not come back
     const ctx = c.getContext('2d');
     if (source instanceof ImageData) ctx.putImageData(source, 0, 0); else ctx.drawImage(source, 0, 0);
     c.style.display = 'block';
@@ -187,8 +187,10 @@
 
   function hide() {
     clearTimeout(hideTimer);
+    if (drag) return;
+    shown = false;
     const c = document.getElementById('tl-live-canvas');
-    if (c && !drag) c.style.display = 'none';
+    if (c) c.style.display = 'none';
   }
 
   function onInput(e) {
@@ -215,6 +217,7 @@
     drag = {name, range, start: range.value, digest: state?.digest,
             plan: cfg.mode === 'browser' ? plan(name) : null};
     clearTimeout(hideTimer);
+    shown = true;
   }
 
   function onUp() {
