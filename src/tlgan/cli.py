@@ -617,9 +617,12 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
                    "the page's Cancel button stops early with the best so far).")
 @click.option("--encoder", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Encoder from `tlgan train-encoder` that gives an uploaded photo's starting latent.")
+@click.option("--live", type=click.Choice(["auto", "browser", "server", "off"]), default="auto", show_default=True,
+              help="While a slider is dragged, draw the face in the page (browser: small generators, exported to "
+                   "ONNX), as server frames, or not at all (off); auto: in the page when it can.")
 @device_option
 @friendly
-def serve(axes, host, port, seed, invert_steps, encoder, device) -> None:
+def serve(axes, host, port, seed, invert_steps, encoder, live, device) -> None:
     """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
     if not Path(axes).exists():
         hint = ("run `make demo` (or `tlgan discover`) first to make it"
@@ -630,7 +633,8 @@ def serve(axes, host, port, seed, invert_steps, encoder, device) -> None:
     except ImportError as e:
         raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
     click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
-    serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder)
+    serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder,
+              live=live)
 
 
 # ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels
