@@ -353,7 +353,7 @@ def toy_run(tmp_path, toy):
     ("run.json", "drop:n", "lacks the field 'n'"),
     ("run.json", "set:chunk=x", "field 'chunk' is 'x'"),
     ("run.json", "set:labels=[]", "field 'labels'"),
-    ("progress.json", [64], "progress.json must be a JSON object"),
+    ("progress.json", [64], "progress.json holds a JSON list, not an object"),
     ("progress.json", "set:z=99999", "not a count 0..64"),
     ("progress.json", "text:{", "progress.json is not valid JSON"),
 ])
