@@ -174,9 +174,13 @@ class Axes:
         self.check(f"cannot write {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = self.to_json()
-        atomic_write(path, lambda tmp: save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
-                                                 metadata={"tlgan": json.dumps(doc, allow_nan=True)}))
-        atomic_write_text(self.sidecar(path), json.dumps(doc, indent=2, allow_nan=True) + "\n")
+
+        def write(tmp: Path) -> None:  # the sidecar is renamed into place only once the axes are written whole
+            save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
+                      metadata={"tlgan": json.dumps(doc, allow_nan=True)})
+            atomic_write_text(self.sidecar(path), json.dumps(doc, indent=2, allow_nan=True) + "\n")
+
+        atomic_write(path, write)
         return path
 
     @classmethod
