@@ -358,7 +358,13 @@ def toy_run(tmp_path, toy):
     ("run.json", "drop:n", "lacks the field 'n'"),
     ("run.json", "set:chunk=x", "field 'chunk' is 'x'"),
     ("run.json", "set:labels=[]", "field 'labels'"),
+    ("run.json", "set:n=true", "field 'n' is True"),
+    ("run.json", "set:seed=-4", "field 'seed' is -4"),
+    ("run.json", "set:default_labels=nope", "field 'default_labels' names 'nope'"),
+    ("run.json", 'set:labels={"toy-linear": {"features": [1], "kinds": ["binary"], "descriptions": [""]}}',
+     "field 'labels.toy-linear.features.0' is 1"),
     ("progress.json", [64], "progress.json holds a JSON list, not an object"),
+    ("progress.json", "set:z=true", "field 'z' is True"),
     ("progress.json", "set:z=99999", "not a count 0..64"),
     ("progress.json", "text:{", "progress.json is not valid JSON"),
 ])
@@ -373,7 +379,7 @@ def test_damaged_run_json_is_one_line(toy_run, name, doc, said):
             del cur[rest]
         else:
             key, _, value = rest.partition("=")
-            cur[key] = json.loads(value) if value[:1] in "[{0123456789" else value
+            cur[key] = json.loads(value) if value[:1] in "[{-0123456789" or value == "true" else value
         p.write_text(json.dumps(cur))
     else:
         p.write_text(json.dumps(doc))
@@ -580,7 +586,7 @@ GOOD = {"format": 1, "tlgan_version": "0", "features": ["a", "b"], "kinds": ["co
     ({k: v for k, v in GOOD.items() if k != "features"}, None, "lacks the field 'features'"),
     ({k: v for k, v in GOOD.items() if k != "kinds"}, None, "lacks the field 'kinds'"),
     ({**GOOD, "features": [1, 2]}, None, "field 'features.0' is 1"),
-    ({**GOOD, "kinds": ["continuous", "huge"]}, None, "field 'kinds.1' is 'huge'"),
+    ({**GOOD, "kinds": ["continuous", 2]}, None, "field 'kinds.1' is 2"),
     ({**GOOD, "features": "ab"}, None, "field 'features' is 'ab'"),
     ({**GOOD, "features": ["a", "a"]}, None, "'a' appear more than once"),
     ({**GOOD, "features": ["a", "b", "c"], "kinds": ["binary"] * 3}, None, "names 3 features but it holds axes"),
@@ -715,3 +721,17 @@ def test_killed_at_any_point_resumes_to_the_same_run(tmp_path, toy, monkeypatch,
             _toy_run(tmp_path / "run", toy)
     for name, value in _arrays(_toy_run(tmp_path / "run", toy)).items():
         np.testing.assert_array_equal(value, whole[name], err_msg=name)
+
+
+@pytest.mark.parametrize("command", ["sample", "fit"])
+def test_output_under_a_file_is_one_line(tmp_path, toy, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    if command == "sample":
+        args: tuple = ("sample", "-g", "toy-linear", "-e", "toy-linear", "-n", 16, "-o", blocker / "run", "--device",
+                       "cpu")
+    else:
+        args = ("fit", _toy_run(tmp_path / "run", toy, n=64).path, "-o", blocker / "ax.safetensors")
+    msg = one_line(run_cli(*args))
+    assert str(blocker) in msg
+    assert blocker.read_text() == "mine"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
@@ -37,7 +37,7 @@ class AxesHeader(Schema):
     """The ``tlgan`` header of an axes file: the fields tlgan reads (the rest is kept as ``meta``)."""
 
     features: list[str]
-    kinds: list[Literal["binary", "continuous"]]
+    kinds: list[str]  # binary, continuous, component (unsupervised finders), or a plugin finder's own
     metrics: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
 
@@ -156,6 +156,9 @@ class Axes:
                             "with the axes' readable header: choose another --out name")
         if path.exists() and not path.is_file():
             raise AxesError(f"axes file {path} exists and is not a file")
+        blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise AxesError(f"cannot write {path}: {blocked} is a file, not a folder; choose another --out")
         return path
 
     @staticmethod

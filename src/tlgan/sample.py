@@ -178,12 +178,16 @@ class Run:
         if missing:
             lo, hi = missing[0]
             more = f" (and {len(missing) - 1} more chunks)" if len(missing) > 1 else ""
-            redo = (f"`tlgan relabel {self.path} -e {name.split('/', 1)[1]}`"
-                    if name.startswith("labels/") and name.split("/", 1)[1] != self.info["default_labels"]
-                    and self.has_images else "`tlgan sample` with the run's settings")
             raise RunError(f"run {self.path} is damaged: data.zarr/{name} has lost samples {lo}..{hi - 1}{more}, "
-                           f"which progress.json counts as written; rerun {redo} to redo them")
+                           f"which progress.json counts as written; rerun {self._redo(name)} to redo them")
         return self._array(name)
+
+    def _redo(self, name: str) -> str:
+        """The command that writes array ``name`` again: relabel for a label set added by relabel, else sample."""
+        labels = name.split("/", 1)[1] if name.startswith("labels/") else None
+        if labels and self.has_images and labels != next(iter(self.info["labels"])):
+            return f"`tlgan relabel {self.path} -e {labels}`"
+        return "`tlgan sample` with the run's settings"
 
     def _read(self, name: str, lo: int, hi: int, step: int = 1) -> np.ndarray:
         """Rows ``lo:hi:step`` of array ``name`` (whose chunks were checked to be there); a chunk that fails its
@@ -201,8 +205,7 @@ class Run:
                     why = "its checksum does not match" if "checksum" in str(bad) else str(bad)
                     raise RunError(f"run {self.path} is damaged: {self.path / 'data.zarr' / name / key} (samples "
                                    f"{i * rows}..{min((i + 1) * rows, arr.shape[0]) - 1} of data.zarr/{name}) is "
-                                   f"corrupt ({why}); delete that file and rerun `tlgan sample` with the run's "
-                                   "settings to redo them") from bad
+                                   f"corrupt ({why}); delete that file and rerun {self._redo(name)} to redo them") from bad
             raise
 
     def progress(self) -> dict[str, int]:
