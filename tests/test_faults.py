@@ -735,3 +735,12 @@ def test_output_under_a_file_is_one_line(tmp_path, toy, command):
     msg = one_line(run_cli(*args))
     assert str(blocker) in msg
     assert blocker.read_text() == "mine"
+
+
+def test_invert_never_writes_its_picture_over_the_photo(tmp_path):
+    from tlgan.jobs import _png_beside
+
+    photo = tmp_path / "me.png"
+    photo.write_bytes(b"my photo")
+    assert _png_beside(tmp_path / "me.latent.npz", photo) == tmp_path / "me.inversion.png"
+    assert _png_beside(tmp_path / "me.latent.npz", tmp_path / "me.jpg") == tmp_path / "me.png"
