@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from . import __version__, weights
 from .axes import Axes
 from .errors import InputError, TLGANError
+from .safeio import save_npy
 from .fit import METHODS
 
 from .generators import SPACES
@@ -239,7 +239,8 @@ extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, 
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run", show_default=True,
               help="Run folder; rerunning the same command continues an interrupted run.")
 @click.option("--chunk", default=None, type=int,
-              help="Samples per batch and per stored chunk [default: 256 on CPU, 1024 on GPU].")
+              help="Samples per batch and per stored chunk [default: a run's own when continuing it, else "
+                   "256 on CPU, 1024 on GPU].")
 @click.option("--save-images/--no-save-images", default=True, show_default=True,
               help="Cache the uint8 images so another extractor can relabel them later.")
 @device_option
@@ -413,7 +414,7 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_la
             photo, inv = None, load_inversion(latent, editor.generator)
         edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back)
         if save_latent:
-            np.save(save_latent, edited)
+            save_npy(edited, save_latent)
         q = inv.quality
         click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
                    + f" {said}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
