@@ -93,7 +93,7 @@ class Dependency:
         return {"target_change": t, "mean_ad": m, "max_ad": float(np.mean(max_ad[ok])),
                 "ad_per_target": m / t if t > 0 else float("nan"), "n": int(ok.sum())}
 
-    def curve(self, bin_width: float = AD_BIN_WIDTH) -> dict[str, np.ndarray]:
+    def curve(self, bin_width: float = AD_BIN_WIDTH) -> dict[str, Any]:
         """Mean-AD, max-AD and each attribute's dependency, binned by target change.
 
         Bins of ``bin_width`` std start at 0; edits that moved the target the
@@ -105,25 +105,20 @@ class Dependency:
             raise InputError(f"bin width must be positive, got {bin_width}")
         x, mean_ad, max_ad = self.target_change, self.mean_ad(), self.max_ad()
         ok = np.isfinite(x) & np.isfinite(mean_ad)
-        top = float(np.max(x[ok])) if ok.any() else 0.0
-        edges = np.arange(0.0, max(top, 0.0) + bin_width, bin_width)
-        if len(edges) < 2:
-            edges = np.array([0.0, bin_width])
-        which = np.digitize(x, edges) - 1  # bin b holds edges[b] <= x < edges[b + 1]
-        which[x == edges[-1]] = len(edges) - 2
-        n_b, n_f = len(edges) - 1, self.dependency.shape[1]
-        out = {"edges": edges, "count": np.zeros(n_b, int), "target_change": np.full(n_b, np.nan),
-               "mean_ad": np.full(n_b, np.nan), "max_ad": np.full(n_b, np.nan),
-               "per_feature": np.full((n_b, n_f), np.nan), "wrong_way": int((ok & (x < 0)).sum())}
+        n_b = max(1, int(np.ceil(np.max(x[ok]) / bin_width))) if (ok & (x > 0)).any() else 1
+        edges = bin_width * np.arange(n_b + 1)
+        which = np.clip(np.floor(np.where(ok, x, -1) / bin_width), -1, n_b - 1).astype(int)
+        count = np.zeros(n_b, int)
+        change, m_ad, x_ad = (np.full(n_b, np.nan) for _ in range(3))
+        per_feature = np.full((n_b, self.dependency.shape[1]), np.nan)
         for b in range(n_b):
-            rows = ok & (which == b)
-            if not rows.any():
-                continue
-            out["count"][b] = rows.sum()
-            out["target_change"][b] = x[rows].mean()
-            out["mean_ad"][b], out["max_ad"][b] = mean_ad[rows].mean(), max_ad[rows].mean()
-            out["per_feature"][b] = _nan_reduce(self.dependency[rows].T, np.nanmean)
-        return out
+            rows = ok & (which == b) & (x >= 0)
+            if rows.any():
+                count[b] = rows.sum()
+                change[b], m_ad[b], x_ad[b] = x[rows].mean(), mean_ad[rows].mean(), max_ad[rows].mean()
+                per_feature[b] = _nan_reduce(self.dependency[rows].T, np.nanmean)
+        return {"edges": edges, "count": count, "target_change": change, "mean_ad": m_ad, "max_ad": x_ad,
+                "per_feature": per_feature, "wrong_way": int((ok & (x < 0)).sum())}
 
 
 def _nan_reduce(x: np.ndarray, fn) -> np.ndarray:
