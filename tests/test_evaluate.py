@@ -334,6 +334,14 @@ def test_cli_fit_finder_evaluate_and_compare(tmp_path):
     assert (out / "report" / "axes" / "index.html").exists() and "control" in r.output
     r = run_cli("compare", out / "run", "--finders", "glm,sefa", "-n", 60, "--components", 4, "--device", "cpu")
     assert (out / "report" / "summary.md").exists() and "sefa" in r.output
+    # DCI of the toy's z: a = z0, c = z3 are single coordinates, b mixes z0 and z1 (p is a sigmoid of z2)
+    r = run_cli("dci", out / "run", "--samples", 1000)
+    assert "informativeness" in r.output
+    doc = strict_json(out / "report" / "dci" / "dci.json")
+    per = doc["spaces"]["z"]["per_factor"]
+    assert per["a"]["completeness"] > 0.95 and per["c"]["completeness"] > 0.95 and per["b"]["completeness"] < 0.8
+    assert per["a"]["r2"] > 0.99 and set(doc["spaces"]) == {"z"}
+    assert (out / "report" / "dci" / "importance.png").exists()
     bad = CliRunner().invoke(__import__("tlgan.cli", fromlist=["main"]).main,
                              ["fit", str(out / "run"), "--finder", "nope"])
     assert bad.exit_code != 0 and "unknown direction finder 'nope'" in bad.output

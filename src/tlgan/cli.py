@@ -607,6 +607,27 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
 
 
 @main.command()
+@click.argument("run", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run")
+@click.option("--labels", "label_set", default=None, help="Label set (extractor) of the run [default: its default].")
+@click.option("--features", default=None, help="Comma-separated factors [default: every feature of the label set].")
+@click.option("--samples", "max_samples", default=5000, show_default=True,
+              help="Samples drawn from the run for the regressions (20% held out).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample draw and split.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Report folder [default: report/dci beside the run folder].")
+@friendly
+def dci(run, label_set, features, max_samples, seed, out) -> None:
+    """DCI disentanglement / completeness / informativeness of RUN's latents (z, and w or w+ codes) vs its labels."""
+    from .jobs import dci_run
+
+    res, page = dci_run(run, label_set, features.split(",") if features else None, max_samples, seed, out, log=_err)
+    for space, d in res.spaces.items():
+        click.echo(f"{space:4s} disentanglement {d.disentanglement:.3f}  completeness {d.completeness:.3f}  "
+                   f"informativeness (R²) {d.informativeness:.3f}")
+    click.echo(f"-> {page}")
+
+
+@main.command()
 @click.argument("axes", type=click.Path(path_type=Path), default=DEFAULT_OUT / "axes.safetensors")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 lets other machines on the network in.")

@@ -13,11 +13,14 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .evaluate import HELDOUT_OFFSET, LEAK_FLOOR, Comparison, Evaluation, clean
+
+if TYPE_CHECKING:
+    from .jobs import SpaceDCI
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -593,4 +596,73 @@ def write_comparison(cmp: Comparison, out: str | Path, extra: str = "") -> Path:
     md = comparison_markdown(cmp, images, extra=extra)
     (out / "summary.md").write_text(md)
     (out / "index.html").write_text(markdown_to_html(md, "Direction finders compared"))
+    return out / "index.html"
+
+
+# ---------------------------------------------------------------- DCI of a run's latent spaces
+
+
+def importance_plot(res: SpaceDCI, path: Path) -> None:
+    """Each space's DCI importance matrix (factors × codes, each factor's row scaled to its largest weight)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(res.spaces)
+    fig, axs = plt.subplots(n, 1, figsize=(10, 0.9 + 0.2 * len(res.features) * n + 0.5 * n), dpi=80, squeeze=False)
+    for ax, (space, d) in zip(axs[:, 0], res.spaces.items()):
+        r = d.importance.T
+        top = r.max(1, keepdims=True)
+        ax.imshow(np.where(top > 0, r / np.where(top > 0, top, 1), 0), aspect="auto", cmap="Greys", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_yticks(range(len(res.features)), res.features, fontsize=7)
+        ax.set_xlabel(f"code dimension of {space}", fontsize=8)
+        ax.set_title(f"{space}: D {d.disentanglement:.2f}, C {d.completeness:.2f}, I (R²) {d.informativeness:.2f}"
+                     " — |lasso weight| per factor, scaled to its largest", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def dci_tables(res: SpaceDCI) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    spaces = list(res.spaces)
+    totals = [[s, res.spaces[s].importance.shape[0], fmt(res.spaces[s].disentanglement),
+               fmt(res.spaces[s].completeness), fmt(res.spaces[s].informativeness),
+               f"{res.spaces[s].n_train} / {res.spaces[s].n_test}"] for s in spaces]
+    per = [[f, *[f"{fmt(res.spaces[s].per_factor[k])} / {fmt(res.spaces[s].r2[k])}" for s in spaces]]
+           for k, f in enumerate(res.features)]
+    return {"totals": (["space", "codes", "disentanglement", "completeness", "informativeness (held-out R²)",
+                        "train / test samples"], totals),
+            "per_factor": (["factor", *[f"{s}: completeness / R²" for s in spaces]], per)}
+
+
+def write_dci(res: SpaceDCI, out: str | Path) -> Path:
+    """Write ``dci.json``, ``summary.md``, ``index.html`` and ``importance.png`` into ``out``; returns the page."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    importance_plot(res, out / "importance.png")
+    write_json(out / "dci.json", {"run": res.run, "n_samples": res.n_samples, "features": res.features,
+                                  "settings": res.settings,
+                                  "spaces": {s: d.to_json(res.features) for s, d in res.spaces.items()}})
+    t = dci_tables(res)
+    s = res.settings
+    md = "\n".join([
+        "# DCI of the run's latent spaces\n",
+        f"Run `{res.run}` ({res.n_samples} labelled samples, generator `{s['generator']}`, labels `{s['label_set']}`). "
+        "DCI (Eastwood & Williams 2018): each factor (label) is predicted from the codes by a lasso regression "
+        f"(scikit-learn; penalty chosen on a validation split) on {s['max_samples']} samples drawn with seed "
+        f"{s['seed']}, 20% held out.\n",
+        "- **disentanglement**: 1 − entropy of each code's importance over the factors, weighted by the code's "
+        "share of the importance; 1 = every code dimension carries one factor",
+        "- **completeness**: 1 − entropy of each factor's importance over the codes, weighted by the factor's "
+        "share; 1 = every factor is carried by one code dimension",
+        "- **informativeness**: held-out R² of each factor's regression (the paper reports the error, 1 − R²)",
+        "- D and C ask whether single *coordinates* carry single factors, so they depend on the basis: isotropic "
+        "noise z has no preferred basis and scores low whatever the generator learnt; informativeness does not "
+        "depend on the basis\n",
+        md_table(*t["totals"]), "## Per factor\n", md_table(*t["per_factor"]),
+        "![importance matrices](importance.png)\n"])
+    (out / "summary.md").write_text(md)
+    (out / "index.html").write_text(markdown_to_html(md, "DCI of the run's latent spaces"))
     return out / "index.html"
