@@ -577,7 +577,7 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
                              _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for s in ev.summary():
         click.echo(f"{s['axis']:14s} control {s['control']:+.2f}  leakage {s['leakage']:.2f}  "
-                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})")
+                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})  mean-AD {s.get('mean_ad', np.nan):.2f}")
     click.echo(f"{ev.images} images in {ev.seconds:.0f} s -> {page}")
 
 
@@ -602,7 +602,8 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
                            _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for t in cmp.totals():
         click.echo(f"{t['finder']:13s} found in {t['find_seconds']:6.2f} s  control {t['control']:.2f}  "
-                   f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}")
+                   f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}  "
+                   f"mean-AD {t['mean_ad']:.2f}")
     click.echo(f"compared in {cmp.seconds:.0f} s -> {page}")
 
 
