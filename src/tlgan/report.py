@@ -128,13 +128,18 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], title:
     return im
 
 
+#: bins of the attribute-dependency curve with fewer edits than this are left out of the figures (too noisy)
+AD_MIN_BIN = 5
+
+
 def dependency_panel(ax, curves: Sequence[tuple[str, dict]], title: str) -> None:
-    """Mean-AD against target change (binned), one line per (label, ``Dependency.curve()``)."""
+    """Mean-AD against target change (binned), one line per (label, ``Dependency.curve()``); bins of fewer
+    than ``AD_MIN_BIN`` edits are left out."""
     for label, c in curves:
-        ok = c["count"] > 0
+        ok = c["count"] >= AD_MIN_BIN
         ax.plot(np.concatenate([[0.0], c["target_change"][ok]]), np.concatenate([[0.0], c["mean_ad"][ok]]),
                 marker="o", ms=3, label=label)
-    ax.set_xlabel("change of the target (std)", fontsize=8)
+    ax.set_xlabel(f"change of the target (std; bins of ≥ {AD_MIN_BIN} edits)", fontsize=8)
     ax.set_ylabel("mean-AD: mean |change| of the others (std)", fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
