@@ -343,6 +343,9 @@ def test_cli_fit_finder_evaluate_and_compare(tmp_path):
     assert per["a"]["r2"] > 0.99 and set(doc["spaces"]) == {"z"}
     assert (out / "report" / "dci" / "importance.png").exists()
     bad = CliRunner().invoke(__import__("tlgan.cli", fromlist=["main"]).main,
+                             ["dci", str(out / "run"), "--features", "a,nope"])
+    assert bad.exit_code == 1 and "unknown feature(s) nope" in bad.output and "Traceback" not in bad.output
+    bad = CliRunner().invoke(__import__("tlgan.cli", fromlist=["main"]).main,
                              ["fit", str(out / "run"), "--finder", "nope"])
     assert bad.exit_code != 0 and "unknown direction finder 'nope'" in bad.output
 
