@@ -578,7 +578,7 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
                              _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for s in ev.summary():
         click.echo(f"{s['axis']:14s} control {s['control']:+.2f}  leakage {s['leakage']:.2f}  "
-                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})")
+                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})  mean-AD {s.get('mean_ad', np.nan):.2f}")
     click.echo(f"{ev.images} images in {ev.seconds:.0f} s -> {page}")
 
 
@@ -603,8 +603,30 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
                            _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for t in cmp.totals():
         click.echo(f"{t['finder']:13s} found in {t['find_seconds']:6.2f} s  control {t['control']:.2f}  "
-                   f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}")
+                   f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}  "
+                   f"mean-AD {t['mean_ad']:.2f}")
     click.echo(f"compared in {cmp.seconds:.0f} s -> {page}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run")
+@click.option("--labels", "label_set", default=None, help="Label set (extractor) of the run [default: its default].")
+@click.option("--features", default=None, help="Comma-separated factors [default: every feature of the label set].")
+@click.option("--samples", "max_samples", default=5000, show_default=True,
+              help="Samples drawn from the run for the regressions (20% held out).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample draw and split.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Report folder [default: report/dci beside the run folder].")
+@friendly
+def dci(run, label_set, features, max_samples, seed, out) -> None:
+    """DCI disentanglement / completeness / informativeness of RUN's latents (z, and w or w+ codes) vs its labels."""
+    from .jobs import dci_run
+
+    res, page = dci_run(run, label_set, features.split(",") if features else None, max_samples, seed, out, log=_err)
+    for space, d in res.spaces.items():
+        click.echo(f"{space:4s} disentanglement {d.disentanglement:.3f}  completeness {d.completeness:.3f}  "
+                   f"informativeness (R²) {d.informativeness:.3f}")
+    click.echo(f"-> {page}")
 
 
 @main.command()

@@ -21,6 +21,7 @@ from .safeio import save_image, save_npy
 
 if TYPE_CHECKING:
     from .axes import Axes
+    from .disentangle import DCI
     from .evaluate import Comparison, Evaluation, Heldout, Scorer
     from .invert import Encoder, Inversion
     from .extractors import Extractor
@@ -304,6 +305,48 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
     cmp = compare_finders(r, finders, gen, ext, n, distances, features, components, locks, lock_n, identity_n,
                           keep_norm, norm_check, log=log or (lambda s: None))
     return cmp, write_comparison(cmp, out or Path(run).parent / "report")
+
+
+@dataclass
+class SpaceDCI:
+    """What ``dci_run`` measured: DCI of each latent space a run stores, against the same labels."""
+
+    run: str
+    features: list[str]
+    n_samples: int
+    spaces: dict[str, DCI]
+    settings: dict
+
+
+def dci_run(run: str | Path, label_set: str | None = None, features: Sequence[str] | None = None,
+            max_samples: int = 5000, seed: int = 0, out: str | Path | None = None,
+            log: Log = None) -> tuple[SpaceDCI, Path]:
+    """``tlgan dci``: DCI (Eastwood & Williams 2018) of a run's latents against its labels, per space.
+
+    The spaces are z (the noise every run stores) and, for a run sampled in
+    w or w+, its ``codes`` (the mapped w of each sample). No rendering: the
+    run's own samples, ``max_samples`` of them drawn with ``seed``, 20% held
+    out for informativeness. Writes the report (default: ``report/dci`` beside
+    the run folder); returns the result and its ``index.html``.
+    """
+    from .disentangle import dci
+    from .report import write_dci
+    from .sample import open_run
+
+    r = open_run(run)
+    z, labels, feats, meta = r.fit_inputs(label_set, list(features) if features else None)
+    spaces = {"z": r.noise[: len(labels)]}
+    if r.latent_space != "z":
+        spaces[r.latent_space] = np.asarray(z)
+    results = {}
+    for name, codes in spaces.items():
+        _log(log, f"DCI in {name}: {codes.shape[1]} codes, {len(feats)} factors")
+        results[name] = dci(codes, labels, max_samples, seed=seed)
+    names = [f.name for f in feats]
+    res = SpaceDCI(str(r.path), names, len(labels), results,
+                   {"label_set": meta["extractor"], "generator": meta["generator"], "max_samples": max_samples,
+                    "seed": seed, "regressor": "lasso", "latent_space": r.latent_space})
+    return res, write_dci(res, out or Path(run).parent / "report" / "dci")
 
 
 # ---------------------------------------------------------------- your own features
