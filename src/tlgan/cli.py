@@ -578,7 +578,7 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
                              _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for s in ev.summary():
         click.echo(f"{s['axis']:14s} control {s['control']:+.2f}  leakage {s['leakage']:.2f}  "
-                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})  mean-AD {s.get('mean_ad', np.nan):.2f}")
+                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})  mean-AD {s.get('mean_ad', float('nan')):.2f}")
     click.echo(f"{ev.images} images in {ev.seconds:.0f} s -> {page}")
 
 
