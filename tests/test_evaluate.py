@@ -267,8 +267,11 @@ def test_compare_all_finders_and_write_the_report(toy, tmp_path):
     totals = {t["finder"]: t for t in cmp.totals()}
     assert totals["glm"]["control"] > 1.5 * totals["ganspace"]["control"]
     assert totals["glm"]["leak_reduction"] > 0.9  # locking b removes the a -> b leak (and back)
+    # c's exact axis moves nothing else; SeFa's component matched to c is e3 itself
+    assert by["glm"].per_feature("c")["mean_ad"] < 0.05 and by["sefa"].per_feature("c")["mean_ad"] < 0.05
     page = write_comparison(cmp, tmp_path / "report")
-    for f in ("index.html", "summary.md", "compare.json", "comparison.csv", "compare.png", "glm/index.html",
+    for f in ("index.html", "summary.md", "compare.json", "comparison.csv", "compare.png", "compare_dependency.png",
+              "glm/index.html",
               "glm/rescoring.png", "glm/locking.png", "glm/evaluation.json", "sefa/axes.safetensors",
               "ganspace/rescoring_d2.csv"):
         assert (tmp_path / "report" / f).exists(), f
@@ -277,6 +280,24 @@ def test_compare_all_finders_and_write_the_report(toy, tmp_path):
     assert "sefa0" in (tmp_path / "report" / "summary.md").read_text()
     assert "<table>" in page.read_text()
     assert Axes.load(tmp_path / "report" / "sefa" / "axes.safetensors").names[0] == "sefa0"
+
+
+def test_attribute_dependency_of_the_exact_toy_axes(held):
+    scorer, h = held
+    ev = evaluate_axes(exact_axes(), scorer, h, distances=(1.0, 2.0), rows=["a", "c"], locks=None, progress=False)
+    std = label_std(h.labels)
+    s = {r["axis"]: r for r in ev.summary()}
+    # c is orthogonal to a, b and p's direction: nothing else moves
+    assert s["c"]["mean_ad"] < 1e-3 and s["c"]["max_ad"] < 1e-3
+    # moving a by d moves b by 0.8 d and nothing else: mean-AD over (b, p, c) = 0.8 d / std_b / 3
+    assert s["a"]["mean_ad"] == pytest.approx(0.8 * 2.0 / std[1] / 3, rel=0.02)
+    assert s["a"]["max_ad"] == pytest.approx(0.8 * 2.0 / std[1], rel=0.02)
+    assert s["a"]["ad_per_target"] == pytest.approx(0.8 * std[0] / std[1] / 3, rel=0.02)
+    table = {(r["axis"], r["distance"]): r for r in ev.dependency_table()}
+    assert table[("a", 1.0)]["target_change"] == pytest.approx(1.0 / std[0], rel=0.02)
+    assert table[("a", 1.0)]["n"] == 2 * 300  # +d and -d of every held-out latent
+    curve = ev.dependency(0).curve()
+    assert curve["count"].sum() == 4 * 300 and curve["wrong_way"] == 0
 
 
 def test_evaluation_report_files(held, tmp_path):
@@ -288,6 +309,8 @@ def test_evaluation_report_files(held, tmp_path):
     assert set(doc["slider_ranges"]) == {"a", "b", "p", "c"}
     md = (tmp_path / "summary.md").read_text()
     assert "1,000,003" in md and "identity not measured" in md and "Locking" in md
+    assert "Attribute dependency" in md and (tmp_path / "dependency.png").exists()
+    assert doc["attribute_dependency"]["a"]["by_distance"]["2"]["mean_ad"] > 0
 
 
 def run_cli(*args):
@@ -311,6 +334,17 @@ def test_cli_fit_finder_evaluate_and_compare(tmp_path):
     assert (out / "report" / "axes" / "index.html").exists() and "control" in r.output
     r = run_cli("compare", out / "run", "--finders", "glm,sefa", "-n", 60, "--components", 4, "--device", "cpu")
     assert (out / "report" / "summary.md").exists() and "sefa" in r.output
+    # DCI of the toy's z: a = z0, c = z3 are single coordinates, b mixes z0 and z1 (p is a sigmoid of z2)
+    r = run_cli("dci", out / "run", "--samples", 1000)
+    assert "informativeness" in r.output
+    doc = strict_json(out / "report" / "dci" / "dci.json")
+    per = doc["spaces"]["z"]["per_factor"]
+    assert per["a"]["completeness"] > 0.95 and per["c"]["completeness"] > 0.95 and per["b"]["completeness"] < 0.8
+    assert per["a"]["r2"] > 0.99 and set(doc["spaces"]) == {"z"}
+    assert (out / "report" / "dci" / "importance.png").exists()
+    bad = CliRunner().invoke(__import__("tlgan.cli", fromlist=["main"]).main,
+                             ["dci", str(out / "run"), "--features", "a,nope"])
+    assert bad.exit_code == 1 and "unknown feature(s) nope" in bad.output and "Traceback" not in bad.output
     bad = CliRunner().invoke(__import__("tlgan.cli", fromlist=["main"]).main,
                              ["fit", str(out / "run"), "--finder", "nope"])
     assert bad.exit_code != 0 and "unknown direction finder 'nope'" in bad.output

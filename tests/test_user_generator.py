@@ -5,6 +5,8 @@ what is checked is the plumbing a user relies on: the space and the file are
 recorded, axes refuse the wrong space, w+ edits stay inside their layers.
 """
 
+import json
+
 import numpy as np
 import pytest
 from cli_support import run
@@ -100,6 +102,15 @@ def test_evaluate_and_compare_run_on_the_user_file(discovered):
     assert (out / "report" / "axes" / "index.html").exists()
     run("compare", out / "run", "--finders", "glm,ganspace", "-n", 24, "--distances", "1", "--identity-n", 0,
         "--components", 3, "--no-norm-check")
+
+
+def test_dci_compares_z_with_the_codes_of_the_run(discovered):
+    space, out = discovered
+    run("dci", out / "run", "--samples", 300)
+    doc = json.loads((out / "report" / "dci" / "dci.json").read_text())
+    assert set(doc["spaces"]) == {"z", space}
+    assert len(doc["spaces"][space]["importance"]) == 16 and doc["settings"]["latent_space"] == space
+    assert 0 <= doc["spaces"][space]["disentanglement"] <= 1
 
 
 def test_models_add_then_use_by_name(ffhq, tmp_path, monkeypatch):

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from . import __version__, weights
 from .app.state import MAX_SESSIONS
 from .axes import Axes
 from .errors import InputError, TLGANError
+from .safeio import save_npy
 from .fit import METHODS
 
 from .generators import SPACES
@@ -240,7 +240,8 @@ extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, 
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run", show_default=True,
               help="Run folder; rerunning the same command continues an interrupted run.")
 @click.option("--chunk", default=None, type=int,
-              help="Samples per batch and per stored chunk [default: 256 on CPU, 1024 on GPU].")
+              help="Samples per batch and per stored chunk [default: a run's own when continuing it, else "
+                   "256 on CPU, 1024 on GPU].")
 @click.option("--save-images/--no-save-images", default=True, show_default=True,
               help="Cache the uint8 images so another extractor can relabel them later.")
 @device_option
@@ -414,7 +415,7 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_la
             photo, inv = None, load_inversion(latent, editor.generator)
         edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back)
         if save_latent:
-            np.save(save_latent, edited)
+            save_npy(edited, save_latent)
         q = inv.quality
         click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
                    + f" {said}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
@@ -578,7 +579,7 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
                              _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for s in ev.summary():
         click.echo(f"{s['axis']:14s} control {s['control']:+.2f}  leakage {s['leakage']:.2f}  "
-                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})")
+                   f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})  mean-AD {s.get('mean_ad', float('nan')):.2f}")
     click.echo(f"{ev.images} images in {ev.seconds:.0f} s -> {page}")
 
 
@@ -603,8 +604,30 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
                            _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
     for t in cmp.totals():
         click.echo(f"{t['finder']:13s} found in {t['find_seconds']:6.2f} s  control {t['control']:.2f}  "
-                   f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}")
+                   f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}  "
+                   f"mean-AD {t['mean_ad']:.2f}")
     click.echo(f"compared in {cmp.seconds:.0f} s -> {page}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run")
+@click.option("--labels", "label_set", default=None, help="Label set (extractor) of the run [default: its default].")
+@click.option("--features", default=None, help="Comma-separated factors [default: every feature of the label set].")
+@click.option("--samples", "max_samples", default=5000, show_default=True,
+              help="Samples drawn from the run for the regressions (20% held out).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample draw and split.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Report folder [default: report/dci beside the run folder].")
+@friendly
+def dci(run, label_set, features, max_samples, seed, out) -> None:
+    """DCI disentanglement / completeness / informativeness of RUN's latents (z, and w or w+ codes) vs its labels."""
+    from .jobs import dci_run
+
+    res, page = dci_run(run, label_set, features.split(",") if features else None, max_samples, seed, out, log=_err)
+    for space, d in res.spaces.items():
+        click.echo(f"{space:4s} disentanglement {d.disentanglement:.3f}  completeness {d.completeness:.3f}  "
+                   f"informativeness (R²) {d.informativeness:.3f}")
+    click.echo(f"-> {page}")
 
 
 @main.command()
@@ -618,12 +641,15 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
                    "the page's Cancel button stops early with the best so far).")
 @click.option("--encoder", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Encoder from `tlgan train-encoder` that gives an uploaded photo's starting latent.")
+@click.option("--live", type=click.Choice(["auto", "browser", "server", "off"]), default="auto", show_default=True,
+              help="While a slider is dragged, draw the face in the page (browser: small generators, exported to "
+                   "ONNX), as server frames, or not at all (off); auto: in the page when it can.")
 @click.option("--max-sessions", default=MAX_SESSIONS, show_default=True, type=click.IntRange(min=1),
               help="Sessions (browser tabs, API clients) whose state the server keeps; the least recently used "
                    "beyond this are forgotten. Each costs about 0.5 MB on the demo's page.")
 @device_option
 @friendly
-def serve(axes, host, port, seed, invert_steps, encoder, max_sessions, device) -> None:
+def serve(axes, host, port, seed, invert_steps, encoder, live, max_sessions, device) -> None:
     """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
     if not Path(axes).exists():
         hint = ("run `make demo` (or `tlgan discover`) first to make it"
@@ -635,7 +661,7 @@ def serve(axes, host, port, seed, invert_steps, encoder, max_sessions, device) -
         raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
     click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
     serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder,
-              max_sessions=max_sessions)
+              live=live, max_sessions=max_sessions)
 
 
 # ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels

@@ -20,7 +20,11 @@ How an axis set is measured (the literature's re-scoring protocol):
 - **face found**: the share of edited images in which the extractor's presence feature
   (``Extractor.presence``, ``face_found`` for faces) is > 0.5;
 - **saturation**: the control at each distance and the distance at which 90% of
-  the largest measured change is reached (a suggested slider range).
+  the largest measured change is reached (a suggested slider range);
+- **attribute dependency** (Wu et al. 2021, ``tlgan.disentangle``): from the same
+  edited labels, per edit the mean |change| of the other features (binary ones
+  as logits, as in the paper) in their std, against the target's own change;
+  unlike leakage it does not let changes of opposite sign on different faces cancel.
 
 Everything but :class:`Scorer` (which renders and labels) is a pure function over arrays.
 """
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 
 from .axes import Axes
+from .disentangle import AD_BIN_WIDTH, Dependency, attribute_dependency, logits
 from .errors import InputError
 from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, retained
 
@@ -271,6 +276,10 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     images: int = 0
+    kinds: list[str] = field(default_factory=list)  # the features' kinds (binary / continuous)
+    base_labels: np.ndarray | None = None  # (n, F) labels of the unedited held-out latents
+    edited: np.ndarray | None = None    # (R, n_d, 2, n, F) labels after moving +d and -d along each row
+    _dependency: dict = field(default_factory=dict, repr=False)
 
     def target(self, i: int) -> int | None:
         name = self.rows[i]
@@ -286,12 +295,67 @@ class Evaluation:
             return float("nan")
         return float(np.nanmedian(self.se[d_index]))
 
+    def dependency(self, i: int, target: int | None = None, sign: float | None = None) -> Dependency | None:
+        """Attribute dependency of row ``i``'s edits, at every distance (``group`` = the distance).
+
+        ``target``: the feature column the edits should move (default: the
+        axis's own feature, or for an unsupervised component the one its
+        saturation curve follows); ``sign``: +1 if moving +d should raise it
+        (default: +1 for an axis of that feature, else the sign of its change).
+        Binary features are compared as logits. None where nothing was kept.
+        """
+        if self.edited is None or self.base_labels is None:
+            return None
+        if target is None:
+            target = self.target(i)
+            if target is None and self.rows[i] in self.ranges:
+                target = self.features.index(self.ranges[self.rows[i]]["feature"])
+        if target is None:
+            return None
+        if sign is None:
+            kmax = self.distances.index(max(self.distances))
+            sign = 1.0 if self.target(i) == target or not self.change[kmax, i, target] < 0 else -1.0
+        key = (i, target, sign)
+        if key not in self._dependency:
+            binary = [j for j, k in enumerate(self.kinds) if k == "binary"]
+
+            def scale(x: np.ndarray) -> np.ndarray:
+                x = np.array(x, np.float64)
+                x[..., binary] = logits(x[..., binary])
+                return x
+
+            per = scale(self.edited[i])                         # (n_d, 2, n, F)
+            n_d, _, n, n_f = per.shape
+            before = np.broadcast_to(scale(self.base_labels), (n_d, 2, n, n_f)).reshape(-1, n_f)
+            direction = np.broadcast_to(np.array([sign, -sign])[None, :, None], (n_d, 2, n)).ravel()
+            group = np.broadcast_to(np.asarray(self.distances)[:, None, None], (n_d, 2, n)).ravel()
+            exclude = [self.features.index(f) for f in self.excluded()]
+            std = label_std(scale(self.base_labels))
+            self._dependency[key] = attribute_dependency(before, per.reshape(-1, n_f), target, std, direction,
+                                                         exclude, group)
+        return self._dependency[key]
+
+    def dependency_table(self) -> list[dict[str, Any]]:
+        """Per axis and distance: target change, mean-AD, max-AD and mean-AD per std of target change."""
+        out = []
+        for i, name in enumerate(self.rows):
+            dep = self.dependency(i)
+            if dep is None:
+                continue
+            for d in self.distances:
+                out.append({"axis": name, "target": self.features[dep.target], "distance": d, **dep.summary(d)})
+        return out
+
     def summary(self, d_index: int = -1) -> list[dict[str, Any]]:
-        """Per axis at one distance: control, leakage, face found, identity, slider range."""
+        """Per axis at one distance: control, leakage, face found, identity, attribute dependency, slider range."""
         out = []
         for i, name in enumerate(self.rows):
             s = row_summary(self.change[d_index, i], self.target(i), self.features, self.excluded())
             s["axis"] = name
+            dep = self.dependency(i)
+            if dep is not None:
+                a = dep.summary(self.distances[d_index])
+                s["mean_ad"], s["max_ad"], s["ad_per_target"] = a["mean_ad"], a["max_ad"], a["ad_per_target"]
             if self.found is not None:
                 s["found_plus"], s["found_minus"] = (float(x) for x in self.found[d_index, i])
             if self.identity is not None and d_index in (-1, len(self.distances) - 1):
@@ -329,7 +393,21 @@ class Evaluation:
             "identity": self.identity, "identity_between_faces": self.identity_between_faces,
             "norm_check": self.norm_check, "cosine": self.cosine, "label_corr": self.label_corr,
             "fit_metrics": self.fit_metrics, "summary": self.summary(), "slider_ranges": self.ranges,
+            "attribute_dependency": self.dependency_json(),
             "notes": self.notes, "seconds": self.seconds, "images_scored": self.images})
+
+    def dependency_json(self, bin_width: float = AD_BIN_WIDTH) -> dict[str, Any]:
+        """Per axis: its target, the summary at each distance and the curve binned by target change."""
+        out = {}
+        for i, name in enumerate(self.rows):
+            dep = self.dependency(i)
+            if dep is None:
+                continue
+            c = dep.curve(bin_width)
+            out[name] = {"target": self.features[dep.target],
+                         "by_distance": {f"{d:g}": dep.summary(d) for d in self.distances},
+                         "curve": {**c, "per_feature": dict(zip(self.features, c["per_feature"].T))}}
+        return out
 
 
 def clean(x: Any) -> Any:
@@ -402,6 +480,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
     se = np.full((n_d, n_r, n_f), np.nan)
     found = np.full((n_d, n_r, 2), np.nan) if fcol is not None else None
     identity = np.full(n_r, np.nan) if identity_n else None
+    edited_labels = np.full((n_r, n_d, 2, n, n_f), np.nan)
     ev = Evaluation(rows, list(features), distances, n, held.seed, keep_norm, std, change, count, se,
                     supervised=supervised, presence=presence,
                     finder=str(axes.meta.get("finder") or ("glm" if axes.meta.get("method") else "")))
@@ -421,6 +500,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
                     if identity_n else None)
         labels, d_id = scorer(edited(u, distances, n, keep_norm), describe=describe)
         per = labels.reshape(n_d, 2, n, n_f)
+        edited_labels[i] = per
         for k in range(n_d):
             mean, cnt = half_difference(per[k, 0], per[k, 1])
             change[k, i], count[k, i] = mean / std, cnt
@@ -478,6 +558,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
         corr_labels = None
     ev.label_corr = nan_corr(held.labels if corr_labels is None else corr_labels)
     ev.fit_metrics = {r: axes.metrics.get(r, {}) for r in rows}
+    ev.kinds, ev.base_labels, ev.edited = list(scorer.kinds), held.labels, edited_labels
     for i, name in enumerate(rows):
         t = ev.target(i)
         col = t if t is not None else row_summary(change[kmax, i], None, features, ev.excluded())["target"]
@@ -525,6 +606,10 @@ class FinderResult:
         for key in ("found_plus", "found_minus", "range"):
             if key in s:
                 out[key] = s[key]
+        dep = ev.dependency(i, ev.features.index(feature), float(m["sign"]))
+        if dep is not None:
+            a = dep.summary(ev.distances[-1])
+            out["mean_ad"], out["max_ad"], out["ad_per_target"] = a["mean_ad"], a["max_ad"], a["ad_per_target"]
         if m["sign"] < 0 and "found_plus" in s:
             out["found_plus"], out["found_minus"] = s["found_minus"], s["found_plus"]
         if ev.identity is not None:
@@ -564,7 +649,8 @@ class Comparison:
                         "features_matched": len(rows), "control": control, "leakage": leakage,
                         "control_to_leakage": control / leakage if leakage > 0 else float("nan"),
                         "leak_reduction": avg("leak_reduction"), "control_kept": avg("control_kept"),
-                        "identity_per_std": avg("identity_per_std"),
+                        "identity_per_std": avg("identity_per_std"), "mean_ad": avg("mean_ad"),
+                        "ad_per_target": avg("ad_per_target"),
                         "found": float(np.mean(found)) if found else float("nan"),
                         "distinct_directions": len({x["direction"].lstrip("+-") for x in rows})})
         return out

@@ -13,11 +13,14 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .evaluate import HELDOUT_OFFSET, LEAK_FLOOR, Comparison, Evaluation, clean
+
+if TYPE_CHECKING:
+    from .jobs import SpaceDCI
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -125,6 +128,47 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], title:
     return im
 
 
+#: bins of the attribute-dependency curve with fewer edits than this are left out of the figures (too noisy)
+AD_MIN_BIN = 5
+
+
+def dependency_panel(ax, curves: Sequence[tuple[str, dict]], title: str) -> None:
+    """Mean-AD against target change (binned), one line per (label, ``Dependency.curve()``); bins of fewer
+    than ``AD_MIN_BIN`` edits are left out."""
+    for label, c in curves:
+        ok = c["count"] >= AD_MIN_BIN
+        ax.plot(np.concatenate([[0.0], c["target_change"][ok]]), np.concatenate([[0.0], c["mean_ad"][ok]]),
+                marker="o", ms=3, label=label)
+    ax.set_xlabel(f"change of the target (std; bins of ≥ {AD_MIN_BIN} edits)", fontsize=8)
+    ax.set_ylabel("mean-AD: mean |change| of the others (std)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def dependency_plot(ev: Evaluation, path: Path) -> bool:
+    """Attribute-dependency curves of every evaluated axis in one panel; False when there is none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = []
+    for i, name in enumerate(ev.rows):
+        dep = ev.dependency(i)
+        if dep is not None:
+            target = ev.features[dep.target]
+            curves.append((name if target == name else f"{name} ({target})", dep.curve()))
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=90)
+    dependency_panel(ax, curves, "attribute dependency (Wu et al. 2021): side effects per target change")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def saturation_plot(ev: Evaluation, path: Path) -> None:
     """Control (|change of the target|, std units) against distance, one line per axis."""
     import matplotlib
@@ -163,10 +207,18 @@ def evaluation_tables(ev: Evaluation) -> dict[str, tuple[list[str], list[list[An
                          s["target"], fmt(s["control"]), fmt(s["leakage"]),
                          f"{fmt(s['max_leakage'])} ({s['max_leakage_feature']})", fmt(s["control_to_leakage"], 1),
                          f"{pct(s.get('found_plus'))} / {pct(s.get('found_minus'))}",
-                         fmt(s.get("identity"), 3), fmt(s.get("identity_per_std"), 3), fmt(s.get("range"))])
+                         fmt(s.get("identity"), 3), fmt(s.get("identity_per_std"), 3), fmt(s.get("mean_ad")),
+                         fmt(s.get("ad_per_target")), fmt(s.get("range"))])
     tables = {"per_axis": (["axis", "fit quality", "target (or moves most)", f"control at {dmax:g}", "mean leakage",
                             "worst leakage", "control / leakage", f"face found +{dmax:g} / −{dmax:g}",
-                            "identity distance", "identity per std", "slider range"], per_axis)}
+                            "identity distance", "identity per std", "mean-AD", "mean-AD per std of target",
+                            "slider range"], per_axis)}
+    dep = ev.dependency_table()
+    if dep:
+        tables["dependency"] = (["axis", "target", "distance", "target change (std)", "mean-AD", "max-AD",
+                                 "mean-AD per std of target", "edits"],
+                                [[r["axis"], r["target"], f"{r['distance']:g}", fmt(r["target_change"]),
+                                  fmt(r["mean_ad"]), fmt(r["max_ad"]), fmt(r["ad_per_target"]), r["n"]] for r in dep])
     locks = ev.lock_table()
     if locks:
         tables["locks"] = (["axis", "locked", "leak before", "leak after", "leak cut", "control before",
@@ -243,6 +295,16 @@ def evaluation_markdown(ev: Evaluation, title: str, images: dict[str, str]) -> s
                 "kept = length of the axis left after projecting off the locked one.\n", md_table(*t["locks"])]
         if "locking" in images:
             out.append(f"![locking]({images['locking']})\n")
+    if "dependency" in t:
+        out += ["## Attribute dependency\n",
+                "Wu et al. 2021 (StyleSpace): for each edit (±d, each held-out face), the change of every other "
+                "feature (face_found excluded; binary features as logits, as in the paper) in its standard "
+                "deviations, |Δ|; **mean-AD** is its mean over those features, **max-AD** the largest, each "
+                "averaged over the edits, beside the target's own change (sign-corrected, in its std). Unlike "
+                "leakage, side effects of opposite sign on different faces do not cancel; the extractor's own "
+                "noise on a changed image counts too.\n", md_table(*t["dependency"])]
+        if "dependency" in images:
+            out.append(f"![attribute dependency]({images['dependency']})\n")
     out += ["## Control against distance\n", md_table(*t["saturation"])]
     if "saturation" in images:
         out.append(f"![saturation]({images['saturation']})\n")
@@ -341,6 +403,8 @@ def write_evaluation(ev: Evaluation, out: str | Path, title: str = "Evaluation o
         images["locking"] = "locking.png"
     saturation_plot(ev, out / "saturation.png")
     images["saturation"] = "saturation.png"
+    if dependency_plot(ev, out / "dependency.png"):
+        images["dependency"] = "dependency.png"
     if ev.cosine is not None and len(ev.rows) > 1:
         heatmap(ev.cosine, ev.rows, ev.rows, "cosine similarity between axes", out / "cosine.png", vmax=1, digits=2)
         images["cosine"] = "cosine.png"
@@ -371,7 +435,8 @@ def comparison_tables(cmp: Comparison) -> dict[str, tuple[list[str], list[list[A
     dmax = max(cmp.distances)
     totals = [[t["finder"], fmt(t["find_seconds"], 2), f"{t['features_matched']} ({t['distinct_directions']} distinct)",
                fmt(t["control"]), fmt(t["leakage"]), fmt(t["control_to_leakage"], 1), pct(t["leak_reduction"]),
-               pct(t["control_kept"]), fmt(t["identity_per_std"], 3), pct(t["found"])] for t in cmp.totals()]
+               pct(t["control_kept"]), fmt(t["identity_per_std"], 3), fmt(t["mean_ad"]), fmt(t["ad_per_target"]),
+               pct(t["found"])] for t in cmp.totals()]
     per = []
     for f in cmp.features:
         row = [f]
@@ -381,6 +446,8 @@ def comparison_tables(cmp: Comparison) -> dict[str, tuple[list[str], list[list[A
                 row.append("–")
                 continue
             cell = f"{fmt(x['control'])} / {fmt(x['leakage'])}"
+            if "mean_ad" in x:
+                cell += f"; AD {fmt(x['mean_ad'])}"
             if not r.evaluation.supervised:
                 cell = f"{x['direction']}: " + cell
             elif "leak_reduction" in x:
@@ -389,7 +456,7 @@ def comparison_tables(cmp: Comparison) -> dict[str, tuple[list[str], list[list[A
         per.append(row)
     return {"totals": (["finder", "time to find (s)", "features with a direction", f"control at {dmax:g} (std)",
                         "mean leakage", "control / leakage", "leak cut by locking", "control kept when locking",
-                        "identity per std", "face found (worse sign)"], totals),
+                        "identity per std", "mean-AD", "mean-AD per std of target", "face found (worse sign)"], totals),
             "per_feature": (["feature", *[r.name for r in cmp.results]], per)}
 
 
@@ -409,6 +476,9 @@ def comparison_markdown(cmp: Comparison, images: dict[str, str], links: bool = T
            f"it leaked at least {LEAK_FLOOR:g} std), control kept = control after / before",
            "- **identity per std**: cosine distance of the faceres descriptor before/after, per std of target change",
            "- **face found**: share of edited images where the face mesh still finds a face, for the worse direction",
+           "- **mean-AD** (attribute dependency, Wu et al. 2021): per edit, the mean |change| of the other features "
+           "(binary ones as logits) in their std, averaged over the edits at ±" f"{dmax:g}; unlike leakage, opposite "
+           "side effects on different faces do not cancel. Per std of target: divided by the target's own change",
            "- unsupervised finders (ganspace, sefa) name no features: each feature is **matched** to the component "
            "(of the first " f"{s.get('components')}) that moves it most in the re-scoring matrix, sign-corrected "
            "(`-pc3` = pc3 reversed). Their components are orthonormal, so locking one leaves another's edit "
@@ -417,11 +487,13 @@ def comparison_markdown(cmp: Comparison, images: dict[str, str], links: bool = T
            "- noise: median standard error of a matrix cell, "
            + ", ".join(f"{r.name} {fmt(r.evaluation.noise(), 3)}" for r in cmp.results) + " std\n",
            "## Overall (mean over the compared features)\n", md_table(*t["totals"]),
-           "## Per feature: control / mean leakage\n", md_table(*t["per_feature"])]
+           "## Per feature: control / mean leakage; mean-AD\n", md_table(*t["per_feature"])]
     if extra:
         out.append(extra + "\n")
     if "compare" in images:
         out.append(f"![re-scoring matrices side by side]({images['compare']})\n")
+    if "dependency" in images:
+        out.append(f"![attribute dependency side by side]({images['dependency']})\n")
     if links:
         out.append("## Each finder's full report\n")
         out += [f"- [{r.name}]({r.name}/index.html): {len(r.evaluation.rows)} directions, "
@@ -472,6 +544,41 @@ def comparison_figure(cmp: Comparison, path: Path) -> None:
     plt.close(fig)
 
 
+def comparison_dependency_figure(cmp: Comparison, path: Path) -> bool:
+    """One panel per compared feature: each finder's attribute-dependency curve for its direction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for f in cmp.features:
+        curves = []
+        for r in cmp.results:
+            ev, x = r.evaluation, r.per_feature(f)
+            if not x:
+                continue
+            i = ev.rows.index(f) if ev.supervised else x["row"]
+            dep = ev.dependency(i, ev.features.index(f), float(x.get("sign", 1)))
+            if dep is not None:
+                curves.append((r.name if ev.supervised else f"{r.name} {x['direction']}", dep.curve()))
+        if curves:
+            panels.append((f, curves))
+    if not panels:
+        return False
+    ncol = min(len(panels), 3)
+    nrow = -(-len(panels) // ncol)
+    fig, axs = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), dpi=72, squeeze=False, layout="constrained")
+    for ax, (f, curves) in zip(axs.ravel(), panels):
+        dependency_panel(ax, curves, f)
+    for ax in axs.ravel()[len(panels):]:
+        ax.axis("off")
+    fig.suptitle("attribute dependency: mean |change| of the other features against the target's change", fontsize=10)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
 def write_comparison(cmp: Comparison, out: str | Path, extra: str = "") -> Path:
     """Write the side-by-side report and each finder's own report (and axes file) into ``out``."""
     out = Path(out)
@@ -483,13 +590,84 @@ def write_comparison(cmp: Comparison, out: str | Path, extra: str = "") -> Path:
                          extra={"find_seconds": r.find_seconds, "matches": r.matches})
     comparison_figure(cmp, out / "compare.png")
     images = {"compare": "compare.png"}
+    if comparison_dependency_figure(cmp, out / "compare_dependency.png"):
+        images["dependency"] = "compare_dependency.png"
     write_json(out / "compare.json", cmp.to_json())
     tab = cmp.table()
     keys = ["feature", "finder", "direction", "control", "leakage", "max_leakage", "max_leakage_feature",
-            "control_to_leakage", "leak_reduction", "control_kept", "identity", "identity_per_std", "found_plus",
-            "found_minus", "range"]
+            "control_to_leakage", "leak_reduction", "control_kept", "identity", "identity_per_std", "mean_ad",
+            "max_ad", "ad_per_target", "found_plus", "found_minus", "range"]
     write_csv(out / "comparison.csv", keys, [[x.get(k) for k in keys] for x in tab])
     md = comparison_markdown(cmp, images, extra=extra)
     (out / "summary.md").write_text(md)
     (out / "index.html").write_text(markdown_to_html(md, "Direction finders compared"))
+    return out / "index.html"
+
+
+# ---------------------------------------------------------------- DCI of a run's latent spaces
+
+
+def importance_plot(res: SpaceDCI, path: Path) -> None:
+    """Each space's DCI importance matrix (factors × codes, each factor's row scaled to its largest weight)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(res.spaces)
+    fig, axs = plt.subplots(n, 1, figsize=(10, 0.9 + 0.2 * len(res.features) * n + 0.5 * n), dpi=80, squeeze=False)
+    for ax, (space, d) in zip(axs[:, 0], res.spaces.items()):
+        r = d.importance.T
+        top = r.max(1, keepdims=True)
+        ax.imshow(np.where(top > 0, r / np.where(top > 0, top, 1), 0), aspect="auto", cmap="Greys", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_yticks(range(len(res.features)), res.features, fontsize=7)
+        ax.set_xlabel(f"code dimension of {space}", fontsize=8)
+        ax.set_title(f"{space}: D {d.disentanglement:.2f}, C {d.completeness:.2f}, I (R²) {d.informativeness:.2f}"
+                     " — |lasso weight| per factor, scaled to its largest", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def dci_tables(res: SpaceDCI) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    spaces = list(res.spaces)
+    totals = [[s, res.spaces[s].importance.shape[0], fmt(res.spaces[s].disentanglement),
+               fmt(res.spaces[s].completeness), fmt(res.spaces[s].informativeness),
+               f"{res.spaces[s].n_train} / {res.spaces[s].n_test}"] for s in spaces]
+    per = [[f, *[f"{fmt(res.spaces[s].per_factor[k])} / {fmt(res.spaces[s].r2[k])}" for s in spaces]]
+           for k, f in enumerate(res.features)]
+    return {"totals": (["space", "codes", "disentanglement", "completeness", "informativeness (held-out R²)",
+                        "train / test samples"], totals),
+            "per_factor": (["factor", *[f"{s}: completeness / R²" for s in spaces]], per)}
+
+
+def write_dci(res: SpaceDCI, out: str | Path) -> Path:
+    """Write ``dci.json``, ``summary.md``, ``index.html`` and ``importance.png`` into ``out``; returns the page."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    importance_plot(res, out / "importance.png")
+    write_json(out / "dci.json", {"run": res.run, "n_samples": res.n_samples, "features": res.features,
+                                  "settings": res.settings,
+                                  "spaces": {s: d.to_json(res.features) for s, d in res.spaces.items()}})
+    t = dci_tables(res)
+    s = res.settings
+    md = "\n".join([
+        "# DCI of the run's latent spaces\n",
+        f"Run `{res.run}` ({res.n_samples} labelled samples, generator `{s['generator']}`, labels `{s['label_set']}`). "
+        "DCI (Eastwood & Williams 2018): each factor (label) is predicted from the codes by a lasso regression "
+        f"(scikit-learn; penalty chosen on a validation split) on {s['max_samples']} samples drawn with seed "
+        f"{s['seed']}, 20% held out.\n",
+        "- **disentanglement**: 1 − entropy of each code's importance over the factors, weighted by the code's "
+        "share of the importance; 1 = every code dimension carries one factor",
+        "- **completeness**: 1 − entropy of each factor's importance over the codes, weighted by the factor's "
+        "share; 1 = every factor is carried by one code dimension",
+        "- **informativeness**: held-out R² of each factor's regression (the paper reports the error, 1 − R²)",
+        "- D and C ask whether single *coordinates* carry single factors, so they depend on the basis: isotropic "
+        "noise z has no preferred basis and scores low whatever the generator learnt; informativeness does not "
+        "depend on the basis\n",
+        md_table(*t["totals"]), "## Per factor\n", md_table(*t["per_factor"]),
+        "![importance matrices](importance.png)\n"])
+    (out / "summary.md").write_text(md)
+    (out / "index.html").write_text(markdown_to_html(md, "DCI of the run's latent spaces"))
     return out / "index.html"
