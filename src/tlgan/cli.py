@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import __version__, weights
+from .app.state import MAX_SESSIONS
 from .axes import Axes
 from .errors import InputError, TLGANError
 from .safeio import save_npy
@@ -643,9 +644,12 @@ def dci(run, label_set, features, max_samples, seed, out) -> None:
 @click.option("--live", type=click.Choice(["auto", "browser", "server", "off"]), default="auto", show_default=True,
               help="While a slider is dragged, draw the face in the page (browser: small generators, exported to "
                    "ONNX), as server frames, or not at all (off); auto: in the page when it can.")
+@click.option("--max-sessions", default=MAX_SESSIONS, show_default=True, type=click.IntRange(min=1),
+              help="Sessions (browser tabs, API clients) whose state the server keeps; the least recently used "
+                   "beyond this are forgotten. Each costs about 0.5 MB on the demo's page.")
 @device_option
 @friendly
-def serve(axes, host, port, seed, invert_steps, encoder, live, device) -> None:
+def serve(axes, host, port, seed, invert_steps, encoder, live, max_sessions, device) -> None:
     """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
     if not Path(axes).exists():
         hint = ("run `make demo` (or `tlgan discover`) first to make it"
@@ -657,7 +661,7 @@ def serve(axes, host, port, seed, invert_steps, encoder, live, device) -> None:
         raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
     click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
     serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder,
-              live=live)
+              live=live, max_sessions=max_sessions)
 
 
 # ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels

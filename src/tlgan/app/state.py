@@ -49,6 +49,7 @@ WARN_COS = 0.7  # warn when a moved axis and a locked one have |cos| above this 
 WARN_RETAINED = math.sqrt(1 - WARN_COS**2)  # ... or when less than ~71 % of the moved axis survives the locks
 INVERT_STEPS = 100  # optimisation steps for an uploaded photo (tlgan serve --invert-steps)
 MAX_UNDO = 100
+MAX_SESSIONS = 200  # sessions whose state a server keeps (tlgan serve --max-sessions); the least recently used go
 COALESCE_S = 1.0  # changes of one slider within this many seconds are one undo step (a drag)
 STRIP_STEPS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 MAX_STATE_CHARS = 20_000  # plus LATENT_CHARS per number of the generator's latent (a w+ code is long)
@@ -311,11 +312,15 @@ class LockWarning:
     locked: tuple[tuple[str, float], ...]  # (locked feature, cosine) for the near-parallel ones
     retained: float  # the fraction of the axis that survives the locks (1 = all, 0 = none)
 
-    def message(self) -> str:
-        pairs = ", ".join(f"{n} (cos {c:+.2f})" for n, c in self.locked) or "the locked features together"
-        return (f"**{self.feature}** is nearly parallel to locked {pairs}: with them held, only "
+    def message(self, quote: Callable[[str], str] = str, bold: bool = True) -> str:
+        """The warning in words (markdown bold unless ``bold`` is False); ``quote`` escapes each feature
+        name for where the message is shown (e.g. markdown)."""
+        star = "**" if bold else ""
+        pairs = (", ".join(f"{quote(n)} (cos {c:+.2f})" for n, c in self.locked)
+                 or "the locked features together")
+        return (f"{star}{quote(self.feature)}{star} is nearly parallel to locked {pairs}: with them held, only "
                 f"{self.retained:.0%} of its axis is left to move along, so much of this edit cancels itself. "
-                f"The {self.feature} readout may still move while the face barely changes, or changes in "
+                f"The {quote(self.feature)} readout may still move while the face barely changes, or changes in "
                 f"other ways.")
 
 

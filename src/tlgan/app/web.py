@@ -15,10 +15,14 @@ button), and its aligned crop and reconstruction are shown beside step 1.
 from __future__ import annotations
 
 import atexit
+import html
 import os
+import re
 import shutil
+import signal
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,7 +43,7 @@ from ..errors import TLGANError  # noqa: E402
 from ..figures import upscale  # noqa: E402
 from ..safeio import atomic_write  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
-from .state import (INVERT_STEPS, LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
+from .state import (INVERT_STEPS, LAYER_CHOICES, MAX_SESSIONS, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
                     Readout, Session, StateError, describe_readouts, encode_state, subject_missing, lock_warnings,
                     Latent, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_lock, set_seed,
                     set_slider, state_digest, state_token)
@@ -49,7 +53,8 @@ IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the 
 IMAGE_HEIGHT = 420
 STRIP_CELL = 112
 FACE_KEYS = 256
-KEEP_PNGS = 200
+KEEP_PNGS = 200  # the face PNGs kept on disk (the least recently handed out go first) ...
+PNG_GRACE_S = 300.0  # ... but none handed out in the last 5 minutes: gradio still has to copy it into its cache
 PHOTO_SIZE = 256  # the aligned photo and its reconstruction are upscaled to this ...
 PHOTO_HEIGHT = 180  # ... and shown this high
 
@@ -137,11 +142,61 @@ class Photo:
         return "\n\n".join(lines)
 
 
-def prune(folder: Path, keep: int = KEEP_PNGS) -> None:
-    """Delete all but the newest ``keep`` files of ``folder`` (the PNGs offered for download)."""
-    files = sorted(folder.glob("*.png"), key=lambda f: f.stat().st_mtime)
-    for f in files[:-keep]:
-        f.unlink(missing_ok=True)
+class FaceFiles:
+    """The face PNGs the page hands to gradio, in a private temporary folder that only this object
+    writes to or deletes from (removed at exit; ``launch`` makes SIGTERM an exit too).
+
+    Which files may go is decided under a lock from what was handed out when, never from a directory
+    listing, so no request can lose a file between a handler returning it and gradio copying it into
+    its own cache: beyond ``keep`` files, the least recently handed out ones are deleted, but none
+    handed out in the last ``grace`` seconds.
+    """
+
+    def __init__(self, keep: int = KEEP_PNGS, grace: float = PNG_GRACE_S) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="tlgan-explorer-"))
+        atexit.register(self.remove)
+        self.keep, self.grace = keep, grace
+        self._handed: OrderedDict[str, float] = OrderedDict()  # file name -> when it was last handed out
+        self._lock = threading.Lock()
+
+    def get(self, name: str, write: Callable[[Path], object]) -> Path:
+        """The file ``name``, written whole by ``write(tmp)`` unless it is already there; handing it out
+        keeps it for ``grace`` seconds more."""
+        path = self.folder / name
+        with self._lock:
+            if name in self._handed:
+                self._handed[name] = time.monotonic()
+                self._handed.move_to_end(name)
+                return path
+        # Not listed, so no other thread deletes it; two threads writing the same face both write it whole.
+        atomic_write(path, write)
+        with self._lock:
+            now = self._handed[name] = time.monotonic()
+            self._handed.move_to_end(name)
+            while len(self._handed) > self.keep:
+                oldest, handed = next(iter(self._handed.items()))
+                if now - handed < self.grace:
+                    break
+                del self._handed[oldest]
+                (self.folder / oldest).unlink(missing_ok=True)  # under the lock: nobody rewrites it meanwhile
+        return path
+
+    def remove(self) -> None:
+        """Delete the folder and every file in it."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# What can make markup inside a line of markdown: backslash, code, emphasis, links and images, strikethrough,
+# LaTeX; an underscore only at a word's edge (snake_case stays as it is, also for API clients reading the text).
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]~$]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def md_text(text: Any) -> str:
+    """``text`` for a line of gr.Markdown (or a component's ``info``) that shows it as written: HTML is
+    escaped to entities and markdown's inline markup with backslashes, so a name such as ``<b>x</b>`` or
+    ``*y*`` appears as those characters."""
+    escaped = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), escaped)
 
 
 def unchanged(outputs: list) -> dict:
@@ -203,8 +258,7 @@ class Page:
         self.seed = seed
         self.has_readouts = explorer.extractor is not None
         self.starts = StartReadouts()
-        self.png_dir = Path(tempfile.mkdtemp(prefix="tlgan-explorer-"))
-        atexit.register(shutil.rmtree, self.png_dir, True)
+        self.files = FaceFiles()
         # (1) the face and the controls, (2) strip, share box, download, (3) the readouts
         self.face, self.details, self.measures = Step(), Step(), Step(guard=self.measure)
         self.photo = Step()  # what an upload shows beside step 1: the aligned photo and its reconstruction
@@ -291,12 +345,9 @@ class Page:
         s = view.image_for
         assert s is not None and view.image is not None, "face_file is called after rendered()"
         face = f"seed{s.seed}" if s.latent is None else "photo" if view.on_photo else "latent"
-        path = self.png_dir / f"tlgan-{face}-{state_digest(s)}.png"
-        if not path.exists():  # written whole under a temporary name: a concurrent request never reads half a PNG
-            image = upscale(view.image, IMAGE_SIZE)
-            atomic_write(path, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
-            prune(self.png_dir)
-        return str(path)
+        image = view.image
+        return str(self.files.get(f"tlgan-{face}-{state_digest(s)}.png",
+                                  lambda tmp: upscale(image, IMAGE_SIZE).save(tmp, format="PNG", compress_level=1)))
 
     # ------------------------------------------------------------ actions
 
@@ -312,12 +363,12 @@ class Page:
                 session = change(view.session, *inputs)
                 message = ""
             except (StateError, AxesError, ValueError) as e:
-                gr.Warning(str(e))
+                gr.Warning(html.escape(str(e)))
                 session, message = view.session, str(e)
             before = {w.feature for w in lock_warnings(view.state, axes)}
             for w in lock_warnings(session.state, axes):
                 if w.feature not in before:  # say it once, when it starts; the status box keeps saying it
-                    gr.Warning(w.message().replace("**", ""))
+                    gr.Warning(html.escape(w.message(bold=False)))
             view = replace(view, session=session, message=message)
             skip = key(*inputs) if key and not message else None
             return self.show(view, all_controls or bool(message), skip=skip)
@@ -447,7 +498,7 @@ def upload(page: Page, view: View | None, data: Any, request: gr.Request | None,
                        message="")
     except (TLGANError, ValueError, OSError) as e:
         text = str(e).replace(str(path), name) if path else str(e)
-        gr.Warning(f"could not use {name}: {text}")
+        gr.Warning(html.escape(f"could not use {name}: {text}"))
         view = replace(view, message=f"could not use the photo {name}: {text}")
     finally:
         if page.cancels.get(key) is flag:
@@ -478,7 +529,7 @@ def photo_panel(page: Page) -> None:
             return {}
         return {box: gr.update(visible=True), aligned: upscale(p.target, PHOTO_SIZE),
                 recon: upscale(p.reconstruction, PHOTO_SIZE), quality: p.summary(),
-                name: f"**{p.name}**, aligned to the generator's framing ({res} px), and **its reconstruction**: "
+                name: f"**{md_text(p.name)}**, aligned to the generator's framing ({res} px), and **its reconstruction**: "
                       "the face the sliders now edit."}
 
 
@@ -536,10 +587,10 @@ def status_panel(page: Page) -> None:
     @page.shows(page.face, [status])
     def _status(view: View, all_controls: bool, skip: str | None) -> dict:
         face = f"the reconstruction of {view.photo.name}" if view.photo is not None and view.on_photo else None
-        lines = [f"**Showing** {view.state.describe(face)}."]
+        lines = [f"**Showing** {md_text(view.state.describe(face))}."]
         if view.message:
-            lines.append(f"**Not applied:** {view.message}")
-        lines += [f"**Warning:** {w.message()}" for w in lock_warnings(view.state, page.axes)]
+            lines.append(f"**Not applied:** {md_text(view.message)}")
+        lines += [f"**Warning:** {w.message(md_text)}" for w in lock_warnings(view.state, page.axes)]
         return {status: "\n\n".join(lines)}
 
 
@@ -590,14 +641,14 @@ def strip_panel(page: Page) -> None:
             return {strip: gr.update(value=None, visible=False), strip_note: "Choose a feature to step along."}
         if axis in s.locks:
             return {strip: gr.update(value=None, visible=False),
-                    strip_note: f"**{_pretty(axis)}** is locked: unlock it to see its variations."}
+                    strip_note: f"**{md_text(_pretty(axis))}** is locked: unlock it to see its variations."}
         states, images = explorer.strip(s, axis)
         now, label = s.slider(axis), _pretty(axis)
         steps = [st.slider(axis) for st in states]
         items = [(upscale(im, STRIP_CELL), f"{'● ' if abs(x - now) < 1e-6 else ''}{label} {x:+g}")
                  for x, im in zip(steps, images)]
         return {strip: gr.update(visible=True, value=items),
-                strip_note: (f"The face with **{label}** at {', '.join(f'{x:+g}' for x in STRIP_STEPS)} "
+                strip_note: (f"The face with **{md_text(label)}** at {', '.join(f'{x:+g}' for x in STRIP_STEPS)} "
                              "(the other sliders as they are). Click one to jump there.")}
 
     def jump(session: Session, axis: Any, evt: gr.SelectData | None) -> Session:
@@ -625,9 +676,10 @@ def readout_html(r: Readout, digest: str) -> str:
     cls = {"up": "up", "down": "down", "missing": "bad"}.get(r.trend, "muted")
     arrow = {"up": "▲ ", "down": "▼ "}.get(r.trend, "")
     head = f'<div class="tl-readout" data-state="{digest}">'
+    value, change = html.escape(r.value), html.escape(r.change) or "&nbsp;"
     if r.trend == "missing":
-        return f'{head}<span class="bad">{r.value}</span></div>'
-    return f'{head}<b>{r.value}</b><br><span class="{cls}">{arrow}{r.change or "&nbsp;"}</span></div>'
+        return f'{head}<span class="bad">{value}</span></div>'
+    return f'{head}<b>{value}</b><br><span class="{cls}">{arrow}{change}</span></div>'
 
 
 def layer_choices(num_ws: int) -> list[tuple[str, str]]:
@@ -659,7 +711,7 @@ def axes_panel(page: Page) -> None:
     sliders, locks, layers, boxes = {}, {}, {}, {}
     for name in names:
         feat = explorer.features.get(name)
-        info = feat.description if feat and feat.description else None
+        info = md_text(feat.description) if feat and feat.description else None
         with gr.Row(equal_height=True, elem_classes="tl-feature"):
             sliders[name] = gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=SLIDER_STEP, label=_pretty(name),
                                       info=info, scale=6, buttons=[], elem_id=f"tl-slider-{name}")
@@ -721,13 +773,13 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0, live: str = "a
     page = Page(explorer, seed)
     page.live = Live(explorer, live) if live != "off" else None
     gen, ext, n = explorer.generator, explorer.extractor, explorer.axes.meta.get("n_samples")
-    subtitle = (f"Generator **{gen.name}** ({gen.resolution} px faces, {gen.latent_dim}-d latent) · "
-                f"{len(page.names)} feature axes fitted on {n} samples"
-                + (f" · readouts by **{ext.name}**" if ext else ""))
+    subtitle = (f"Generator **{md_text(gen.name)}** ({gen.resolution} px faces, {gen.latent_dim}-d latent) · "
+                f"{len(page.names)} feature axes fitted on {md_text(n)} samples"
+                + (f" · readouts by **{md_text(ext.name)}**" if ext else ""))
     with gr.Blocks(title="tlgan explorer", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         page.view_state = gr.State(None)
         page.face.outputs.append(page.view_state)
-        gr.Markdown(f"## {title or 'tlgan explorer'} — steer a face along feature axes\n{subtitle}")
+        gr.Markdown(f"## {md_text(title or 'tlgan explorer')} — steer a face along feature axes\n{subtitle}")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=380, elem_id="tl-left"):
                 face_panel(page)
@@ -764,7 +816,7 @@ def restore(page: Page, request: gr.Request | None) -> View:
         try:
             view = View(Session(page.explorer.from_token(token)))
         except StateError as e:
-            gr.Warning(f"could not restore the shared state: {e}")
+            gr.Warning(html.escape(f"could not restore the shared state: {e}"))
             view.message = f"could not restore the shared state: {e}"
     return view
 
@@ -773,21 +825,40 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 
 
+def stop_on_sigterm() -> None:
+    """Let SIGTERM stop a blocking server as Ctrl+C does: gradio closes the server (deleting its cached
+    copies of the faces) and the exit handlers delete the face folder. Python's default for SIGTERM
+    ends the process at once and leaves both behind."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True, quiet: bool = False,
-           css: str = CSS):
+           css: str = CSS, max_sessions: int = MAX_SESSIONS):
     """Start a tlgan page's server (the explorer's, or with its ``css`` the labelling page's); with
-    ``block=False`` return at once (the server runs in a thread)."""
+    ``block=False`` return at once (the server runs in a thread).
+
+    The server keeps the state of the ``max_sessions`` most recently used sessions (every browser tab and
+    every API call without a session is one; each costs about 0.5 MB on the demo's page), so its memory
+    stays bounded however many come and go.
+    """
+    if block:
+        stop_on_sigterm()
     live: Live | None = getattr(demo, "tlgan_live", None)
     extra = {"app_kwargs": {"routes": live.routes()}, "head": live.head()} if live is not None else {}
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, theme=theme(), css=css,
-                       ssr_mode=False, show_error=True, quiet=quiet, footer_links=["api"], **extra)
+                       ssr_mode=False, show_error=True, quiet=quiet, footer_links=["api"],
+                       state_session_capacity=max_sessions, **extra)
 
 
 def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
           block: bool = True, seed: int = 0, invert_steps: int = INVERT_STEPS, encoder: Any = None,
-          live: str = "auto") -> Any:
+          live: str = "auto", max_sessions: int = MAX_SESSIONS) -> Any:
     """Load the axes' generator and extractor and serve the explorer page (``invert_steps`` and ``encoder``:
-    how an uploaded photo is inverted; ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``)."""
+    how an uploaded photo is inverted; ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``;
+    ``max_sessions``: see ``launch``)."""
+    if block:
+        stop_on_sigterm()  # before the models load, so a SIGTERM while they load ends cleanly too
     explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder)
     demo = build_app(explorer, seed=seed, live=live)
-    return launch(demo, host, port, block=block)
+    return launch(demo, host, port, block=block, max_sessions=max_sessions)
