@@ -131,6 +131,10 @@ class Run:
             return self.noise
         return np.asarray(self._array("codes")[: self.done("codes")])
 
+    def noise_rows(self, lo: int, hi: int) -> np.ndarray:
+        """The noise z of samples ``lo..hi`` (what a worker renders for that range)."""
+        return np.asarray(self._array("z")[lo:hi])
+
     def latent_array(self, rows: int | None = None) -> "Rows":
         """The latents (N, D) in the run's space as the on-disk array, read lazily in blocks (``fit_axes``
         streams it), limited to the first ``rows`` (default: the complete ones)."""
@@ -326,69 +330,93 @@ def _guard_disk(action: Callable[[], None], run: Run, start: int, stop: int, don
         raise
 
 
+class ChunkWriter:
+    """Stores a run's finished chunks and advances ``progress.json`` over the complete ones.
+
+    ``key`` is the label array's progress key; ``images`` and ``codes`` say whether those arrays are
+    written (and advanced) with it. Chunks may arrive in any order (a cluster returns them as they
+    finish): the progress count only moves past a chunk once every chunk before it is on disk, so a
+    run cut off at any moment holds at least what its progress says, and a rerun redoes the rest.
+    """
+
+    def __init__(self, run: Run, key: str, images: bool = False, codes: bool = False, stop: int | None = None) -> None:
+        self.run, self.key, self.images, self.codes = run, key, images, codes
+        self.group = run._group("r+")
+        self.done = run.done(key)
+        self.stop = run.n if stop is None else int(stop)
+        self._beyond: dict[int, int] = {}  # lo -> hi of chunks stored past the complete prefix
+
+    def pending(self) -> list[tuple[int, int]]:
+        """The (lo, hi) index ranges still to do, one per chunk of the run, in order."""
+        return [(lo, min(lo + self.run.chunk, self.stop)) for lo in range(self.done, self.stop, self.run.chunk)]
+
+    def write(self, lo: int, hi: int, labels: np.ndarray, images: np.ndarray | None = None,
+              codes: np.ndarray | None = None) -> None:
+        """Store samples ``lo..hi``; a full disk is a ``RunError`` that keeps what was written before."""
+        def store() -> None:
+            if self.images:
+                _array(self.group, "images")[lo:hi] = images
+            if self.codes:
+                _array(self.group, "codes")[lo:hi] = codes
+            _array(self.group, self.key)[lo:hi] = labels
+            self._beyond[lo] = hi
+            done = self.done
+            while done in self._beyond:
+                done = self._beyond.pop(done)
+            if done != self.done:
+                self.run._advance(**{self.key: done, **({"images": done} if self.images else {}),
+                                     **({"codes": done} if self.codes else {})})
+                self.done = done
+
+        _guard_disk(store, self.run, lo, hi, self.done)
+
+
 def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
            chunk: int | None = None, save_images: bool = False, progress: bool = True) -> Run:
     """Render and label ``n`` latents from ``seed`` into the run folder ``path``; resumes if interrupted."""
     chunk = chunk or generator.batch_size
     run = create_run(path, generator, extractor, n, seed, chunk, save_images)
-    key = f"labels/{extractor.name}"
-    start = run.done(key)
-    if start >= n:
+    writer = ChunkWriter(run, f"labels/{extractor.name}", images=save_images, codes=generator.space != "z")
+    if writer.done >= n:
         return run
-    group = run._group("r+")
-    z_arr, lab = _array(group, "z"), _array(group, key)
-    bar = tqdm(total=n, initial=start, unit="img", desc=f"sample {generator.name} + {extractor.name}",
+    bar = tqdm(total=n, initial=writer.done, unit="img", desc=f"sample {generator.name} + {extractor.name}",
                disable=not progress)
-    mapped = generator.space != "z"
-    for lo in range(start, n, chunk):
-        hi = min(lo + chunk, n)
-        codes = generator.codes_from_z(np.asarray(z_arr[lo:hi]))
+    for lo, hi in writer.pending():
+        codes = generator.codes_from_z(run.noise_rows(lo, hi))
         images = generator.render(codes)
         labels = extractor(images)
-
-        def write() -> None:
-            if save_images:
-                _array(group, "images")[lo:hi] = images.cpu().numpy()
-            if mapped:
-                _array(group, "codes")[lo:hi] = codes
-            lab[lo:hi] = labels
-            run._advance(**{key: hi, **({"images": hi} if save_images else {}), **({"codes": hi} if mapped else {})})
-
-        _guard_disk(write, run, lo, hi, lo)
+        writer.write(lo, hi, labels, images.cpu().numpy() if save_images else None, codes)
         bar.update(hi - lo)
     bar.close()
     return run
 
 
-def relabel(path: str | Path, extractor: Extractor, progress: bool = True, make_default: bool = False) -> Run:
-    """Label a run's cached images with another extractor, without rendering them again; resumable."""
+def prepare_relabel(path: str | Path, extractor: Extractor, make_default: bool = False) -> Run:
+    """Open a run with cached images and give it a label array for ``extractor`` (kept when it has one)."""
     run = open_run(path)
-    images = run.images
-    group = run._group("r+")
-    key = f"labels/{extractor.name}"
+    run.images  # refuses a run without cached images
     entry = _label_entry(extractor)
     known = run.info["labels"].get(extractor.name)
     if known is not None and known != entry:
         raise RunError(f"{run.path} already has labels from a different version of {extractor.name!r}; "
                        "give the new extractor another name")
     if known is None:
-        _add_label_array(group, extractor, run.n, run.chunk)
+        _add_label_array(run._group("r+"), extractor, run.n, run.chunk)
         run.info["labels"][extractor.name] = entry
     if make_default:
         run.info["default_labels"] = extractor.name
     _write_json(run.path / "run.json", run.info)
-    available = run.done("images")
-    start = run.done(key)
-    bar = tqdm(total=available, initial=start, unit="img", desc=f"relabel with {extractor.name}", disable=not progress)
-    for lo in range(start, available, run.chunk):
-        hi = min(lo + run.chunk, available)
-        labels = extractor(torch.from_numpy(np.asarray(images[lo:hi])))
+    return run
 
-        def write() -> None:
-            _array(group, key)[lo:hi] = labels
-            run._advance(**{key: hi})
 
-        _guard_disk(write, run, lo, hi, lo)
+def relabel(path: str | Path, extractor: Extractor, progress: bool = True, make_default: bool = False) -> Run:
+    """Label a run's cached images with another extractor, without rendering them again; resumable."""
+    run = prepare_relabel(path, extractor, make_default)
+    writer = ChunkWriter(run, f"labels/{extractor.name}", stop=run.done("images"))
+    bar = tqdm(total=writer.stop, initial=writer.done, unit="img", desc=f"relabel with {extractor.name}",
+               disable=not progress)
+    for lo, hi in writer.pending():
+        writer.write(lo, hi, extractor(torch.from_numpy(np.asarray(run.images[lo:hi]))))
         bar.update(hi - lo)
     bar.close()
     return run
