@@ -355,8 +355,10 @@ class ChunkWriter:
         """Store samples ``lo..hi``; a full disk is a ``RunError`` that keeps what was written before."""
         def store() -> None:
             if self.images:
+                assert images is not None, "this run stores images"
                 _array(self.group, "images")[lo:hi] = images
             if self.codes:
+                assert codes is not None, "this run stores codes"
                 _array(self.group, "codes")[lo:hi] = codes
             _array(self.group, self.key)[lo:hi] = labels
             self._beyond[lo] = hi
