@@ -91,7 +91,7 @@ def test_killed_driver_resumes_to_the_same_result(cluster, tmp_path):
     out = tmp_path / "ray"
     address = ray.get_runtime_context().gcs_address
     cmd = [sys.executable, "-m", "tlgan.cli", "sample", "-g", "toy-linear", "-e", "toy-slow", "-n", "400",
-           "--chunk", "20", "--seed", "8", "--out", str(out), "--ray", address]
+           "--chunk", "20", "--seed", "8", "--out", str(out), "--ray", address, "--workers", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     progress = out / "progress.json"

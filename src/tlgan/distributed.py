@@ -207,6 +207,8 @@ class Report:
     lost_workers: int = 0
     seconds: float = 0.0
     startup: float = 0.0  # seconds from the job's start until the first worker had loaded its models
+    ready_at: list[float] = field(default_factory=list)  # seconds from the start until each worker was ready
+    timeline: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (seconds, samples stored so far)
     t0: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -263,8 +265,8 @@ def _drive(pool: Pool, tasks: list[tuple[int, int]], submit: Callable[[Any, int,
                 last_loss = e
                 lost.add(i)
                 continue
-            if not report.workers:
-                report.startup = time.perf_counter() - report.t0
+            report.ready_at.append(time.perf_counter() - report.t0)
+            report.startup = report.ready_at[0]
             report.workers.append(info)
             ready.append(i)
             if on_ready:
@@ -287,6 +289,7 @@ def _drive(pool: Pool, tasks: list[tuple[int, int]], submit: Callable[[Any, int,
         store(lo, hi, result)
         report.chunks += 1
         report.images += hi - lo
+        report.timeline.append((time.perf_counter() - report.t0, report.images))
         report.lost_workers = len(lost)
 
 
