@@ -254,7 +254,10 @@ def _drive(pool: Pool, tasks: list[tuple[int, int]], submit: Callable[[Any, int,
         if not pending:
             raise RayError(f"all {len(pool.actors)} Ray workers were lost ({last_loss}); the run folder keeps "
                            "every chunk stored so far: rerun the same command to finish it")
-        (ref,), _ = ray.wait(pending, num_returns=1)
+        done, _ = ray.wait(pending, num_returns=1, timeout=1.0)  # wakes up now and then, so Ctrl-C is seen
+        if not done:
+            continue
+        ref = done[0]
         if ref in waiting:
             i = waiting.pop(ref)
             try:
