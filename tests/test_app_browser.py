@@ -499,3 +499,99 @@ def test_wplus_layer_ranges_per_axis(page, tmp_path):
         other.goto(url + "?state=" + state_token(state))
         wait_status(other, r"seed 5; a \+1 \(fine layers\), b -1 \(0-5 layers\)")
         assert other.locator("#tl-layers-b input").input_value() == "0-5"
+
+
+# ---------------------------------------------------------------- dragging: the face follows the slider
+
+
+def drag_slider(page, name: str, fractions, pause_ms: int = 30) -> dict:
+    """Press on ``name``'s range, move along it through ``fractions`` of its width, and report (before release)
+    the frames the page drew, the inputs it got and whether the server's face stayed the same; then release."""
+    rng = page.locator(f"#tl-slider-{name} input[type=range]")
+    rng.scroll_into_view_if_needed()
+    track = rng.bounding_box()
+    y = track["y"] + track["height"] / 2
+    src = face_src(page)
+    page.evaluate("() => window.tlganLive.reset()")
+    page.mouse.move(track["x"] + track["width"] * fractions[0], y)
+    page.mouse.down()
+    for f in fractions[1:]:
+        page.mouse.move(track["x"] + track["width"] * f, y, steps=2)
+        page.wait_for_timeout(pause_ms)
+    page.wait_for_function("() => !window.tlganLive.busy && window.tlganLive.frames > 0")
+    during = page.evaluate("() => ({frames: tlganLive.frames, inputs: tlganLive.inputs, error: tlganLive.error,"
+                           " canvas: document.querySelector('#tl-live-canvas').style.display,"
+                           " latent: tlganLive.latent, pixels: tlganLive.pixels && Array.from(tlganLive.pixels),"
+                           " digest: tlganLive.digest})")
+    during["server_face_unchanged"] = face_src(page) == src
+    page.mouse.up()
+    page.wait_for_function("s => document.querySelector('#tl-face img').getAttribute('src') !== s", arg=src)
+    return during
+
+
+def wait_live(page, mode: str) -> None:
+    page.wait_for_function("() => window.tlganLive && (window.tlganLive.ready || window.tlganLive.error)",
+                           timeout=60_000)
+    assert page.evaluate("() => [tlganLive.mode, tlganLive.error]") == [mode, None]
+
+
+@need_models("digiface-dcgan", "onnxruntime-web")
+def test_dragging_draws_the_default_face_in_the_page(page, tmp_path):
+    """While a slider is dragged the page draws each position itself (onnxruntime-web, no server round trip), from
+    the same latent the server computes (a locked slider held along its own axis, the others projected off it);
+    on release the server's state, status, link and undo follow as for any change."""
+    from tlgan.app.state import Explorer, ExplorerState
+    from tlgan.axes import Axes
+    from tlgan.generators import load_generator
+
+    names = ["male", "age", "happy"]
+    v = np.random.default_rng(1).standard_normal((3, 100)).astype(np.float32)
+    v[1] += 0.6 * v[0]  # age leans on male: the lock visibly bends its direction
+    axes = Axes(names, ["continuous"] * 3, v / np.linalg.norm(v, axis=1, keepdims=True), np.ones(3),
+                meta={"generator": "digiface-dcgan", "n_samples": 0})  # no extractor: no readouts to wait for
+    axes_path = axes.save(tmp_path / "axes.safetensors")
+    with serving(axes_path, tmp_path / "serve.log") as url:
+        page.goto(url + "?state=" + base64.urlsafe_b64encode(
+            b'{"seed": 5, "sliders": {"male": 1.5, "happy": -1}, "locks": ["male"]}').decode().rstrip("="))
+        page.wait_for_selector("#tl-face img")
+        wait_status(page, r"seed 5; male \+1\.5, happy -1; locked: male")
+        wait_live(page, "browser")
+        during = drag_slider(page, "age", [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8])
+        assert during["server_face_unchanged"], "the server was asked for a face during the drag"
+        assert during["frames"] >= 3 and during["canvas"] == "block" and during["error"] is None
+        value = float(slider_box(page, "age").input_value())
+        assert value > 0.5
+        wait_status(page, rf"male \+1\.5, age \+{value:g}, happy -1; locked: male")
+        page.wait_for_function("() => document.querySelector('#tl-live-canvas').style.display === 'none'")
+
+        explorer = Explorer(Axes.load(axes_path), load_generator("digiface-dcgan", "cpu"))
+        state = ExplorerState("digiface-dcgan", 5, None, {"male": 1.5, "age": value, "happy": -1.0}, ("male",))
+        wait_shared(page, state)  # the server's state, as its share link says
+        want = explorer.latent(state)
+        np.testing.assert_allclose(np.asarray(during["latent"]), want, atol=1e-4)  # the page's last latent
+        drawn = np.asarray(during["pixels"], dtype=int).reshape(64, 64, 3)
+        assert np.abs(drawn - explorer.render(state).astype(int)).max() <= 2  # ... and its face
+        shot(page, "drag-in-page.png")
+        page.locator("#tl-undo").click()  # the drag is one undo step
+        wait_status(page, r"seed 5; male \+1\.5, happy -1; locked: male")
+
+
+def test_dragging_a_wplus_slider_gets_server_frames_of_its_layers(page, tmp_path):
+    """A generator the page does not run (a StyleGAN in w+): while dragging, the server draws frames of the
+    session's state with the dragged value, layer range included; the face follows them."""
+    from tlgan.app.state import ExplorerState, state_digest, state_token
+    from tlgan.axes import Axes
+    from wplus_support import wplus_axes
+
+    axes_path = wplus_axes(tmp_path)
+    with serving(axes_path, tmp_path / "serve.log") as url:
+        gen = Axes.load(axes_path).meta["generator"]
+        page.goto(url + "?state=" + state_token(ExplorerState(gen, 2, None, {}, (), {"a": "coarse"})))
+        page.wait_for_selector("#tl-face img")
+        wait_status(page, "seed 2; no edit")
+        wait_live(page, "server")
+        during = drag_slider(page, "a", [0.5, 0.6, 0.7, 0.8], pause_ms=200)
+        assert during["server_face_unchanged"] and during["frames"] >= 1 and during["error"] is None
+        value = float(slider_box(page, "a").input_value())
+        wait_status(page, rf"seed 2; a \+{value:g} \(coarse layers\)")
+        assert during["digest"] == state_digest(ExplorerState(gen, 2, None, {"a": value}, (), {"a": "coarse"}))

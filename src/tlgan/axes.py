@@ -19,7 +19,7 @@ from safetensors.numpy import load_file, save_file
 
 from . import __version__
 from .errors import TLGANError
-from .formats import read_versioned_json
+from .formats import Schema, check_schema, read_versioned_json
 from .safeio import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
@@ -31,6 +31,15 @@ AXES_FORMAT = 1
 
 class AxesError(TLGANError, ValueError):
     """An axes file that cannot be used as asked (unknown feature, other generator, bad file)."""
+
+
+class AxesHeader(Schema):
+    """The ``tlgan`` header of an axes file: the fields tlgan reads (the rest is kept as ``meta``)."""
+
+    features: list[str]
+    kinds: list[str]  # binary, continuous, component (unsupervised finders), or a plugin finder's own
+    metrics: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
 
 
 @dataclass
@@ -51,8 +60,27 @@ class Axes:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.vectors = np.asarray(self.vectors, dtype=np.float32).reshape(len(self.names), -1)
+        vectors = np.asarray(self.vectors, dtype=np.float32)
+        self.vectors = vectors.reshape(len(self.names), -1 if len(self.names) else vectors.shape[-1])
         self.slopes = np.asarray(self.slopes, dtype=np.float32).reshape(len(self.names))
+
+    def check(self, where: object) -> None:
+        """Refuse axes that would edit wrongly or not at all: no axis, duplicate names, names and kinds
+        and vectors that do not match, an axis that is not a finite non-zero vector (``where``: the file)."""
+        if not self.names:
+            why = "; ".join(f"{k}: {v}" for k, v in self.skipped.items())
+            raise AxesError(f"{where}: no feature has an axis" + (f" (not fitted: {why})" if why else ""))
+        dup = sorted({n for n in self.names if self.names.count(n) > 1})
+        if dup:
+            raise AxesError(f"{where}: feature names {', '.join(map(repr, dup))} appear more than once; "
+                            "each axis needs its own name")
+        if len(self.kinds) != len(self.names):
+            raise AxesError(f"{where}: {len(self.names)} features but {len(self.kinds)} kinds")
+        norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
+        for name, norm, slope in zip(self.names, norms, self.slopes):
+            if not np.isfinite(norm) or norm == 0 or not np.isfinite(slope):
+                raise AxesError(f"{where}: the axis of {name!r} is not a finite non-zero vector (norm {norm}, "
+                                f"slope {slope}); refit the axes")
 
     @property
     def latent_dim(self) -> int:
@@ -128,6 +156,9 @@ class Axes:
                             "with the axes' readable header: choose another --out name")
         if path.exists() and not path.is_file():
             raise AxesError(f"axes file {path} exists and is not a file")
+        blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise AxesError(f"cannot write {path}: {blocked} is a file, not a folder; choose another --out")
         return path
 
     @staticmethod
@@ -143,11 +174,16 @@ class Axes:
         """Write ``path`` (.safetensors) and a readable ``.json`` copy of its header beside it, each
         atomically and with the same permission bits (see :meth:`check_path` for what is refused)."""
         path = self.check_path(path)
+        self.check(f"cannot write {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = self.to_json()
-        atomic_write(path, lambda tmp: save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
-                                                 metadata={"tlgan": json.dumps(doc, allow_nan=True)}))
-        atomic_write_text(self.sidecar(path), json.dumps(doc, indent=2, allow_nan=True) + "\n")
+
+        def write(tmp: Path) -> None:  # the sidecar is renamed into place only once the axes are written whole
+            save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
+                      metadata={"tlgan": json.dumps(doc, allow_nan=True)})
+            atomic_write_text(self.sidecar(path), json.dumps(doc, indent=2, allow_nan=True) + "\n")
+
+        atomic_write(path, write)
         return path
 
     @classmethod
@@ -163,12 +199,19 @@ class Axes:
             raise AxesError(f"{path} is not a readable safetensors axes file: {e}") from e
         if "tlgan" not in header or "axes" not in tensors:
             raise AxesError(f"{path} is a safetensors file but not a tlgan axes file (no 'tlgan' header)")
+        where = f"{path}'s tlgan header"
         doc = read_versioned_json(
-            header["tlgan"], f"{path}'s tlgan header", AXES_FORMAT, AxesError,
+            header["tlgan"], where, AXES_FORMAT, AxesError,
             lambda doc: (f"{path} has axes format {doc.get('format')}, this tlgan reads format {AXES_FORMAT}; "
-                         "refit the axes with this version"))
+                         "refit the axes with this version"), damaged="the axes file is damaged")
+        head = check_schema(doc, AxesHeader, where, AxesError, "the axes file is damaged")
         meta = {k: v for k, v in doc.items()
                 if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped")}
         meta["fitted_with"] = doc.get("tlgan_version")
-        return cls(doc["features"], doc["kinds"], tensors["axes"], tensors.get("slopes", np.ones(len(doc["features"]))),
-                   doc.get("metrics", {}), doc.get("skipped", {}), meta)
+        vectors, slopes = tensors["axes"], tensors.get("slopes", np.ones(len(head.features), np.float32))
+        if vectors.ndim != 2 or len(vectors) != len(head.features) or slopes.shape != (len(head.features),):
+            raise AxesError(f"{path}: its header names {len(head.features)} features but it holds axes of shape "
+                            f"{vectors.shape} and slopes of shape {slopes.shape}; the axes file is damaged")
+        axes = cls(list(head.features), list(head.kinds), vectors, slopes, head.metrics, head.skipped, meta)
+        axes.check(path)
+        return axes

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from . import __version__, weights
 from .axes import Axes
 from .errors import InputError, TLGANError
+from .safeio import save_npy
 from .fit import METHODS
 
 from .generators import SPACES
@@ -258,7 +258,8 @@ extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, 
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run", show_default=True,
               help="Run folder; rerunning the same command continues an interrupted run.")
 @click.option("--chunk", default=None, type=int,
-              help="Samples per batch and per stored chunk [default: 256 on CPU, 1024 on GPU].")
+              help="Samples per batch and per stored chunk [default: a run's own when continuing it, else "
+                   "256 on CPU, 1024 on GPU].")
 @click.option("--save-images/--no-save-images", default=True, show_default=True,
               help="Cache the uint8 images so another extractor can relabel them later.")
 @device_option
@@ -449,7 +450,7 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_la
             photo, inv = None, load_inversion(latent, editor.generator)
         edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back)
         if save_latent:
-            np.save(save_latent, edited)
+            save_npy(edited, save_latent)
         q = inv.quality
         click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
                    + f" {said}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
@@ -653,9 +654,12 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
                    "the page's Cancel button stops early with the best so far).")
 @click.option("--encoder", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Encoder from `tlgan train-encoder` that gives an uploaded photo's starting latent.")
+@click.option("--live", type=click.Choice(["auto", "browser", "server", "off"]), default="auto", show_default=True,
+              help="While a slider is dragged, draw the face in the page (browser: small generators, exported to "
+                   "ONNX), as server frames, or not at all (off); auto: in the page when it can.")
 @device_option
 @friendly
-def serve(axes, host, port, seed, invert_steps, encoder, device) -> None:
+def serve(axes, host, port, seed, invert_steps, encoder, live, device) -> None:
     """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
     if not Path(axes).exists():
         hint = ("run `make demo` (or `tlgan discover`) first to make it"
@@ -666,7 +670,8 @@ def serve(axes, host, port, seed, invert_steps, encoder, device) -> None:
     except ImportError as e:
         raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
     click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
-    serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder)
+    serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder,
+              live=live)
 
 
 # ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels

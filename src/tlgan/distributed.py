@@ -313,40 +313,53 @@ def sample(path: str | Path, spec: ModelSpec, n: int, seed: int = 0, chunk: int 
     often Ray restarts one lost worker and retries its chunks before the others take them over.
     ``address``: see :func:`connect`.
     """
-    from .sample import ChunkWriter, create_run, open_run
+    from .sample import ChunkWriter, RunError, _refuse_foreign_folder, check_request, create_run, open_run, run_lock
 
     if spec.generator is None:
         raise RayError("sampling needs a generator")
+    path = Path(path)
     connect(address)
     gen, ext = spec.load("cpu")  # the driver's copy: names, features and the latents, never run on images
     assert gen is not None
-    if chunk is None and (Path(path) / "run.json").exists():
+    if chunk is None and (path / "run.json").exists():
         chunk = open_run(path).chunk
+    if chunk is not None:
+        check_request(gen, n, seed, chunk)
+    _refuse_foreign_folder(path)
     report = Report()
     pool = Pool.start(spec, workers, device, cpus_per_worker, restarts) if chunk is None else None
     try:
         if pool is not None:  # the batch the workers' device takes
             chunk = pool.first_batch()
         assert chunk is not None
-        run = create_run(path, gen, ext, n, seed, chunk, save_images)
-        writer = ChunkWriter(run, f"labels/{ext.name}", images=save_images, codes=gen.space != "z")
-        if not writer.pending():
-            return run, report
-        pool = pool or Pool.start(spec, workers, device, cpus_per_worker, restarts)
-        bar = _bar(n, writer.done, f"sample {gen.name} + {ext.name} on Ray", progress)
+        check_request(gen, n, seed, chunk)
+        path.mkdir(parents=True, exist_ok=True)
+        with run_lock(path):
+            run = create_run(path, gen, ext, n, seed, chunk, save_images)
+            if run.missing_rows("z"):
+                raise RunError(f"run {path} has lost chunks of its latents z; run `tlgan sample` with the run's "
+                               "settings once without --ray to draw them again")
+            writer = ChunkWriter(run, f"labels/{ext.name}", images=save_images, codes=gen.space != "z")
+            tasks = writer.pending()
+            if not tasks:
+                return run, report
+            pool = pool or Pool.start(spec, workers, device, cpus_per_worker, restarts)
+            initial = writer.done
+            bar = _bar(n, initial, f"sample {gen.name} + {ext.name} on Ray", progress)
 
-        def submit(actor: Any, lo: int, hi: int) -> Any:
-            return actor.sample.remote(run.noise_rows(lo, hi), save_images)
+            def submit(actor: Any, lo: int, hi: int) -> Any:
+                return actor.sample.remote(run.noise_rows(lo, hi), save_images)
 
-        def store(lo: int, hi: int, result: tuple) -> None:
-            codes, images, labels = result
-            writer.write(lo, hi, labels, images, codes)
-            bar.update(hi - lo)
+            def store(lo: int, hi: int, result: tuple) -> None:
+                codes, images, labels = result
+                writer.write(lo, hi, labels, images, codes)
+                if lo >= initial:  # lost chunks put back below the count are not new samples
+                    bar.update(hi - lo)
 
-        try:
-            _drive(pool, writer.pending(), submit, store, report, lambda _: bar.set_postfix(workers=len(report.workers)))
-        finally:
-            bar.close()
+            try:
+                _drive(pool, tasks, submit, store, report, lambda _: bar.set_postfix(workers=len(report.workers)))
+            finally:
+                bar.close()
     finally:
         if pool is not None:
             pool.close()
@@ -358,28 +371,34 @@ def relabel(path: str | Path, extractor: str, make_default: bool = False, progre
             workers: int | None = None, device: str = "auto", cpus_per_worker: int = 1,
             address: str | None = None, restarts: int = MAX_RESTARTS) -> tuple[Run, Report]:
     """``tlgan relabel --ray``: label a run's cached images with ``extractor`` on Ray workers."""
-    from .sample import ChunkWriter, open_run, prepare_relabel
+    from .sample import ChunkWriter, open_run, prepare_relabel, run_lock
 
     spec = ModelSpec(None, extractor)
     connect(address)
     _, ext = spec.load("cpu")
-    run = prepare_relabel(path, ext, make_default)
-    writer = ChunkWriter(run, f"labels/{ext.name}", stop=run.done("images"))
+    open_run(path)
     report = Report()
-    if not writer.pending():
-        return run, report
-    pool = Pool.start(spec, workers, device, cpus_per_worker, restarts)
-    bar = _bar(writer.stop, writer.done, f"relabel with {ext.name} on Ray", progress)
+    with run_lock(path):
+        run = open_run(path)
+        prepare_relabel(run, ext, make_default)
+        writer = ChunkWriter(run, f"labels/{ext.name}", stop=run.done("images"))
+        tasks = writer.pending()
+        if not tasks:
+            return run, report
+        pool = Pool.start(spec, workers, device, cpus_per_worker, restarts)
+        initial = writer.done
+        bar = _bar(writer.stop, initial, f"relabel with {ext.name} on Ray", progress)
 
-    def store(lo: int, hi: int, labels: np.ndarray) -> None:
-        writer.write(lo, hi, labels)
-        bar.update(hi - lo)
+        def store(lo: int, hi: int, labels: np.ndarray) -> None:
+            writer.write(lo, hi, labels)
+            if lo >= initial:
+                bar.update(hi - lo)
 
-    try:
-        _drive(pool, writer.pending(), lambda actor, lo, hi: actor.label.remote(np.asarray(run.images[lo:hi])),
-               store, report, lambda _: bar.set_postfix(workers=len(report.workers)))
-    finally:
-        bar.close()
-        pool.close()
+        try:
+            _drive(pool, tasks, lambda actor, lo, hi: actor.label.remote(run._read("images", lo, hi)),
+                   store, report, lambda _: bar.set_postfix(workers=len(report.workers)))
+        finally:
+            bar.close()
+            pool.close()
     report.seconds = time.perf_counter() - report.t0
     return open_run(path), report

@@ -1,11 +1,47 @@
 """Reading what tlgan and its users write: JSON documents with a format number (run.json, axes headers,
-extractor configs), and named columns (label sets, CSV and CelebA attribute files)."""
+extractor configs), checked against a schema, and named columns (label sets, CSV and CelebA attribute files)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import TLGANError
+
+
+class Schema(BaseModel):
+    """The fields of a JSON document that tlgan reads, and their types, checked strictly (no ``"3"`` for 3,
+    no ``true`` for 1); other fields are kept and not checked. Subclass it per document."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+S = TypeVar("S", bound=Schema)
+
+
+def check_schema(doc: Any, schema: type[S], where: object, error: type[TLGANError], damaged: str = "") -> S:
+    """``doc`` validated against ``schema``; else ``error`` naming ``where``, the first wrong field and its value
+    (one line, and ``damaged``, what that means, if given)."""
+    tail = f"; {damaged}" if damaged else ""
+    if not isinstance(doc, dict):
+        raise error(f"{where} holds a JSON {_json_type(doc)}, not an object{tail}")
+    try:
+        return schema.model_validate(doc)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "missing":
+            raise error(f"{where} lacks the field {field!r}{tail}") from None
+        value = repr(first["input"])
+        value = value if len(value) <= 60 else value[:57] + "..."
+        said = first["msg"][:1].lower() + first["msg"][1:]
+        raise error(f"{where}: field {field!r} is {value}: {said}{tail}") from None
+
+
+def _json_type(doc: Any) -> str:
+    names = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    return names.get(type(doc), type(doc).__name__)
 
 
 def read_versioned_json(text: str | bytes, where: object, expected: object, error: type[TLGANError],
@@ -21,7 +57,7 @@ def read_versioned_json(text: str | bytes, where: object, expected: object, erro
     except json.JSONDecodeError as e:
         raise error(f"{where} is not valid JSON ({e})" + (f"; {damaged}" if damaged else "")) from e
     if not isinstance(doc, dict):
-        raise error(f"{where} holds a JSON {type(doc).__name__}, not an object" + (f"; {damaged}" if damaged else ""))
+        raise error(f"{where} holds a JSON {_json_type(doc)}, not an object" + (f"; {damaged}" if damaged else ""))
     if doc.get("format") != expected:
         raise error(mismatch(doc))
     return doc

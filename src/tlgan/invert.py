@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from .safeio import atomic_write
 from .errors import InputError
 from .generators import Generator
 
@@ -648,15 +649,16 @@ def save_inversion(path: str | Path, inversion: Inversion) -> Path:
             "latent_shape": list(inversion.latent.shape), "seconds": inversion.seconds, "steps": inversion.steps,
             "cancelled": inversion.cancelled, "start": inversion.start, "quality": inversion.quality,
             "settings": inversion.settings}
-    tmp = path.with_name(path.name + ".part.npz")
     arrays: dict[str, Any] = {"latent": inversion.latent.astype(np.float32), "crop": inversion.target,
               "reconstruction": inversion.reconstruction, "losses": np.asarray(inversion.losses, np.float32),
               "meta": np.array(json.dumps(meta, allow_nan=True))}
     if inversion.transform is not None:
         arrays["transform"] = np.asarray(inversion.transform)
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-    return path
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    return atomic_write(path, write)
 
 
 def load_inversion(path: str | Path, generator: Generator | None = None) -> Inversion:

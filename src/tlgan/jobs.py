@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .bounds import check_heldout, check_pixels, check_steps
 from .errors import InputError
+from .safeio import save_image, save_npy
 
 
 if TYPE_CHECKING:
@@ -94,7 +96,7 @@ def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int
         fig = traversal_grid(generator, d.axes, faces, feats, np.linspace(-3, 3, 7), locks, cell=80,
                              title=f"{title}; second rows lock {', '.join(locks)}" if locks else title)
         d.figure = out / "traversal.png"
-        fig.save(d.figure)
+        save_image(fig, d.figure)
     return d
 
 
@@ -131,12 +133,13 @@ def edit_file(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: 
     """
     from .figures import image_row
 
+    check_pixels(size)
     edited = editor.edit(z, moves, locks, layers)
     before = np.broadcast_to(z, edited.shape) if edited.ndim > np.ndim(z) else z
     images = editor.generator.render(np.stack([before, edited])).cpu().numpy()
-    image_row(images, size).save(out)
+    save_image(image_row(images, size), out)
     if save_latent:
-        np.save(save_latent, edited)
+        save_npy(edited, save_latent)
     return edited
 
 
@@ -145,12 +148,16 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
     """``tlgan grid``: a traversal figure of ``features`` (default: every axis); returns the rows drawn."""
     from .figures import traversal_grid
 
+    check_steps(steps)
+    check_pixels(cell, "--cell")
     feats = list(features) if features else list(editor.axes.names)
     for f in feats + list(locks):
         editor.axes.index(f)
+    if not seeds:
+        raise InputError("give at least one seed (--seeds 0,1,2)")
     z = np.stack([editor.latent(s) for s in seeds])
-    traversal_grid(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps), list(locks),
-                   cell, layers=layers).save(out)
+    save_image(traversal_grid(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps),
+                              list(locks), cell, layers=layers), out)
     return feats
 
 
@@ -188,14 +195,19 @@ def invert_file(generator: Generator, photo: str | Path, out: str | Path, encode
 
     _, inv = invert_photo(generator, photo, encoder, face, steps, identity_weight, extractor)
     save_inversion(out, inv)
-    image_row(np.stack([inv.target, inv.reconstruction]), 256).save(_png_beside(out))
+    save_image(image_row(np.stack([inv.target, inv.reconstruction]), 256), _png_beside(out, photo))
     return inv
 
 
-def _png_beside(path: str | Path) -> Path:
+def _png_beside(path: str | Path, photo: str | Path | None = None) -> Path:
+    """``NAME.png`` beside ``NAME.latent.npz``, or ``NAME.inversion.png`` when that would be the photo itself
+    (never overwrite a file the user did not name)."""
     name = Path(path).name
     stem = name[: -len(".latent.npz")] if name.endswith(".latent.npz") else Path(name).stem
-    return Path(path).with_name(stem + ".png")
+    png = Path(path).with_name(stem + ".png")
+    if photo is not None and png.exists() and png.resolve() == Path(photo).resolve():
+        png = png.with_name(stem + ".inversion.png")
+    return png
 
 
 def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, moves: Mapping[str, float],
@@ -208,14 +220,15 @@ def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, m
     from .align import paste_back as paste
     from .figures import image_row
 
+    check_pixels(size)
     edited = editor.edit(inversion.latent, moves, locks, layers)
     face = editor.generator.render(edited).cpu().numpy()[0]
     if paste_back:
         if photo is None or inversion.transform is None:
             raise InputError("--paste-back needs the photo and the alignment of an inversion made from it")
-        Image.fromarray(paste(photo, face, inversion.transform)).save(out)
+        save_image(Image.fromarray(paste(photo, face, inversion.transform)), out)
     else:
-        image_row(np.stack([inversion.target, inversion.reconstruction, face]), size).save(out)
+        save_image(image_row(np.stack([inversion.target, inversion.reconstruction, face]), size), out)
     return edited
 
 
@@ -248,6 +261,7 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
     from .report import write_evaluation
     from .sample import open_run
 
+    check_heldout(n)
     axes_path = Path(axes_path)
     a = Axes.load(axes_path)
     from .extractors import load_extractor
@@ -284,6 +298,7 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
     from .extractors import load_extractor
     from .generators import generator_of
 
+    check_heldout(n)
     r = open_run(run)
     gen, ext = generator_of(r.info, device), load_extractor(r.info["default_labels"], device)
     cmp = compare_finders(r, finders, gen, ext, n, distances, features, components, locks, lock_n, identity_n,
@@ -320,6 +335,7 @@ def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", star
     stop = count + start if source.n is None else min(start + count, source.n)
     if count < 0:
         raise InputError(f"--count {count} must be >= 0")
+    check_pixels(cell, "--cell")
     if start < stop:
         source.check([start, stop - 1])  # refuse out-of-range faces before making the folder
     folder = Path(folder)
@@ -327,7 +343,7 @@ def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", star
     for lo in range(start, stop, size):
         idx = [i for i in range(lo, min(lo + size, stop)) if i not in source.excluded]
         path = folder / f"faces-{lo:06d}.png"
-        labeller.sheet(idx, feature, cols, cell).save(path)
+        save_image(labeller.sheet(idx, feature, cols, cell), path)
         yield path
 
 

@@ -38,3 +38,31 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_image(image, path: str | Path) -> Path:
+    """Save a PIL image atomically, in the format its suffix names (``.png``, ``.jpg``...)."""
+    from PIL import Image
+
+    from .errors import InputError
+
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"cannot tell which image format {path} is from its suffix; end it in .png or .jpg")
+    return atomic_write(path, lambda tmp: image.save(tmp, format=fmt))
+
+
+def save_npy(array, path: str | Path) -> Path:
+    """``numpy.save`` atomically (``.npy`` is added to a name without it, as numpy does)."""
+    import numpy as np
+
+    path = Path(path)
+    if path.suffix != ".npy":
+        path = path.with_name(path.name + ".npy")
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+
+    return atomic_write(path, write)

@@ -15,27 +15,41 @@ is rendered and labelled as one batch, so an interrupted run (Ctrl-C, a killed
 process, a full disk) continues from its last complete chunk and ends
 identical to an uninterrupted one. Zarr writes each chunk atomically and the
 progress file is only advanced after a chunk is on disk.
+
+Nothing in a run folder is trusted blindly: run.json and progress.json are
+checked against their schemas, every array against run.json's ``n``, and every
+chunk that progress.json counts as written must be on disk (a lost chunk is
+named, and ``sample`` renders it again: z is a pure function of the seed); new
+arrays carry a CRC-32C checksum per chunk, so a flipped byte is named too. One
+process at a time writes a run folder (a lock file, ``run.lock``).
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, cast
+from typing import Annotated, Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
 import zarr
+from pydantic import Field
 from tqdm.auto import tqdm
+from zarr.codecs import Crc32cCodec, ZstdCodec
+from zarr.core.array_spec import ArrayConfig
 
 from . import __version__
+from .bounds import MAX_CHUNK, MAX_N, MAX_Z_BYTES, check_seed
 from .extractors import Extractor, Feature
 from .generators import Generator
 from .errors import TLGANError
-from .formats import pick_columns, read_versioned_json
+from .formats import Schema, check_schema, pick_columns, read_versioned_json
+from .safeio import atomic_write_text, file_mode
 
 RUN_FORMAT = 1
 
@@ -45,9 +59,66 @@ class RunError(TLGANError, RuntimeError):
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+
+
+#: The lock file of a run folder, held (``flock``) by the one process writing the folder; the kernel
+#: releases it when that process exits or is killed, so a stale file never blocks anyone.
+LOCK_NAME = "run.lock"
+
+
+@contextmanager
+def run_lock(path: str | Path) -> Iterator[None]:
+    """Hold the write lock of the run folder ``path`` (which must exist) for the ``with`` block.
+
+    A second writer is refused at once, with the first one's process id, instead of both doing all
+    the work (or the loser failing later on a half-written folder).
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock
+        yield
+        return
+    lock = Path(path) / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise RunError(f"run folder {path} is being written by another tlgan process (pid {pid}); wait for it "
+                           "to finish (or stop it) and rerun the same command to continue") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class LabelEntry(Schema):
+    """run.json's record of one label set."""
+
+    features: list[str]
+    kinds: list[Literal["binary", "continuous"]]
+    descriptions: list[str]
+
+
+class RunInfo(Schema):
+    """run.json: the fields tlgan reads (others, such as the generator's identity, are kept as written)."""
+
+    generator: str
+    n: Annotated[int, Field(gt=0)]
+    seed: Annotated[int, Field(ge=0)]
+    chunk: Annotated[int, Field(gt=0)]
+    images: bool
+    labels: dict[str, LabelEntry]
+    default_labels: str
+
+
+class Progress(Schema):
+    """progress.json: how many samples of each array are written, by array name."""
+
+    __pydantic_extra__: dict[str, Annotated[int, Field(ge=0)]] = Field(init=False)
 
 
 @dataclass
@@ -81,7 +152,65 @@ class Run:
         return zarr.open_group(str(self.path / "data.zarr"), mode=mode)
 
     def _array(self, name: str) -> zarr.Array:
-        return _array(self._group(), name)
+        return _array(self._group(), name, self.path)
+
+    def _done_rows(self, name: str) -> int:
+        """How many rows of array ``name`` are written: all of z (drawn when the run was made), else progress."""
+        return self.n if name == "z" else self.done(name)
+
+    def missing_rows(self, name: str, stop: int | None = None) -> list[tuple[int, int]]:
+        """The sample ranges ``[lo, hi)`` below ``stop`` (default: the rows written) whose chunks of array
+        ``name`` are not on disk (a deleted or lost chunk file would read as the fill value: zeros or NaN)."""
+        arr = self._array(name)
+        stop = self._done_rows(name) if stop is None else stop
+        root = self.path / "data.zarr" / name
+        rows, grid = arr.chunks[0], [range(-(-s // c)) for s, c in zip(arr.shape[1:], arr.chunks[1:])]
+        out = []
+        for i, lo in enumerate(range(0, stop, rows)):
+            keys = (arr.metadata.encode_chunk_key((i, *rest)) for rest in itertools.product(*grid))
+            if not all((root / k).is_file() for k in keys):
+                out.append((lo, min(lo + rows, arr.shape[0])))
+        return out
+
+    def _complete(self, name: str, stop: int | None = None) -> zarr.Array:
+        """Array ``name``, after checking that every chunk of its first ``stop`` rows is on disk."""
+        missing = self.missing_rows(name, stop)
+        if missing:
+            lo, hi = missing[0]
+            more = f" (and {len(missing) - 1} more chunks)" if len(missing) > 1 else ""
+            raise RunError(f"run {self.path} is damaged: data.zarr/{name} has lost samples {lo}..{hi - 1}{more}, "
+                           f"which progress.json counts as written; rerun {self._redo(name)} to redo them")
+        return self._array(name)
+
+    def _redo(self, name: str) -> str:
+        """The command that writes array ``name`` again: relabel for a label set added by relabel, else sample."""
+        labels = name.split("/", 1)[1] if name.startswith("labels/") else None
+        if labels and self.has_images and labels != next(iter(self.info["labels"])):
+            return f"`tlgan relabel {self.path} -e {labels}`"
+        return "`tlgan sample` with the run's settings"
+
+    def noise_rows(self, lo: int, hi: int) -> np.ndarray:
+        """The noise z of samples ``lo..hi`` (what a worker renders for that range)."""
+        return self._read("z", lo, hi)
+
+    def _read(self, name: str, lo: int, hi: int, step: int = 1) -> np.ndarray:
+        """Rows ``lo:hi:step`` of array ``name`` (whose chunks were checked to be there); a chunk that fails its
+        checksum (or cannot be decoded) is named with the file to delete so that `tlgan sample` redoes it."""
+        arr = self._array(name)
+        try:
+            return np.asarray(arr[lo:hi:step])
+        except (ValueError, RuntimeError):
+            rows = arr.chunks[0]
+            for i in range(lo // rows, -(-hi // rows)):
+                try:
+                    arr[i * rows: (i + 1) * rows]
+                except (ValueError, RuntimeError) as bad:
+                    key = arr.metadata.encode_chunk_key((i,) + (0,) * (arr.ndim - 1))
+                    why = "its checksum does not match" if "checksum" in str(bad) else str(bad)
+                    raise RunError(f"run {self.path} is damaged: {self.path / 'data.zarr' / name / key} (samples "
+                                   f"{i * rows}..{min((i + 1) * rows, arr.shape[0]) - 1} of data.zarr/{name}) is "
+                                   f"corrupt ({why}); delete that file and rerun {self._redo(name)} to redo them") from bad
+            raise
 
     def progress(self) -> dict[str, int]:
         p = self.path / "progress.json"
@@ -91,11 +220,10 @@ class Run:
             doc = json.loads(p.read_text())
         except ValueError as e:
             raise RunError(f"{p} is not valid JSON ({e}); the run folder is damaged") from e
-        if not isinstance(doc, dict):
-            raise RunError(f"{p} must be a JSON object of counts, not {type(doc).__name__}; the run folder is damaged")
+        check_schema(doc, Progress, p, RunError, DAMAGED)
         for key, v in doc.items():
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= self.n:
-                raise RunError(f"{p}: field {key!r} is {v!r}, not a count 0..{self.n}; the run folder is damaged")
+            if v > self.n:
+                raise RunError(f"{p}: field {key!r} is {v!r}, not a count 0..{self.n}; {DAMAGED}")
         return doc
 
     def done(self, key: str) -> int:
@@ -122,32 +250,31 @@ class Run:
     @property
     def noise(self) -> np.ndarray:
         """The noise z (N, z_dim) each sample was drawn from."""
-        return np.asarray(self._array("z")[:])
+        self._complete("z")
+        return self._read("z", 0, self.n)
 
     @property
     def latents(self) -> np.ndarray:
         """The latents (N, D) in the run's space: z, or the mapped codes for a w / w+ run (complete rows only)."""
         if self.latent_space == "z":
             return self.noise
-        return np.asarray(self._array("codes")[: self.done("codes")])
-
-    def noise_rows(self, lo: int, hi: int) -> np.ndarray:
-        """The noise z of samples ``lo..hi`` (what a worker renders for that range)."""
-        return np.asarray(self._array("z")[lo:hi])
+        self._complete("codes")
+        return self._read("codes", 0, self.done("codes"))
 
     def latent_array(self, rows: int | None = None) -> "Rows":
         """The latents (N, D) in the run's space as the on-disk array, read lazily in blocks (``fit_axes``
         streams it), limited to the first ``rows`` (default: the complete ones)."""
-        arr = self._array("z" if self.latent_space == "z" else "codes")
-        complete = self.n if self.latent_space == "z" else self.done("codes")
-        return Rows(arr, complete if rows is None else min(int(rows), complete))
+        name = "z" if self.latent_space == "z" else "codes"
+        complete = self._done_rows(name)
+        stop = complete if rows is None else min(int(rows), complete)
+        return Rows(self._complete(name, stop), stop, lambda lo, hi, step: self._read(name, lo, hi, step))
 
     def labels(self, label_set: str | None = None, complete_only: bool = True) -> np.ndarray:
         """(N, F) labels of one label set; by default only the rows already labelled."""
-        name = self._label_set(label_set)
-        arr = self._array(f"labels/{name}")
-        stop = self.done(f"labels/{name}") if complete_only else self.n
-        return np.asarray(arr[:stop])
+        name = f"labels/{self._label_set(label_set)}"
+        done = self.done(name)
+        self._complete(name, done)
+        return self._read(name, 0, done if complete_only else self.n)
 
     def fit_inputs(self, label_set: str | None = None, features: list[str] | None = None, stream: bool = False
                    ) -> tuple[Any, np.ndarray, list[Feature], dict]:
@@ -177,61 +304,75 @@ class Run:
     def images(self) -> zarr.Array:
         if not self.has_images:
             raise RunError(f"run {self.path} was sampled without --save-images, so it has no cached images to relabel")
-        return self._array("images")
+        return self._complete("images")
 
 
 class Rows:
     """The first ``stop`` rows of an on-disk array, read only when sliced (what a streaming fit takes)."""
 
-    def __init__(self, array: zarr.Array, stop: int) -> None:
+    def __init__(self, array: zarr.Array, stop: int,
+                 read: Callable[[int, int, int], np.ndarray] | None = None) -> None:
         self.array, self.stop = array, int(stop)
         self.shape = (self.stop, *array.shape[1:])
         self.chunks = array.chunks
         self.dtype = array.dtype
+        self._reader = read or (lambda lo, hi, step: np.asarray(array[lo:hi:step]))
 
     def __len__(self) -> int:
         return self.stop
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         lo, hi, step = rows.indices(self.stop)
-        return np.asarray(self.array[lo:hi:step])
+        return self._reader(lo, hi, step)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = np.asarray(self.array[: self.stop])
+        out = self._reader(0, self.stop, 1)
         return out if dtype is None else out.astype(dtype)
 
 
-def _array(group: zarr.Group, name: str) -> zarr.Array:
-    """A run's array by name (a run folder holds arrays only, never sub-groups at these names)."""
-    return cast(zarr.Array, group[name])
+DAMAGED = "the run folder is damaged"
 
 
-#: Bounds on what one run may ask for, checked before anything is created: the latents of a run are drawn
-#: in memory when it is created, and one chunk of images is held in memory at once.
-MAX_N = 10_000_000
-MAX_Z_BYTES = 4 << 30
-MAX_CHUNK = 65_536
+def _array(group: zarr.Group, name: str, where: Path | None = None) -> zarr.Array:
+    """A run's array by name (a run folder holds arrays only, never sub-groups at these names), set to store
+    every chunk it writes, even one that is all fill value (NaN labels), so a chunk absent on disk means lost."""
+    try:
+        arr = group[name]
+    except KeyError:
+        raise RunError(f"run {where or group.store} has no array data.zarr/{name}; {DAMAGED}") from None
+    if not isinstance(arr, zarr.Array):
+        raise RunError(f"run {where or group.store}: data.zarr/{name} is not an array; {DAMAGED}")
+    return arr.with_config(ArrayConfig(order="C", write_empty_chunks=True))
 
-#: run.json's fields that tlgan reads, and their types.
-RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "generator": str, "n": int, "seed": int, "chunk": int, "images": bool, "labels": dict, "default_labels": str}
+
+def _codecs() -> dict:
+    """How new arrays are stored: zstd, then a CRC-32C checksum per chunk (read back, a flipped byte is named)."""
+    return {"compressors": (ZstdCodec(level=0), Crc32cCodec())}
 
 
 def _check_run_info(meta: Path, info: dict) -> None:
-    for key, typ in RUN_FIELDS.items():
-        if key not in info:
-            raise RunError(f"{meta} lacks the field {key!r}; the run folder is damaged")
-        v = info[key]
-        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
-            raise RunError(f"{meta}: field {key!r} is {v!r}, not a {getattr(typ, '__name__', typ)}; "
-                           "the run folder is damaged")
-    if info["n"] <= 0 or info["chunk"] <= 0:
-        raise RunError(f"{meta}: fields 'n' and 'chunk' must be positive; the run folder is damaged")
+    """run.json against its schema, then what a schema cannot say: the label sets are consistent, and every
+    array holds run.json's ``n`` rows (an edited ``n`` would make a resume "complete" with samples missing)."""
+    check_schema(info, RunInfo, meta, RunError, DAMAGED)
     for name, entry in info["labels"].items():
-        if not isinstance(entry, dict) or any(not isinstance(entry.get(k), list)
-                                              for k in ("features", "kinds", "descriptions")):
-            raise RunError(f"{meta}: field 'labels.{name}' needs lists 'features', 'kinds' and 'descriptions'; "
-                           "the run folder is damaged")
+        if not len(entry["features"]) == len(entry["kinds"]) == len(entry["descriptions"]):
+            raise RunError(f"{meta}: field 'labels.{name}' has lists 'features', 'kinds' and 'descriptions' of "
+                           f"different lengths; {DAMAGED}")
+    if info["default_labels"] not in info["labels"]:
+        raise RunError(f"{meta}: field 'default_labels' names {info['default_labels']!r}, which is not one of its "
+                       f"label sets ({', '.join(info['labels'])}); {DAMAGED}")
+    store = meta.parent / "data.zarr"
+    try:
+        group = zarr.open_group(str(store), mode="r")
+    except (FileNotFoundError, ValueError) as e:
+        raise RunError(f"{store} is missing or not a zarr group ({e}); {DAMAGED}") from e
+    names = ["z", *(f"labels/{k}" for k in info["labels"]), *(["images"] if info["images"] else []),
+             *(["codes"] if info.get("latent_space", "z") != "z" else [])]
+    for name in names:
+        rows = _array(group, name, meta.parent).shape[0]
+        if rows != info["n"]:
+            raise RunError(f"{meta} says n = {info['n']:,} but data.zarr/{name} holds {rows:,} samples; {DAMAGED} "
+                           f"(was run.json edited? its n must be {rows:,})")
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:
@@ -274,39 +415,40 @@ def create_run(path: str | Path, generator: Generator, extractor: Extractor, n: 
                chunk: int, save_images: bool) -> Run:
     """Open the run at ``path`` if it was made with these settings, else create it; refuse a mismatch."""
     path = Path(path)
-    if n <= 0 or chunk <= 0:
-        raise RunError(f"need a positive number of samples and chunk size, got n={n}, chunk={chunk}")
-    if n > MAX_N or n * generator.z_dim * 4 > MAX_Z_BYTES:
-        raise RunError(f"-n {n:,} is too many: a run holds at most {MAX_N:,} samples and {MAX_Z_BYTES >> 30} GiB "
-                       f"of latents ({generator.z_dim} numbers each); split it into several runs")
-    if chunk > MAX_CHUNK:
-        raise RunError(f"--chunk {chunk:,} is too large: at most {MAX_CHUNK:,} samples are processed at once")
+    check_request(generator, n, seed, chunk)
     wanted = {"format": RUN_FORMAT, "generator": generator.name, "latent_dim": generator.latent_dim,
               "resolution": generator.resolution, "n": n, "seed": seed, "chunk": chunk, "images": save_images,
               "default_labels": extractor.name, **generator_identity(generator)}
     if (path / "run.json").exists():
         run = open_run(path)
-        diff = {k: (run.info.get(k), v) for k, v in wanted.items() if run.info.get(k) != v}
+        # default_labels is a preference (`relabel --default` changes it), not a setting of the samples
+        diff = {k: (run.info.get(k), v) for k, v in wanted.items() if k != "default_labels" and run.info.get(k) != v}
         if diff:
             said = "; ".join(f"{k}: run has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
             raise RunError(f"{path} holds a run made with other settings ({said}). "
                            "Rerun with the run's settings to continue it, or choose another --out folder")
-        if run.info["labels"].get(extractor.name) != _label_entry(extractor):
+        known = run.info["labels"].get(extractor.name)
+        if known is None:
+            raise RunError(f"{path} was sampled with extractor {run.info['labels'] and next(iter(run.info['labels']))!r}"
+                           f", not {extractor.name!r}; label its images with `tlgan relabel {path} -e "
+                           f"{extractor.name}`, or choose another --out folder")
+        if known != _label_entry(extractor):
             raise RunError(f"{path} was labelled by a different version of extractor {extractor.name!r} "
                            "(its features differ); choose another --out folder")
         return run
-    if path.exists() and any(p.name != "data.zarr" for p in path.iterdir()):
-        raise RunError(f"{path} exists and is not a tlgan run folder; choose an empty or new --out folder")
+    _refuse_foreign_folder(path)
     path.mkdir(parents=True, exist_ok=True)
     z = generator.sample_z(n, seed).astype(np.float32)
     group = zarr.open_group(str(path / "data.zarr"), mode="w")
-    group.create_array("z", data=z, chunks=(chunk, z.shape[1]))
+    group.create_array("z", shape=z.shape, chunks=(chunk, z.shape[1]), dtype="float32", **_codecs())
+    _array(group, "z")[:] = z
     if generator.space != "z":
         group.create_array("codes", shape=(n, generator.latent_dim), chunks=(chunk, generator.latent_dim),
-                           dtype="float32", fill_value=np.nan)
+                           dtype="float32", fill_value=np.nan, **_codecs())
     res = generator.resolution
     if save_images:
-        group.create_array("images", shape=(n, res, res, 3), chunks=(chunk, res, res, 3), dtype="uint8")
+        group.create_array("images", shape=(n, res, res, 3), chunks=(chunk, res, res, 3), dtype="uint8",
+                           **_codecs())
     info = {**wanted, "tlgan_version": __version__,
             **({"generator_source": generator.source} if generator.source else {}),
             "labels": {extractor.name: _label_entry(extractor)}}
@@ -317,7 +459,28 @@ def create_run(path: str | Path, generator: Generator, extractor: Extractor, n: 
 
 def _add_label_array(group: zarr.Group, extractor: Extractor, n: int, chunk: int) -> None:
     group.create_array(f"labels/{extractor.name}", shape=(n, len(extractor.features)), chunks=(chunk, len(extractor.features)),
-                       dtype="float32", fill_value=np.nan, overwrite=True)
+                       dtype="float32", fill_value=np.nan, overwrite=True, **_codecs())
+
+
+def check_request(generator: Generator, n: int, seed: int, chunk: int) -> None:
+    """Refuse a run that cannot be made, before anything is created: the latents of a run are drawn in memory
+    when it is created, and one chunk of images is held in memory at once."""
+    if n <= 0 or chunk <= 0:
+        raise RunError(f"need a positive number of samples and chunk size, got n={n}, chunk={chunk}")
+    if n > MAX_N or n * generator.z_dim * 4 > MAX_Z_BYTES:
+        raise RunError(f"-n {n:,} is too many: a run holds at most {MAX_N:,} samples and {MAX_Z_BYTES >> 30} GiB "
+                       f"of latents ({generator.z_dim} numbers each); split it into several runs")
+    if chunk > MAX_CHUNK:
+        raise RunError(f"--chunk {chunk:,} is too large: at most {MAX_CHUNK:,} samples are processed at once")
+    check_seed(seed)
+
+
+def _refuse_foreign_folder(path: Path) -> None:
+    """Refuse to make a run in a folder holding anything but a run's own files (never touch a user's files)."""
+    if (path / "run.json").exists() or not path.exists():
+        return
+    if not path.is_dir() or any(p.name not in ("data.zarr", LOCK_NAME) for p in path.iterdir()):
+        raise RunError(f"{path} exists and is not a tlgan run folder; choose an empty or new --out folder")
 
 
 def _guard_disk(action: Callable[[], None], run: Run, start: int, stop: int, done: int) -> None:
@@ -331,24 +494,26 @@ def _guard_disk(action: Callable[[], None], run: Run, start: int, stop: int, don
 
 
 class ChunkWriter:
-    """Stores a run's finished chunks and advances ``progress.json`` over the complete ones.
+    """Stores a run's finished chunks and advances ``progress.json`` over the complete ones (for a driver
+    whose workers return chunks in any order, ``tlgan.distributed``; hold :func:`run_lock` while writing).
 
     ``key`` is the label array's progress key; ``images`` and ``codes`` say whether those arrays are
-    written (and advanced) with it. Chunks may arrive in any order (a cluster returns them as they
-    finish): the progress count only moves past a chunk once every chunk before it is on disk, so a
-    run cut off at any moment holds at least what its progress says, and a rerun redoes the rest.
+    written (and advanced) with it. The progress count only moves past a chunk once every chunk before
+    it is on disk, so a run cut off at any moment holds at least what its progress says.
     """
 
     def __init__(self, run: Run, key: str, images: bool = False, codes: bool = False, stop: int | None = None) -> None:
         self.run, self.key, self.images, self.codes = run, key, images, codes
         self.group = run._group("r+")
+        self.arrays = [key, *(["images"] if images else []), *(["codes"] if codes else [])]
         self.done = run.done(key)
         self.stop = run.n if stop is None else int(stop)
         self._beyond: dict[int, int] = {}  # lo -> hi of chunks stored past the complete prefix
 
     def pending(self) -> list[tuple[int, int]]:
-        """The (lo, hi) index ranges still to do, one per chunk of the run, in order."""
-        return [(lo, min(lo + self.run.chunk, self.stop)) for lo in range(self.done, self.stop, self.run.chunk)]
+        """The (lo, hi) ranges to do: chunks a damaged folder lost below the progress count, then the rest."""
+        lost = sorted({r for name in self.arrays for r in self.run.missing_rows(name, min(self.run.done(name), self.done))})
+        return lost + [(lo, min(lo + self.run.chunk, self.stop)) for lo in range(self.done, self.stop, self.run.chunk)]
 
     def write(self, lo: int, hi: int, labels: np.ndarray, images: np.ndarray | None = None,
               codes: np.ndarray | None = None) -> None:
@@ -361,64 +526,131 @@ class ChunkWriter:
                 assert codes is not None, "this run stores codes"
                 _array(self.group, "codes")[lo:hi] = codes
             _array(self.group, self.key)[lo:hi] = labels
+            if hi <= self.done:  # a lost chunk put back
+                return
             self._beyond[lo] = hi
             done = self.done
             while done in self._beyond:
                 done = self._beyond.pop(done)
             if done != self.done:
-                self.run._advance(**{self.key: done, **({"images": done} if self.images else {}),
-                                     **({"codes": done} if self.codes else {})})
+                self.run._advance(**{name: done for name in self.arrays})
                 self.done = done
 
         _guard_disk(store, self.run, lo, hi, self.done)
 
 
+def default_chunk(path: str | Path, generator: Generator) -> int:
+    """The chunk of a run made without ``--chunk``: the run's own when continuing one (whatever the device),
+    else the generator's batch size on its device."""
+    if (Path(path) / "run.json").exists():
+        return open_run(path).chunk
+    return generator.batch_size
+
+
 def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
            chunk: int | None = None, save_images: bool = False, progress: bool = True) -> Run:
-    """Render and label ``n`` latents from ``seed`` into the run folder ``path``; resumes if interrupted."""
-    chunk = chunk or generator.batch_size
-    run = create_run(path, generator, extractor, n, seed, chunk, save_images)
-    writer = ChunkWriter(run, f"labels/{extractor.name}", images=save_images, codes=generator.space != "z")
-    if writer.done >= n:
-        return run
-    bar = tqdm(total=n, initial=writer.done, unit="img", desc=f"sample {generator.name} + {extractor.name}",
-               disable=not progress)
-    for lo, hi in writer.pending():
-        codes = generator.codes_from_z(run.noise_rows(lo, hi))
-        images = generator.render(codes)
-        labels = extractor(images)
-        writer.write(lo, hi, labels, images.cpu().numpy() if save_images else None, codes)
-        bar.update(hi - lo)
-    bar.close()
+    """Render and label ``n`` latents from ``seed`` into the run folder ``path``; resumes if interrupted,
+    and first renders again any chunk a damaged folder has lost. One process at a time (:func:`run_lock`)."""
+    path = Path(path)
+    chunk = default_chunk(path, generator) if chunk is None else chunk
+    check_request(generator, n, seed, chunk)
+    _refuse_foreign_folder(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with run_lock(path):
+        run = create_run(path, generator, extractor, n, seed, chunk, save_images)
+        key = f"labels/{extractor.name}"
+        start = run.done(key)
+        group = run._group("r+")
+        z_arr = _array(group, "z")
+        mapped = generator.space != "z"
+        arrays = [key, *(["images"] if save_images else []), *(["codes"] if mapped else [])]
+
+        def render(lo: int, hi: int, advance: bool) -> None:
+            codes = generator.codes_from_z(run._read("z", lo, hi))
+            images = generator.render(codes)
+            labels = extractor(images)
+
+            def write() -> None:
+                if save_images:
+                    _array(group, "images")[lo:hi] = images.cpu().numpy()
+                if mapped:
+                    _array(group, "codes")[lo:hi] = codes
+                _array(group, key)[lo:hi] = labels
+                if advance:
+                    run._advance(**{name: hi for name in arrays})
+
+            _guard_disk(write, run, lo, hi, lo if advance else start)
+
+        lost_z = run.missing_rows("z")
+        if lost_z:  # z is a pure function of the seed: draw it again and put back the lost chunks
+            z = generator.sample_z(n, seed).astype(np.float32)
+            for lo, hi in lost_z:
+                _guard_disk(lambda: z_arr.__setitem__(slice(lo, hi), z[lo:hi]), run, lo, hi, start)
+        lost = sorted({r for name in arrays for r in run.missing_rows(name, min(run.done(name), start))})
+        for lo, hi in tqdm(lost, unit="chunk", desc=f"redo {len(lost)} lost chunks of {path}",
+                           disable=not (progress and lost)):
+            render(lo, hi, advance=False)
+        if start >= n:
+            return run
+        bar = tqdm(total=n, initial=start, unit="img", desc=f"sample {generator.name} + {extractor.name}",
+                   disable=not progress)
+        for lo in range(start, n, chunk):
+            hi = min(lo + chunk, n)
+            render(lo, hi, advance=True)
+            bar.update(hi - lo)
+        bar.close()
     return run
 
 
-def prepare_relabel(path: str | Path, extractor: Extractor, make_default: bool = False) -> Run:
-    """Open a run with cached images and give it a label array for ``extractor`` (kept when it has one)."""
-    run = open_run(path)
-    run.images  # refuses a run without cached images
+def relabel(path: str | Path, extractor: Extractor, progress: bool = True, make_default: bool = False) -> Run:
+    """Label a run's cached images with another extractor, without rendering them again; resumable, and first
+    labels again any chunk of these labels a damaged folder has lost. One process at a time (:func:`run_lock`)."""
+    open_run(path)
+    with run_lock(path):
+        return _relabel(open_run(path), extractor, progress, make_default)
+
+
+def prepare_relabel(run: Run, extractor: Extractor, make_default: bool = False) -> None:
+    """Give a run with cached images a label array for ``extractor`` (kept when it has one); under :func:`run_lock`."""
+    if run.images.shape[0] != run.n:  # run.images refuses a run without images, or with image chunks lost
+        raise RunError(f"run {run.path}: its images do not match its samples; {DAMAGED}")
+    group = run._group("r+")
     entry = _label_entry(extractor)
     known = run.info["labels"].get(extractor.name)
     if known is not None and known != entry:
         raise RunError(f"{run.path} already has labels from a different version of {extractor.name!r}; "
                        "give the new extractor another name")
     if known is None:
-        _add_label_array(run._group("r+"), extractor, run.n, run.chunk)
+        _add_label_array(group, extractor, run.n, run.chunk)
         run.info["labels"][extractor.name] = entry
     if make_default:
         run.info["default_labels"] = extractor.name
     _write_json(run.path / "run.json", run.info)
-    return run
 
 
-def relabel(path: str | Path, extractor: Extractor, progress: bool = True, make_default: bool = False) -> Run:
-    """Label a run's cached images with another extractor, without rendering them again; resumable."""
-    run = prepare_relabel(path, extractor, make_default)
-    writer = ChunkWriter(run, f"labels/{extractor.name}", stop=run.done("images"))
-    bar = tqdm(total=writer.stop, initial=writer.done, unit="img", desc=f"relabel with {extractor.name}",
-               disable=not progress)
-    for lo, hi in writer.pending():
-        writer.write(lo, hi, extractor(torch.from_numpy(np.asarray(run.images[lo:hi]))))
+def _relabel(run: Run, extractor: Extractor, progress: bool, make_default: bool) -> Run:
+    prepare_relabel(run, extractor, make_default)
+    group = run._group("r+")
+    key = f"labels/{extractor.name}"
+    available = run.done("images")
+    start = run.done(key)
+
+    def label(lo: int, hi: int, advance: bool) -> None:
+        labels = extractor(torch.from_numpy(run._read("images", lo, hi)))
+
+        def write() -> None:
+            _array(group, key)[lo:hi] = labels
+            if advance:
+                run._advance(**{key: hi})
+
+        _guard_disk(write, run, lo, hi, lo if advance else start)
+
+    for lo, hi in run.missing_rows(key, start):
+        label(lo, hi, advance=False)
+    bar = tqdm(total=available, initial=start, unit="img", desc=f"relabel with {extractor.name}", disable=not progress)
+    for lo in range(start, available, run.chunk):
+        hi = min(lo + run.chunk, available)
+        label(lo, hi, advance=True)
         bar.update(hi - lo)
     bar.close()
     return run

