@@ -176,3 +176,10 @@ def test_chunks_stored_out_of_order_advance_progress_over_the_complete_prefix(tm
     assert open_run(run.path).progress() == {"labels/toy-linear": 40, "images": 40}
     whole = sample(tmp_path / "whole", gen, ext, n=40, seed=2, chunk=16, save_images=True, progress=False)
     np.testing.assert_array_equal(open_run(run.path).labels(), whole.labels())
+    # a chunk a damaged folder lost below the count is listed first, and putting it back leaves the count alone
+    (run.path / "data.zarr/labels/toy-linear/c/1/0").unlink()
+    writer = ChunkWriter(open_run(run.path), "labels/toy-linear", images=True)
+    assert writer.pending() == [(16, 32)]
+    store(16, 32)
+    assert open_run(run.path).progress() == {"labels/toy-linear": 40, "images": 40}
+    np.testing.assert_array_equal(open_run(run.path).labels(), whole.labels())
