@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU build of torch; any torch>=2.1 works if you install your own (e.g. a CUDA build)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[app,test,browser]'
+	$(PY) -m pip install -q -e '.[app,test,browser,ray]'
 	touch $@
 
 setup: $(STAMP)

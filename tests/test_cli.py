@@ -96,3 +96,10 @@ def test_axes_info_and_plugins(discovered):
     assert doc["features"] == ["a", "b", "p", "c"] and doc["generator"] == "toy-linear"
     out = run("plugins").output
     assert "digiface-dcgan" in out and "faces" in out and "toy-linear" in out
+
+
+def test_ray_without_ray_installed_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if the extra were not installed
+    r = run("sample", "-g", "toy-linear", "-e", "toy-linear", "-n", 10, "--out", tmp_path / "run", "--ray", ok=False)
+    assert r.exit_code == 1 and "pip install 'tlgan[ray]'" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "run").exists()

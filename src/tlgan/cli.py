@@ -228,6 +228,25 @@ def _layers(editor, spec: str | None) -> list[int] | None:
     from .explore import parse_layers
 
     return None if spec is None else parse_layers(spec, editor.generator.num_ws)
+def ray_options(fn):
+    """--ray [ADDRESS] and --workers: run the step on a Ray cluster (the optional extra tlgan[ray])."""
+    fn = click.option("--workers", type=click.IntRange(min=1), default=None,
+                      help="With --ray: how many workers [default: one per GPU of the cluster, else one per CPU].")(fn)
+    return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+                        help="Run on Ray (pip install 'tlgan[ray]'): alone, a local Ray on this machine; `auto`, "
+                             "the running cluster (RAY_ADDRESS / ray start); or a cluster address.")(fn)
+
+
+def _ray_said(report) -> str:
+    """One line on a Ray job: workers, chunks, throughput this call, workers lost."""
+    if not report.chunks:
+        return "nothing left to do"
+    lost = f", {report.lost_workers} worker(s) lost (their chunks redone by others)" if report.lost_workers else ""
+    hosts = len({w["host"] for w in report.workers})
+    return (f"on Ray: {len(report.workers)} worker(s) on {hosts} host(s), {report.chunks} chunks in "
+            f"{report.seconds:.0f} s, {report.rate:.0f} img/s after {report.startup:.0f} s of worker start{lost}")
+
+
 extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, show_default=True,
                                 help="Registered extractor name; combine several with '+' (faces+mine).")
 
@@ -245,13 +264,23 @@ extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, 
 @click.option("--save-images/--no-save-images", default=True, show_default=True,
               help="Cache the uint8 images so another extractor can relabel them later.")
 @device_option
+@ray_options
 @friendly
 def sample_cmd(generator, space, truncation, family, network, extractor, n, seed, out, chunk, save_images,
-               device) -> None:
+               device, ray_address, workers) -> None:
     """Step 3: draw latents, render and label them into a resumable run folder."""
     from .sample import sample
 
-    gen, ext = load_models(generator, extractor, device, **_generator_spec(space, truncation, family, network))
+    options = _generator_spec(space, truncation, family, network)
+    if ray_address is not None:
+        from .distributed import ModelSpec, sample as sample_on_ray
+
+        run, report = sample_on_ray(out, ModelSpec(generator, extractor, options), n, seed=seed, chunk=chunk,
+                                    save_images=save_images, workers=workers, device=device, address=ray_address)
+        feats = len(run.features())
+        click.echo(f"run {run.path}: {run.n} samples labelled with {extractor} ({feats} features); {_ray_said(report)}")
+        return
+    gen, ext = load_models(generator, extractor, device, **options)
     run = sample(out, gen, ext, n, seed=seed, chunk=chunk, save_images=save_images)
     click.echo(f"run {run.path}: {run.n} samples labelled with {ext.name} ({len(ext.features)} features)")
 
@@ -261,11 +290,18 @@ def sample_cmd(generator, space, truncation, family, network, extractor, n, seed
 @extractor_option
 @click.option("--default", "make_default", is_flag=True, help="Make these labels the ones `tlgan fit` uses.")
 @device_option
+@ray_options
 @friendly
-def relabel(run, extractor, make_default, device) -> None:
+def relabel(run, extractor, make_default, device, ray_address, workers) -> None:
     """Label RUN's cached images with another extractor, without rendering them again."""
     from .sample import relabel as do_relabel
 
+    if ray_address is not None:
+        from .distributed import relabel as relabel_on_ray
+
+        r, report = relabel_on_ray(run, extractor, make_default, workers=workers, device=device, address=ray_address)
+        click.echo(f"labelled {r.done(f'labels/{extractor}')} images with {extractor}; {_ray_said(report)}")
+        return
     from .extractors import load_extractor
 
     ext = load_extractor(extractor, device)

@@ -189,6 +189,10 @@ class Run:
             return f"`tlgan relabel {self.path} -e {labels}`"
         return "`tlgan sample` with the run's settings"
 
+    def noise_rows(self, lo: int, hi: int) -> np.ndarray:
+        """The noise z of samples ``lo..hi`` (what a worker renders for that range)."""
+        return self._read("z", lo, hi)
+
     def _read(self, name: str, lo: int, hi: int, step: int = 1) -> np.ndarray:
         """Rows ``lo:hi:step`` of array ``name`` (whose chunks were checked to be there); a chunk that fails its
         checksum (or cannot be decoded) is named with the file to delete so that `tlgan sample` redoes it."""
@@ -489,6 +493,52 @@ def _guard_disk(action: Callable[[], None], run: Run, start: int, stop: int, don
         raise
 
 
+class ChunkWriter:
+    """Stores a run's finished chunks and advances ``progress.json`` over the complete ones (for a driver
+    whose workers return chunks in any order, ``tlgan.distributed``; hold :func:`run_lock` while writing).
+
+    ``key`` is the label array's progress key; ``images`` and ``codes`` say whether those arrays are
+    written (and advanced) with it. The progress count only moves past a chunk once every chunk before
+    it is on disk, so a run cut off at any moment holds at least what its progress says.
+    """
+
+    def __init__(self, run: Run, key: str, images: bool = False, codes: bool = False, stop: int | None = None) -> None:
+        self.run, self.key, self.images, self.codes = run, key, images, codes
+        self.group = run._group("r+")
+        self.arrays = [key, *(["images"] if images else []), *(["codes"] if codes else [])]
+        self.done = run.done(key)
+        self.stop = run.n if stop is None else int(stop)
+        self._beyond: dict[int, int] = {}  # lo -> hi of chunks stored past the complete prefix
+
+    def pending(self) -> list[tuple[int, int]]:
+        """The (lo, hi) ranges to do: chunks a damaged folder lost below the progress count, then the rest."""
+        lost = sorted({r for name in self.arrays for r in self.run.missing_rows(name, min(self.run.done(name), self.done))})
+        return lost + [(lo, min(lo + self.run.chunk, self.stop)) for lo in range(self.done, self.stop, self.run.chunk)]
+
+    def write(self, lo: int, hi: int, labels: np.ndarray, images: np.ndarray | None = None,
+              codes: np.ndarray | None = None) -> None:
+        """Store samples ``lo..hi``; a full disk is a ``RunError`` that keeps what was written before."""
+        def store() -> None:
+            if self.images:
+                assert images is not None, "this run stores images"
+                _array(self.group, "images")[lo:hi] = images
+            if self.codes:
+                assert codes is not None, "this run stores codes"
+                _array(self.group, "codes")[lo:hi] = codes
+            _array(self.group, self.key)[lo:hi] = labels
+            if hi <= self.done:  # a lost chunk put back
+                return
+            self._beyond[lo] = hi
+            done = self.done
+            while done in self._beyond:
+                done = self._beyond.pop(done)
+            if done != self.done:
+                self.run._advance(**{name: done for name in self.arrays})
+                self.done = done
+
+        _guard_disk(store, self.run, lo, hi, self.done)
+
+
 def default_chunk(path: str | Path, generator: Generator) -> int:
     """The chunk of a run made without ``--chunk``: the run's own when continuing one (whatever the device),
     else the generator's batch size on its device."""
@@ -560,11 +610,11 @@ def relabel(path: str | Path, extractor: Extractor, progress: bool = True, make_
         return _relabel(open_run(path), extractor, progress, make_default)
 
 
-def _relabel(run: Run, extractor: Extractor, progress: bool, make_default: bool) -> Run:
+def prepare_relabel(run: Run, extractor: Extractor, make_default: bool = False) -> None:
+    """Give a run with cached images a label array for ``extractor`` (kept when it has one); under :func:`run_lock`."""
     if run.images.shape[0] != run.n:  # run.images refuses a run without images, or with image chunks lost
         raise RunError(f"run {run.path}: its images do not match its samples; {DAMAGED}")
     group = run._group("r+")
-    key = f"labels/{extractor.name}"
     entry = _label_entry(extractor)
     known = run.info["labels"].get(extractor.name)
     if known is not None and known != entry:
@@ -576,6 +626,12 @@ def _relabel(run: Run, extractor: Extractor, progress: bool, make_default: bool)
     if make_default:
         run.info["default_labels"] = extractor.name
     _write_json(run.path / "run.json", run.info)
+
+
+def _relabel(run: Run, extractor: Extractor, progress: bool, make_default: bool) -> Run:
+    prepare_relabel(run, extractor, make_default)
+    group = run._group("r+")
+    key = f"labels/{extractor.name}"
     available = run.done("images")
     start = run.done(key)
 
