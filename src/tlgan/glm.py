@@ -23,6 +23,8 @@ large constant factor; a step that raises the loss is halved.
 from __future__ import annotations
 
 import concurrent.futures
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -36,6 +38,8 @@ PROB_CLIP = 1e-7  # the reference's clip of predicted probabilities in the valid
 CACHE_BYTES = 1 << 30  # latents already in memory are kept converted when this small
 GRAM_FLOAT64_MAX = 2e10  # N * (D + 1 + targets)^2 up to which Gram matrices are taken in float64
 LBFGS_PAIRS = 5  # secant pairs kept per column
+HEAD_PER_DIM = 60  # rows of the head per latent dimension (at least 10,000): its Hessian preconditions the passes
+SCRATCH_RESERVE = 1 << 30  # disk space the scratch copy of the latents leaves free
 SUB_ROWS = 8192  # single-precision products are summed in float64 every this many rows
 
 
@@ -87,17 +91,67 @@ def block_rows(z: Any) -> int:
 
 
 class _Stream:
-    """Passes over the latents, shifted by a fixed centre and cast to the compute dtype."""
+    """Passes over the latents, shifted by a fixed centre and cast to the compute dtype.
+
+    Latents in memory (up to ``CACHE_BYTES``) are converted once. Latents on disk are decoded
+    (zarr decompression is the slow part of a read) on the first pass only: that pass also writes
+    the converted blocks to an unnamed scratch file, which later passes read back block by block
+    (from the page cache while it holds them), so memory stays at a few blocks either way. Without room
+    for the scratch file every pass decodes again.
+    """
 
     def __init__(self, z: Any, shift: np.ndarray, dtype: torch.dtype, rows: int) -> None:
         self.z, self.dtype, self.rows = z, dtype, rows
         self.shift = torch.as_tensor(shift, dtype=dtype)
         self.passes = 0
         self.cached: torch.Tensor | None = None
+        self.scratch: Any = None  # the unnamed scratch file (a binary file object)
+        self.spilled = False
         if isinstance(z, np.ndarray) and z.size * torch.finfo(dtype).bits // 8 <= CACHE_BYTES:
             if not np.isfinite(z).all():
                 raise NonFiniteLatents("latents contain NaN or infinite values")
             self.cached = torch.as_tensor(z).to(dtype) - self.shift  # converted and shifted once, not per pass
+        elif not isinstance(z, np.ndarray):
+            need = z.shape[0] * z.shape[1] * torch.finfo(dtype).bits // 8
+            folder = tempfile.gettempdir()
+            if shutil.disk_usage(folder).free > need + SCRATCH_RESERVE:
+                self.scratch = tempfile.TemporaryFile(dir=folder)
+
+    def close(self) -> None:
+        if self.scratch is not None:
+            self.scratch.close()
+            self.scratch = None
+
+    def _reread(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """The blocks of the first pass, back from the scratch file."""
+        assert self.scratch is not None
+        n, d = self.z.shape
+        itemsize = torch.finfo(self.dtype).bits // 8
+        self.scratch.seek(0)
+        for lo in range(0, n, self.rows):
+            hi = min(lo + self.rows, n)
+            x = torch.empty((hi - lo, d), dtype=self.dtype)
+            if self.scratch.readinto(x.numpy().reshape(-1).view(np.uint8)) != (hi - lo) * d * itemsize:
+                raise OSError("the fit's scratch file came back short")
+            yield lo, hi, x
+
+    def _decode(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """The blocks read from ``z``, checked, converted and shifted; written to the scratch file on the way."""
+        spill = self.scratch is not None and not self.spilled
+        if spill:
+            self.scratch.seek(0)
+        for lo, hi, block in _blocks(self.z, self.rows):
+            if not np.isfinite(block).all():
+                raise NonFiniteLatents(f"latents contain NaN or infinite values (rows {lo}..{hi})")
+            x = torch.as_tensor(np.asarray(block)).to(self.dtype) - self.shift
+            if spill:
+                try:
+                    self.scratch.write(x.numpy().tobytes())
+                except OSError:  # the disk filled up meanwhile: decode every pass instead
+                    self.close()
+                    spill = False
+            yield lo, hi, x
+        self.spilled = spill
 
     def run(self, callbacks: Sequence[Callable[[int, int, torch.Tensor], None]]) -> None:
         self.passes += 1
@@ -107,10 +161,8 @@ class _Stream:
                 for cb in callbacks:
                     cb(lo, hi, self.cached[lo:hi])
             return
-        for lo, hi, block in _blocks(self.z, self.rows):
-            if not np.isfinite(block).all():
-                raise NonFiniteLatents(f"latents contain NaN or infinite values (rows {lo}..{hi})")
-            x = torch.as_tensor(np.asarray(block)).to(self.dtype) - self.shift
+        blocks = self._reread() if self.spilled and self.scratch is not None else self._decode()
+        for lo, hi, x in blocks:
             for cb in callbacks:
                 cb(lo, hi, x)
 
@@ -283,10 +335,14 @@ class _Logistic:
         curv = (s * fit[:, :, None]).sum(0).numpy()  # (F, M)
         out = np.empty((self.f, self.m, self.d + 1, self.d + 1))
         diag = np.arange(self.d)
+        done: dict[tuple[bytes, bytes], np.ndarray] = {}  # features with the same rows and weights (all, at the start)
         for f in range(self.f):
             rep = int(np.argmax(self.cs[f]))
-            sw = (s[:, f, rep] * fit[:, f]).to(dt)
-            h = ((xa * sw[:, None]).T @ xa).double().numpy() * (self.n_fit[f] / max(float(fit[:, f].sum()), 1.0))
+            key = (fit[:, f].numpy().tobytes(), self.w[:, f, rep].tobytes())
+            if key not in done:
+                sw = (s[:, f, rep] * fit[:, f]).to(dt)
+                done[key] = ((xa * sw[:, None]).T @ xa).double().numpy()
+            h = done[key] * (self.n_fit[f] / max(float(fit[:, f].sum()), 1.0))
             for j in range(self.m):
                 out[f, j] = h * (curv[f, j] / max(curv[f, rep], 1e-300))
                 out[f, j, diag, diag] += 1.0 / self.cs[f, j]
@@ -397,13 +453,23 @@ def solve(z: Any, roles: np.ndarray, targets: np.ndarray, methods: Sequence[str]
     """
     n, d = z.shape
     rows = rows or block_rows(z)
-    head_rows = head_rows or max(10_000, 20 * (d + 1))
+    head_rows = head_rows or max(10_000, HEAD_PER_DIM * (d + 1))
     head_np = np.asarray(z[:min(n, head_rows)], np.float64)
     if not np.isfinite(head_np).all():
         raise NonFiniteLatents("latents contain NaN or infinite values")
     shift = head_np.mean(0)
     stream = _Stream(z, shift, dtype, rows)
-    head = torch.as_tensor(head_np - shift).to(dtype)
+    try:
+        return _solve(stream, torch.as_tensor(head_np - shift).to(dtype), shift, roles, targets, methods, alphas, cs)
+    finally:
+        stream.close()
+
+
+def _solve(stream: _Stream, head: torch.Tensor, shift: np.ndarray, roles: np.ndarray, targets: np.ndarray,
+           methods: Sequence[str], alphas: Sequence[float], cs: Sequence[float]) -> tuple[list[Solution | None], dict]:
+    """:func:`solve` on an open stream of the shifted latents, whose first rows are ``head``."""
+    n, d = stream.z.shape
+    dtype, rows = stream.dtype, stream.rows
     tol = 1e-5 if dtype == torch.float64 else 1e-4
     targets = np.where(roles > 0, targets, 0.0)
     lin = [f for f, m in enumerate(methods) if m in ("linear", "arctanh")]
@@ -414,7 +480,7 @@ def solve(z: Any, roles: np.ndarray, targets: np.ndarray, methods: Sequence[str]
     gram_dtype = torch.float64 if n * (d + 1 + len(lin)) ** 2 <= GRAM_FLOAT64_MAX else dtype
     stats = _ridge_stats(roles, targets, lin, gram_dtype)
     info: dict = {"dtype": str(dtype).replace("torch.", ""), "gram_dtype": str(gram_dtype).replace("torch.", ""),
-                  "rows_per_block": rows, "head_rows": len(head_np)}
+                  "rows_per_block": rows, "head_rows": len(head)}
 
     def solve_ridge() -> None:
         assert stats is not None
@@ -469,5 +535,5 @@ def solve(z: Any, roles: np.ndarray, targets: np.ndarray, methods: Sequence[str]
         test_rows = np.flatnonzero(roles[:, f] == TEST)
         # the scores were taken on shifted latents with the shifted intercept, so they need no change
         out[f] = Solution(coef, b - float(shift @ coef), reg, scores[test_rows, f].double().numpy(), test_rows)
-    info["passes"] = stream.passes
+    info.update(passes=stream.passes, scratch=stream.spilled)
     return out, info
