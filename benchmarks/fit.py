@@ -59,6 +59,13 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far, all threads: on a shared machine a steadier measure
+    of the work than the wall time (on an idle 2-core machine the wall time is about half of it or more)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def compare(a, b) -> dict:
     """Per feature: cosine of the axes, both regularisations and held-out metrics."""
     out = {}
@@ -82,15 +89,17 @@ def summary(per: dict) -> dict:
 def bench_memory(n: int, d: int, skip_sklearn: bool) -> dict:
     z, y, _ = synthetic(n, d)
     fit_axes(z[:2000], y[:2000], FEATURES)  # warm up (imports, thread pools)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     fast = fit_axes(z, y, FEATURES)
     t_fast = time.perf_counter() - t
     report = {"n": n, "d": d, "features": len(FEATURES), "fast_seconds": t_fast,
-              "load_after_fast": machine()["load_average_1min"]}
+              "fast_cpu_seconds": cpu_seconds() - c, "load_after_fast": machine()["load_average_1min"]}
     if not skip_sklearn:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         ref = fit_axes(z, y, FEATURES, engine="sklearn")
         report["sklearn_seconds"] = time.perf_counter() - t
+        report["sklearn_cpu_seconds"] = cpu_seconds() - c
+        report["load_after_sklearn"] = machine()["load_average_1min"]
         report["speedup"] = report["sklearn_seconds"] / t_fast
         per = compare(fast, ref)
         report.update(summary(per), per_feature=per)
@@ -180,7 +189,8 @@ def child(mode: str, path: Path, out: Path, rows: int | None) -> None:
         rows_per = glm.block_rows(z)
         for _lo, _hi, block in glm._blocks(z, rows_per):
             pass
-        print(json.dumps({"read_seconds": time.perf_counter() - t, "rows_per_block": rows_per,
+        print(json.dumps({"read_seconds": time.perf_counter() - t, "read_cpu_seconds": cpu_seconds(),
+                          "rows_per_block": rows_per,
                           "peak_rss_mb": rss_mb()}))
         return
     z, labels, feats, _ = run.fit_inputs(stream=mode == "streamed")
@@ -188,11 +198,13 @@ def child(mode: str, path: Path, out: Path, rows: int | None) -> None:
         z, labels = z[:rows], labels[:rows]
     t_load = time.perf_counter() - t
     engine = "sklearn" if mode == "sklearn" else "fast"
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     axes = fit_axes(z, labels, feats, engine=engine)
     t_fit = time.perf_counter() - t
+    cpu = cpu_seconds() - c
     axes.save(out)
     print(json.dumps({"mode": mode, "rows": len(labels), "load_seconds": t_load, "fit_seconds": t_fit,
+                      "fit_cpu_seconds": cpu,
                       "peak_rss_mb": rss_mb(), "rss_before_mb": rss0, "fit_facts": info,
                       "load_after": machine()["load_average_1min"]}))
 
