@@ -215,3 +215,29 @@ def test_fit_streams_a_run_folders_latents(tmp_path):
     from tlgan.finders import find_run
 
     agree(find_run(run, "glm"), fit_axes(z, labels, feats))
+
+
+def test_streamed_fit_reads_its_scratch_copy_like_the_zarr_array(tmp_path, monkeypatch):
+    # later passes read the decoded latents back from a scratch file; without room for it every pass decodes
+    import zarr
+
+    from tlgan import glm
+
+    z, y, feats = mixed_problem(n=1200, dim=10)
+    arr = zarr.open_array(str(tmp_path / "z.zarr"), mode="w", shape=z.shape, chunks=(100, z.shape[1]), dtype="float32")
+    arr[:] = z.astype(np.float32)
+    facts = []
+    solve = glm.solve
+
+    def spy(*a, **k):
+        out = solve(*a, **k)
+        facts.append(out[1])
+        return out
+
+    monkeypatch.setattr(glm, "solve", spy)
+    spilled = fit_axes(arr, y, feats)
+    monkeypatch.setattr(glm, "SCRATCH_RESERVE", 1 << 62)
+    decoded = fit_axes(arr, y, feats)
+    assert facts[0]["scratch"] and not facts[1]["scratch"] and facts[0]["passes"] > 2
+    np.testing.assert_array_equal(spilled.vectors, decoded.vectors)
+    agree(spilled, fit_axes(z.astype(np.float32), y, feats, engine="sklearn"))
