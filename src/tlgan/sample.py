@@ -494,8 +494,9 @@ def _guard_disk(action: Callable[[], None], run: Run, start: int, stop: int, don
 
 
 class ChunkWriter:
-    """Stores a run's finished chunks and advances ``progress.json`` over the complete ones (for a driver
-    whose workers return chunks in any order, ``tlgan.distributed``; hold :func:`run_lock` while writing).
+    """Stores a run's finished chunks and advances ``progress.json`` over the complete ones: the one writer of
+    chunks, for the local loop (:func:`sample`, :func:`relabel`: in order) and for a driver whose workers return
+    chunks in any order (``tlgan.distributed``); hold :func:`run_lock` while writing.
 
     ``key`` is the label array's progress key; ``images`` and ``codes`` say whether those arrays are
     written (and advanced) with it. The progress count only moves past a chunk once every chunk before
@@ -558,45 +559,30 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
     path.mkdir(parents=True, exist_ok=True)
     with run_lock(path):
         run = create_run(path, generator, extractor, n, seed, chunk, save_images)
-        key = f"labels/{extractor.name}"
-        start = run.done(key)
-        group = run._group("r+")
-        z_arr = _array(group, "z")
-        mapped = generator.space != "z"
-        arrays = [key, *(["images"] if save_images else []), *(["codes"] if mapped else [])]
-
-        def render(lo: int, hi: int, advance: bool) -> None:
-            codes = generator.codes_from_z(run._read("z", lo, hi))
-            images = generator.render(codes)
-            labels = extractor(images)
-
-            def write() -> None:
-                if save_images:
-                    _array(group, "images")[lo:hi] = images.cpu().numpy()
-                if mapped:
-                    _array(group, "codes")[lo:hi] = codes
-                _array(group, key)[lo:hi] = labels
-                if advance:
-                    run._advance(**{name: hi for name in arrays})
-
-            _guard_disk(write, run, lo, hi, lo if advance else start)
-
+        writer = ChunkWriter(run, f"labels/{extractor.name}", images=save_images, codes=generator.space != "z")
+        start = writer.done
         lost_z = run.missing_rows("z")
         if lost_z:  # z is a pure function of the seed: draw it again and put back the lost chunks
-            z = generator.sample_z(n, seed).astype(np.float32)
+            z, z_arr = generator.sample_z(n, seed).astype(np.float32), _array(writer.group, "z")
             for lo, hi in lost_z:
                 _guard_disk(lambda: z_arr.__setitem__(slice(lo, hi), z[lo:hi]), run, lo, hi, start)
-        lost = sorted({r for name in arrays for r in run.missing_rows(name, min(run.done(name), start))})
+
+        def render(lo: int, hi: int) -> None:
+            codes = generator.codes_from_z(run._read("z", lo, hi))
+            images = generator.render(codes)
+            writer.write(lo, hi, extractor(images), images.cpu().numpy() if save_images else None, codes)
+
+        tasks = writer.pending()
+        lost = [t for t in tasks if t[0] < start]
         for lo, hi in tqdm(lost, unit="chunk", desc=f"redo {len(lost)} lost chunks of {path}",
                            disable=not (progress and lost)):
-            render(lo, hi, advance=False)
+            render(lo, hi)
         if start >= n:
             return run
         bar = tqdm(total=n, initial=start, unit="img", desc=f"sample {generator.name} + {extractor.name}",
                    disable=not progress)
-        for lo in range(start, n, chunk):
-            hi = min(lo + chunk, n)
-            render(lo, hi, advance=True)
+        for lo, hi in tasks[len(lost):]:
+            render(lo, hi)
             bar.update(hi - lo)
         bar.close()
     return run
@@ -630,27 +616,13 @@ def prepare_relabel(run: Run, extractor: Extractor, make_default: bool = False) 
 
 def _relabel(run: Run, extractor: Extractor, progress: bool, make_default: bool) -> Run:
     prepare_relabel(run, extractor, make_default)
-    group = run._group("r+")
-    key = f"labels/{extractor.name}"
-    available = run.done("images")
-    start = run.done(key)
-
-    def label(lo: int, hi: int, advance: bool) -> None:
-        labels = extractor(torch.from_numpy(run._read("images", lo, hi)))
-
-        def write() -> None:
-            _array(group, key)[lo:hi] = labels
-            if advance:
-                run._advance(**{key: hi})
-
-        _guard_disk(write, run, lo, hi, lo if advance else start)
-
-    for lo, hi in run.missing_rows(key, start):
-        label(lo, hi, advance=False)
-    bar = tqdm(total=available, initial=start, unit="img", desc=f"relabel with {extractor.name}", disable=not progress)
-    for lo in range(start, available, run.chunk):
-        hi = min(lo + run.chunk, available)
-        label(lo, hi, advance=True)
-        bar.update(hi - lo)
+    writer = ChunkWriter(run, f"labels/{extractor.name}", stop=run.done("images"))
+    start = writer.done
+    bar = tqdm(total=writer.stop, initial=start, unit="img", desc=f"relabel with {extractor.name}",
+               disable=not progress)
+    for lo, hi in writer.pending():
+        writer.write(lo, hi, extractor(torch.from_numpy(run._read("images", lo, hi))))
+        if lo >= start:  # lost chunks put back below the count are not new samples
+            bar.update(hi - lo)
     bar.close()
     return run
