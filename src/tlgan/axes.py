@@ -3,7 +3,10 @@
 An axes file is one ``.safetensors`` file: the tensors ``axes`` (F, D) and
 ``slopes`` (F,), and in its header a JSON document ``tlgan`` with the feature
 names and kinds, the per-feature metrics, the generator, extractor, latent
-space, sample count and the tlgan version. Loading never unpickles anything.
+space, sample count and the tlgan version. Local axes (``tlgan fit --finder
+local``) add their model: its weights as tensors named ``local.*`` in the same
+file and its architecture under ``local_model`` in the header; files without
+them load as before. Loading never unpickles anything.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from .safeio import atomic_write, atomic_write_text
 if TYPE_CHECKING:
     from .fit import FeatureFit
     from .generators import Generator
+    from .local import LocalModel
 
 AXES_FORMAT = 1
+LOCAL_PREFIX = "local."  # tensors of an axes file's local model (tlgan.local.LocalModel)
 
 
 class AxesError(TLGANError, ValueError):
@@ -49,6 +54,7 @@ class Axes:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    local: "LocalModel | None" = None
 
     def __post_init__(self) -> None:
         self.vectors = np.asarray(self.vectors, dtype=np.float32).reshape(len(self.names), -1)
@@ -71,7 +77,19 @@ class Axes:
     def subset(self, names: list[str]) -> "Axes":
         idx = [self.index(n) for n in names]
         return Axes([self.names[i] for i in idx], [self.kinds[i] for i in idx], self.vectors[idx],
-                    self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta))
+                    self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta), self.local)
+
+    @property
+    def is_local(self) -> bool:
+        """Whether edits follow a local model's gradient field (else the fixed unit vectors)."""
+        return self.local is not None
+
+    def as_linear(self) -> "Axes":
+        """The same axes without their local model: edits move along the fixed (mean) vectors."""
+        if self.local is None:
+            return self
+        return Axes(list(self.names), list(self.kinds), self.vectors, self.slopes, self.metrics, self.skipped,
+                    dict(self.meta, local_linear=True))
 
     @property
     def latent_space(self) -> str:
@@ -145,7 +163,11 @@ class Axes:
         path = self.check_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = self.to_json()
-        atomic_write(path, lambda tmp: save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
+        tensors = {"axes": self.vectors, "slopes": self.slopes}
+        if self.local is not None:
+            doc["local_model"] = self.local.header()
+            tensors.update(self.local.named_tensors(LOCAL_PREFIX))
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp),
                                                  metadata={"tlgan": json.dumps(doc, allow_nan=True)}))
         atomic_write_text(self.sidecar(path), json.dumps(doc, indent=2, allow_nan=True) + "\n")
         return path
@@ -168,7 +190,15 @@ class Axes:
             lambda doc: (f"{path} has axes format {doc.get('format')}, this tlgan reads format {AXES_FORMAT}; "
                          "refit the axes with this version"))
         meta = {k: v for k, v in doc.items()
-                if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped")}
+                if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped", "local_model")}
         meta["fitted_with"] = doc.get("tlgan_version")
+        local = None
+        if "local_model" in doc:
+            from .local import LocalModel, LocalModelError
+
+            try:
+                local = LocalModel.from_file(doc["local_model"], tensors, LOCAL_PREFIX)
+            except LocalModelError as e:
+                raise AxesError(f"{path}: {e}") from None
         return cls(doc["features"], doc["kinds"], tensors["axes"], tensors.get("slopes", np.ones(len(doc["features"]))),
-                   doc.get("metrics", {}), doc.get("skipped", {}), meta)
+                   doc.get("metrics", {}), doc.get("skipped", {}), meta, local)
