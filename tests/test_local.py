@@ -134,3 +134,18 @@ def test_a_damaged_local_model_is_named(axes, tmp_path):
 def test_bad_finder_options():
     with pytest.raises(FinderError, match="hidden"):
         load_finder("local", hidden="a,b")
+
+
+def test_lock_warning_is_about_the_face_shown(axes):
+    from tlgan.app.state import ExplorerState, decode_state, encode_state, lock_warnings, set_linear
+
+    state = ExplorerState("toy", sliders={"cos": 1.0}, locks=("a",))
+    # grad cos at angle -45 degrees is parallel to grad a = (1, 1); at +45 degrees it is orthogonal
+    (w,) = lock_warnings(state, axes, np.array([1.5, -1.5, 0, 0], np.float32))
+    assert w.local and w.locked[0][0] == "a" and w.locked[0][1] > 0.9 and w.retained < 0.45
+    assert "at this face" in w.message()
+    assert lock_warnings(state, axes, np.array([1.5, 1.5, 0, 0], np.float32)) == []
+    linear = set_linear(state, axes, True)
+    assert all(not w.local for w in lock_warnings(linear, axes, np.array([1.5, 1.5, 0, 0], np.float32)))
+    assert decode_state(encode_state(linear), axes).linear and not decode_state(encode_state(state), axes).linear
+    assert '"linear"' not in encode_state(state)  # a state without the switch reads as before

@@ -295,7 +295,8 @@ def _print_axes(axes) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Axes file [default: axes.safetensors (glm) or axes-FINDER.safetensors beside the run folder].")
 @click.option("--finder", default=DEFAULT_FINDER, show_default=True,
-              help="Direction finder: glm (tlgan's GLMs), interfacegan, ganspace, sefa (see `tlgan plugins`).")
+              help="Direction finder: glm (tlgan's GLMs), local (an MLP: latent-dependent axes), interfacegan, ganspace, "
+                   "sefa (see `tlgan plugins`).")
 @friendly
 def fit(run, label_set, method, features, out, finder) -> None:
     """Step 4: fit one generalized linear model per feature of RUN (or use another --finder); write the axes file."""
