@@ -537,9 +537,13 @@ def _floats(text: str, hint: str) -> list[float]:
 def _locks(text: str):
     if text in ("all", "none"):
         return text
-    if not text.isdigit():
-        raise click.BadParameter(f"{text!r}: write all, none or a number of features", param_hint="--locks")
-    return int(text)
+    if text.isdigit():
+        return int(text)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names or not all(n.replace("_", "").replace("-", "").isalnum() for n in names):
+        raise click.BadParameter(f"{text!r}: write all, none, a number of features or feature names "
+                                 "like smile_width,male", param_hint="--locks")
+    return names
 
 
 def measure_options(fn):
@@ -550,7 +554,8 @@ def measure_options(fn):
         click.option("--distances", default="1.5,3", show_default=True,
                      help="Distances to move along each axis (both signs), comma-separated latent units."),
         click.option("--locks", default="3", show_default=True,
-                     help="Per axis, lock in turn: the N features it leaks into most, 'all' or 'none'."),
+                     help="Per axis, lock in turn: the N features it leaks into most, 'all', 'none' or the "
+                          "named features (smile_width,male)."),
         click.option("--lock-n", default=None, type=int, help="Held-out latents for the locked edits [default: all]."),
         click.option("--identity-n", default=100, show_default=True,
                      help="Held-out latents whose face descriptor is compared before/after (0 = skip)."),

@@ -351,11 +351,16 @@ def clean(x: Any) -> Any:
     return x
 
 
-def _lock_choice(locks: str | int | None, candidates: list[int], row_change: np.ndarray) -> list[int]:
+def _lock_choice(locks: str | int | Sequence[str] | None, candidates: list[int], row_change: np.ndarray,
+                 features: Sequence[str] = ()) -> list[int]:
+    """The columns to lock in turn: none, ``"all"`` candidates, the ``k`` that leak most, or the named features."""
     if locks is None or locks in (0, "none", ""):
         return []
     if locks == "all":
         return candidates
+    if not isinstance(locks, (int, str)):
+        named = set(locks)
+        return [j for j in candidates if features[j] in named]
     k = int(locks)
     return sorted(candidates, key=lambda j: -abs(row_change[j]) if np.isfinite(row_change[j]) else 0)[:k]
 
@@ -371,7 +376,7 @@ def _retained(axes: Axes, name: str, lock: str, z: np.ndarray) -> float:
 
 
 def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence[float] = (1.5, 3.0),
-                  rows: Sequence[str] | None = None, locks: str | int | None = 3, lock_n: int | None = None,
+                  rows: Sequence[str] | None = None, locks: str | int | Sequence[str] | None = 3, lock_n: int | None = None,
                   identity_n: int = 100, keep_norm: bool = False, norm_check: bool = False,
                   norm_check_n: int = 100, corr_labels: np.ndarray | None = None,
                   progress: bool = True) -> Evaluation:
@@ -379,7 +384,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
 
     ``rows``: the axes to move (default: all). ``locks``: for each axis, lock in
     turn ``"all"`` other features that have an axis, the ``k`` that leak most
-    (an int), or none; measured at the largest distance on the first ``lock_n``
+    (an int), the features named in a list, or none; measured at the largest distance on the first ``lock_n``
     held-out latents. ``keep_norm``: rescale every edited latent to norm
     sqrt(D). ``norm_check``: also measure the other choice at the largest
     distance on ``norm_check_n`` latents, to say whether rescaling helps.
@@ -454,7 +459,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
                             "found": float(np.mean(lab[:, :, fcol] > 0.5)) if fcol is not None else None}
             ev.norm_check.append(rec)
         if t is not None and locks not in (None, 0, "none", ""):
-            for j in _lock_choice(locks, [c for c in lockable if c != t], change[kmax, i]):
+            for j in _lock_choice(locks, [c for c in lockable if c != t], change[kmax, i], features):
                 lock = features[j]
                 # a linear lock that leaves the axis unchanged gives the same edits: reuse them
                 same = not axes.is_local and bool(np.allclose(edit_delta(axes, {name: 1.0}, [lock]),
@@ -593,7 +598,7 @@ class Comparison:
 
 def compare_finders(run, finders: Sequence[str], generator, extractor, n: int = 200,
                     distances: Sequence[float] = (1.5, 3.0), features: Sequence[str] | None = None,
-                    components: int = 10, locks: str | int | None = 3, lock_n: int | None = None,
+                    components: int = 10, locks: str | int | Sequence[str] | None = 3, lock_n: int | None = None,
                     identity_n: int = 100, keep_norm: bool = False, norm_check: bool = True,
                     label_set: str | None = None, progress: bool = True, log=print) -> Comparison:
     """Find directions with each finder on the same run, evaluate all on the same held-out latents.

@@ -10,7 +10,7 @@ move of +1 is always one unit of latent distance.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def edit_delta(axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = ()
     return delta.astype(np.float32)
 
 
-def move(z: np.ndarray, axes: Axes, moves: Mapping[str, float | np.ndarray], locks: Iterable[str] = (),
+def move(z: np.ndarray, axes: Axes, moves: Mapping[str, Any], locks: Iterable[str] = (),
          layers: Sequence[int] | Mapping[str, Sequence[int]] | None = None) -> np.ndarray:
     """``z`` (D,) or (N, D) moved by ``moves`` with ``locks`` held fixed: the one way latents move.
 
@@ -97,6 +97,7 @@ def move(z: np.ndarray, axes: Axes, moves: Mapping[str, float | np.ndarray], loc
         raise AxesError(f"latent has size {z.shape[-1]} but the axes live in {axes.vectors.shape[1]} dimensions")
     if any(np.ndim(a) for a in moves.values()):
         return _move_per_latent(z, axes, moves, locks, layers)
+    moves = {n: float(a) for n, a in moves.items()}  # scalars from here on
     if layers is None:
         return z + edit_delta(axes, moves, locks)
     if z.ndim < 2:

@@ -405,9 +405,10 @@ def local_move(z: np.ndarray, axes: "Axes", moves: Mapping[str, float | np.ndarr
     masks = None
     if wplus:
         num_ws = x.shape[1]
-        per = layers if isinstance(layers, Mapping) else {m: layers for m in names}
-        masks = torch.as_tensor(np.stack([np.ones(num_ws, np.float32) if per.get(m) is None
-                                          else layer_mask(per[m], num_ws) for m in names]), dtype=torch.float64)
+        per: Mapping[str, Sequence[int] | None] = layers if isinstance(layers, Mapping) else dict.fromkeys(names, layers)
+        rows = [np.ones(num_ws, np.float32) if (picked := per.get(m)) is None else layer_mask(picked, num_ws)
+                for m in names]
+        masks = torch.as_tensor(np.stack(rows), dtype=torch.float64)
     n_steps = max(1, math.ceil(float(amount.abs().max()) / step))
     rate = amount / n_steps  # (N, m): latent distance per step, signed
     radius = x.norm(dim=-1, keepdim=True) if shell else None
