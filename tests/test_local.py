@@ -151,16 +151,26 @@ def test_lock_warning_is_about_the_face_shown(axes):
     assert '"linear"' not in encode_state(state)  # a state without the switch reads as before
 
 
-def test_evaluate_moves_local_axes_along_their_locked_paths(toy):
-    """On the linear toy a local model's field is (nearly) constant: re-scoring matches the closed form
-    of the linear lock (a with b locked keeps 0.6 of its control, b stays), measured through move."""
-    from tlgan.evaluate import Scorer, evaluate_axes, heldout_seed, make_heldout
+@pytest.fixture(scope="module")
+def toy_local():
+    """Local axes fitted on the linear toy's samples (its field is nearly constant), with the toy models."""
+    from tlgan.extractors import load_extractor
+    from tlgan.generators import load_generator
 
-    gen, ext = toy
+    gen, ext = load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu")
     z = gen.sample(1500, 0)
     labels = ext(gen.render(z))
     local = load_finder("local", hidden="32,32", epochs=30).find(z, labels, list(ext.features),
                                                                 meta={"generator": gen.name, "latent_space": "z"})
+    return gen, ext, local
+
+
+def test_evaluate_moves_local_axes_along_their_locked_paths(toy_local):
+    """On the linear toy a local model's field is (nearly) constant: re-scoring matches the closed form
+    of the linear lock (a with b locked keeps 0.6 of its control, b stays), measured through move."""
+    from tlgan.evaluate import Scorer, evaluate_axes, heldout_seed, make_heldout
+
+    gen, ext, local = toy_local
     assert local.metrics["a"]["r2"] > 0.99 and local.vector("a")[0] > 0.99
     scorer = Scorer(gen, ext)
     held = make_heldout(gen, scorer, 60, heldout_seed(0))
@@ -169,3 +179,19 @@ def test_evaluate_moves_local_axes_along_their_locked_paths(toy):
     assert not r["reused"] and r["lock"] == "b"
     assert abs(r["leak_after"]) < 0.05 and r["control_kept"] == pytest.approx(0.6, abs=0.05)
     assert r["direction_retained"] == pytest.approx(0.6, abs=0.05)
+
+
+def test_explorer_switch_picks_the_field_or_the_fixed_axes(toy_local):
+    from tlgan.app.state import Explorer, set_linear, set_lock, set_slider
+    from tlgan.app.web import build_app
+
+    gen, _, local = toy_local
+    ex = Explorer(local, gen)
+    state = set_slider(set_lock(ex.initial(3), local, "b", True), local, "a", 2.0)
+    z = ex.base_latent(state)
+    np.testing.assert_array_equal(ex.latent(state), move(z, local, {"a": 2.0}, ["b"]))
+    lin = set_linear(state, local, True)
+    np.testing.assert_array_equal(ex.latent(lin), move(z, local.as_linear(), {"a": 2.0}, ["b"]))
+    assert not np.allclose(ex.latent(lin), ex.latent(state), atol=1e-6)
+    demo = build_app(ex)  # the page offers the switch for local axes (build_app skips it for linear ones)
+    assert "tl-linear" in {getattr(b, "elem_id", None) for b in demo.blocks.values()}
