@@ -195,3 +195,35 @@ def test_explorer_switch_picks_the_field_or_the_fixed_axes(toy_local):
     assert not np.allclose(ex.latent(lin), ex.latent(state), atol=1e-6)
     demo = build_app(ex)  # the page offers the switch for local axes (build_app skips it for linear ones)
     assert "tl-linear" in {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+
+
+def test_cli_fit_local_then_edit_grid_and_evaluate(tmp_path):
+    from click.testing import CliRunner
+
+    from tlgan.cli import main
+
+    def cli(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    cli("sample", "-g", "toy-linear", "-e", "toy-linear", "-n", 600, "--out", tmp_path / "run", "--device", "cpu")
+    r = cli("fit", tmp_path / "run", "--finder", "local")
+    assert "mlp" in r.output
+    path = tmp_path / "axes-local.safetensors"
+    axes = Axes.load(path)
+    assert axes.is_local and axes.meta["finder"] == "local"
+    cli("edit", path, "--move", "a=+1.5", "--lock", "b", "--save-latent", tmp_path / "z.npy", "-o", tmp_path / "e.png",
+        "--device", "cpu")
+    z0 = load_generator_sample(axes)
+    np.testing.assert_allclose(np.load(tmp_path / "z.npy").reshape(-1), move(z0, axes, {"a": 1.5}, ["b"]), atol=1e-5)
+    cli("grid", path, "--features", "a,c", "--seeds", "1", "-o", tmp_path / "g.png", "--device", "cpu")
+    r = cli("evaluate", path, "-n", 40, "--distances", "1", "--features", "a", "--locks", "b", "--identity-n", 0,
+            "--no-norm-check", "--device", "cpu")
+    assert "control" in r.output
+
+
+def load_generator_sample(axes: Axes) -> np.ndarray:
+    from tlgan.generators import generator_of
+
+    return generator_of(axes.meta, "cpu").sample(1, 0)[0]
