@@ -43,3 +43,22 @@ def test_image_row_places_each_image_in_order(toy):
     assert row.shape == (16, 48, 3)
     for i, im in enumerate(images):
         np.testing.assert_array_equal(row[:, 16 * i:16 * (i + 1)], np.asarray(upscale(im, 16)))
+
+
+def test_compare_traversals_rows_are_each_variant_in_turn(toy):
+    from tlgan.explore import traversal
+    from tlgan.figures import compare_traversals
+
+    gen, _ = toy
+    axes = _axes(gen.latent_dim)
+    other = Axes(["f0", "f1"], ["continuous"] * 2, -axes.vectors, np.ones(2))
+    z = gen.sample(1, 5)
+    steps, cell, gap = [-1.0, 2.0], 24, 2
+    sheet = np.asarray(compare_traversals(gen, [("a", axes), ("b", other)], z, ["f0"], steps, cell=cell))
+    label_w = sheet.shape[1] - len(steps) * (cell + gap)
+    head_h = sheet.shape[0] - 2 * (cell + gap)
+    for r, variant in enumerate((axes, other)):
+        renders = gen.render(traversal(z[0], variant, "f0", np.asarray(steps))).cpu().numpy()
+        for c in range(len(steps)):
+            y, x = head_h + r * (cell + gap), label_w + c * (cell + gap)
+            np.testing.assert_array_equal(sheet[y:y + cell, x:x + cell], np.asarray(upscale(renders[c], cell)))

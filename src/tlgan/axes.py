@@ -3,7 +3,10 @@
 An axes file is one ``.safetensors`` file: the tensors ``axes`` (F, D) and
 ``slopes`` (F,), and in its header a JSON document ``tlgan`` with the feature
 names and kinds, the per-feature metrics, the generator, extractor, latent
-space, sample count and the tlgan version. Loading never unpickles anything.
+space, sample count and the tlgan version. Local axes (``tlgan fit --finder
+local``) add their model: its weights as tensors named ``local.*`` in the same
+file and its architecture under ``local_model`` in the header; files without
+them load as before. Loading never unpickles anything.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from .safeio import atomic_write, atomic_write_text
 if TYPE_CHECKING:
     from .fit import FeatureFit
     from .generators import Generator
+    from .local import LocalModel
 
 AXES_FORMAT = 1
+LOCAL_PREFIX = "local."  # tensors of an axes file's local model (tlgan.local.LocalModel)
 
 
 class AxesError(TLGANError, ValueError):
@@ -58,6 +63,7 @@ class Axes:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    local: "LocalModel | None" = None
 
     def __post_init__(self) -> None:
         vectors = np.asarray(self.vectors, dtype=np.float32)
@@ -99,7 +105,19 @@ class Axes:
     def subset(self, names: list[str]) -> "Axes":
         idx = [self.index(n) for n in names]
         return Axes([self.names[i] for i in idx], [self.kinds[i] for i in idx], self.vectors[idx],
-                    self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta))
+                    self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta), self.local)
+
+    @property
+    def is_local(self) -> bool:
+        """Whether edits follow a local model's gradient field (else the fixed unit vectors)."""
+        return self.local is not None
+
+    def as_linear(self) -> "Axes":
+        """The same axes without their local model: edits move along the fixed (mean) vectors."""
+        if self.local is None:
+            return self
+        return Axes(list(self.names), list(self.kinds), self.vectors, self.slopes, self.metrics, self.skipped,
+                    dict(self.meta, local_linear=True))
 
     @property
     def latent_space(self) -> str:
@@ -177,10 +195,13 @@ class Axes:
         self.check(f"cannot write {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = self.to_json()
+        tensors = {"axes": self.vectors, "slopes": self.slopes}
+        if self.local is not None:
+            doc["local_model"] = self.local.header()
+            tensors.update(self.local.named_tensors(LOCAL_PREFIX))
 
         def write(tmp: Path) -> None:  # the sidecar is renamed into place only once the axes are written whole
-            save_file({"axes": self.vectors, "slopes": self.slopes}, str(tmp),
-                      metadata={"tlgan": json.dumps(doc, allow_nan=True)})
+            save_file(tensors, str(tmp), metadata={"tlgan": json.dumps(doc, allow_nan=True)})
             atomic_write_text(self.sidecar(path), json.dumps(doc, indent=2, allow_nan=True) + "\n")
 
         atomic_write(path, write)
@@ -206,12 +227,20 @@ class Axes:
                          "refit the axes with this version"), damaged="the axes file is damaged")
         head = check_schema(doc, AxesHeader, where, AxesError, "the axes file is damaged")
         meta = {k: v for k, v in doc.items()
-                if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped")}
+                if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped", "local_model")}
         meta["fitted_with"] = doc.get("tlgan_version")
         vectors, slopes = tensors["axes"], tensors.get("slopes", np.ones(len(head.features), np.float32))
         if vectors.ndim != 2 or len(vectors) != len(head.features) or slopes.shape != (len(head.features),):
             raise AxesError(f"{path}: its header names {len(head.features)} features but it holds axes of shape "
                             f"{vectors.shape} and slopes of shape {slopes.shape}; the axes file is damaged")
-        axes = cls(list(head.features), list(head.kinds), vectors, slopes, head.metrics, head.skipped, meta)
+        local = None
+        if "local_model" in doc:
+            from .local import LocalModel, LocalModelError
+
+            try:
+                local = LocalModel.from_file(doc["local_model"], tensors, LOCAL_PREFIX)
+            except LocalModelError as e:
+                raise AxesError(f"{path}: {e}") from None
+        axes = cls(list(head.features), list(head.kinds), vectors, slopes, head.metrics, head.skipped, meta, local)
         axes.check(path)
         return axes

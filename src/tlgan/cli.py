@@ -333,7 +333,8 @@ def _print_axes(axes) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Axes file [default: axes.safetensors (glm) or axes-FINDER.safetensors beside the run folder].")
 @click.option("--finder", default=DEFAULT_FINDER, show_default=True,
-              help="Direction finder: glm (tlgan's GLMs), interfacegan, ganspace, sefa (see `tlgan plugins`).")
+              help="Direction finder: glm (tlgan's GLMs), local (an MLP: latent-dependent axes), interfacegan, ganspace, "
+                   "sefa (see `tlgan plugins`).")
 @friendly
 def fit(run, label_set, method, features, out, finder) -> None:
     """Step 4: fit one generalized linear model per feature of RUN (or use another --finder); write the axes file."""
@@ -574,9 +575,13 @@ def _floats(text: str, hint: str) -> list[float]:
 def _locks(text: str):
     if text in ("all", "none"):
         return text
-    if not text.isdigit():
-        raise click.BadParameter(f"{text!r}: write all, none or a number of features", param_hint="--locks")
-    return int(text)
+    if text.isdigit():
+        return int(text)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names or not all(n.replace("_", "").replace("-", "").isalnum() for n in names):
+        raise click.BadParameter(f"{text!r}: write all, none, a number of features or feature names "
+                                 "like smile_width,male", param_hint="--locks")
+    return names
 
 
 def measure_options(fn):
@@ -587,7 +592,8 @@ def measure_options(fn):
         click.option("--distances", default="1.5,3", show_default=True,
                      help="Distances to move along each axis (both signs), comma-separated latent units."),
         click.option("--locks", default="3", show_default=True,
-                     help="Per axis, lock in turn: the N features it leaks into most, 'all' or 'none'."),
+                     help="Per axis, lock in turn: the N features it leaks into most, 'all', 'none' or the "
+                          "named features (smile_width,male)."),
         click.option("--lock-n", default=None, type=int, help="Held-out latents for the locked edits [default: all]."),
         click.option("--identity-n", default=100, show_default=True,
                      help="Held-out latents whose face descriptor is compared before/after (0 = skip)."),

@@ -12,8 +12,10 @@ How an axis set is measured (the literature's re-scoring protocol):
   difference cancels each sample's starting value and the extractor's offsets.
   A sample counts for feature ``j`` only where both edits have a label (the
   ``faces`` extractor gives NaN where it finds no face);
-- **locking**: the same with feature ``j`` locked (``tlgan.explore.edit_delta`` with
-  ``locks=[j]``), so for each pair the change of ``M[i, j]`` and ``M[i, i]`` is known;
+- **locking**: the same with feature ``j`` locked (``tlgan.explore.move`` with
+  ``locks=[j]``), so for each pair the change of ``M[i, j]`` and ``M[i, i]`` is known.
+  Every edit goes through ``move``, so local axes (``tlgan.local``) are measured
+  along their integrated, locked paths;
 - **identity**: the cosine distance between the extractor's face descriptor
   (``extractor.descriptor``, e.g. faceres' 1024-d embedding) before and after an
   edit, per standard deviation of target change;
@@ -43,7 +45,7 @@ import torch
 from .axes import Axes
 from .disentangle import AD_BIN_WIDTH, Dependency, attribute_dependency, logits
 from .errors import InputError
-from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, retained
+from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, move, retained
 
 HELDOUT_OFFSET = 1_000_003
 SATURATION_FRACTION = 0.9
@@ -427,17 +429,32 @@ def clean(x: Any) -> Any:
     return x
 
 
-def _lock_choice(locks: str | int | None, candidates: list[int], row_change: np.ndarray) -> list[int]:
+def _lock_choice(locks: str | int | Sequence[str] | None, candidates: list[int], row_change: np.ndarray,
+                 features: Sequence[str] = ()) -> list[int]:
+    """The columns to lock in turn: none, ``"all"`` candidates, the ``k`` that leak most, or the named features."""
     if locks is None or locks in (0, "none", ""):
         return []
     if locks == "all":
         return candidates
+    if not isinstance(locks, (int, str)):
+        named = set(locks)
+        return [j for j in candidates if features[j] in named]
     k = int(locks)
     return sorted(candidates, key=lambda j: -abs(row_change[j]) if np.isfinite(row_change[j]) else 0)[:k]
 
 
+def _retained(axes: Axes, name: str, lock: str, z: np.ndarray) -> float:
+    """How much of ``name``'s direction survives locking ``lock``: of the fixed axis, or for local axes
+    the mean over the latents ``z`` of their local gradients'."""
+    if axes.is_local:
+        from .local import local_retained
+
+        return float(np.mean(local_retained(axes, name, [lock], z)))
+    return retained(axes.vector(name), axes.vector(lock)[None, :])
+
+
 def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence[float] = (1.5, 3.0),
-                  rows: Sequence[str] | None = None, locks: str | int | None = 3, lock_n: int | None = None,
+                  rows: Sequence[str] | None = None, locks: str | int | Sequence[str] | None = 3, lock_n: int | None = None,
                   identity_n: int = 100, keep_norm: bool = False, norm_check: bool = False,
                   norm_check_n: int = 100, corr_labels: np.ndarray | None = None,
                   progress: bool = True) -> Evaluation:
@@ -445,7 +462,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
 
     ``rows``: the axes to move (default: all). ``locks``: for each axis, lock in
     turn ``"all"`` other features that have an axis, the ``k`` that leak most
-    (an int), or none; measured at the largest distance on the first ``lock_n``
+    (an int), the features named in a list, or none; measured at the largest distance on the first ``lock_n``
     held-out latents. ``keep_norm``: rescale every edited latent to norm
     sqrt(D). ``norm_check``: also measure the other choice at the largest
     distance on ``norm_check_n`` latents, to say whether rescaling helps.
@@ -487,18 +504,19 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
     dmax = max(distances)
     kmax = distances.index(dmax)
 
-    def edited(direction: np.ndarray, ds: Sequence[float], m: int, norm: bool) -> np.ndarray:
+    def edited(name: str, ds: Sequence[float], m: int, norm: bool, lock: Sequence[str] = ()) -> np.ndarray:
+        """The first ``m`` held-out latents moved +d then -d along ``name`` for each d, through ``move``."""
         z = held.z[:m]
-        out = np.concatenate([z + s * d * direction[None, :] for d in ds for s in (1.0, -1.0)])
+        amounts = np.concatenate([np.full(m, s * d, np.float32) for d in ds for s in (1.0, -1.0)])
+        out = move(np.tile(z, (2 * len(ds), 1)), axes, {name: amounts}, lock)
         return rescale_norm(out) if norm else out
 
     bar = tqdm(rows, desc=f"re-scoring {ev.finder or 'axes'}", unit="axis", disable=not progress)
     for i, name in enumerate(bar):
-        u = edit_delta(axes, {name: 1.0})
         # rows of the batch: for each distance, n latents moved +d then n moved -d
         describe = (np.concatenate([kmax * 2 * n + np.arange(identity_n), (kmax * 2 + 1) * n + np.arange(identity_n)])
                     if identity_n else None)
-        labels, d_id = scorer(edited(u, distances, n, keep_norm), describe=describe)
+        labels, d_id = scorer(edited(name, distances, n, keep_norm), describe=describe)
         per = labels.reshape(n_d, 2, n, n_f)
         edited_labels[i] = per
         for k in range(n_d):
@@ -512,7 +530,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
             identity[i] = np.mean([cosine_distance(base, d_id[:identity_n]), cosine_distance(base, d_id[identity_n:])])
         t = ev.target(i)
         if norm_check:
-            alt_labels, _ = scorer(edited(u, [dmax], norm_check_n, not keep_norm))
+            alt_labels, _ = scorer(edited(name, [dmax], norm_check_n, not keep_norm))
             rec = {"axis": name, "distance": dmax}
             for tag, lab in ((keep_norm, per[kmax, :, :norm_check_n]), (not keep_norm, alt_labels.reshape(2, norm_check_n, n_f))):
                 s = row_summary(half_difference(lab[0], lab[1])[0] / std, t, features, ev.excluded())
@@ -521,16 +539,17 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
                             "found": float(np.mean(lab[:, :, fcol] > 0.5)) if fcol is not None else None}
             ev.norm_check.append(rec)
         if t is not None and locks not in (None, 0, "none", ""):
-            for j in _lock_choice(locks, [c for c in lockable if c != t], change[kmax, i]):
+            for j in _lock_choice(locks, [c for c in lockable if c != t], change[kmax, i], features):
                 lock = features[j]
-                v = edit_delta(axes, {name: 1.0}, [lock])
-                same = bool(np.allclose(v, u, atol=1e-6))
+                # a linear lock that leaves the axis unchanged gives the same edits: reuse them
+                same = not axes.is_local and bool(np.allclose(edit_delta(axes, {name: 1.0}, [lock]),
+                                                              edit_delta(axes, {name: 1.0}), atol=1e-6))
                 if same:
                     lab_l = per[kmax, :, :lock_n]
                 else:
-                    lab_l = scorer(edited(v, [dmax], lock_n, keep_norm))[0].reshape(2, lock_n, n_f)
+                    lab_l = scorer(edited(name, [dmax], lock_n, keep_norm, [lock]))[0].reshape(2, lock_n, n_f)
                 ev.locks.append({"axis": name, "lock": lock, "distance": dmax, "reused": same,
-                                 "retained": retained(axes.vector(name), axes.vector(lock)[None, :]),
+                                 "retained": _retained(axes, name, lock, held.z[:lock_n]),
                                  "change": half_difference(lab_l[0], lab_l[1])[0] / std})
     bar.close()
     if lock_n < n and ev.locks:
@@ -665,7 +684,7 @@ class Comparison:
 
 def compare_finders(run, finders: Sequence[str], generator, extractor, n: int = 200,
                     distances: Sequence[float] = (1.5, 3.0), features: Sequence[str] | None = None,
-                    components: int = 10, locks: str | int | None = 3, lock_n: int | None = None,
+                    components: int = 10, locks: str | int | Sequence[str] | None = 3, lock_n: int | None = None,
                     identity_n: int = 100, keep_norm: bool = False, norm_check: bool = True,
                     label_set: str | None = None, progress: bool = True, log=print) -> Comparison:
     """Find directions with each finder on the same run, evaluate all on the same held-out latents.

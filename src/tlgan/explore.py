@@ -10,7 +10,7 @@ move of +1 is always one unit of latent distance.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -75,19 +75,29 @@ def edit_delta(axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = ()
     return delta.astype(np.float32)
 
 
-def move(z: np.ndarray, axes: Axes, moves: Mapping[str, float], locks: Iterable[str] = (),
+def move(z: np.ndarray, axes: Axes, moves: Mapping[str, Any], locks: Iterable[str] = (),
          layers: Sequence[int] | Mapping[str, Sequence[int]] | None = None) -> np.ndarray:
-    """``z`` (D,) or (N, D) moved by ``moves`` with ``locks`` held fixed.
+    """``z`` (D,) or (N, D) moved by ``moves`` with ``locks`` held fixed: the one way latents move.
 
-    In ``w+`` the latent is (num_ws, D) or (N, num_ws, D) and ``layers``
-    limits the edit to those synthesis layers (default: all of them); a
-    mapping ``{feature: layers}`` gives each moved feature its own layers
-    (a feature it leaves out moves all of them), and the per-feature moves
-    are summed.
+    Linear axes add ``edit_delta``; local axes (``axes.local`` set, from
+    ``tlgan fit --finder local``) integrate their gradient field with the locks
+    applied at every step (``tlgan.local.local_move``). An amount is a number or,
+    for a batch (N, ...), one number per latent. In ``w+`` the latent is
+    (num_ws, D) or (N, num_ws, D) and ``layers`` limits the edit to those
+    synthesis layers (default: all of them); a mapping ``{feature: layers}``
+    gives each moved feature its own layers (a feature it leaves out moves all
+    of them), and the per-feature moves are summed.
     """
+    if axes.local is not None:
+        from .local import local_move
+
+        return local_move(z, axes, moves, locks, layers)
     z = np.asarray(z, dtype=np.float32)
     if z.shape[-1] != axes.vectors.shape[1]:
         raise AxesError(f"latent has size {z.shape[-1]} but the axes live in {axes.vectors.shape[1]} dimensions")
+    if any(np.ndim(a) for a in moves.values()):
+        return _move_per_latent(z, axes, moves, locks, layers)
+    moves = {n: float(a) for n, a in moves.items()}  # scalars from here on
     if layers is None:
         return z + edit_delta(axes, moves, locks)
     if z.ndim < 2:
@@ -101,6 +111,29 @@ def move(z: np.ndarray, axes: Axes, moves: Mapping[str, float], locks: Iterable[
             picked = layers.get(name)
             mask = np.ones(z.shape[-2], np.float32) if picked is None else layer_mask(picked, z.shape[-2])
             out += mask[:, None] * edit_delta(axes, {name: amount}, locks)
+    return out
+
+
+def _move_per_latent(z: np.ndarray, axes: Axes, moves: Mapping[str, float | np.ndarray], locks: Iterable[str],
+                     layers: Sequence[int] | Mapping[str, Sequence[int]] | None) -> np.ndarray:
+    """Linear ``move`` of a batch ``z`` (N, ...) with one amount per latent: sum_i amount_i[n] * unit_i."""
+    locks = list(locks)
+    n = z.shape[0]
+    out = z.copy()
+    for name, amount in moves.items():
+        a = np.asarray(amount, np.float32)
+        if a.ndim and a.shape != (n,):
+            raise AxesError(f"move for {name!r} has {a.size} amounts for {n} latents")
+        if not np.isfinite(a).all():
+            raise AxesError(f"move for {name!r} is not a finite number: {amount}")
+        if not np.any(a):
+            continue
+        unit = edit_delta(axes, {name: 1.0}, locks)
+        if layers is not None:
+            picked = layers.get(name) if isinstance(layers, Mapping) else layers
+            if picked is not None:
+                unit = layer_mask(picked, z.shape[-2])[:, None] * unit
+        out += np.broadcast_to(a, (n,)).reshape(n, *([1] * (z.ndim - 1))) * unit
     return out
 
 
@@ -159,17 +192,17 @@ def keep_norm(z: np.ndarray, norm: float | None = None) -> np.ndarray:
 
 def traversal(z: np.ndarray, axes: Axes, feature: str, steps: np.ndarray,
               locks: Iterable[str] = (), layers: Sequence[int] | None = None) -> np.ndarray:
-    """Latents (len(steps), *z.shape): ``z`` moved by each amount in ``steps`` along ``feature``.
+    """Latents (len(steps), *z.shape): ``z`` moved by each amount in ``steps`` along ``feature`` (via ``move``).
 
     With ``layers`` (w+), ``z`` is (num_ws, D) and only those layers move.
     """
     z = np.asarray(z, np.float32)
-    unit = edit_delta(axes, {feature: 1.0}, locks)
-    if layers is not None:
-        if z.ndim != 2:
-            raise AxesError("a layer range needs a w+ latent (num_ws, D); expand the code to its layers first")
-        unit = layer_mask(layers, z.shape[0])[:, None] * unit
-    return z[None] + np.asarray(steps, np.float32).reshape(-1, *([1] * z.ndim)) * unit[None]
+    if layers is not None and z.ndim != 2:
+        raise AxesError("a layer range needs a w+ latent (num_ws, D); expand the code to its layers first")
+    steps = np.asarray(steps, np.float32).reshape(-1)
+    edit_delta(axes, {feature: 1.0}, locks)  # the checks, and the error for a direction inside the locked span
+    batch = np.repeat(z[None], len(steps), axis=0)
+    return move(batch, axes, {feature: steps}, locks, layers)
 
 
 def cosine_matrix(vectors: np.ndarray) -> np.ndarray:

@@ -37,6 +37,29 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
             kept = [lk for lk in locks if lk != name]
             if kept:
                 rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps_, kept, layers)))
+    return _sheet(generator, rows, steps, len(latents), cell, title)
+
+
+def compare_traversals(generator: Generator, variants: Sequence[tuple[str, Axes]], latents: np.ndarray,
+                       features: Sequence[str], steps: Sequence[float] | np.ndarray, locks: Sequence[str] = (),
+                       cell: int = 96, title: str = "") -> Image.Image:
+    """The same faces moved along the same features by several axes sets (e.g. linear and local): one block
+    per latent, in it a row per (feature, variant) labelled ``feature · variant``; ``locks`` apply to every row."""
+    steps_ = np.asarray(steps, dtype=np.float32)
+    latents = np.atleast_2d(latents)
+    rows: list[tuple[str, np.ndarray]] = []
+    for z in latents:
+        for name in features:
+            kept = [lk for lk in locks if lk != name]
+            for label, axes in variants:
+                tag = f"{name} · {label}" + (f" | lock {','.join(kept)}" if kept else "")
+                rows.append((tag, traversal(z, axes, name, steps_, kept)))
+    return _sheet(generator, rows, steps, len(latents), cell, title)
+
+
+def _sheet(generator: Generator, rows: list[tuple[str, np.ndarray]], steps: Sequence[float] | np.ndarray,
+           n_blocks: int, cell: int, title: str) -> Image.Image:
+    """Render every row's latents and lay them out: a label column, a column per step, a line between blocks."""
     images = generator.render(np.concatenate([r[1] for r in rows])).cpu().numpy()
     font = _font(13)
     label_w = 12 + max(int(font.getlength(name)) for name, _ in rows)
@@ -49,7 +72,7 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
     for c, s in enumerate(steps):
         draw.text((label_w + c * (cell + gap) + cell // 2, head_h - 14), f"{s:+g}", fill="black",
                   font=_font(14), anchor="mm")
-    per_z = len(rows) // len(latents)
+    per_z = len(rows) // n_blocks
     for r, (name, _) in enumerate(rows):
         y = head_h + r * (cell + gap)
         if r % per_z == 0 and r:

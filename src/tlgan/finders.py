@@ -11,6 +11,9 @@ format and `tlgan edit / grid / serve / evaluate` take any of them.
   explained variance. GANSpace takes the PCA of an intermediate latent (StyleGAN's
   w); a generator that only has z (like the default DCGAN) gives PCA of isotropic
   Gaussian samples, whose components are essentially random directions.
+- ``local``: latent-dependent axes (``tlgan.local``): one small MLP with a head
+  per feature; an edit follows the gradient field of the feature's head, with
+  locks applied at every step. The stored vector is the mean gradient direction.
 - ``sefa``: closed form from the generator's weights: eigenvectors of A^T A where
   A is the weight of the first layer that consumes the latent, each output unit's
   weight vector normalised to unit length, components ``sefa0, sefa1, ...`` by eigenvalue.
@@ -147,6 +150,73 @@ class GLMFinder(DirectionFinder):
             raise FitError("the glm finder needs labels")
         axes = fit_axes(z, labels, features, method=self.method, seed=self.seed, meta=meta)
         axes.meta.update(finder=self.name, slope_unit=self.slope_unit)
+        return axes
+
+
+# ---------------------------------------------------------------- local
+
+
+class LocalFinder(DirectionFinder):
+    """Local axes: a smooth MLP of every feature; its gradient field is the (latent-dependent) axis.
+
+    ``axes.local`` holds the model (edits integrate its field, ``tlgan.local``);
+    ``vectors`` hold each feature's mean gradient direction over the run's
+    latents and ``slopes`` the mean gradient norm, so cosine tables, compare
+    and anything that needs one vector still work. ``shell`` (z only) makes
+    edits keep the latent's norm by default.
+    """
+
+    name = "local"
+    options = ("hidden", "epochs", "seed", "shell", "weight_decay")
+    slope_unit = ("mean norm of the gradient of the feature's model (logit units for binary features, "
+                  "standard deviations of the label for continuous ones) per unit move")
+
+    def __init__(self, hidden: Sequence[int] | str = (256, 256), epochs: int = 80, seed: int = 0,
+                 shell: bool = False, weight_decay: float = 1e-3) -> None:
+        if isinstance(hidden, str):
+            try:
+                hidden = [int(h) for h in hidden.split(",") if h.strip()]
+            except ValueError:
+                raise FinderError(f"local hidden sizes must be whole numbers like 256,256, got {hidden!r}") from None
+        if not hidden or any(int(h) < 1 for h in hidden):
+            raise FinderError(f"local hidden sizes must be positive, got {hidden!r}")
+        self.hidden, self.epochs, self.seed = [int(h) for h in hidden], int(epochs), int(seed)
+        self.shell, self.weight_decay = bool(shell), float(weight_decay)
+
+    def find(self, z, labels, features, generator=None, meta=None) -> Axes:
+        from .local import LocalModelError, fit_local_model
+
+        z, labels = _check(z, labels, features)
+        if labels is None:
+            raise FitError("the local finder needs labels")
+        try:
+            fit = fit_local_model(z, labels, [f.name for f in features], [f.kind for f in features],
+                                  hidden=self.hidden, epochs=self.epochs, seed=self.seed,
+                                  weight_decay=self.weight_decay, min_samples=MIN_SAMPLES)
+        except LocalModelError as e:
+            raise FinderError(str(e)) from None
+        model = fit.model
+        probe = z[np.random.default_rng(self.seed).permutation(len(z))[:2000]]
+        grads = model.gradients(probe, model.outputs).numpy()  # (n, F, D)
+        mean = grads.mean(0)
+        norms = np.linalg.norm(mean, axis=1)
+        names, kinds, vectors, slopes, metrics = [], [], [], [], {}
+        skipped = dict(fit.skipped)
+        by_name = {f.name: f for f in features}
+        for k, name in enumerate(model.outputs):
+            if norms[k] < 1e-12:
+                skipped[name] = "the model's gradient averages to zero: no mean direction"
+                continue
+            unit = mean[k] / norms[k]
+            cos = (grads[:, k] @ unit) / np.maximum(np.linalg.norm(grads[:, k], axis=1), 1e-12)
+            names.append(name); kinds.append(by_name[name].kind); vectors.append(unit.astype(np.float32))
+            slopes.append(float(np.linalg.norm(grads[:, k], axis=1).mean()))
+            metrics[name] = {**fit.metrics[name], "slope": slopes[-1],
+                             "mean_cos_to_mean_direction": float(cos.mean()),
+                             "min_cos_to_mean_direction": float(cos.min())}
+        axes = make_axes(self, names, kinds, vectors, slopes, metrics, skipped, z.shape[1], len(z), meta,
+                         local_shell=self.shell, local_epochs=fit.epochs)
+        axes.local = model
         return axes
 
 
@@ -332,6 +402,8 @@ FINDERS.register("glm", "tlgan's own: a GLM per feature (ridge / fractional logi
 FINDERS.register("interfacegan", "InterFaceGAN: linear SVM on the top/bottom 2% per feature; options: ratio, C")(
     InterFaceGANFinder)
 FINDERS.register("ganspace", "GANSpace: PCA of the sampled latents (unsupervised); option: n_components")(GANSpaceFinder)
+FINDERS.register("local", "latent-dependent axes: an MLP per run, edits follow its gradient field with locks at "
+                 "every step; options: hidden, epochs, seed, shell")(LocalFinder)
 FINDERS.register("sefa", "SeFa: eigenvectors of the first layer's weight (unsupervised); option: n_components")(SeFaFinder)
 
 

@@ -248,7 +248,8 @@ def prepare_heldout(generator: Generator, extractor: Extractor, n: int, run_seed
 
 
 def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float] = (1.5, 3.0),
-                  features: Sequence[str] | None = None, locks: str | int | None = 3, lock_n: int | None = None,
+                  features: Sequence[str] | None = None, locks: str | int | Sequence[str] | None = 3,
+                  lock_n: int | None = None,
                   identity_n: int = 100, keep_norm: bool = False, norm_check: bool = True,
                   device: str | None = "auto", out: str | Path | None = None,
                   log: Log = None) -> tuple[Evaluation, Path]:
@@ -284,7 +285,7 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
 
 
 def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Sequence[float] = (1.5, 3.0),
-            features: Sequence[str] | None = None, components: int = 10, locks: str | int | None = 3,
+            features: Sequence[str] | None = None, components: int = 10, locks: str | int | Sequence[str] | None = 3,
             lock_n: int | None = None, identity_n: int = 100, keep_norm: bool = False, norm_check: bool = True,
             device: str | None = "auto", out: str | Path | None = None,
             log: Log = None) -> tuple[Comparison, Path]:

@@ -55,7 +55,7 @@ STRIP_STEPS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 MAX_STATE_CHARS = 20_000  # plus LATENT_CHARS per number of the generator's latent (a w+ code is long)
 LATENT_CHARS = 16
 MAX_LATENT_ABS = 100.0
-STATE_KEYS = ("tlgan_explorer", "generator", "seed", "latent", "sliders", "locks", "layers")
+STATE_KEYS = ("tlgan_explorer", "generator", "seed", "latent", "sliders", "locks", "layers", "linear")
 LAYER_CHOICES = ("all", *LAYER_GROUPS)  # the named layer ranges a w+ axis offers (a range like 0-5 also works)
 
 
@@ -94,6 +94,7 @@ class ExplorerState:
     sliders: Mapping[str, float] = field(default_factory=dict)
     locks: tuple[str, ...] = ()
     layers: Mapping[str, str] = field(default_factory=dict)
+    linear: bool = False  # local axes only: move along their fixed mean directions instead of the gradient field
 
     def slider(self, name: str) -> float:
         return float(self.sliders.get(name, 0.0))
@@ -277,6 +278,17 @@ def layer_indices(state: ExplorerState, num_ws: int) -> dict[str, list[int]]:
     return {n: parse_layers(spec, num_ws) for n, spec in state.layers.items()}
 
 
+def set_linear(state: ExplorerState, axes: Axes, linear: Any) -> ExplorerState:
+    """Local axes: move along the fixed mean directions (``linear``) or follow the gradient field."""
+    if not isinstance(linear, (bool, np.bool_)):
+        raise StateError(f"linear: expected true or false, got {linear!r}")
+    if linear and not axes.is_local:
+        raise StateError("these axes are linear already; the switch is for local axes (tlgan fit --finder local)")
+    new = replace(state, linear=bool(linear))
+    check_edit(new, axes)
+    return new
+
+
 def set_seed(state: ExplorerState, seed: Any) -> ExplorerState:
     """Another face (the sliders and locks stay, so the same edit applies to it)."""
     return replace(state, seed=parse_seed(seed), latent=None)
@@ -311,6 +323,7 @@ class LockWarning:
     feature: str
     locked: tuple[tuple[str, float], ...]  # (locked feature, cosine) for the near-parallel ones
     retained: float  # the fraction of the axis that survives the locks (1 = all, 0 = none)
+    local: bool = False  # measured on the local gradients at the face shown
 
     def message(self, quote: Callable[[str], str] = str, bold: bool = True) -> str:
         """The warning in words (markdown bold unless ``bold`` is False); ``quote`` escapes each feature
@@ -318,27 +331,59 @@ class LockWarning:
         star = "**" if bold else ""
         pairs = (", ".join(f"{quote(n)} (cos {c:+.2f})" for n, c in self.locked)
                  or "the locked features together")
-        return (f"{star}{quote(self.feature)}{star} is nearly parallel to locked {pairs}: with them held, only "
+        where = " at this face" if self.local else ""
+        return (f"{star}{quote(self.feature)}{star} is nearly parallel to locked {pairs}{where}: with them held, only "
                 f"{self.retained:.0%} of its axis is left to move along, so much of this edit cancels itself. "
                 f"The {quote(self.feature)} readout may still move while the face barely changes, or changes in "
                 f"other ways.")
 
 
-def lock_warnings(state: ExplorerState, axes: Axes) -> list[LockWarning]:
-    """Warnings for every moved, unlocked feature whose axis the locks mostly remove."""
+def lock_warnings(state: ExplorerState, axes: Axes, latent: np.ndarray | None = None) -> list[LockWarning]:
+    """Warnings for every moved, unlocked feature whose axis the locks mostly remove.
+
+    For local axes (unless the state asks for linear moves) and a ``latent`` (the face shown; a w+ code
+    is read at its mean over layers) the axes compared are the local gradients at that face, so the
+    warning says what the locks do *here*; otherwise the fixed axes."""
     if not state.locks:
         return []
+    moved = list(state.free_moves)
+    if axes.is_local and not state.linear and latent is not None and moved:
+        from ..local import local_cosines
+
+        at = np.asarray(latent, np.float32)
+        at = at.mean(0) if at.ndim == 2 else at
+        names = moved + list(state.locks)
+        cos = local_cosines(axes, names, at)
+        out = []
+        locked = list(range(len(moved), len(names)))
+        for a, name in enumerate(moved):
+            g = cos[np.ix_([a] + locked, [a] + locked)]
+            kept = _retained_from_gram(g)
+            near = tuple((names[b], float(cos[a, b])) for b in locked if abs(cos[a, b]) > WARN_COS)
+            if near or kept < WARN_RETAINED:
+                out.append(LockWarning(name, near, kept, local=True))
+        return out
     cos = cosine_matrix(axes.vectors)
     locked_idx = [axes.index(n) for n in state.locks]
     locked_vecs = axes.vectors[locked_idx]
     out = []
-    for name in state.free_moves:
+    for name in moved:
         i = axes.index(name)
         kept = retained(axes.vectors[i], locked_vecs)
         near = tuple((axes.names[j], float(cos[i, j])) for j in locked_idx if abs(cos[i, j]) > WARN_COS)
         if near or kept < WARN_RETAINED:
             out.append(LockWarning(name, near, kept))
     return out
+
+
+def _retained_from_gram(gram: np.ndarray) -> float:
+    """The share of unit vector 0 left after projecting off vectors 1.. , from their cosine (Gram) matrix."""
+    if len(gram) < 2:
+        return 1.0
+    c = gram[1:, 1:]
+    b = gram[1:, 0]
+    resid = 1.0 - float(b @ np.linalg.pinv(c, rcond=1e-6) @ b)
+    return float(np.sqrt(max(resid, 0.0)))
 
 
 # ---------------------------------------------------------------- undo
@@ -386,6 +431,8 @@ def state_dict(state: ExplorerState) -> dict[str, Any]:
     doc["locks"] = list(state.locks)
     if state.layers:  # only when set, so a state without layer ranges reads as before
         doc["layers"] = dict(state.layers)
+    if state.linear:  # likewise: only local axes offer the switch
+        doc["linear"] = True
     return doc
 
 
@@ -483,10 +530,15 @@ def decode_state(text: Any, axes: Axes, latent_dim: int | None = None, num_ws: i
     layers_in = doc.get("layers", {})
     if not isinstance(layers_in, dict):
         raise StateError("'layers' must be an object like {\"age\": \"coarse\", \"smile\": \"4-7\"}")
+    linear = doc.get("linear", False)
+    if not isinstance(linear, bool):
+        raise StateError("'linear' must be true or false")
+    if linear and not axes.is_local:
+        linear = False  # linear is all these axes have
     sliders = {check_feature(axes, n): parse_amount(n, v) for n, v in sliders_in.items()}
     locks = [check_feature(axes, n) for n in locks_in]
     state = ExplorerState(generator or mine, seed, latent,
-                          {n: sliders[n] for n in axes.names if sliders.get(n)}, _ordered(axes, locks))
+                          {n: sliders[n] for n in axes.names if sliders.get(n)}, _ordered(axes, locks), linear=linear)
     for n, spec in layers_in.items():
         state = set_layers(state, axes, n, spec, num_ws)
     check_edit(state, axes)
@@ -573,6 +625,7 @@ class Explorer:
         from ..pipeline import Editor
 
         self.editor = Editor(generator, axes)  # refuses axes fitted for another generator
+        self.linear_editor = Editor(generator, axes.as_linear()) if axes.is_local else self.editor
         self.axes = axes
         self.generator = generator
         self.extractor = extractor
@@ -636,8 +689,18 @@ class Explorer:
 
         In w+ every move reaches only its feature's layers, and the latent is a full (num_ws, D) code."""
         layers = layer_indices(state, self.num_ws) if self.num_ws > 1 else None
-        z = self.editor.edit(self.base_latent(state), state.held_moves, (), layers)
-        return self.editor.edit(z, state.free_moves, state.locks, layers)
+        editor = self.linear_editor if state.linear else self.editor
+        z = editor.edit(self.base_latent(state), state.held_moves, (), layers)
+        return editor.edit(z, state.free_moves, state.locks, layers)
+
+    def lock_warnings(self, state: ExplorerState) -> list[LockWarning]:
+        """``lock_warnings`` for the face shown: local axes are compared by their gradients at that face
+        (with the locked sliders' held amounts applied: the face the free moves start from)."""
+        if not self.axes.is_local or state.linear or not state.locks or not state.free_moves:
+            return lock_warnings(state, self.axes)
+        layers = layer_indices(state, self.num_ws) if self.num_ws > 1 else None
+        start = self.editor.edit(self.base_latent(state), state.held_moves, (), layers)
+        return lock_warnings(state, self.axes, start)
 
     def invert_photo(self, photo: Any, progress: Callable[[int, int, float], Any] | None = None) -> Inversion:
         """Find the face in ``photo`` (a path or RGB array), align it to the generator's framing and invert it

@@ -43,9 +43,10 @@ from ..errors import TLGANError  # noqa: E402
 from ..figures import upscale  # noqa: E402
 from ..safeio import atomic_write  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
-from .state import (INVERT_STEPS, LAYER_CHOICES, MAX_SESSIONS, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer, ExplorerState,  # noqa: E402
-                    Readout, Session, StateError, describe_readouts, encode_state, subject_missing, lock_warnings,
-                    Latent, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_lock, set_seed,
+from .state import (INVERT_STEPS, LAYER_CHOICES, MAX_SESSIONS, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer,  # noqa: E402
+                    ExplorerState, Readout, Session, StateError, describe_readouts, encode_state, subject_missing,
+                    Latent, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_linear, set_lock,
+                    set_seed,
                     set_slider, state_digest, state_token)
 from .live import Live  # noqa: E402
 
@@ -354,7 +355,6 @@ class Page:
     def action(self, change: Callable[..., Session], all_controls: bool = True,
                key: Callable[..., str | None] | None = None):
         """Wrap ``change(session, *inputs) -> Session`` into a handler that never raises on bad input."""
-        axes = self.axes
 
         def handler(view: View | None, *inputs):
             if view is None:  # the page was not loaded through the browser (a bare API call)
@@ -365,8 +365,8 @@ class Page:
             except (StateError, AxesError, ValueError) as e:
                 gr.Warning(html.escape(str(e)))
                 session, message = view.session, str(e)
-            before = {w.feature for w in lock_warnings(view.state, axes)}
-            for w in lock_warnings(session.state, axes):
+            before = {w.feature for w in self.explorer.lock_warnings(view.state)}
+            for w in self.explorer.lock_warnings(session.state):
                 if w.feature not in before:  # say it once, when it starts; the status box keeps saying it
                     gr.Warning(html.escape(w.message(bold=False)))
             view = replace(view, session=session, message=message)
@@ -590,7 +590,7 @@ def status_panel(page: Page) -> None:
         lines = [f"**Showing** {md_text(view.state.describe(face))}."]
         if view.message:
             lines.append(f"**Not applied:** {md_text(view.message)}")
-        lines += [f"**Warning:** {w.message(md_text)}" for w in lock_warnings(view.state, page.axes)]
+        lines += [f"**Warning:** {w.message(md_text)}" for w in page.explorer.lock_warnings(view.state)]
         return {status: "\n\n".join(lines)}
 
 
@@ -708,6 +708,10 @@ def axes_panel(page: Page) -> None:
            if num_ws > 1 else "")
         + ("Right of each slider: what the extractor measures on the face shown, and its change "
            "from the unedited face." if page.has_readouts else ""))
+    linear = None
+    if axes.is_local:  # local axes: follow the gradient field (default) or the fixed mean directions
+        linear = gr.Checkbox(label="linear moves (one fixed direction per axis instead of the local gradient "
+                             "field; locks then hold the features' linear models)", value=False, elem_id="tl-linear")
     sliders, locks, layers, boxes = {}, {}, {}, {}
     for name in names:
         feat = explorer.features.get(name)
@@ -724,11 +728,13 @@ def axes_panel(page: Page) -> None:
             boxes[name] = gr.HTML('<div class="tl-readout muted">…</div>', scale=2, min_width=120,
                                   elem_id=f"tl-readout-{name}", js_on_load=None)
 
-    @page.shows(page.face, [*sliders.values(), *locks.values(), *layers.values()])
+    @page.shows(page.face, [*sliders.values(), *locks.values(), *layers.values(), *([linear] if linear else [])])
     def _controls(view: View, all_controls: bool, skip: str | None) -> dict:
         if not all_controls:
             return {}
         s, out = view.state, {}
+        if linear is not None:
+            out[linear] = gr.update(value=s.linear)
         for name in names:
             locked = name in s.locks
             out[sliders[name]] = (gr.update(value=s.slider(name), interactive=not locked) if name != skip
@@ -747,6 +753,9 @@ def axes_panel(page: Page) -> None:
 
     @page.wiring
     def _wire() -> None:
+        if linear is not None:
+            page.on(linear.input, lambda session, value: session.push(set_linear(session.state, axes, value)),
+                    [linear], api_name="linear", raw=True)
         for name in names:
             def move(session, value, _name=name):
                 return session.push(set_slider(session.state, axes, _name, value), key=f"slider:{_name}")
