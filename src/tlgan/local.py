@@ -49,7 +49,7 @@ RANK_TOL = 1e-6
 #: the binary feature a local move keeps from falling (when the model has it): the extractor's detection
 KEEP_FEATURE = "face_found"
 #: a kept feature's predicted probability is held at or above min(its value at the start, KEEP_LEVEL)
-KEEP_LEVEL = 0.95
+KEEP_LEVEL = 0.99
 MODEL_FORMAT = 1
 VAL_FRACTION = 0.1  # of the samples: the early-stopping split (the test split is separate)
 
