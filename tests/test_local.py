@@ -28,7 +28,7 @@ def axes() -> Axes:
     z = np.random.default_rng(0).standard_normal((3000, D)).astype(np.float32)
     labels = labels_of(z)
     labels[::50, 1] = np.nan  # unknown labels are left out of that feature's loss
-    return load_finder("local", hidden="64,64", epochs=60).find(z, labels, FEATURES, meta={"latent_space": "z"})
+    return load_finder("local", hidden="64,64", epochs=60, shell=False).find(z, labels, FEATURES, meta={"latent_space": "z"})
 
 
 def on_circle(n: int, radius: float, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +160,7 @@ def toy_local():
     gen, ext = load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu")
     z = gen.sample(1500, 0)
     labels = ext(gen.render(z))
-    local = load_finder("local", hidden="32,32", epochs=30).find(z, labels, list(ext.features),
+    local = load_finder("local", hidden="32,32", epochs=30, shell=False).find(z, labels, list(ext.features),
                                                                 meta={"generator": gen.name, "latent_space": "z"})
     return gen, ext, local
 
@@ -227,3 +227,84 @@ def load_generator_sample(axes: Axes) -> np.ndarray:
     from tlgan.generators import generator_of
 
     return generator_of(axes.meta, "cpu").sample(1, 0)[0]
+
+
+# ---------------------------------------------------------------- corrector and kept face (issue 13 goals)
+
+CURVED = [Feature("s", "continuous"), Feature("a", "continuous"), Feature("face", "binary")]
+
+
+def curved_labels(z: np.ndarray) -> np.ndarray:
+    """s = z0^2 + z1^2 (circles: a curved level set to lock); a = z0 + z1; face = soft P(|z| < 2.5) (a ball)."""
+    return np.c_[z[:, 0] ** 2 + z[:, 1] ** 2, z[:, 0] + z[:, 1],
+                 1 / (1 + np.exp(-4 * (2.5 - np.linalg.norm(z, axis=1))))]
+
+
+@pytest.fixture(scope="module")
+def curved() -> Axes:
+    z = np.random.default_rng(0).standard_normal((3000, D)).astype(np.float32)
+    return load_finder("local", hidden="64,64", epochs=60, keep="face", shell=False).find(z, curved_labels(z), CURVED,
+                                                                            meta={"latent_space": "z"})
+
+
+def near_origin(n: int = 100, seed: int = 5) -> np.ndarray:
+    """Latents at radius 0.6-1.2 in the (e0, e1) plane, where the circles of s curve sharply."""
+    rng = np.random.default_rng(seed)
+    theta, r = rng.uniform(0, 2 * np.pi, n), rng.uniform(0.6, 1.2, n)
+    z = np.zeros((n, D), np.float32)
+    z[:, 0], z[:, 1], z[:, 2:] = r * np.cos(theta), r * np.sin(theta), 0.3 * rng.standard_normal((n, 2))
+    return z
+
+
+def test_the_corrector_keeps_a_curved_locked_feature_on_its_level_set(curved):
+    from tlgan.local import local_move
+
+    z = near_origin()
+    drift = {}
+    for correct in (False, True):
+        out = local_move(z, curved, {"a": 3.0}, ["s"], correct=correct, keep="")
+        model = np.abs(curved.local.predict(out)[:, 0] - curved.local.predict(z)[:, 0])
+        true = np.abs(curved_labels(out)[:, 0] - curved_labels(z)[:, 0])
+        drift[correct] = (model.max(), true.mean())
+        assert (curved_labels(out)[:, 1] - curved_labels(z)[:, 1]).mean() > 1.0  # a still moves
+    assert drift[True][0] < 0.02 and drift[True][1] < 0.05   # the model's s stays put over 15 steps ...
+    assert drift[False][1] > 4 * drift[True][1]              # ... and projection alone drifts off the circle
+
+
+def test_a_corrected_step_is_still_one_unit_long(curved):
+    from tlgan.local import local_move
+
+    z = near_origin(20)
+    one = local_move(z, curved, {"a": 0.2}, ["s"], correct=True, keep="")  # one step: its length is the move
+    assert np.allclose(np.linalg.norm(one - z, axis=1), 0.2, atol=1e-4)
+
+
+def test_keeping_the_face_stops_a_move_leaving_the_ball(curved):
+    from tlgan.local import local_move
+
+    z = 0.5 * np.random.default_rng(6).standard_normal((100, D)).astype(np.float32)
+    free = local_move(z, curved, {"a": 4.0}, keep="")
+    kept = move(z, curved, {"a": 4.0})  # the axes file asks for it: face is kept by default
+    assert np.median(curved_labels(free)[:, 2]) < 0.05           # 4 units along a leave the ball ...
+    assert curved_labels(kept)[:, 2].min() > 0.8                  # ... keeping the face stays in it
+    assert (curved_labels(kept)[:, 1] - curved_labels(z)[:, 1]).mean() > 1.5  # and still moves a a long way
+    assert np.allclose(move(z, curved, {"face": -1.0}), local_move(z, curved, {"face": -1.0}, keep=""))
+
+
+def test_the_axes_file_records_how_local_moves_go(curved, tmp_path):
+    from tlgan.local import local_move
+
+    assert curved.meta["local_keep"] == "face" and curved.meta["local_correct"] is True
+    back = Axes.load(curved.save(tmp_path / "curved.safetensors"))
+    assert back.meta["local_keep"] == "face" and back.meta["local_keep_level"] == pytest.approx(0.99)
+    z = near_origin(10)
+    assert np.allclose(move(z, back, {"a": 2.0}, ["s"]), move(z, curved, {"a": 2.0}, ["s"]), atol=1e-5)
+    old = Axes(curved.names, curved.kinds, curved.vectors, curved.slopes, curved.metrics, {},
+               {k: v for k, v in curved.meta.items() if k not in ("local_keep", "local_correct")}, curved.local)
+    assert np.allclose(move(z, old, {"a": 2.0}, ["s"]), local_move(z, curved, {"a": 2.0}, ["s"], correct=False, keep=""))
+    with pytest.raises(AxesError, match="binary"):
+        local_move(z, curved, {"a": 1.0}, keep="s")
+    z = np.random.default_rng(0).standard_normal((200, D))
+    plain = load_finder("local", hidden="8", epochs=1).find(z, curved_labels(z), CURVED, meta={"latent_space": "z"})
+    assert plain.meta["local_keep"] is None  # no face_found output: nothing kept
+    assert plain.meta["local_shell"] is True   # z latents keep their norm by default

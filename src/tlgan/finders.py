@@ -162,17 +162,24 @@ class LocalFinder(DirectionFinder):
     ``axes.local`` holds the model (edits integrate its field, ``tlgan.local``);
     ``vectors`` hold each feature's mean gradient direction over the run's
     latents and ``slopes`` the mean gradient norm, so cosine tables, compare
-    and anything that needs one vector still work. ``shell`` (z only) makes
-    edits keep the latent's norm by default.
+    and anything that needs one vector still work. ``shell`` makes edits keep
+    the latent's norm by default (default: on for z latents, the only space it
+    applies to; on the demo it keeps more faces found at ±3). ``correct`` (on by default) ends
+    every step with the corrector that keeps locked features on their level
+    set, and ``keep`` (default ``face_found``, used when the model has that
+    binary output; ``""`` for none) holds its predicted probability at or above
+    ``keep_level``; both are recorded in the axes file, so every edit of it
+    moves the same way.
     """
 
     name = "local"
-    options = ("hidden", "epochs", "seed", "shell", "weight_decay")
+    options = ("hidden", "epochs", "seed", "shell", "weight_decay", "correct", "keep", "keep_level")
     slope_unit = ("mean norm of the gradient of the feature's model (logit units for binary features, "
                   "standard deviations of the label for continuous ones) per unit move")
 
     def __init__(self, hidden: Sequence[int] | str = (256, 256), epochs: int = 80, seed: int = 0,
-                 shell: bool = False, weight_decay: float = 1e-3) -> None:
+                 shell: bool | None = None, weight_decay: float = 1e-3, correct: bool = True, keep: str | None = None,
+                 keep_level: float | None = None) -> None:
         if isinstance(hidden, str):
             try:
                 hidden = [int(h) for h in hidden.split(",") if h.strip()]
@@ -181,10 +188,13 @@ class LocalFinder(DirectionFinder):
         if not hidden or any(int(h) < 1 for h in hidden):
             raise FinderError(f"local hidden sizes must be positive, got {hidden!r}")
         self.hidden, self.epochs, self.seed = [int(h) for h in hidden], int(epochs), int(seed)
-        self.shell, self.weight_decay = bool(shell), float(weight_decay)
+        self.shell, self.weight_decay = shell, float(weight_decay)
+        if keep_level is not None and not 0 < float(keep_level) < 1:
+            raise FinderError(f"local keep_level is a probability between 0 and 1, got {keep_level!r}")
+        self.correct, self.keep, self.keep_level = bool(correct), keep, keep_level
 
     def find(self, z, labels, features, generator=None, meta=None) -> Axes:
-        from .local import LocalModelError, fit_local_model
+        from .local import KEEP_FEATURE, KEEP_LEVEL, LocalModelError, fit_local_model
 
         z, labels = _check(z, labels, features)
         if labels is None:
@@ -214,8 +224,14 @@ class LocalFinder(DirectionFinder):
             metrics[name] = {**fit.metrics[name], "slope": slopes[-1],
                              "mean_cos_to_mean_direction": float(cos.mean()),
                              "min_cos_to_mean_direction": float(cos.min())}
+        keep: str | None = KEEP_FEATURE if self.keep is None else self.keep
+        if keep not in model.outputs or model.kinds[model.outputs.index(keep)] != "binary":
+            keep = None  # nothing to keep (an explicit name the model lacks is as good as none)
         axes = make_axes(self, names, kinds, vectors, slopes, metrics, skipped, z.shape[1], len(z), meta,
-                         local_shell=self.shell, local_epochs=fit.epochs)
+                         local_shell=(meta or {}).get("latent_space", "z") == "z" if self.shell is None else bool(self.shell),
+                         local_epochs=fit.epochs, local_correct=self.correct,
+                         local_keep=keep,
+                         local_keep_level=KEEP_LEVEL if self.keep_level is None else self.keep_level)
         axes.local = model
         return axes
 
@@ -403,7 +419,7 @@ FINDERS.register("interfacegan", "InterFaceGAN: linear SVM on the top/bottom 2% 
     InterFaceGANFinder)
 FINDERS.register("ganspace", "GANSpace: PCA of the sampled latents (unsupervised); option: n_components")(GANSpaceFinder)
 FINDERS.register("local", "latent-dependent axes: an MLP per run, edits follow its gradient field with locks at "
-                 "every step; options: hidden, epochs, seed, shell")(LocalFinder)
+                 "every step; options: hidden, epochs, seed, shell, correct, keep, keep_level")(LocalFinder)
 FINDERS.register("sefa", "SeFa: eigenvectors of the first layer's weight (unsupervised); option: n_components")(SeFaFinder)
 
 

@@ -10,6 +10,17 @@ step is projected onto the orthogonal complement of the locked features'
 along the path. With ``shell`` the radial direction is locked too and the
 latent keeps its norm (the typical shell of N(0, I) noise).
 
+Projection holds a locked feature only to first order; where its level set
+curves the path drifts off it. The **corrector** (``correct``) ends every step
+with a Gauss–Newton step along the locked gradients that brings their
+predicted values back to where the move started (predictor–corrector), and
+the step is then rescaled to its planned length, so ``+1`` is still one unit.
+A **kept** binary feature (``keep``, by default the run's ``face_found``) is
+a one-sided constraint in the same correction: whenever its predicted
+probability falls below ``min(its start, keep_level)`` the step is pulled back
+to that level, so a long move does not walk out of the region where the
+extractor still finds a face.
+
 Pure torch/numpy, no I/O: :class:`LocalModel` holds the network as named
 arrays (saved in the axes file's safetensors, never pickled) and
 :func:`local_move` is what :func:`tlgan.explore.move` calls for axes that
@@ -35,6 +46,10 @@ if TYPE_CHECKING:
 STEP = 0.2
 #: a projected gradient shorter than this fraction of the gradient counts as "nothing left to move along"
 RANK_TOL = 1e-6
+#: the binary feature a local move keeps from falling (when the model has it): the extractor's detection
+KEEP_FEATURE = "face_found"
+#: a kept feature's predicted probability is held at or above min(its value at the start, KEEP_LEVEL)
+KEEP_LEVEL = 0.99
 MODEL_FORMAT = 1
 VAL_FRACTION = 0.1  # of the samples: the early-stopping split (the test split is separate)
 
@@ -135,15 +150,21 @@ class LocalModel:
 
     def gradients(self, x: np.ndarray | torch.Tensor, names: Sequence[str]) -> torch.Tensor:
         """Gradients (N, k, D) of the heads of ``names`` at latents ``x`` (N, D), float64."""
+        return self.heads_and_gradients(x, names)[1]
+
+    def heads_and_gradients(self, x: np.ndarray | torch.Tensor,
+                            names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head values (N, k) and their gradients (N, k, D) for ``names`` at latents ``x`` (N, D), float64."""
         idx = self.output_index(names)
         xt = torch.as_tensor(np.asarray(x, np.float32) if isinstance(x, np.ndarray) else x, dtype=torch.float32)
         if not idx:
-            return torch.zeros((len(xt), 0, xt.shape[-1]), dtype=torch.float64)
+            return (torch.zeros((len(xt), 0), dtype=torch.float64),
+                    torch.zeros((len(xt), 0, xt.shape[-1]), dtype=torch.float64))
         xt = xt.detach().clone().requires_grad_(True)
         with torch.enable_grad(), one_thread():
             h = self.heads(xt)[:, idx]
             rows = [torch.autograd.grad(h[:, k].sum(), xt, retain_graph=k + 1 < len(idx))[0] for k in range(len(idx))]
-        return torch.stack(rows, 1).double()
+        return h.detach().double(), torch.stack(rows, 1).double()
 
     def mean_gradients(self, x: np.ndarray, names: Sequence[str]) -> np.ndarray:
         """Mean gradient (k, D) of each head over latents ``x``: the model's best single (linear) direction."""
@@ -352,7 +373,8 @@ def directions(model: LocalModel, x: torch.Tensor, moved: Sequence[str], locks: 
 
 def local_move(z: np.ndarray, axes: "Axes", moves: Mapping[str, float | np.ndarray], locks: Iterable[str] = (),
                layers: Sequence[int] | Mapping[str, Sequence[int]] | None = None, step: float = STEP,
-               shell: bool | None = None) -> np.ndarray:
+               shell: bool | None = None, correct: bool | None = None, keep: str | None = None,
+               keep_level: float | None = None) -> np.ndarray:
     """``z`` moved by integrating the local gradient field of ``axes.local`` (see the module docstring).
 
     ``z`` is (D,) or (N, D); in w+ (num_ws, D) or (N, num_ws, D), where the
@@ -362,8 +384,14 @@ def local_move(z: np.ndarray, axes: "Axes", moves: Mapping[str, float | np.ndarr
     into ``ceil(max |amount| / step)`` midpoint steps; per latent the moves are
     summed as the linear edit sums them (amount_i * unit direction_i).
     ``shell`` (default: the axes' ``local_shell`` setting, z only) keeps every
-    latent's norm. The checks (a locked feature moved, non-finite amounts) are
-    those of the linear edit.
+    latent's norm. ``correct`` (default: ``local_correct``) ends each step with
+    the corrector that puts the locked features' predicted values back to their
+    start; ``keep`` (default: ``local_keep``; ``""`` for none) names a binary
+    output whose predicted probability is held at or above ``min(start,
+    keep_level)`` (default ``local_keep_level``, else ``KEEP_LEVEL``) unless it
+    is moved or locked itself. Axes files without these settings move as before
+    (no corrector, nothing kept). The checks (a locked feature moved,
+    non-finite amounts) are those of the linear edit.
     """
     from .axes import AxesError
     from .explore import layer_mask
@@ -413,6 +441,27 @@ def local_move(z: np.ndarray, axes: "Axes", moves: Mapping[str, float | np.ndarr
     rate = amount / n_steps  # (N, m): latent distance per step, signed
     radius = x.norm(dim=-1, keepdim=True) if shell else None
 
+    if correct is None:
+        correct = bool(axes.meta.get("local_correct", False))
+    if keep is None:
+        keep = axes.meta.get("local_keep") or ""
+    if keep and (keep in names or keep in locks):
+        keep = ""  # moving or locking the kept feature says what to do with it
+    level = float(axes.meta.get("local_keep_level", KEEP_LEVEL) if keep_level is None else keep_level)
+    if keep:
+        if model.kinds[model.output_index([keep])[0]] != "binary":
+            raise AxesError(f"only a binary feature can be kept (a probability held up), not {keep!r}")
+        if not 0 < level < 1:
+            raise AxesError(f"keep_level is a probability between 0 and 1, got {level}")
+    held = (list(locks) if correct else []) + ([keep] if keep else [])
+    at0 = x.mean(1) if wplus else x
+    target = model.heads_and_gradients(at0.float(), held)[0] if held else None
+    lower = torch.as_tensor([False] * (len(held) - bool(keep)) + [True] * bool(keep))
+    if keep and target is not None:
+        target[:, -1] = target[:, -1].clamp(max=math.log(level / (1 - level)))
+    # a correction reaches the moved layers only, scaled so that their mean over all layers moves by it
+    reach = None if masks is None else (masks.amax(0) * masks.shape[1] / masks.amax(0).sum().clamp_min(1))[:, None]
+
     def velocity(xc: torch.Tensor) -> torch.Tensor:
         at = xc.mean(1) if wplus else xc
         unit, _ = directions(model, at.float(), names, locks, shell)
@@ -424,11 +473,40 @@ def local_move(z: np.ndarray, axes: "Axes", moves: Mapping[str, float | np.ndarr
         mid = x + 0.5 * velocity(x)
         if radius is not None:
             mid = mid * (radius / mid.norm(dim=-1, keepdim=True))
-        x = x + velocity(mid)
+        v = velocity(mid)
+        new = x + v
+        if target is not None:
+            fix = correction(model, (new.mean(1) if wplus else new), held, target, lower, step)
+            new = new + (fix if reach is None else reach * fix[:, None])
+            dims = tuple(range(1, x.ndim))
+            planned = v.norm(dim=dims, keepdim=True)
+            taken = (new - x).norm(dim=dims, keepdim=True)
+            new = x + (new - x) * (planned / taken.clamp_min(1e-12))  # +1 is still one unit of movement
+        x = new
         if radius is not None:
             x = x * (radius / x.norm(dim=-1, keepdim=True))
     out = x.float().numpy()
     return out[0] if single else out
+
+
+def correction(model: LocalModel, x: torch.Tensor, names: Sequence[str], target: torch.Tensor,
+               lower: torch.Tensor, limit: float) -> torch.Tensor:
+    """The Gauss–Newton step (N, D) that brings the heads ``names`` at latents ``x`` (N, D) to ``target`` (N, k).
+
+    Solves G Gᵀ c = target − h for the heads' gradients G and returns Gᵀ c, the
+    shortest step that does so to first order. A row with ``lower`` set is a
+    one-sided constraint (head ≥ target) and takes part only where it is
+    violated. Steps longer than ``limit`` are shortened to it, so a flat or
+    badly fitted head cannot throw the latent far.
+    """
+    h, g = model.heads_and_gradients(x.float(), names)
+    r = target - h
+    r = torch.where(lower, r.clamp_min(0), r)
+    g = g * (r != 0)[..., None]
+    a = g @ g.transpose(1, 2)
+    c = (torch.linalg.pinv(a, hermitian=True, rtol=RANK_TOL) @ r[..., None])[..., 0]
+    step = torch.einsum("nk,nkd->nd", c, g)
+    return step * (limit / step.norm(dim=-1, keepdim=True).clamp_min(limit))
 
 
 def local_retained(axes: "Axes", name: str, locks: Sequence[str], z: np.ndarray) -> np.ndarray:
