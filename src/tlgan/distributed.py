@@ -344,17 +344,14 @@ def sample(path: str | Path, spec: ModelSpec, n: int, seed: int = 0, chunk: int 
             if not tasks:
                 return run, report
             pool = pool or Pool.start(spec, workers, device, cpus_per_worker, restarts)
-            initial = writer.done
-            bar = _bar(n, initial, f"sample {gen.name} + {ext.name} on Ray", progress)
+            bar = _bar(n, writer.start, f"sample {gen.name} + {ext.name} on Ray", progress)
 
             def submit(actor: Any, lo: int, hi: int) -> Any:
                 return actor.sample.remote(run.noise_rows(lo, hi), save_images)
 
             def store(lo: int, hi: int, result: tuple) -> None:
                 codes, images, labels = result
-                writer.write(lo, hi, labels, images, codes)
-                if lo >= initial:  # lost chunks put back below the count are not new samples
-                    bar.update(hi - lo)
+                bar.update(writer.write(lo, hi, labels, images, codes))
 
             try:
                 _drive(pool, tasks, submit, store, report, lambda _: bar.set_postfix(workers=len(report.workers)))
@@ -386,13 +383,10 @@ def relabel(path: str | Path, extractor: str, make_default: bool = False, progre
         if not tasks:
             return run, report
         pool = Pool.start(spec, workers, device, cpus_per_worker, restarts)
-        initial = writer.done
-        bar = _bar(writer.stop, initial, f"relabel with {ext.name} on Ray", progress)
+        bar = _bar(writer.stop, writer.start, f"relabel with {ext.name} on Ray", progress)
 
         def store(lo: int, hi: int, labels: np.ndarray) -> None:
-            writer.write(lo, hi, labels)
-            if lo >= initial:
-                bar.update(hi - lo)
+            bar.update(writer.write(lo, hi, labels))
 
         try:
             _drive(pool, tasks, lambda actor, lo, hi: actor.label.remote(run._read("images", lo, hi)),

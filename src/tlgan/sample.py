@@ -507,7 +507,7 @@ class ChunkWriter:
         self.run, self.key, self.images, self.codes = run, key, images, codes
         self.group = run._group("r+")
         self.arrays = [key, *(["images"] if images else []), *(["codes"] if codes else [])]
-        self.done = run.done(key)
+        self.done = self.start = run.done(key)
         self.stop = run.n if stop is None else int(stop)
         self._beyond: dict[int, int] = {}  # lo -> hi of chunks stored past the complete prefix
 
@@ -517,8 +517,9 @@ class ChunkWriter:
         return lost + [(lo, min(lo + self.run.chunk, self.stop)) for lo in range(self.done, self.stop, self.run.chunk)]
 
     def write(self, lo: int, hi: int, labels: np.ndarray, images: np.ndarray | None = None,
-              codes: np.ndarray | None = None) -> None:
-        """Store samples ``lo..hi``; a full disk is a ``RunError`` that keeps what was written before."""
+              codes: np.ndarray | None = None) -> int:
+        """Store samples ``lo..hi``; a full disk is a ``RunError`` that keeps what was written before.
+        Returns how many of them are new for a progress bar (0 for a lost chunk put back below the start)."""
         def store() -> None:
             if self.images:
                 assert images is not None, "this run stores images"
@@ -538,6 +539,7 @@ class ChunkWriter:
                 self.done = done
 
         _guard_disk(store, self.run, lo, hi, self.done)
+        return hi - lo if lo >= self.start else 0
 
 
 def default_chunk(path: str | Path, generator: Generator) -> int:
@@ -617,12 +619,9 @@ def prepare_relabel(run: Run, extractor: Extractor, make_default: bool = False) 
 def _relabel(run: Run, extractor: Extractor, progress: bool, make_default: bool) -> Run:
     prepare_relabel(run, extractor, make_default)
     writer = ChunkWriter(run, f"labels/{extractor.name}", stop=run.done("images"))
-    start = writer.done
-    bar = tqdm(total=writer.stop, initial=start, unit="img", desc=f"relabel with {extractor.name}",
+    bar = tqdm(total=writer.stop, initial=writer.start, unit="img", desc=f"relabel with {extractor.name}",
                disable=not progress)
     for lo, hi in writer.pending():
-        writer.write(lo, hi, extractor(torch.from_numpy(run._read("images", lo, hi))))
-        if lo >= start:  # lost chunks put back below the count are not new samples
-            bar.update(hi - lo)
+        bar.update(writer.write(lo, hi, extractor(torch.from_numpy(run._read("images", lo, hi)))))
     bar.close()
     return run
