@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import logistic
 from .errors import InputError
 
 #: default bin width of the attribute-dependency curve, in standard deviations of target change
@@ -258,16 +259,12 @@ def dci(codes: np.ndarray, labels: np.ndarray, max_samples: int | None = 5000, t
         x_tr, y_tr = (codes[tr] - mu) / sd, (labels[tr, k] - y_mu) / y_sd
         x_te, y_te = (codes[te] - mu) / sd, (labels[te, k] - y_mu) / y_sd
         cut = (3 * len(tr)) // 4
-        best = max(alphas, key=lambda a: _r2(Lasso(alpha=a).fit(x_tr[:cut], y_tr[:cut]).predict(x_tr[cut:]),
-                                             y_tr[cut:]))
+        best = max(alphas, key=lambda a: logistic.r2(y_tr[cut:], Lasso(alpha=a).fit(x_tr[:cut], y_tr[:cut])
+                                                      .predict(x_tr[cut:])))
         model = Lasso(alpha=best).fit(x_tr, y_tr)
         importance[:, k] = np.abs(model.coef_)
-        r2[k], chosen[k] = _r2(model.predict(x_te), y_te), best
+        r2[k], chosen[k] = logistic.r2(y_te, model.predict(x_te)), best
     d, c, per_code, code_w, per_factor = dci_scores(importance)
     return DCI(importance, d, c, float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan"),
                per_code, code_w, per_factor, r2, chosen, len(train), n_test)
 
-
-def _r2(pred: np.ndarray, y: np.ndarray) -> float:
-    ss = float(((y - y.mean()) ** 2).sum())
-    return 1 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else float("nan")

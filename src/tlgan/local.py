@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .errors import TLGANError
+from .logistic import auc, r2
 
 if TYPE_CHECKING:
     from .axes import Axes
@@ -211,17 +212,6 @@ class LocalFit:
     skipped: dict[str, str]
 
 
-def _auc(truth: np.ndarray, score: np.ndarray) -> float:
-    from .logistic import auc
-
-    return float(auc(truth, score))
-
-
-def _r2(y: np.ndarray, pred: np.ndarray) -> float:
-    ss = float(((y - y.mean()) ** 2).sum())
-    return 1 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else float("nan")
-
-
 def fit_local_model(z: np.ndarray, labels: np.ndarray, names: Sequence[str], kinds: Sequence[str],
                     hidden: Sequence[int] = (256, 256), epochs: int = 80, patience: int = 8, batch: int = 128,
                     lr: float = 2e-3, weight_decay: float = 1e-3, test_fraction: float = 0.2, seed: int = 0,
@@ -300,9 +290,9 @@ def fit_local_model(z: np.ndarray, labels: np.ndarray, names: Sequence[str], kin
         y, lin = labels[te][vv, j], xt[vv] @ coef
         m: dict[str, Any] = {"method": "mlp", "n_used": int(valid[:, j].sum()), "hidden": list(hidden)}
         if binary[j]:
-            m["auc"], m["linear_auc"] = _auc(y > 0.5, heads[vv, j]), _auc(y > 0.5, lin)
+            m["auc"], m["linear_auc"] = auc(y > 0.5, heads[vv, j]), auc(y > 0.5, lin)
         else:
-            m["r2"], m["linear_r2"] = _r2(y, heads[vv, j] * out_scale[j] + out_mean[j]), _r2(y, lin)
+            m["r2"], m["linear_r2"] = r2(y, heads[vv, j] * out_scale[j] + out_mean[j]), r2(y, lin)
         metrics[name] = m
     return LocalFit(model, metrics, done, skipped)
 

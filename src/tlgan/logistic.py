@@ -1,4 +1,4 @@
-"""L2-regularised logistic regression on standardised inputs, and ROC AUC: the pieces the probe trainer
+"""L2-regularised logistic regression on standardised inputs, ROC AUC and R²: the pieces the probe trainer
 (:mod:`tlgan.train.probe`), the labelling page's suggestions (:mod:`tlgan.labels.suggest`) and the
 axis fitter (:mod:`tlgan.fit`) share. No tlgan imports, so anything can use it.
 """
@@ -21,6 +21,13 @@ def auc(truth: np.ndarray, score: np.ndarray) -> float:
     if truth.all() or not truth.any():
         return float("nan")
     return float(roc_auc_score(truth, score))
+
+
+def r2(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Coefficient of determination of ``pred`` for ``truth``; NaN when ``truth`` is constant (as ``auc`` is
+    for one class)."""
+    ss = float(((truth - truth.mean()) ** 2).sum())
+    return 1 - float(((truth - pred) ** 2).sum()) / ss if ss > 0 else float("nan")
 
 
 def scaled_logistic(C: float):
