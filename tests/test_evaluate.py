@@ -296,7 +296,7 @@ def test_attribute_dependency_of_the_exact_toy_axes(held):
     table = {(r["axis"], r["distance"]): r for r in ev.dependency_table()}
     assert table[("a", 1.0)]["target_change"] == pytest.approx(1.0 / std[0], rel=0.02)
     assert table[("a", 1.0)]["n"] == 2 * 300  # +d and -d of every held-out latent
-    curve = ev.dependency(0).curve()
+    curve = ev.dependencies["a"].curve()
     assert curve["count"].sum() == 4 * 300 and curve["wrong_way"] == 0
 
 
@@ -311,6 +311,23 @@ def test_evaluation_report_files(held, tmp_path):
     assert "1,000,003" in md and "identity not measured" in md and "Locking" in md
     assert "Attribute dependency" in md and (tmp_path / "dependency.png").exists()
     assert doc["attribute_dependency"]["a"]["by_distance"]["2"]["mean_ad"] > 0
+
+
+def test_report_shows_feature_names_as_text_escaped_once(toy, tmp_path):
+    """A name with HTML and Markdown characters is shown as written: escaped once for HTML, one table cell."""
+    gen, ext = toy
+    scorer = Scorer(gen, ext)
+    names = ["<b>&", "x|y", "p", "c"]
+    scorer.features = names
+    h = make_heldout(gen, scorer, 60, heldout_seed(0))
+    axes = Axes(names, ["continuous", "continuous", "binary", "continuous"], B, np.ones(4),
+                meta={"generator": "toy-linear"})
+    ev = evaluate_axes(axes, scorer, h, distances=(1.0, 2.0), locks=None, progress=False)
+    page = write_evaluation(ev, tmp_path, "axes of <b>&").read_text()
+    assert "&lt;b&gt;&amp;" in page and "<b>&" not in page
+    assert "&amp;lt;" not in page and "&amp;amp;" not in page  # not escaped twice
+    assert "<td>&lt;b&gt;&amp;</td>" in page and "<td>x|y</td>" in page  # one cell each, not split at |
+    assert "<h1>axes of &lt;b&gt;&amp;</h1>" in page and "<title>axes of &lt;b&gt;&amp;</title>" in page
 
 
 def run_cli(*args):

@@ -27,6 +27,8 @@
 
 The functions take arrays only (labels before and after an edit, codes and
 labels), so they measure linear and local (non-linear) axes alike.
+``label_std`` (each label's spread over unedited samples) is the unit of
+every change here and in ``tlgan.evaluate``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ DCI_ALPHAS = tuple(float(a) for a in np.logspace(-4, -0.5, 8))
 
 
 # ---------------------------------------------------------------- attribute dependency
+
+
+def label_std(labels: np.ndarray) -> np.ndarray:
+    """Per-feature standard deviation over the finite values (N, F) -> (F,); NaN where it is 0 or unknown."""
+    labels = np.asarray(labels, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(labels)
+        n = finite.sum(0)
+        mean = np.where(finite, labels, 0).sum(0) / np.maximum(n, 1)
+        var = np.where(finite, (labels - mean) ** 2, 0).sum(0) / np.maximum(n, 1)
+    std = np.sqrt(var)
+    return np.where((n > 1) & (std > 1e-12), std, np.nan)
 
 
 def logits(p: np.ndarray, eps: float = 1e-3) -> np.ndarray:
@@ -151,8 +165,6 @@ def attribute_dependency(before: np.ndarray, after: np.ndarray, target: int, std
     n, f = before.shape
     if not 0 <= target < f:
         raise InputError(f"target column {target} is not one of the {f} label columns")
-    from .evaluate import label_std
-
     std = label_std(before) if std is None else np.asarray(std, np.float64)
     delta = (after - before) / std
     sign = np.broadcast_to(np.asarray(direction, np.float64), (n,))
@@ -160,6 +172,34 @@ def attribute_dependency(before: np.ndarray, after: np.ndarray, target: int, std
     dep[:, [target, *exclude]] = np.nan
     return Dependency(int(target), sign * delta[:, target], dep,
                       np.zeros(n) if group is None else np.asarray(group))
+
+
+def symmetric_edit_dependency(before: np.ndarray, edited: np.ndarray, kinds: Sequence[str], distances: Sequence[float],
+                              target: int, sign: float = 1.0, exclude: Sequence[int] = ()) -> Dependency:
+    """Attribute dependency of the same samples moved +d and −d at each of several distances.
+
+    ``before`` (n, F): labels of the unedited samples; ``edited`` (n_d, 2, n, F):
+    their labels after moving +d (index 0) and −d (index 1) for each of
+    ``distances``; ``sign``: +1 where moving +d should raise the ``target``
+    column. Features whose kind is ``binary`` are compared as logits (as in
+    the paper), every feature in its std over ``before``; ``group`` of each
+    edit is its distance.
+    """
+    edited = np.asarray(edited, np.float64)
+    n_d, _, n, n_f = edited.shape
+    binary = [j for j, k in enumerate(kinds) if k == "binary"]
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        x = np.array(x, np.float64)
+        x[..., binary] = logits(x[..., binary])
+        return x
+
+    base = scale(before)
+    repeated = np.broadcast_to(base, (n_d, 2, n, n_f)).reshape(-1, n_f)
+    direction = np.broadcast_to(np.array([sign, -sign])[None, :, None], (n_d, 2, n)).ravel()
+    group = np.broadcast_to(np.asarray(distances, np.float64)[:, None, None], (n_d, 2, n)).ravel()
+    return attribute_dependency(repeated, scale(edited).reshape(-1, n_f), target, label_std(base), direction,
+                                exclude, group)
 
 
 # ---------------------------------------------------------------- DCI
@@ -268,3 +308,17 @@ def dci(codes: np.ndarray, labels: np.ndarray, max_samples: int | None = 5000, t
     return DCI(importance, d, c, float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan"),
                per_code, code_w, per_factor, r2, chosen, len(train), n_test)
 
+
+@dataclass
+class SpaceDCI:
+    """DCI of each latent space a run stores (z; w or w+ codes), against the same labels (factors)."""
+
+    run: str
+    features: list[str]
+    n_samples: int
+    spaces: dict[str, DCI]
+    settings: dict
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": self.run, "n_samples": self.n_samples, "features": self.features, "settings": self.settings,
+                "spaces": {s: d.to_json(self.features) for s, d in self.spaces.items()}}

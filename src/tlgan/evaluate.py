@@ -29,6 +29,9 @@ How an axis set is measured (the literature's re-scoring protocol):
   unlike leakage it does not let changes of opposite sign on different faces cancel.
 
 Everything but :class:`Scorer` (which renders and labels) is a pure function over arrays.
+``evaluate_axes`` and ``compare_finders`` measure everything up front; their
+results (:class:`Evaluation`, :class:`Comparison`) only hold and read the
+numbers, and ``tlgan.report`` writes them without measuring anything.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import numpy as np
 import torch
 
 from .axes import Axes
-from .disentangle import AD_BIN_WIDTH, Dependency, attribute_dependency, logits
+from .disentangle import AD_BIN_WIDTH, Dependency, label_std, symmetric_edit_dependency
 from .errors import InputError
 from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, move, retained
 
@@ -59,18 +62,6 @@ def heldout_seed(run_seed: int) -> int:
 
 
 # ---------------------------------------------------------------- pure functions
-
-
-def label_std(labels: np.ndarray) -> np.ndarray:
-    """Per-feature standard deviation over the finite values (N, F) -> (F,); NaN where it is 0 or unknown."""
-    labels = np.asarray(labels, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        finite = np.isfinite(labels)
-        n = finite.sum(0)
-        mean = np.where(finite, labels, 0).sum(0) / np.maximum(n, 1)
-        var = np.where(finite, (labels - mean) ** 2, 0).sum(0) / np.maximum(n, 1)
-    std = np.sqrt(var)
-    return np.where((n > 1) & (std > 1e-12), std, np.nan)
 
 
 def half_difference(plus: np.ndarray, minus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +272,7 @@ class Evaluation:
     kinds: list[str] = field(default_factory=list)  # the features' kinds (binary / continuous)
     base_labels: np.ndarray | None = None  # (n, F) labels of the unedited held-out latents
     edited: np.ndarray | None = None    # (R, n_d, 2, n, F) labels after moving +d and -d along each row
-    _dependency: dict = field(default_factory=dict, repr=False)
+    dependencies: dict[str, Dependency] = field(default_factory=dict)  # row -> attribute dependency of its edits
 
     def target(self, i: int) -> int | None:
         name = self.rows[i]
@@ -297,51 +288,11 @@ class Evaluation:
             return float("nan")
         return float(np.nanmedian(self.se[d_index]))
 
-    def dependency(self, i: int, target: int | None = None, sign: float | None = None) -> Dependency | None:
-        """Attribute dependency of row ``i``'s edits, at every distance (``group`` = the distance).
-
-        ``target``: the feature column the edits should move (default: the
-        axis's own feature, or for an unsupervised component the one its
-        saturation curve follows); ``sign``: +1 if moving +d should raise it
-        (default: +1 for an axis of that feature, else the sign of its change).
-        Binary features are compared as logits. None where nothing was kept.
-        """
-        if self.edited is None or self.base_labels is None:
-            return None
-        if target is None:
-            target = self.target(i)
-            if target is None and self.rows[i] in self.ranges:
-                target = self.features.index(self.ranges[self.rows[i]]["feature"])
-        if target is None:
-            return None
-        if sign is None:
-            kmax = self.distances.index(max(self.distances))
-            sign = 1.0 if self.target(i) == target or not self.change[kmax, i, target] < 0 else -1.0
-        key = (i, target, sign)
-        if key not in self._dependency:
-            binary = [j for j, k in enumerate(self.kinds) if k == "binary"]
-
-            def scale(x: np.ndarray) -> np.ndarray:
-                x = np.array(x, np.float64)
-                x[..., binary] = logits(x[..., binary])
-                return x
-
-            per = scale(self.edited[i])                         # (n_d, 2, n, F)
-            n_d, _, n, n_f = per.shape
-            before = np.broadcast_to(scale(self.base_labels), (n_d, 2, n, n_f)).reshape(-1, n_f)
-            direction = np.broadcast_to(np.array([sign, -sign])[None, :, None], (n_d, 2, n)).ravel()
-            group = np.broadcast_to(np.asarray(self.distances)[:, None, None], (n_d, 2, n)).ravel()
-            exclude = [self.features.index(f) for f in self.excluded()]
-            std = label_std(scale(self.base_labels))
-            self._dependency[key] = attribute_dependency(before, per.reshape(-1, n_f), target, std, direction,
-                                                         exclude, group)
-        return self._dependency[key]
-
     def dependency_table(self) -> list[dict[str, Any]]:
         """Per axis and distance: target change, mean-AD, max-AD and mean-AD per std of target change."""
         out = []
-        for i, name in enumerate(self.rows):
-            dep = self.dependency(i)
+        for name in self.rows:
+            dep = self.dependencies.get(name)
             if dep is None:
                 continue
             for d in self.distances:
@@ -354,7 +305,7 @@ class Evaluation:
         for i, name in enumerate(self.rows):
             s = row_summary(self.change[d_index, i], self.target(i), self.features, self.excluded())
             s["axis"] = name
-            dep = self.dependency(i)
+            dep = self.dependencies.get(name)
             if dep is not None:
                 a = dep.summary(self.distances[d_index])
                 s["mean_ad"], s["max_ad"], s["ad_per_target"] = a["mean_ad"], a["max_ad"], a["ad_per_target"]
@@ -401,8 +352,8 @@ class Evaluation:
     def dependency_json(self, bin_width: float = AD_BIN_WIDTH) -> dict[str, Any]:
         """Per axis: its target, the summary at each distance and the curve binned by target change."""
         out = {}
-        for i, name in enumerate(self.rows):
-            dep = self.dependency(i)
+        for name in self.rows:
+            dep = self.dependencies.get(name)
             if dep is None:
                 continue
             c = dep.curve(bin_width)
@@ -410,6 +361,30 @@ class Evaluation:
                          "by_distance": {f"{d:g}": dep.summary(d) for d in self.distances},
                          "curve": {**c, "per_feature": dict(zip(self.features, c["per_feature"].T))}}
         return out
+
+
+def edit_dependency(ev: Evaluation, i: int, target: int | None = None, sign: float | None = None) -> Dependency | None:
+    """Attribute dependency of row ``i``'s edits at every distance (``group`` = the distance).
+
+    ``target``: the feature column the edits should move (default: the axis's
+    own feature, or for an unsupervised component the one its saturation
+    curve follows); ``sign``: +1 if moving +d should raise it (default: +1
+    for an axis of that feature, else the sign of its change). Binary
+    features are compared as logits. None where no edited labels were kept.
+    """
+    if ev.edited is None or ev.base_labels is None:
+        return None
+    if target is None:
+        target = ev.target(i)
+        if target is None and ev.rows[i] in ev.ranges:
+            target = ev.features.index(ev.ranges[ev.rows[i]]["feature"])
+    if target is None:
+        return None
+    if sign is None:
+        kmax = ev.distances.index(max(ev.distances))
+        sign = 1.0 if ev.target(i) == target or not ev.change[kmax, i, target] < 0 else -1.0
+    return symmetric_edit_dependency(ev.base_labels, ev.edited[i], ev.kinds, ev.distances, target, sign,
+                                     [ev.features.index(f) for f in ev.excluded()])
 
 
 def clean(x: Any) -> Any:
@@ -443,6 +418,9 @@ def _lock_choice(locks: str | int | Sequence[str] | None, candidates: list[int],
     return sorted(candidates, key=lambda j: -abs(row_change[j]) if np.isfinite(row_change[j]) else 0)[:k]
 
 
+# ---------------------------------------------------------------- the two places that tell local from linear axes
+
+
 def _retained(axes: Axes, name: str, lock: str, z: np.ndarray) -> float:
     """How much of ``name``'s direction survives locking ``lock``: of the fixed axis, or for local axes
     the mean over the latents ``z`` of their local gradients'."""
@@ -451,6 +429,13 @@ def _retained(axes: Axes, name: str, lock: str, z: np.ndarray) -> float:
 
         return float(np.mean(local_retained(axes, name, [lock], z)))
     return retained(axes.vector(name), axes.vector(lock)[None, :])
+
+
+def _lock_changes_nothing(axes: Axes, name: str, lock: str) -> bool:
+    """True when locking ``lock`` leaves ``name``'s edit unchanged (a linear axis orthogonal to it), so the
+    unlocked edits can be reused; never assumed for local axes."""
+    return not axes.is_local and bool(np.allclose(edit_delta(axes, {name: 1.0}, [lock]),
+                                                  edit_delta(axes, {name: 1.0}), atol=1e-6))
 
 
 def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence[float] = (1.5, 3.0),
@@ -541,9 +526,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
         if t is not None and locks not in (None, 0, "none", ""):
             for j in _lock_choice(locks, [c for c in lockable if c != t], change[kmax, i], features):
                 lock = features[j]
-                # a linear lock that leaves the axis unchanged gives the same edits: reuse them
-                same = not axes.is_local and bool(np.allclose(edit_delta(axes, {name: 1.0}, [lock]),
-                                                              edit_delta(axes, {name: 1.0}), atol=1e-6))
+                same = _lock_changes_nothing(axes, name, lock)
                 if same:
                     lab_l = per[kmax, :, :lock_n]
                 else:
@@ -584,6 +567,10 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
         col = features.index(col) if isinstance(col, str) else col
         if col is not None:
             ev.ranges[name] = {"feature": features[col], **suggest_range(distances, change[:, i, col])}
+    for i, name in enumerate(rows):
+        dep = edit_dependency(ev, i)
+        if dep is not None:
+            ev.dependencies[name] = dep
     ev.seconds = time.perf_counter() - t0
     ev.images = scorer.images - images0
     return ev
@@ -599,6 +586,14 @@ class FinderResult:
     evaluation: Evaluation
     find_seconds: float
     matches: dict = field(default_factory=dict)  # unsupervised: feature -> matched component
+    #: unsupervised: feature -> attribute dependency of its matched component, sign-corrected
+    match_dependencies: dict[str, Dependency] = field(default_factory=dict)
+
+    def dependency(self, feature: str) -> Dependency | None:
+        """The attribute dependency of this finder's direction for ``feature`` (None where it has none)."""
+        if self.evaluation.supervised:
+            return self.evaluation.dependencies.get(feature)
+        return self.match_dependencies.get(feature)
 
     def per_feature(self, feature: str) -> dict[str, Any] | None:
         """Control, leakage, locking, identity and face found of this finder's direction for ``feature``."""
@@ -625,7 +620,7 @@ class FinderResult:
         for key in ("found_plus", "found_minus", "range"):
             if key in s:
                 out[key] = s[key]
-        dep = ev.dependency(i, ev.features.index(feature), float(m["sign"]))
+        dep = self.match_dependencies.get(feature)
         if dep is not None:
             a = dep.summary(ev.distances[-1])
             out["mean_ad"], out["max_ad"], out["ad_per_target"] = a["mean_ad"], a["max_ad"], a["ad_per_target"]
@@ -730,7 +725,12 @@ def compare_finders(run, finders: Sequence[str], generator, extractor, n: int = 
         ev.finder = name
         res = FinderResult(name, axes, ev, found_s)
         if not finder.supervised:
-            res.matches = {f: m for f, m in match_components(ev.change[-1], ev.rows, ev.features, ev.excluded()).items() if f in chosen}
+            res.matches = {f: m for f, m in match_components(ev.change[-1], ev.rows, ev.features, ev.excluded()).items()
+                           if f in chosen}
+            for f, m in res.matches.items():
+                dep = edit_dependency(ev, m["row"], ev.features.index(f), float(m["sign"]))
+                if dep is not None:
+                    res.match_dependencies[f] = dep
         results.append(res)
         log(f"{name}: evaluated in {ev.seconds:.0f} s ({ev.images} images)")
     return Comparison(str(meta["run"]), seed, n, [float(d) for d in distances], chosen, results,

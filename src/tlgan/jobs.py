@@ -21,7 +21,7 @@ from .safeio import save_image, save_npy
 
 if TYPE_CHECKING:
     from .axes import Axes
-    from .disentangle import DCI
+    from .disentangle import SpaceDCI
     from .evaluate import Comparison, Evaluation, Heldout, Scorer
     from .invert import Encoder, Inversion
     from .extractors import Extractor
@@ -260,7 +260,7 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
     """
     from .axes import Axes
     from .evaluate import evaluate_axes
-    from .report import write_evaluation
+    from .report.evaluation import write_evaluation
     from .sample import open_run
 
     check_heldout(n)
@@ -294,7 +294,7 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
     Returns the comparison and its report page (default folder: ``report/`` beside the run folder).
     """
     from .evaluate import compare_finders
-    from .report import write_comparison
+    from .report.comparison import write_comparison
     from .sample import open_run
 
     from .extractors import load_extractor
@@ -308,17 +308,6 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
     return cmp, write_comparison(cmp, out or Path(run).parent / "report")
 
 
-@dataclass
-class SpaceDCI:
-    """What ``dci_run`` measured: DCI of each latent space a run stores, against the same labels."""
-
-    run: str
-    features: list[str]
-    n_samples: int
-    spaces: dict[str, DCI]
-    settings: dict
-
-
 def dci_run(run: str | Path, label_set: str | None = None, features: Sequence[str] | None = None,
             max_samples: int = 5000, seed: int = 0, out: str | Path | None = None,
             log: Log = None) -> tuple[SpaceDCI, Path]:
@@ -330,8 +319,8 @@ def dci_run(run: str | Path, label_set: str | None = None, features: Sequence[st
     out for informativeness. Writes the report (default: ``report/dci`` beside
     the run folder); returns the result and its ``index.html``.
     """
-    from .disentangle import dci
-    from .report import write_dci
+    from .disentangle import SpaceDCI, dci
+    from .report.dci import write_dci
     from .sample import open_run
 
     r = open_run(run)

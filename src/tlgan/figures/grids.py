@@ -7,9 +7,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .axes import Axes
-from .explore import traversal
-from .generators import Generator
+from ..axes import Axes
+from ..explore import traversal
+from ..generators import Generator
 
 
 def upscale(image: np.ndarray, size: int) -> Image.Image:
