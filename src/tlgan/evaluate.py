@@ -45,7 +45,8 @@ import torch
 from .axes import Axes
 from .disentangle import AD_BIN_WIDTH, Dependency, attribute_dependency, logits
 from .errors import InputError
-from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, move, retained
+from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, move
+from .fields import retained_at
 
 HELDOUT_OFFSET = 1_000_003
 SATURATION_FRACTION = 0.9
@@ -444,13 +445,9 @@ def _lock_choice(locks: str | int | Sequence[str] | None, candidates: list[int],
 
 
 def _retained(axes: Axes, name: str, lock: str, z: np.ndarray) -> float:
-    """How much of ``name``'s direction survives locking ``lock``: of the fixed axis, or for local axes
-    the mean over the latents ``z`` of their local gradients'."""
-    if axes.is_local:
-        from .local import local_retained
-
-        return float(np.mean(local_retained(axes, name, [lock], z)))
-    return retained(axes.vector(name), axes.vector(lock)[None, :])
+    """How much of ``name``'s direction survives locking ``lock``: the mean over the latents ``z`` of the
+    axes' field's directions there (the same at every latent for a linear field)."""
+    return float(np.mean(retained_at(axes.field, name, [lock], z)))
 
 
 def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence[float] = (1.5, 3.0),
@@ -542,7 +539,7 @@ def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence
             for j in _lock_choice(locks, [c for c in lockable if c != t], change[kmax, i], features):
                 lock = features[j]
                 # a linear lock that leaves the axis unchanged gives the same edits: reuse them
-                same = not axes.is_local and bool(np.allclose(edit_delta(axes, {name: 1.0}, [lock]),
+                same = axes.field.constant and bool(np.allclose(edit_delta(axes, {name: 1.0}, [lock]),
                                                               edit_delta(axes, {name: 1.0}), atol=1e-6))
                 if same:
                     lab_l = per[kmax, :, :lock_n]
