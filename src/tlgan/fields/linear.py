@@ -22,7 +22,8 @@ class LinearField(DirectionField):
 
     def __init__(self, names: Sequence[str], vectors: np.ndarray, settings: MoveSettings | None = None) -> None:
         self.names = list(names)
-        self.vectors = np.asarray(vectors, np.float32).reshape(len(self.names), -1)
+        vectors = np.asarray(vectors, np.float32)
+        self.vectors = vectors.reshape(len(self.names), vectors.shape[-1])
         self.settings = settings or MoveSettings()
 
     @property
