@@ -168,3 +168,11 @@ def test_a_field_without_levels_refuses_a_kept_feature():
     axes = random_axes(1)
     with pytest.raises(AxesError, match="binary feature the field models"):
         move(np.zeros(12, np.float32), axes, {"f0": 1.0}, settings=MoveSettings(keep="f1"))
+
+
+def test_a_linear_field_with_shell_keeps_every_latents_norm():
+    axes = random_axes(2)
+    z = np.random.default_rng(3).normal(size=(5, 12)).astype(np.float32)
+    out = move(z, axes, {"f0": 2.0}, ["f1"], settings=MoveSettings(shell=True))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), np.linalg.norm(z, axis=1), rtol=1e-5)
+    assert np.abs((out - z) @ axes.vector("f1")).max() < 1e-4  # the lock still holds at every step

@@ -109,21 +109,22 @@ def integrate(field: DirectionField, x0: np.ndarray, names: Sequence[str], amoun
     n_steps = 1 if exact else max(1, math.ceil(float(np.abs(amount).max()) / settings.step))
     rate = amount / n_steps  # (N, m): latent distance per step, signed
     radius = np.linalg.norm(z0, axis=-1, keepdims=True) if settings.shell else None
-    first = [True]
 
-    def velocity(delta: np.ndarray) -> np.ndarray:
+    def velocity(delta: np.ndarray, check: bool = False) -> np.ndarray:
+        """Sum of rate_i * unit direction_i at ``z0 + delta``, locks projected out (``check``: refuse a
+        moved feature that has nothing left to move along at any latent)."""
         at = z0 + delta
         at = at.mean(1) if wplus else at
-        if field.constant:
-            at = at[:1]
-        dirs = field.directions(at, list(names) + list(locks))
+        if exact:
+            at = at[:1]  # one answer for every latent
+        asked = list(names) + list(locks)  # a constant field may answer once for all latents
+        dirs = np.broadcast_to(field.directions(at, asked), (len(at), len(asked), at.shape[-1]))
         locked = dirs[:, len(names):]
         if settings.shell:
             radial = at / np.maximum(np.linalg.norm(at, axis=-1, keepdims=True), 1e-12)
             locked = np.concatenate([locked, np.broadcast_to(radial[:, None], (len(dirs), 1, at.shape[-1]))], 1)
         units, _ = locked_units(dirs[:, :len(names)], locked)
-        if first[0]:
-            first[0] = False
+        if check:
             dead = [m for i, m in enumerate(names) if not units[:, i].any()]
             if dead:
                 raise AxesError(f"the direction of {', '.join(dead)} lies inside the span of the locked axes: "
@@ -140,11 +141,11 @@ def integrate(field: DirectionField, x0: np.ndarray, names: Sequence[str], amoun
     # a correction reaches the moved layers only, scaled so that their mean over all layers moves by it
     reach = None if masks is None else (masks.max(0) * masks.shape[1] / max(masks.max(0).sum(), 1))[:, None]
     delta = np.zeros_like(z0)
-    for _ in range(n_steps):
+    for k in range(n_steps):
         if exact:
-            v = velocity(delta)  # the same direction everywhere: the step is exact
+            v = velocity(delta, check=True)  # the same direction everywhere: the step is exact
         else:
-            mid = delta + 0.5 * velocity(delta)
+            mid = delta + 0.5 * velocity(delta, check=k == 0)
             if radius is not None:
                 mid = (z0 + mid) * (radius / np.linalg.norm(z0 + mid, axis=-1, keepdims=True)) - z0
             v = velocity(mid)
