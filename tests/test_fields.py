@@ -176,3 +176,11 @@ def test_a_linear_field_with_shell_keeps_every_latents_norm():
     out = move(z, axes, {"f0": 2.0}, ["f1"], settings=MoveSettings(shell=True))
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), np.linalg.norm(z, axis=1), rtol=1e-5)
     assert np.abs((out - z) @ axes.vector("f1")).max() < 1e-4  # the lock still holds at every step
+
+
+def test_renamed_linear_axes_move_by_their_new_names():
+    from dataclasses import replace
+
+    axes = random_axes(4)
+    renamed = replace(axes, names=["g" + n for n in axes.names])
+    np.testing.assert_array_equal(move(np.zeros(12, np.float32), renamed, {"gf0": 1.0}), axes.vectors[0])

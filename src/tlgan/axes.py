@@ -78,8 +78,9 @@ class Axes:
         vectors = np.asarray(self.vectors, dtype=np.float32)
         self.vectors = vectors.reshape(len(self.names), -1 if len(self.names) else vectors.shape[-1])
         self.slopes = np.asarray(self.slopes, dtype=np.float32).reshape(len(self.names))
-        if self.field is None:
-            self.field = LinearField(self.names, self.vectors)
+        if self.field is None or isinstance(self.field, LinearField):  # a linear field is always these vectors
+            settings = None if self.field is None else self.field.settings
+            self.field = LinearField(self.names, self.vectors, settings)
 
     def check(self, where: object) -> None:
         """Refuse axes that would edit wrongly or not at all: no axis, duplicate names, names and kinds
