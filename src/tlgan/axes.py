@@ -256,6 +256,10 @@ def _load_field(doc: dict[str, Any], meta: dict[str, Any], tensors: dict[str, np
     else:
         return mean
     own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if kind not in FIELDS:  # a kind a plugin module registers
+        from .plugins import load_plugins
+
+        load_plugins()
     try:
         direction_field = FIELDS.create(kind, header=header, tensors=own, mean=mean)
     except UnknownNameError:
