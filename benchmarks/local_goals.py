@@ -25,6 +25,8 @@ import argparse
 import json
 import time
 
+from dataclasses import replace
+
 import numpy as np
 
 from _common import RESULTS, machine
@@ -37,24 +39,23 @@ from tlgan.generators import generator_of
 from tlgan.sample import open_run
 
 FEATURES = ("male", "age", "happy")
-OFF = {"local_correct": False, "local_keep": None, "local_shell": False}
+PRESENT = "present"  # stands for the extractor's declared presence feature (face_found for faces)
+OFF: dict = {"correct": False, "keep": None, "shell": False}
 VARIANTS = {"neither": OFF,
-            "corrector": dict(OFF, local_correct=True),
-            "keep face 0.95": dict(OFF, local_keep="face_found", local_keep_level=0.95),
-            "both 0.95": dict(OFF, local_correct=True, local_keep="face_found", local_keep_level=0.95),
-            "both 0.99": dict(OFF, local_correct=True, local_keep="face_found", local_keep_level=0.99),
-            "both 0.999": dict(OFF, local_correct=True, local_keep="face_found", local_keep_level=0.999),
-            "shell": dict(OFF, local_shell=True),
-            "both + shell 0.95": {"local_correct": True, "local_keep": "face_found", "local_keep_level": 0.95,
-                                  "local_shell": True},
-            "both + shell 0.99 (default)": {"local_correct": True, "local_keep": "face_found",
-                                            "local_keep_level": 0.99, "local_shell": True}}
+            "corrector": dict(OFF, correct=True),
+            "keep face 0.95": dict(OFF, keep=PRESENT, keep_level=0.95),
+            "both 0.95": dict(OFF, correct=True, keep=PRESENT, keep_level=0.95),
+            "both 0.99": dict(OFF, correct=True, keep=PRESENT, keep_level=0.99),
+            "both 0.999": dict(OFF, correct=True, keep=PRESENT, keep_level=0.999),
+            "shell": dict(OFF, shell=True),
+            "both + shell 0.95": {"correct": True, "keep": PRESENT, "keep_level": 0.95, "shell": True},
+            "both + shell 0.99 (default)": {"correct": True, "keep": PRESENT, "keep_level": 0.99, "shell": True}}
 
 
-def variant(axes: Axes, settings: dict) -> Axes:
-    """The same local model with the move's settings replaced (as an older or differently fitted file would hold)."""
-    return Axes(axes.names, axes.kinds, axes.vectors, axes.slopes, axes.metrics, axes.skipped,
-                dict(axes.meta, **settings), axes.local)
+def variant(axes: Axes, settings: dict, presence: str | None) -> Axes:
+    """The same local field with its move settings replaced (as an older or differently fitted file would hold)."""
+    keep = presence if settings.get("keep") == PRESENT else settings.get("keep")
+    return axes.with_field(axes.field.with_settings(replace(axes.field.settings, **dict(settings, keep=keep))))
 
 
 def edit_ms(axes: Axes, z: np.ndarray, feature: str, lock: str, repeat: int = 5) -> float:
@@ -89,20 +90,22 @@ def main() -> None:
     local = find_run(run, "local")
     fit_s = time.perf_counter() - t0
     fit = {f: {k: local.metrics.get(f, {}).get(k) for k in ("r2", "linear_r2", "auc", "linear_auc")}
-           for f in dict.fromkeys([*features, args.lock, local.meta.get("local_keep") or ""]) if f}
+           for f in dict.fromkeys([*features, args.lock, local.field.settings.keep or ""]) if f}
     print(f"local model fitted in {fit_s:.1f} s; held-out fit: {fit}")
     scorer = Scorer(gen, ext)
     held = make_heldout(gen, scorer, args.n, heldout_seed(meta["seed"]), identity_n=0)
-    keep = local.meta.get("local_keep")
+    keep = local.field.settings.keep
     start = None
-    if keep:  # how sure the model is of the face on the unedited held-out latents (the kept level starts there)
-        p = local.local.predict(held.z)[:, local.local.outputs.index(keep)]
-        start = {"median": float(np.median(p)), "share_below_keep_level": float((p < local.meta["local_keep_level"]).mean())}
+    predicted = local.field.predict(held.z) if keep else None
+    if keep and predicted is not None:  # how sure the model is of the face on the unedited held-out latents
+        p = predicted[:, local.field.names.index(keep)]
+        start = {"median": float(np.median(p)),
+                 "share_below_keep_level": float((p < local.field.settings.keep_level).mean())}
         print(f"model P({keep}) on the held-out latents: {start}")
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
-    candidates = {name: variant(local, VARIANTS[name]) for name in args.variants.split(",")}
+    candidates = {name: variant(local, VARIANTS[name], ext.presence) for name in args.variants.split(",")}
     if args.linear:
         candidates["linear"] = Axes.load(args.linear)
     out: dict[str, dict] = {}
@@ -120,7 +123,7 @@ def main() -> None:
         print(f"{name}: evaluated in {ev.seconds:.0f} s")
         doc = {"machine": machine(), "run": str(args.run), "n_heldout": args.n, "distance": 3.0, "lock": args.lock,
                "features": features, "local_fit_seconds": fit_s, "local_fit": fit,
-               "local_keep_level": local.meta.get("local_keep_level"), "start_face_probability": start,
+               "local_keep_level": local.field.settings.keep_level, "start_face_probability": start,
                "results": out, "note": "2-core CPU shared with other jobs, run on one core: times are noisy upper bounds"}
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "local_goals.json").write_text(json.dumps(clean(doc), indent=1))  # after each: a cut run keeps some

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,11 +11,21 @@ from tlgan.axes import Axes, AxesError
 from tlgan.explore import move, traversal
 from tlgan.extractors import Feature
 from tlgan.finders import FinderError, load_finder
-from tlgan.local import local_cosines, local_retained
+from tlgan.fields import cosines, retained_at
 
 D = 4
 FEATURES = [Feature("cos", "continuous"), Feature("a", "continuous"), Feature("q", "continuous"),
             Feature("p", "binary")]
+
+
+def mean_axes(axes: Axes) -> Axes:
+    """The "linear moves" of local axes: their field's mean (constant) directions."""
+    return axes.with_field(axes.field.mean())
+
+
+def moved(z: np.ndarray, axes: Axes, moves: dict, locks: tuple = (), **settings) -> np.ndarray:
+    """``move`` with some of the field's move settings changed."""
+    return move(z, axes, moves, locks, settings=replace(axes.field.settings, **settings))
 
 
 def labels_of(z: np.ndarray) -> np.ndarray:
@@ -42,7 +54,7 @@ def on_circle(n: int, radius: float, seed: int = 1) -> tuple[np.ndarray, np.ndar
 
 def test_local_axis_follows_the_circle_where_the_linear_one_cannot(axes):
     z, theta = on_circle(100, 2.0)
-    local, linear = move(z, axes, {"cos": 1.0}), move(z, axes.as_linear(), {"cos": 1.0})
+    local, linear = move(z, axes, {"cos": 1.0}), move(z, mean_axes(axes), {"cos": 1.0})
     r_local, r_linear = np.hypot(local[:, 0], local[:, 1]), np.hypot(linear[:, 0], linear[:, 1])
     assert np.median(np.abs(r_local - 2.0)) < 0.12          # stays near the circle ...
     assert np.median(np.abs(r_linear - 2.0)) > 0.25         # ... which one fixed direction cannot do
@@ -57,7 +69,7 @@ def test_a_move_of_one_is_one_unit_of_latent_distance(axes):
     z, _ = on_circle(50, 2.0)
     out = move(z, axes, {"a": 1.5})  # a straight field: the path is a segment of length 1.5
     assert np.allclose(np.linalg.norm(out - z, axis=1), 1.5, atol=0.02)
-    lin = move(z, axes.as_linear(), {"a": 1.5})
+    lin = move(z, mean_axes(axes), {"a": 1.5})
     assert np.median(np.linalg.norm(out - lin, axis=1)) < 0.05  # a linear feature: local = linear
 
 
@@ -65,12 +77,12 @@ def test_locks_hold_the_locked_feature_at_every_step(axes):
     z, _ = on_circle(100, 1.0, seed=3)
     before = labels_of(z)[:, 2]
     local = move(z, axes, {"a": 2.0}, ["q"])
-    linear = move(z, axes.as_linear(), {"a": 2.0}, ["q"])    # q's mean gradient is ~0: a linear lock holds nothing
+    linear = move(z, mean_axes(axes), {"a": 2.0}, ["q"])    # q's mean gradient is ~0: a linear lock holds nothing
     leak_local = np.abs(labels_of(local)[:, 2] - before).mean()
     leak_linear = np.abs(labels_of(linear)[:, 2] - before).mean()
     assert leak_local < 0.25 * leak_linear
     assert (labels_of(local)[:, 1] - labels_of(z)[:, 1]).mean() > 1.0  # a still moves (along z0 only: sqrt(2))
-    kept = local_retained(axes, "a", ["q"], z)
+    kept = retained_at(axes.field, "a", ["q"], z)
     assert kept.shape == (100,) and 0.3 < kept.mean() < 0.95  # the local q gradient takes part of a's
 
 
@@ -78,9 +90,7 @@ def test_shell_keeps_the_norm_and_per_latent_amounts(axes):
     z, _ = on_circle(20, 2.0)
     out = move(z, axes, {"a": np.linspace(-2, 2, 20)})
     assert np.allclose(np.linalg.norm(out - z, axis=1), np.abs(np.linspace(-2, 2, 20)), atol=0.03)
-    from tlgan.local import local_move
-
-    kept = local_move(z, axes, {"a": 2.0}, shell=True)
+    kept = moved(z, axes, {"a": 2.0}, shell=True)
     assert np.allclose(np.linalg.norm(kept, axis=1), np.linalg.norm(z, axis=1), rtol=1e-4)
     rows = traversal(z[0], axes, "cos", np.array([-1.0, 0.0, 1.0]))
     assert rows.shape == (3, D) and np.allclose(rows[1], z[0])
@@ -96,21 +106,21 @@ def test_binary_feature_and_fit_metrics(axes):
 
 
 def test_cosines_at_a_latent(axes):
-    c = local_cosines(axes, ["a", "q"], np.array([0.0, 1.5, 0, 0], np.float32))
+    c = cosines(axes.field, ["a", "q"], np.array([0.0, 1.5, 0, 0], np.float32))
     assert c[0, 1] == pytest.approx(np.sqrt(0.5), abs=0.1)  # grad a = (1, 1), grad q = (0, 3): cos 45 degrees
 
 
 def test_axes_file_keeps_the_model_and_old_files_load(axes, tmp_path):
     path = axes.save(tmp_path / "local.safetensors")
     back = Axes.load(path)
-    assert back.is_local and back.local is not None and back.local.outputs == axes.local.outputs
+    assert back.field.kind == "mlp" and back.field.names == axes.field.names
     z, _ = on_circle(5, 2.0)
     assert np.allclose(move(z, back, {"cos": 1.0}, ["p"]), move(z, axes, {"cos": 1.0}, ["p"]), atol=1e-5)
-    assert back.subset(["cos"]).is_local
-    plain = axes.as_linear()
-    assert not plain.is_local
+    assert back.subset(["cos"]).field.kind == "mlp"
+    plain = mean_axes(axes)
+    assert plain.field.constant
     old = Axes.load(plain.save(tmp_path / "linear.safetensors"))
-    assert old.local is None and np.allclose(old.vectors, axes.vectors)
+    assert old.field.kind == "linear" and np.allclose(old.vectors, axes.vectors)
     with pytest.raises(AxesError, match="locked"):
         move(z, axes, {"cos": 1.0}, ["cos"])
     with pytest.raises(AxesError, match="finite"):
@@ -124,7 +134,7 @@ def test_a_damaged_local_model_is_named(axes, tmp_path):
 
     path = axes.save(tmp_path / "x.safetensors")
     tensors = load_file(str(path))
-    del tensors["local.in_mean"]
+    del tensors["field.in_mean"]
     doc = json.loads(Axes.sidecar(path).read_text())
     save_file(tensors, str(path), metadata={"tlgan": json.dumps(doc)})
     with pytest.raises(AxesError, match="local model is incomplete"):
@@ -191,7 +201,7 @@ def test_explorer_switch_picks_the_field_or_the_fixed_axes(toy_local):
     z = ex.base_latent(state)
     np.testing.assert_array_equal(ex.latent(state), move(z, local, {"a": 2.0}, ["b"]))
     lin = set_linear(state, local, True)
-    np.testing.assert_array_equal(ex.latent(lin), move(z, local.as_linear(), {"a": 2.0}, ["b"]))
+    np.testing.assert_array_equal(ex.latent(lin), move(z, mean_axes(local), {"a": 2.0}, ["b"]))
     assert not np.allclose(ex.latent(lin), ex.latent(state), atol=1e-6)
     demo = build_app(ex)  # the page offers the switch for local axes (build_app skips it for linear ones)
     assert "tl-linear" in {getattr(b, "elem_id", None) for b in demo.blocks.values()}
@@ -212,7 +222,7 @@ def test_cli_fit_local_then_edit_grid_and_evaluate(tmp_path):
     assert "mlp" in r.output
     path = tmp_path / "axes-local.safetensors"
     axes = Axes.load(path)
-    assert axes.is_local and axes.meta["finder"] == "local"
+    assert axes.field.kind == "mlp" and axes.meta["finder"] == "local"
     cli("edit", path, "--move", "a=+1.5", "--lock", "b", "--save-latent", tmp_path / "z.npy", "-o", tmp_path / "e.png",
         "--device", "cpu")
     z0 = load_generator_sample(axes)
@@ -257,13 +267,11 @@ def near_origin(n: int = 100, seed: int = 5) -> np.ndarray:
 
 
 def test_the_corrector_keeps_a_curved_locked_feature_on_its_level_set(curved):
-    from tlgan.local import local_move
-
     z = near_origin()
     drift = {}
     for correct in (False, True):
-        out = local_move(z, curved, {"a": 3.0}, ["s"], correct=correct, keep="")
-        model = np.abs(curved.local.predict(out)[:, 0] - curved.local.predict(z)[:, 0])
+        out = moved(z, curved, {"a": 3.0}, ("s",), correct=correct, keep=None)
+        model = np.abs(curved.field.predict(out)[:, 0] - curved.field.predict(z)[:, 0])
         true = np.abs(curved_labels(out)[:, 0] - curved_labels(z)[:, 0])
         drift[correct] = (model.max(), true.mean())
         assert (curved_labels(out)[:, 1] - curved_labels(z)[:, 1]).mean() > 1.0  # a still moves
@@ -272,39 +280,52 @@ def test_the_corrector_keeps_a_curved_locked_feature_on_its_level_set(curved):
 
 
 def test_a_corrected_step_is_still_one_unit_long(curved):
-    from tlgan.local import local_move
-
     z = near_origin(20)
-    one = local_move(z, curved, {"a": 0.2}, ["s"], correct=True, keep="")  # one step: its length is the move
+    one = moved(z, curved, {"a": 0.2}, ("s",), correct=True, keep=None)  # one step: its length is the move
     assert np.allclose(np.linalg.norm(one - z, axis=1), 0.2, atol=1e-4)
 
 
 def test_keeping_the_face_stops_a_move_leaving_the_ball(curved):
-    from tlgan.local import local_move
-
     z = 0.5 * np.random.default_rng(6).standard_normal((100, D)).astype(np.float32)
-    free = local_move(z, curved, {"a": 4.0}, keep="")
+    free = moved(z, curved, {"a": 4.0}, keep=None)
     kept = move(z, curved, {"a": 4.0})  # the axes file asks for it: face is kept by default
     assert np.median(curved_labels(free)[:, 2]) < 0.05           # 4 units along a leave the ball ...
     assert curved_labels(kept)[:, 2].min() > 0.8                  # ... keeping the face stays in it
     assert (curved_labels(kept)[:, 1] - curved_labels(z)[:, 1]).mean() > 1.5  # and still moves a a long way
-    assert np.allclose(move(z, curved, {"face": -1.0}), local_move(z, curved, {"face": -1.0}, keep=""))
+    assert np.allclose(move(z, curved, {"face": -1.0}), moved(z, curved, {"face": -1.0}, keep=None))
 
 
 def test_the_axes_file_records_how_local_moves_go(curved, tmp_path):
-    from tlgan.local import local_move
-
-    assert curved.meta["local_keep"] == "face" and curved.meta["local_correct"] is True
+    assert curved.field.settings.keep == "face" and curved.field.settings.correct is True
     back = Axes.load(curved.save(tmp_path / "curved.safetensors"))
-    assert back.meta["local_keep"] == "face" and back.meta["local_keep_level"] == pytest.approx(0.99)
+    assert back.field.settings.keep == "face" and back.field.settings.keep_level == pytest.approx(0.99)
     z = near_origin(10)
     assert np.allclose(move(z, back, {"a": 2.0}, ["s"]), move(z, curved, {"a": 2.0}, ["s"]), atol=1e-5)
-    old = Axes(curved.names, curved.kinds, curved.vectors, curved.slopes, curved.metrics, {},
-               {k: v for k, v in curved.meta.items() if k not in ("local_keep", "local_correct")}, curved.local)
-    assert np.allclose(move(z, old, {"a": 2.0}, ["s"]), local_move(z, curved, {"a": 2.0}, ["s"], correct=False, keep=""))
     with pytest.raises(AxesError, match="binary"):
-        local_move(z, curved, {"a": 1.0}, keep="s")
+        moved(z, curved, {"a": 1.0}, keep="s")
     z = np.random.default_rng(0).standard_normal((200, D))
     plain = load_finder("local", hidden="8", epochs=1).find(z, curved_labels(z), CURVED, meta={"latent_space": "z"})
-    assert plain.meta["local_keep"] is None  # no face_found output: nothing kept
-    assert plain.meta["local_shell"] is True   # z latents keep their norm by default
+    assert plain.field.settings.keep is None  # no extractor declares a presence feature: nothing kept
+    assert plain.field.settings.shell is True   # z latents keep their norm by default
+
+
+def test_the_kept_feature_is_the_one_the_extractor_declares_present():
+    """Not a face name: whatever presence feature the run's extractor declares is kept by default."""
+    import torch
+
+    from tlgan.extractors import EXTRACTORS, Extractor
+
+    class Seen(Extractor):
+        name = "test-seen"
+        features = (Feature("s", "continuous"), Feature("a", "continuous"), Feature("seen", "binary"))
+        presence = "seen"
+
+        def extract(self, images: torch.Tensor) -> np.ndarray:
+            return np.zeros((len(images), 3), np.float32)
+
+    if "test-seen" not in EXTRACTORS:
+        EXTRACTORS.register("test-seen")(Seen)
+    z = np.random.default_rng(0).standard_normal((300, D))
+    local = load_finder("local", hidden="8", epochs=1).find(z, curved_labels(z), list(Seen.features),
+                                                           meta={"latent_space": "z", "extractor": "test-seen"})
+    assert local.field.settings.keep == "seen"

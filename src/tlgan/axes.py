@@ -3,16 +3,19 @@
 An axes file is one ``.safetensors`` file: the tensors ``axes`` (F, D) and
 ``slopes`` (F,), and in its header a JSON document ``tlgan`` with the feature
 names and kinds, the per-feature metrics, the generator, extractor, latent
-space, sample count and the tlgan version. Local axes (``tlgan fit --finder
-local``) add their model: its weights as tensors named ``local.*`` in the same
-file and its architecture under ``local_model`` in the header; files without
-them load as before. Loading never unpickles anything.
+space, sample count and the tlgan version. Every axes file holds a direction
+field (:mod:`tlgan.fields`): the header's ``field`` names its kind, its settings
+and whatever else it records, and its arrays are tensors named ``field.*``.
+The ``axes`` vectors are the field's mean (constant) directions. Files without
+``field`` load as the linear field; files of the first local axes (a
+``local_model`` header, ``local.*`` tensors) load as the MLP field. Loading
+never unpickles anything.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,16 +25,20 @@ from safetensors.numpy import load_file, save_file
 
 from . import __version__
 from .errors import TLGANError
+from .fields import FIELDS, DirectionField, FieldError, LinearField, MoveSettings
 from .formats import Schema, check_schema, read_versioned_json
+from .registry import UnknownNameError
 from .safeio import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
-    from .fit import FeatureFit
     from .generators import Generator
-    from .local import LocalModel
 
 AXES_FORMAT = 1
-LOCAL_PREFIX = "local."  # tensors of an axes file's local model (tlgan.local.LocalModel)
+FIELD_PREFIX = "field."  # tensors of an axes file's direction field
+LEGACY_LOCAL = ("local_model", "local.")  # header key and tensor prefix of the first local axes files (an MLP field)
+#: the move settings the first local axes files kept in their header, by MoveSettings field
+LEGACY_SETTINGS = {"shell": "local_shell", "correct": "local_correct", "keep": "local_keep",
+                   "keep_level": "local_keep_level"}
 
 
 class AxesError(TLGANError, ValueError):
@@ -51,24 +58,29 @@ class AxesHeader(Schema):
 class Axes:
     """Named unit directions in a generator's latent space.
 
-    ``vectors[i]`` is the axis of ``names[i]``; ``slopes[i]`` is how much the
-    feature's model changes per unit move along it; ``metrics[name]`` holds the
-    fit quality; ``skipped`` maps features that got no axis to the reason.
+    ``vectors[i]`` is the axis of ``names[i]`` (the field's mean direction);
+    ``slopes[i]`` is how much the feature's model changes per unit move along
+    it; ``metrics[name]`` holds the fit quality; ``skipped`` maps features that
+    got no axis to the reason; ``field`` is what edits follow (by default the
+    constant field of ``vectors``).
     """
 
     names: list[str]
     kinds: list[str]
     vectors: np.ndarray
     slopes: np.ndarray
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-    local: "LocalModel | None" = None
+    metrics: dict[str, dict[str, Any]] = dc_field(default_factory=dict)
+    skipped: dict[str, str] = dc_field(default_factory=dict)
+    meta: dict[str, Any] = dc_field(default_factory=dict)
+    field: DirectionField = None  # type: ignore[assignment]  # None: the constant field of ``vectors``
 
     def __post_init__(self) -> None:
         vectors = np.asarray(self.vectors, dtype=np.float32)
         self.vectors = vectors.reshape(len(self.names), -1 if len(self.names) else vectors.shape[-1])
         self.slopes = np.asarray(self.slopes, dtype=np.float32).reshape(len(self.names))
+        if self.field is None or isinstance(self.field, LinearField):  # a linear field is always these vectors
+            settings = None if self.field is None else self.field.settings
+            self.field = LinearField(self.names, self.vectors, settings)
 
     def check(self, where: object) -> None:
         """Refuse axes that would edit wrongly or not at all: no axis, duplicate names, names and kinds
@@ -87,6 +99,10 @@ class Axes:
             if not np.isfinite(norm) or norm == 0 or not np.isfinite(slope):
                 raise AxesError(f"{where}: the axis of {name!r} is not a finite non-zero vector (norm {norm}, "
                                 f"slope {slope}); refit the axes")
+        missing = [n for n in self.names if n not in self.field.names]
+        if missing:
+            raise AxesError(f"{where}: its {self.field.kind} field has no direction for {', '.join(missing)}; "
+                            "the axes file is damaged, refit the axes")
 
     @property
     def latent_dim(self) -> int:
@@ -105,19 +121,13 @@ class Axes:
     def subset(self, names: list[str]) -> "Axes":
         idx = [self.index(n) for n in names]
         return Axes([self.names[i] for i in idx], [self.kinds[i] for i in idx], self.vectors[idx],
-                    self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta), self.local)
+                    self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta),
+                    self.field.subset(names))
 
-    @property
-    def is_local(self) -> bool:
-        """Whether edits follow a local model's gradient field (else the fixed unit vectors)."""
-        return self.local is not None
-
-    def as_linear(self) -> "Axes":
-        """The same axes without their local model: edits move along the fixed (mean) vectors."""
-        if self.local is None:
-            return self
+    def with_field(self, direction_field: DirectionField) -> "Axes":
+        """The same axes whose edits follow ``direction_field`` (e.g. ``axes.field.mean()``: linear moves)."""
         return Axes(list(self.names), list(self.kinds), self.vectors, self.slopes, self.metrics, self.skipped,
-                    dict(self.meta, local_linear=True))
+                    dict(self.meta), direction_field)
 
     @property
     def latent_space(self) -> str:
@@ -138,17 +148,6 @@ class Axes:
         if self.vectors.shape[1] != generator.latent_dim:
             raise AxesError(f"these axes live in a {self.vectors.shape[1]}-d latent space, "
                             f"but the generator's latent has {generator.latent_dim} dimensions")
-
-    @classmethod
-    def from_fits(cls, fits: list["FeatureFit"], latent_dim: int, n_samples: int, meta: dict) -> "Axes":
-        ok = [f for f in fits if f.direction is not None]
-        directions = [f.direction for f in fits if f.direction is not None]
-        vectors = np.stack(directions) if directions else np.zeros((0, latent_dim), np.float32)
-        metrics = {f.name: {"method": f.method, "n_used": f.n_used, f.metric_name: f.metric,
-                            "regularization": f.regularization, "slope": f.slope} for f in ok}
-        return cls([f.name for f in ok], [f.kind for f in ok], vectors, np.asarray([f.slope for f in ok], np.float32), metrics,
-                   {f.name: f.skipped for f in fits if f.direction is None},
-                   dict(meta, latent_dim=latent_dim, n_samples=n_samples))
 
     def to_json(self) -> dict[str, Any]:
         return {"format": AXES_FORMAT, "tlgan_version": __version__, "features": self.names, "kinds": self.kinds,
@@ -195,10 +194,9 @@ class Axes:
         self.check(f"cannot write {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = self.to_json()
+        doc["field"] = {**self.field.header(), "kind": self.field.kind, "move": self.field.settings.to_json()}
         tensors = {"axes": self.vectors, "slopes": self.slopes}
-        if self.local is not None:
-            doc["local_model"] = self.local.header()
-            tensors.update(self.local.named_tensors(LOCAL_PREFIX))
+        tensors.update({FIELD_PREFIX + k: np.ascontiguousarray(v) for k, v in self.field.named_tensors().items()})
 
         def write(tmp: Path) -> None:  # the sidecar is renamed into place only once the axes are written whole
             save_file(tensors, str(tmp), metadata={"tlgan": json.dumps(doc, allow_nan=True)})
@@ -227,20 +225,46 @@ class Axes:
                          "refit the axes with this version"), damaged="the axes file is damaged")
         head = check_schema(doc, AxesHeader, where, AxesError, "the axes file is damaged")
         meta = {k: v for k, v in doc.items()
-                if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped", "local_model")}
+                if k not in ("format", "tlgan_version", "features", "kinds", "metrics", "skipped", "field",
+                             LEGACY_LOCAL[0])}
         meta["fitted_with"] = doc.get("tlgan_version")
         vectors, slopes = tensors["axes"], tensors.get("slopes", np.ones(len(head.features), np.float32))
         if vectors.ndim != 2 or len(vectors) != len(head.features) or slopes.shape != (len(head.features),):
             raise AxesError(f"{path}: its header names {len(head.features)} features but it holds axes of shape "
                             f"{vectors.shape} and slopes of shape {slopes.shape}; the axes file is damaged")
-        local = None
-        if "local_model" in doc:
-            from .local import LocalModel, LocalModelError
-
-            try:
-                local = LocalModel.from_file(doc["local_model"], tensors, LOCAL_PREFIX)
-            except LocalModelError as e:
-                raise AxesError(f"{path}: {e}") from None
-        axes = cls(list(head.features), list(head.kinds), vectors, slopes, head.metrics, head.skipped, meta, local)
+        direction_field = _load_field(doc, meta, tensors, LinearField(head.features, vectors), path)
+        axes = cls(list(head.features), list(head.kinds), vectors, slopes, head.metrics, head.skipped, meta,
+                   direction_field)
         axes.check(path)
         return axes
+
+
+def _load_field(doc: dict[str, Any], meta: dict[str, Any], tensors: dict[str, np.ndarray], mean: LinearField,
+                path: Path) -> DirectionField:
+    """The direction field an axes file holds: its header's ``field`` (kind, settings, the kind's own
+    record) and its ``field.*`` tensors; a first local axes file's ``local_model`` (its settings were
+    ``local_*`` keys of the header, taken out of ``meta``); else the constant field of the vectors."""
+    if "field" in doc:
+        header, prefix = doc["field"], FIELD_PREFIX
+        if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
+            raise AxesError(f"{path}: its field header names no kind; the axes file is damaged")
+        kind, settings = header["kind"], MoveSettings.from_json(header.get("move"))
+    elif LEGACY_LOCAL[0] in doc:
+        header, prefix, kind = doc[LEGACY_LOCAL[0]], LEGACY_LOCAL[1], "mlp"
+        old = {key: meta.pop(legacy) for key, legacy in LEGACY_SETTINGS.items() if legacy in meta}
+        settings = MoveSettings.from_json(old)
+    else:
+        return mean
+    own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if kind not in FIELDS:  # a kind a plugin module registers
+        from .plugins import load_plugins
+
+        load_plugins()
+    try:
+        direction_field = FIELDS.create(kind, header=header, tensors=own, mean=mean)
+    except UnknownNameError:
+        raise AxesError(f"{path} holds a direction field of kind {kind!r}, which this tlgan does not know "
+                        f"(known: {', '.join(FIELDS.names())}); load the plugin that defines it") from None
+    except FieldError as e:
+        raise AxesError(f"{path}: {e}") from None
+    return direction_field.with_settings(settings)

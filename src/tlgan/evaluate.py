@@ -48,7 +48,8 @@ import torch
 from .axes import Axes
 from .disentangle import AD_BIN_WIDTH, Dependency, label_std, symmetric_edit_dependency
 from .errors import InputError
-from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, move, retained
+from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, move
+from .fields import retained_at
 
 HELDOUT_OFFSET = 1_000_003
 SATURATION_FRACTION = 0.9
@@ -418,24 +419,20 @@ def _lock_choice(locks: str | int | Sequence[str] | None, candidates: list[int],
     return sorted(candidates, key=lambda j: -abs(row_change[j]) if np.isfinite(row_change[j]) else 0)[:k]
 
 
-# ---------------------------------------------------------------- the two places that tell local from linear axes
+# ---------------------------------------------------------------- what locks do to the axes' field
 
 
 def _retained(axes: Axes, name: str, lock: str, z: np.ndarray) -> float:
-    """How much of ``name``'s direction survives locking ``lock``: of the fixed axis, or for local axes
-    the mean over the latents ``z`` of their local gradients'."""
-    if axes.is_local:
-        from .local import local_retained
-
-        return float(np.mean(local_retained(axes, name, [lock], z)))
-    return retained(axes.vector(name), axes.vector(lock)[None, :])
+    """How much of ``name``'s direction survives locking ``lock``: the mean over the latents ``z`` of the
+    axes' field's directions there (the same at every latent for a linear field)."""
+    return float(np.mean(retained_at(axes.field, name, [lock], z)))
 
 
 def _lock_changes_nothing(axes: Axes, name: str, lock: str) -> bool:
     """True when locking ``lock`` leaves ``name``'s edit unchanged (a linear axis orthogonal to it), so the
-    unlocked edits can be reused; never assumed for local axes."""
-    return not axes.is_local and bool(np.allclose(edit_delta(axes, {name: 1.0}, [lock]),
-                                                  edit_delta(axes, {name: 1.0}), atol=1e-6))
+    unlocked edits can be reused; never assumed for a field that varies with the latent."""
+    return axes.field.constant and bool(np.allclose(edit_delta(axes, {name: 1.0}, [lock]),
+                                                    edit_delta(axes, {name: 1.0}), atol=1e-6))
 
 
 def evaluate_axes(axes: Axes, scorer: Scorer, held: Heldout, distances: Sequence[float] = (1.5, 3.0),

@@ -12,8 +12,9 @@ format and `tlgan edit / grid / serve / evaluate` take any of them.
   w); a generator that only has z (like the default DCGAN) gives PCA of isotropic
   Gaussian samples, whose components are essentially random directions.
 - ``local``: latent-dependent axes (``tlgan.local``): one small MLP with a head
-  per feature; an edit follows the gradient field of the feature's head, with
-  locks applied at every step. The stored vector is the mean gradient direction.
+  per feature; its field (:mod:`tlgan.fields.mlp`) is the gradient of the
+  feature's head, which edits follow with locks applied at every step. The
+  stored vector is the mean gradient direction.
 - ``sefa``: closed form from the generator's weights: eigenvectors of A^T A where
   A is the weight of the first layer that consumes the latent, each output unit's
   weight vector normalised to unit length, components ``sefa0, sefa1, ...`` by eigenvalue.
@@ -159,17 +160,18 @@ class GLMFinder(DirectionFinder):
 class LocalFinder(DirectionFinder):
     """Local axes: a smooth MLP of every feature; its gradient field is the (latent-dependent) axis.
 
-    ``axes.local`` holds the model (edits integrate its field, ``tlgan.local``);
+    ``axes.field`` is the model's gradient field (:class:`tlgan.fields.mlp.MLPField`);
     ``vectors`` hold each feature's mean gradient direction over the run's
     latents and ``slopes`` the mean gradient norm, so cosine tables, compare
     and anything that needs one vector still work. ``shell`` makes edits keep
     the latent's norm by default (default: on for z latents, the only space it
     applies to; on the demo it keeps more faces found at ±3). ``correct`` (on by default) ends
     every step with the corrector that keeps locked features on their level
-    set, and ``keep`` (default ``face_found``, used when the model has that
-    binary output; ``""`` for none) holds its predicted probability at or above
-    ``keep_level``; both are recorded in the axes file, so every edit of it
-    moves the same way.
+    set, and ``keep`` (default: the presence feature the run's extractor
+    declares, e.g. ``face_found``, used when the model has it as a binary
+    output; ``""`` for none) holds its predicted probability at or above
+    ``keep_level``; they are the field's move settings, recorded in the axes
+    file, so every edit of it moves the same way.
     """
 
     name = "local"
@@ -194,7 +196,9 @@ class LocalFinder(DirectionFinder):
         self.correct, self.keep, self.keep_level = bool(correct), keep, keep_level
 
     def find(self, z, labels, features, generator=None, meta=None) -> Axes:
-        from .local import KEEP_FEATURE, KEEP_LEVEL, LocalModelError, fit_local_model
+        from .fields import KEEP_LEVEL, LinearField, MoveSettings
+        from .fields.mlp import MLPField
+        from .local import LocalModelError, fit_local_model
 
         z, labels = _check(z, labels, features)
         if labels is None:
@@ -224,16 +228,29 @@ class LocalFinder(DirectionFinder):
             metrics[name] = {**fit.metrics[name], "slope": slopes[-1],
                              "mean_cos_to_mean_direction": float(cos.mean()),
                              "min_cos_to_mean_direction": float(cos.min())}
-        keep: str | None = KEEP_FEATURE if self.keep is None else self.keep
+        keep = presence_of(meta) if self.keep is None else self.keep
         if keep not in model.outputs or model.kinds[model.outputs.index(keep)] != "binary":
             keep = None  # nothing to keep (an explicit name the model lacks is as good as none)
+        settings = MoveSettings(
+            shell=(meta or {}).get("latent_space", "z") == "z" if self.shell is None else bool(self.shell),
+            correct=self.correct, keep=keep, keep_level=KEEP_LEVEL if self.keep_level is None else self.keep_level)
         axes = make_axes(self, names, kinds, vectors, slopes, metrics, skipped, z.shape[1], len(z), meta,
-                         local_shell=(meta or {}).get("latent_space", "z") == "z" if self.shell is None else bool(self.shell),
-                         local_epochs=fit.epochs, local_correct=self.correct,
-                         local_keep=keep,
-                         local_keep_level=KEEP_LEVEL if self.keep_level is None else self.keep_level)
-        axes.local = model
-        return axes
+                         local_epochs=fit.epochs)
+        return axes.with_field(MLPField(model, LinearField(axes.names, axes.vectors), settings))
+
+
+def presence_of(meta: dict | None) -> str | None:
+    """The presence feature (e.g. ``face_found``) declared by the extractor that labelled a run (``meta``'s
+    ``extractor``), or None when it declares none or cannot be built here."""
+    name = (meta or {}).get("extractor")
+    if not name:
+        return None
+    from .extractors import load_extractor
+
+    try:
+        return load_extractor(str(name), device="cpu").presence
+    except (TLGANError, OSError):  # not registered here, or its weights are missing
+        return None
 
 
 # ---------------------------------------------------------------- interfacegan

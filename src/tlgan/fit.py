@@ -60,6 +60,18 @@ class FeatureFit:
     extra: dict = field(default_factory=dict)
 
 
+def axes_from_fits(fits: list[FeatureFit], latent_dim: int, n_samples: int, meta: dict) -> Axes:
+    """The axes of the fitted features (the others listed in ``skipped`` with the reason), with their metrics."""
+    ok = [f for f in fits if f.direction is not None]
+    directions = [f.direction for f in ok if f.direction is not None]
+    vectors = np.stack(directions) if directions else np.zeros((0, latent_dim), np.float32)
+    metrics = {f.name: {"method": f.method, "n_used": f.n_used, f.metric_name: f.metric,
+                        "regularization": f.regularization, "slope": f.slope} for f in ok}
+    return Axes([f.name for f in ok], [f.kind for f in ok], vectors, np.asarray([f.slope for f in ok], np.float32),
+                metrics, {f.name: f.skipped for f in fits if f.direction is None},
+                dict(meta, latent_dim=latent_dim, n_samples=n_samples))
+
+
 def _split(n: int, seed: int, test_fraction: float, val_fraction: float) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
@@ -210,8 +222,8 @@ def fit_axes(z: Any, labels: np.ndarray, features: Sequence[Feature], method: st
     meta = dict(meta or {}, method=method)
     if engine == "sklearn":
         fits = [fit_feature(z, labels[:, j], f, method, seed) for j, f in enumerate(features)]
-        return Axes.from_fits(fits, latent_dim=shape[1], n_samples=shape[0], meta=meta)
-    return Axes.from_fits(_fit_fast(z, labels, features, method, seed), latent_dim=shape[1], n_samples=shape[0],
+        return axes_from_fits(fits, latent_dim=shape[1], n_samples=shape[0], meta=meta)
+    return axes_from_fits(_fit_fast(z, labels, features, method, seed), latent_dim=shape[1], n_samples=shape[0],
                           meta=meta)
 
 

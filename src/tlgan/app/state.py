@@ -36,6 +36,7 @@ import numpy as np
 
 from ..axes import Axes, AxesError
 from ..explore import LAYER_GROUPS, cosine_matrix, edit_delta, parse_layers, retained
+from ..fields import cosines
 from ..errors import TLGANError
 
 if TYPE_CHECKING:
@@ -282,7 +283,7 @@ def set_linear(state: ExplorerState, axes: Axes, linear: Any) -> ExplorerState:
     """Local axes: move along the fixed mean directions (``linear``) or follow the gradient field."""
     if not isinstance(linear, (bool, np.bool_)):
         raise StateError(f"linear: expected true or false, got {linear!r}")
-    if linear and not axes.is_local:
+    if linear and axes.field.constant:
         raise StateError("these axes are linear already; the switch is for local axes (tlgan fit --finder local)")
     new = replace(state, linear=bool(linear))
     check_edit(new, axes)
@@ -347,13 +348,11 @@ def lock_warnings(state: ExplorerState, axes: Axes, latent: np.ndarray | None = 
     if not state.locks:
         return []
     moved = list(state.free_moves)
-    if axes.is_local and not state.linear and latent is not None and moved:
-        from ..local import local_cosines
-
+    if not axes.field.constant and not state.linear and latent is not None and moved:
         at = np.asarray(latent, np.float32)
         at = at.mean(0) if at.ndim == 2 else at
         names = moved + list(state.locks)
-        cos = local_cosines(axes, names, at)
+        cos = cosines(axes.field, names, at)
         out = []
         locked = list(range(len(moved), len(names)))
         for a, name in enumerate(moved):
@@ -533,7 +532,7 @@ def decode_state(text: Any, axes: Axes, latent_dim: int | None = None, num_ws: i
     linear = doc.get("linear", False)
     if not isinstance(linear, bool):
         raise StateError("'linear' must be true or false")
-    if linear and not axes.is_local:
+    if linear and axes.field.constant:
         linear = False  # linear is all these axes have
     sliders = {check_feature(axes, n): parse_amount(n, v) for n, v in sliders_in.items()}
     locks = [check_feature(axes, n) for n in locks_in]
@@ -625,7 +624,7 @@ class Explorer:
         from ..pipeline import Editor
 
         self.editor = Editor(generator, axes)  # refuses axes fitted for another generator
-        self.linear_editor = Editor(generator, axes.as_linear()) if axes.is_local else self.editor
+        self.linear_editor = Editor(generator, axes.with_field(axes.field.mean()))  # the "linear moves" switch
         self.axes = axes
         self.generator = generator
         self.extractor = extractor
@@ -696,7 +695,7 @@ class Explorer:
     def lock_warnings(self, state: ExplorerState) -> list[LockWarning]:
         """``lock_warnings`` for the face shown: local axes are compared by their gradients at that face
         (with the locked sliders' held amounts applied: the face the free moves start from)."""
-        if not self.axes.is_local or state.linear or not state.locks or not state.free_moves:
+        if self.axes.field.constant or state.linear or not state.locks or not state.free_moves:
             return lock_warnings(state, self.axes)
         layers = layer_indices(state, self.num_ws) if self.num_ws > 1 else None
         start = self.editor.edit(self.base_latent(state), state.held_moves, (), layers)

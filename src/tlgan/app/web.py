@@ -709,7 +709,7 @@ def axes_panel(page: Page) -> None:
         + ("Right of each slider: what the extractor measures on the face shown, and its change "
            "from the unedited face." if page.has_readouts else ""))
     linear = None
-    if axes.is_local:  # local axes: follow the gradient field (default) or the fixed mean directions
+    if not axes.field.constant:  # a varying field: follow it (default) or its fixed mean directions
         linear = gr.Checkbox(label="linear moves (one fixed direction per axis instead of the local gradient "
                              "field; locks then hold the features' linear models)", value=False, elem_id="tl-linear")
     sliders, locks, layers, boxes = {}, {}, {}, {}
