@@ -22,7 +22,8 @@ import torch
 
 from _common import RESULTS, machine, timed
 from tlgan.extractors import load_extractor
-from tlgan.generators.checkpoints import CheckpointGenerator, families
+from tlgan.generators.checkpoints import CheckpointGenerator
+from tlgan.generators.families import get_family
 from tlgan.generators.stylegan2 import generator_from_nvlabs_kwargs
 from tlgan.sample import sample
 
@@ -38,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     net = generator_from_nvlabs_kwargs(KWARGS)
-    gen = CheckpointGenerator(net, families()["stylegan2"], "sg2-256-random", space="w", device=args.device)
+    gen = CheckpointGenerator(net, get_family("stylegan2"), "sg2-256-random", space="w", device=args.device)
     ext = load_extractor("faces", args.device)
     codes = gen.sample(args.n, 0)
     gen.render(codes[:4])  # warm up

@@ -53,6 +53,9 @@ class TinyStyle(nn.Module):
                 x = F.interpolate(x, scale_factor=2)
         return torch.tanh(self.rgb(x))
 
+    def style_weights(self) -> list[tuple[int, torch.Tensor]]:
+        return [(i, a.weight.detach()) for i, a in enumerate(self.affine)]
+
 
 STYLE_TEST = Family("stylegan2-test", "tiny random-weight stand-in", lambda payload, network: TinyStyle(),
                     style=True, framing="ffhq")

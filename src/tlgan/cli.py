@@ -20,7 +20,7 @@ from .safeio import save_npy
 from .fit import METHODS
 
 from .generators import SPACES
-from .generators.checkpoints import FAMILY_NAMES
+from .generators.families import family_names
 from .jobs import DEFAULT_EXTRACTOR, DEFAULT_FINDER, DEFAULT_GENERATOR, DEFAULT_OUT, load_models
 
 
@@ -139,7 +139,7 @@ def models_list() -> None:
 @models.command("add")
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--name", required=True, help="The name to use with --generator (letters, digits, '.', '_', '-').")
-@click.option("--family", type=click.Choice(FAMILY_NAMES), default=None,
+@click.option("--family", type=click.Choice(family_names()), default=None,
               help="Force the family instead of recognising it from the file's content.")
 @click.option("--network", default=None, help="Which network of a training snapshot [default: the averaged one].")
 @friendly
@@ -202,7 +202,7 @@ def generator_options(fn):
                           "limited to layers)."),
         click.option("--truncation", default=1.0, show_default=True,
                      help="Truncation psi toward the file's average w (StyleGAN files; 0.7 is usual, 1 = none)."),
-        click.option("--family", type=click.Choice(FAMILY_NAMES), default=None,
+        click.option("--family", type=click.Choice(family_names()), default=None,
                      help="Force the checkpoint family instead of recognising it from the file's content."),
         click.option("--network", default=None,
                      help="Which network of a training snapshot [default: the averaged one: G_ema, g_ema, avgG, Gs]."),

@@ -115,12 +115,8 @@ def space_frame(generator: Generator) -> tuple[torch.Tensor, float]:
     d = generator.latent_dim
     if generator.space == "z":
         return torch.zeros(d), 1.0
-    net = getattr(generator, "net", None)
-    w_avg = getattr(net, "w_avg", None)
-    if w_avg is None:
-        raise InversionError(f"generator {generator.name!r} in space {generator.space} has no w_avg to start from")
     typical = generator.describe_space("w").typical_norm
-    return w_avg.detach().float().cpu().reshape(d), float(typical / math.sqrt(d))
+    return generator.space_centre(), float(typical / math.sqrt(d))
 
 
 def latent_prior(u: torch.Tensor, space: str) -> torch.Tensor:
@@ -338,7 +334,7 @@ def train_encoder(source: Any, generator: Generator, *, n: int = 20000, seed: in
     steps = epochs * math.ceil(n_train / batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 1), pct_start=0.15)
-    gnet = getattr(generator, "net", None)
+    gnet = generator.network()
     c_dev = centre.to(dev)
     done_epochs = 0
     with frozen(gnet):
@@ -384,8 +380,7 @@ def differentiable(generator: Generator) -> bool:
     Style families run their mapping network under inference mode, so their z
     space is not differentiable here: invert those in w or w+.
     """
-    family = getattr(generator, "family", None)
-    return not (generator.space == "z" and getattr(family, "style", False))
+    return not (generator.space == "z" and generator.family is not None and generator.family.style)
 
 
 def encoder_accuracy(enc: Encoder, generator: Generator, latents: np.ndarray, images: np.ndarray,
@@ -407,41 +402,20 @@ def load_encoder(path: str | Path, generator: Generator | None = None, device: s
     return Encoder.load(path, generator, device)
 
 
-# --------------------------------------------------------------------------- identity (differentiable faceres)
-
-
-class FaceIdentity:
-    """faceres' 1024-d descriptor as a differentiable function of float images in [-1, 1].
-
-    A copy of the faceres graph planned ``differentiable`` (no in-place ops)
-    and run with ``TFJSGraph.run`` in the caller's grad mode, so gradients
-    reach the image; its output equals ``FaceRes``' descriptor for the same input.
-    """
-
-    size = 224
-
-    def __init__(self, device: str | torch.device | None = None) -> None:
-        from .extractors.tfjs import TFJSGraph
-
-        self.graph = TFJSGraph.from_model("faceres", "faceres.json", None if device is None else str(device),
-                                          outputs=["global_pooling/Mean"], differentiable=True)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [-1, 1] -> (N, 1024) descriptors; differentiable outside inference mode."""
-        x = (x.to(self.graph.device) + 1) * 127.5
-        if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, (self.size, self.size), mode="bilinear", align_corners=False,
-                              antialias=x.shape[-1] > self.size)
-        return self.graph.run(x, nchw=True)["global_pooling/Mean"]
+# --------------------------------------------------------------------------- identity (the extractor's descriptor)
 
 
 @functools.lru_cache(maxsize=4)
-def face_identity(device: str = "cpu") -> FaceIdentity:
-    return FaceIdentity(device)
+def face_identity(device: str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """The identity descriptor the ``faces`` extractor declares, as a differentiable function of float images in
+    [-1, 1] (N, 3, H, W) -> (N, K) (see ``Extractor.differentiable_descriptor``)."""
+    from .extractors.faces import FacesExtractor
+
+    return FacesExtractor.differentiable_descriptor(device)
 
 
 def identity_similarity(a: np.ndarray, b: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Cosine of faceres descriptors of uint8 images a and b (N, H, W, 3) or (H, W, 3), at ``b``'s size."""
+    """Cosine of identity descriptors (``face_identity``) of uint8 images a and b (N, H, W, 3) or (H, W, 3), at ``b``'s size."""
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim == 3:
         a, b = a[None], b[None]
@@ -558,7 +532,7 @@ def invert(generator: Generator, image: np.ndarray | torch.Tensor, encoder: Enco
     losses: list[float] = []
     best_loss, best_u = math.inf, u.detach().clone()
     cancelled = False
-    gnet = getattr(generator, "net", None)
+    gnet = generator.network()
 
     def loss_of(u: torch.Tensor) -> torch.Tensor:
         recon = generator.synthesize(centre + scale * u)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -70,6 +70,13 @@ class Extractor(ABC):
     def descriptor(self, images: torch.Tensor) -> np.ndarray:
         """An identity descriptor per image (N, K); only when ``has_descriptor`` is True."""
         raise NotImplementedError(f"extractor {self.name!r} has no descriptor")
+
+    @classmethod
+    def differentiable_descriptor(cls, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The model behind ``descriptor`` as a differentiable function of float images in [-1, 1]
+        (N, 3, H, W) -> (N, K) on ``device``, for losses that keep who it is (photo inversion); only when
+        ``has_descriptor`` is True. It needs no instance, so no other model of the extractor is loaded."""
+        raise NotImplementedError(f"extractor {cls.__name__} has no differentiable descriptor")
 
     def showcase(self, labels: np.ndarray) -> np.ndarray:
         """Bool (N,): which images, by this extractor's labels (N, n_features), make clear examples for a

@@ -20,7 +20,7 @@ is padded or zoomed), ``framing="digiface"`` never. Where no face is detected,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from ..align import anchor_points, crop_transform, warp
 from ..errors import InputError
 from . import EXTRACTORS, Extractor, Feature
 from .geometry import head_pose, mouth_eyes_smile, skin_and_background
-from .human import HUMAN_EMOTION_LABELS, FaceMesh, FaceRes, HumanEmotion
+from .human import HUMAN_EMOTION_LABELS, FaceMesh, FaceRes, FaceResDescriptor, HumanEmotion
 from .keras_h5 import FER_LABELS, FerEmotion
 from .learned import shipped_probe
 
@@ -152,6 +152,11 @@ class FacesExtractor(Extractor):
         if self.needs_detection(images):
             images = self.align(images)[0]
         return self.res(images).descriptor.numpy()
+
+    @classmethod
+    def differentiable_descriptor(cls, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """faceres' descriptor, differentiable (``FaceResDescriptor``); it takes the face as framed, no detection."""
+        return FaceResDescriptor(device)
 
     def showcase(self, labels: np.ndarray) -> np.ndarray:
         """Faces that were found, are roughly frontal and well lit."""

@@ -95,6 +95,30 @@ class FaceRes:
         return FaceResResult(male, age, desc)
 
 
+class FaceResDescriptor:
+    """faceres' 1024-d descriptor as a differentiable function of float images in [-1, 1] (N, 3, H, W).
+
+    A copy of the faceres graph planned ``differentiable`` (no in-place ops)
+    and run with ``TFJSGraph.run`` in the caller's grad mode, so gradients
+    reach the image (an identity loss); its output equals ``FaceRes``'
+    descriptor for the same input.
+    """
+
+    size = FaceRes.size
+
+    def __init__(self, device: str | torch.device | None = None) -> None:
+        self.graph = TFJSGraph.from_model("faceres", "faceres.json", None if device is None else str(device),
+                                          outputs=["global_pooling/Mean"], differentiable=True)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """(N, 3, H, W) in [-1, 1] -> (N, 1024) descriptors; differentiable outside inference mode."""
+        x = (x.to(self.graph.device) + 1) * 127.5
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, (self.size, self.size), mode="bilinear", align_corners=False,
+                              antialias=x.shape[-1] > self.size)
+        return self.graph.run(x, nchw=True)["global_pooling/Mean"]
+
+
 @dataclass(frozen=True)
 class FaceMeshResult:
     """``landmarks``: (N, 468, 3) in original-image pixels (x right, y down, origin at the

@@ -4,9 +4,9 @@ A checkpoint is read as data and never executed: zip files with
 ``torch.load(weights_only=True)`` (the two pickled helper classes some files
 hold, PGAN's ``BaseConfig`` and a training run's ``argparse.Namespace``, are
 read into inert stubs), raw pickles with :mod:`.safe_pickle`. What was read
-says which family it is; the family's own module rebuilds the network with
-tlgan's implementation, and a ``Generator`` wraps it in the latent space the
-user asked for.
+says which family it is (the registry in :mod:`.families` asks each family);
+the family rebuilds the network with tlgan's implementation, and a
+``Generator`` wraps it in the latent space the user asked for.
 
 | family | file | spaces |
 |---|---|---|
@@ -19,38 +19,21 @@ user asked for.
 
 from __future__ import annotations
 
-import argparse
-import functools
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..weights import WeightsError
-from . import Generator, LatentSpace
-from .safe_pickle import PersistentObject, TFNetwork, load_pickle
+from .base import Generator, LatentSpace
+from .families import Family, get_family, recognise, zip_globals
+from .network import ImageNetwork, StyleNetwork, missing_members
+from .safe_pickle import load_pickle
 
-
-@dataclass(frozen=True)
-class Family:
-    """A checkpoint family: how to rebuild its network from what was read, and what it offers."""
-
-    name: str
-    description: str
-    build: Callable[[Any, str | None], nn.Module]  # (what was read, which network) -> network with an ``info`` dict
-    style: bool  # has a mapping network: spaces z, w, w+
-    framing: str  # how its training faces were cropped (see tlgan.align)
-
-
-def _zip_safe_globals() -> list:
-    """Objects a torch zip checkpoint of a known family may hold besides tensors, read as inert data."""
-    from .pggan import ZOO_CONFIG_GLOBAL, ZooConfig
-
-    return [(ZooConfig, ZOO_CONFIG_GLOBAL), argparse.Namespace]
+__all__ = ["CheckpointGenerator", "Family", "open_checkpoint", "read_checkpoint", "recognise"]
 
 
 #: how a pre-1.6 (non-zip) ``torch.save`` file begins: the pickled magic number 0x1950a86a20f9469cfc6c
@@ -68,57 +51,12 @@ def read_checkpoint(path: str | Path) -> Any:
         head = fh.read(32)
     if zipfile.is_zipfile(path) or TORCH_LEGACY_MAGIC in head:
         try:
-            with torch.serialization.safe_globals(_zip_safe_globals()):
+            with torch.serialization.safe_globals(zip_globals()):
                 return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises a mix of types for foreign or damaged zips
             raise WeightsError(f"{path} is a torch zip file that tlgan cannot read safely: {e}".split("\n")[0]
                                + ". Only plain tensors and the known config records are read") from e
     return load_pickle(path)
-
-
-def recognise(payload: Any, path: str | Path = "the file") -> str:
-    """The family name of what ``read_checkpoint`` returned, from its content alone."""
-    if isinstance(payload, dict):
-        nets = [payload.get(k) for k in ("G_ema", "G")]
-        net = next((n for n in nets if isinstance(n, PersistentObject)), None)
-        if net is not None:
-            return "stylegan3" if "synthesis.input.freqs" in net.state_dict() else "stylegan2"
-        if "g_ema" in payload or "g" in payload:
-            return "rosinality"
-        if "avgG" in payload or "netG" in payload:
-            return "pgan"
-        keys = ", ".join(map(str, list(payload)[:8]))
-        raise WeightsError(f"{path} holds a dict with keys {keys}, which is no generator checkpoint tlgan knows "
-                           f"(families: {', '.join(families())}); force one with --family if it is one of them")
-    if isinstance(payload, (tuple, list)) and payload and all(isinstance(n, TFNetwork) for n in payload):
-        funcs = {n.build_func_name for n in payload}
-        if "G_paper" in funcs:
-            return "pggan-tf1"
-        raise WeightsError(f"{path} is a TF1 network pickle built by {', '.join(sorted(funcs))}; tlgan reads "
-                           "the PGGAN one (G_paper). For TF1 StyleGAN files, convert them to the PyTorch format "
-                           "with the stylegan2-ada-pytorch tools first")
-    raise WeightsError(f"{path} holds a {type(payload).__name__}, not a generator checkpoint tlgan knows "
-                       f"(families: {', '.join(families())})")
-
-
-FAMILY_NAMES = ("stylegan2", "stylegan3", "rosinality", "pgan", "pggan-tf1")
-
-
-@functools.cache
-def families() -> dict[str, Family]:
-    """Family name -> ``Family`` (built on first use: importing tlgan loads no network code)."""
-    from . import pggan, stylegan2, stylegan3
-
-    return {f.name: f for f in (
-        Family("stylegan2", "NVlabs StyleGAN2-ADA / stylegan3-repo StyleGAN2 pickle", stylegan2.build_nvlabs,
-               True, "ffhq"),
-        Family("stylegan3", "NVlabs StyleGAN3 pickle (configs T and R)", stylegan3.build_nvlabs, True, "ffhq"),
-        Family("rosinality", "rosinality stylegan2-pytorch .pt", stylegan2.build_rosinality, True, "ffhq"),
-        Family("pgan", "pytorch_GAN_zoo PGAN .pt (torch.hub celebAHQ layout)", pggan.build_gan_zoo, False,
-               "celebahq"),
-        Family("pggan-tf1", "TF1 PGGAN pickle (karras2018iclr), as TL-GAN loads it", pggan.build_tf1, False,
-               "celebahq"),
-    )}
 
 
 class CheckpointGenerator(Generator):
@@ -147,12 +85,19 @@ class CheckpointGenerator(Generator):
         if not 0.0 <= truncation <= 2.0:
             raise WeightsError(f"truncation must lie in [0, 2] (1 = none, 0.7 is usual); got {truncation}")
         self.space, self.truncation = space, float(truncation)
-        module: Any = net.eval().requires_grad_(False).to(self.device)  # a family's network (duck-typed)
+        module = net.eval().requires_grad_(False).to(self.device)
+        protocol = StyleNetwork if family.style else ImageNetwork
+        lacking = missing_members(module, protocol)
+        if lacking:
+            raise WeightsError(f"the {family.name} family built a network without {', '.join(lacking)}, which a "
+                               f"{protocol.__name__} must offer (see tlgan.generators.network)")
         self.net = module
-        self.resolution = int(module.img_resolution)
-        self.num_ws = int(getattr(module, "num_ws", 1))
-        self._z_dim = int(module.z_dim)
-        self.latent_dim = self._z_dim if space == "z" else int(module.w_dim)
+        #: the network as its family's protocol declares it (None for families without a mapping network)
+        self.style_net: StyleNetwork | None = cast(StyleNetwork, module) if family.style else None
+        self.resolution = int(cast(ImageNetwork, module).img_resolution)
+        self.num_ws = int(self.style_net.num_ws) if self.style_net is not None else 1
+        self._z_dim = int(cast(ImageNetwork, module).z_dim)
+        self.latent_dim = self._z_dim if space == "z" or self.style_net is None else int(self.style_net.w_dim)
         pixels = self.resolution ** 2
         self.batch_size = max(1, min(self.batch_size, (self.batch_size * 64 * 64) // pixels))
         self.half = precision == "fp16" or (precision == "auto" and self.device.type == "cuda" and family.style)
@@ -162,9 +107,15 @@ class CheckpointGenerator(Generator):
     def z_dim(self) -> int:
         return self._z_dim
 
+    def _mapped(self) -> StyleNetwork:
+        """The style network, for what only style families have (their spaces w / w+ exist only then)."""
+        if self.style_net is None:
+            raise WeightsError(f"generator {self.name!r} has no mapping network")
+        return self.style_net
+
     @torch.inference_mode()
     def _map(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net.mapping(z, truncation_psi=self.truncation)
+        return self._mapped().mapping(z, truncation_psi=self.truncation)
 
     def codes_from_z(self, z: np.ndarray) -> np.ndarray:
         z = np.asarray(z, np.float32)
@@ -175,7 +126,7 @@ class CheckpointGenerator(Generator):
         return np.concatenate(out) if out else np.zeros((0, self.latent_dim), np.float32)
 
     def synthesize(self, z: torch.Tensor) -> torch.Tensor:
-        if not self.family.style:
+        if self.style_net is None:
             return self.net(z)
         if self.space == "z":
             ws = self._map(z)
@@ -184,23 +135,32 @@ class CheckpointGenerator(Generator):
         else:
             ws = z
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
-            return self.net.synthesis(ws, noise_mode="const").float()
+            return self.style_net.synthesis(ws, noise_mode="const").float()
 
     def _style_space(self, space: str) -> LatentSpace:
         if space not in self._norms:  # the mean distance of a sampled w from w_avg, on 1,000 fixed draws
             z = torch.from_numpy(self.sample_z(1000, 0)).to(self.device)
             w = self._map(z)[:, 0].float()
-            self._norms[space] = float((w - self.net.w_avg.float()).norm(dim=1).mean())
+            self._norms[space] = float((w - self._mapped().w_avg.float()).norm(dim=1).mean())
         shape = (self.latent_dim,) if space == "w" else (self.num_ws, self.latent_dim)
         norm = self._norms[space] * (np.sqrt(self.num_ws) if space == "w+" else 1.0)
         return LatentSpace(space, shape, norm)
 
     def first_layer_weight(self) -> np.ndarray | None:
         """For SeFa: in w / w+ the stacked affine weights of every modulated layer; in z the first layer's."""
-        if self.space != "z" and self.family.style:
-            return torch.cat([w for _, w in self.net.style_weights()]).float().cpu().numpy()
-        weight = getattr(self.net, "first_layer_weight", None)
+        if self.space != "z" and self.style_net is not None:
+            return torch.cat([w for _, w in self.style_net.style_weights()]).float().cpu().numpy()
+        weight = getattr(self.net, "first_layer_weight", None)  # optional: a z-space SeFa needs a linear first layer
         return np.asarray(weight()) if callable(weight) else None
+
+    def space_centre(self) -> torch.Tensor:
+        """Zero in z; in w / w+ the file's average w (``w_avg`` / ``latent_avg``), where truncation pulls toward."""
+        if self.space == "z":
+            return super().space_centre()
+        return self._mapped().w_avg.detach().float().cpu().reshape(self.latent_dim)
+
+    def network(self) -> nn.Module:
+        return self.net
 
 
 def open_checkpoint(path: str | Path, family: str | None = None, space: str = "z", truncation: float = 1.0,
@@ -217,9 +177,7 @@ def open_checkpoint(path: str | Path, family: str | None = None, space: str = "z
     path = Path(path)
     payload = read_checkpoint(path)
     fam_name = family or recognise(payload, path)
-    if fam_name not in families():
-        raise WeightsError(f"unknown generator family {fam_name!r}; known: {', '.join(families())}")
-    fam = families()[fam_name]
+    fam = get_family(fam_name)
     try:
         net = fam.build(payload, network)
     except WeightsError:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .. import weights
-from . import GENERATORS, Generator
+from .base import GENERATORS, Generator
 
 
 def dcgan_net(latent_dim: int = 100, width: int = 64, channels: int = 3) -> nn.Sequential:
@@ -56,6 +56,9 @@ class DCGANGenerator(Generator):
 
     def synthesize(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z[:, :, None, None])
+
+    def network(self) -> nn.Module:
+        return self.net
 
     def first_layer_weight(self) -> np.ndarray:
         # ConvTranspose2d weight: (latent_dim, C, 4, 4); each output unit is a linear map of z.

@@ -56,7 +56,7 @@ def add(path: str | Path, name: str, family: str | None = None, network: str | N
 
     if not NAME_RE.match(name):
         raise WeightsError(f"generator name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
-    from . import GENERATORS
+    from .base import GENERATORS
 
     if name in GENERATORS:
         raise WeightsError(f"{name!r} is a built-in generator; choose another name")
@@ -67,7 +67,7 @@ def add(path: str | Path, name: str, family: str | None = None, network: str | N
     entry = {"path": str(path), "sha256": gen.sha256, "size": st.st_size, "mtime": st.st_mtime,
              "family": gen.info["family"], "network": network, "resolution": gen.resolution,
              "spaces": list(gen.spaces), "z_dim": gen.z_dim, "num_ws": gen.num_ws,
-             "w_dim": int(getattr(gen.net, "w_dim", 0)) or None, "added": time.strftime("%Y-%m-%d %H:%M:%S")}
+             "w_dim": int(gen.style_net.w_dim) if gen.style_net is not None else None, "added": time.strftime("%Y-%m-%d %H:%M:%S")}
     models = registered()
     models[name] = entry
     _save(models)

@@ -2,13 +2,14 @@
 
 NVlabs StyleGAN2-ADA / StyleGAN3 snapshots and the TF1 PGGAN pickle carry
 their networks' Python source, which the original loaders ``exec``. Here a
-pickle may name only the globals in ``ALLOWED``: tensor and array rebuilders,
-``OrderedDict``, ``EasyDict`` (read as a plain dict), and the two
-"reconstruct this network" hooks, which are captured as plain records
-(``PersistentObject``, ``TFNetwork``) holding the class name and state. The
-source text they carry is kept as a string and never executed. Any other
-global (``os.system``, ``builtins.eval``, ...) is refused with an error that
-names it, before anything is called.
+pickle may name only the globals in ``ALLOWED`` (tensor and array rebuilders,
+``OrderedDict``) and those the checkpoint families declare
+(``Family.pickle_globals``, see :mod:`.families`): ``EasyDict`` (read as a
+plain dict) and the two "reconstruct this network" hooks, which are captured
+as plain records (``PersistentObject``, ``TFNetwork``) holding the class name
+and state. The source text they carry is kept as a string and never executed.
+Any other global (``os.system``, ``builtins.eval``, ...) is refused with an
+error that names it, before anything is called.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -105,7 +106,7 @@ def record_class(qualified_name: str) -> type:
     return type(name, (Record,), {"__module__": module, "__qualname__": name})
 
 
-def _reconstruct_persistent(meta: dict[str, Any]) -> PersistentObject:
+def reconstruct_persistent(meta: dict[str, Any]) -> PersistentObject:
     if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("state"), dict):
         raise UnsafePickleError("a torch_utils.persistence object in this pickle has an unexpected layout")
     return PersistentObject(class_name=str(meta.get("class_name")), state=dict(meta["state"]),
@@ -126,21 +127,16 @@ def _numpy_attr(name: str) -> Any:
     return getattr(core.multiarray, name)
 
 
-class _EasyDict(dict):
+class EasyDict(dict):
     """``dnnlib.EasyDict`` read as a plain dict (attribute access is all it adds)."""
 
 
 def _allowed() -> dict[tuple[str, str], Any]:
     table: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): OrderedDict,
-        ("dnnlib.util", "EasyDict"): _EasyDict,
-        ("dnnlib", "EasyDict"): _EasyDict,
         ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
-        ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
-        ("tfutil", "Network"): TFNetwork,
-        ("dnnlib.tflib.network", "Network"): TFNetwork,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
     }
@@ -153,17 +149,19 @@ def _allowed() -> dict[tuple[str, str], Any]:
     return table
 
 
+#: what any network pickle may name: tensors, arrays, OrderedDict (the families add their own, see ``load_pickle``)
 ALLOWED: dict[tuple[str, str], Any] = _allowed()
 
 
 class _AllowListUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
+    def __init__(self, file: io.BufferedIOBase, source: str, allowed: Mapping[tuple[str, str], Any]) -> None:
         super().__init__(file)
         self.source = source
+        self.allowed = allowed
 
     def find_class(self, module: str, name: str) -> Callable[..., Any]:
         try:
-            return ALLOWED[(module, name)]
+            return self.allowed[(module, name)]
         except KeyError:
             raise UnsafePickleError(
                 f"{self.source} names the global {module}.{name}, which tlgan does not load: it reads network "
@@ -174,12 +172,17 @@ class _AllowListUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"{self.source} uses persistent ids, which a network pickle does not; refused")
 
 
-def load_pickle(path: str | Path) -> Any:
-    """Unpickle ``path`` allowing only the globals in ``ALLOWED``; nothing from the file is executed."""
+def load_pickle(path: str | Path, family_globals: Mapping[tuple[str, str], Any] | None = None) -> Any:
+    """Unpickle ``path`` allowing only the globals in ``ALLOWED`` and ``family_globals`` (default: those every
+    registered checkpoint family declares); nothing from the file is executed."""
+    if family_globals is None:
+        from .families import pickle_globals
+
+        family_globals = pickle_globals()
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            return _AllowListUnpickler(fh, str(path)).load()
+            return _AllowListUnpickler(fh, str(path), {**family_globals, **ALLOWED}).load()
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as e:
