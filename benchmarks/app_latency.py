@@ -199,7 +199,8 @@ def measure(axes_path: Path, changes: int, device: str, live: str = "auto", drag
             moves: int = 60) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from tlgan.app.state import ExplorerState, state_digest
+    from tlgan.app.codec import state_digest
+    from tlgan.app.state import ExplorerState
     from tlgan.axes import Axes
 
     axes = Axes.load(axes_path)

@@ -157,7 +157,7 @@ def wait_shared(page, state) -> None:
     The JSON box is checked when the share panel is open: its update can land after the address bar's,
     and a value typed into it before then would be overwritten.
     """
-    from tlgan.app.state import encode_state, state_token
+    from tlgan.app.codec import encode_state, state_token
 
     page.wait_for_function("t => location.search === '?state=' + t", arg=state_token(state))
     page.wait_for_function("j => { const b = document.querySelector('#tl-json textarea');"
@@ -281,7 +281,8 @@ def test_random_seed_reset_undo_strip_and_download(page, toy_url, tmp_path):
 
 
 def test_share_link_and_state_json_restore_the_exact_state(page, browser, toy_url):
-    from tlgan.app.state import ExplorerState, state_token
+    from tlgan.app.codec import state_token
+    from tlgan.app.state import ExplorerState
 
     state = ExplorerState("toy-linear", 7, None, {"a": 1.5, "c": -0.5}, ("p",))
     open_page(page, toy_url + "?state=" + state_token(state))
@@ -468,7 +469,8 @@ def test_upload_a_photo_and_edit_its_reconstruction(page, tmp_path):
 
 def test_wplus_layer_ranges_per_axis(page, tmp_path):
     """A random StyleGAN2 served in w+: each axis gets a layer range, kept in the link and restored from it."""
-    from tlgan.app.state import ExplorerState, state_token
+    from tlgan.app.codec import state_token
+    from tlgan.app.state import ExplorerState
     from wplus_support import wplus_axes
 
     axes_path = wplus_axes(tmp_path)
@@ -540,7 +542,8 @@ def test_dragging_draws_the_default_face_in_the_page(page, tmp_path):
     """While a slider is dragged the page draws each position itself (onnxruntime-web, no server round trip), from
     the same latent the server computes (a locked slider held along its own axis, the others projected off it);
     on release the server's state, status, link and undo follow as for any change."""
-    from tlgan.app.state import Explorer, ExplorerState
+    from tlgan.app.explorer import Explorer
+    from tlgan.app.state import ExplorerState
     from tlgan.axes import Axes
     from tlgan.generators import load_generator
 
@@ -579,7 +582,8 @@ def test_dragging_draws_the_default_face_in_the_page(page, tmp_path):
 def test_dragging_a_wplus_slider_gets_server_frames_of_its_layers(page, tmp_path):
     """A generator the page does not run (a StyleGAN in w+): while dragging, the server draws frames of the
     session's state with the dragged value, layer range included; the face follows them."""
-    from tlgan.app.state import ExplorerState, state_digest, state_token
+    from tlgan.app.codec import state_digest, state_token
+    from tlgan.app.state import ExplorerState
     from tlgan.axes import Axes
     from wplus_support import wplus_axes
 

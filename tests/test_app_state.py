@@ -1,4 +1,4 @@
-"""The explorer's state logic (tlgan.app.state), without a browser, on the toy-linear model.
+"""The explorer's state logic (tlgan.app.state, codec, undo, locks, readouts, explorer), without a browser, on the toy-linear model.
 
 The toy's features are exact linear functions of z: ``a`` (axis e0), ``b``
 (0.8 e0 + 0.6 e1, so cos(a, b) = 0.8), ``p`` (binary, e2) and ``c`` (e3), so
@@ -14,11 +14,13 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tlgan.app.state import (MAX_SEED, MAX_UNDO, SLIDER_LIMIT, STRIP_STEPS, Explorer, ExplorerState, Session,
-                             StateError, decode_state, describe_readouts, encode_state, subject_missing,
-                             format_change, format_value, lock_warnings, parse_seed, random_seed,
-                             reset_sliders, set_lock, set_seed, set_slider, state_from_token, state_token,
-                             strip_states)
+from tlgan.app.codec import decode_state, encode_state, state_from_token, state_token
+from tlgan.app.explorer import Explorer
+from tlgan.app.locks import lock_warnings
+from tlgan.app.readouts import describe_readouts, format_change, format_value, subject_missing
+from tlgan.app.state import (MAX_SEED, SLIDER_LIMIT, STRIP_STEPS, ExplorerState, StateError, parse_seed, random_seed,
+                             reset_sliders, set_lock, set_seed, set_slider, strip_states)
+from tlgan.app.undo import MAX_UNDO, Session
 from tlgan.axes import Axes, AxesError
 from tlgan.extractors import load_extractor
 from tlgan.generators import load_generator

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import __version__, weights
-from .app.state import MAX_SESSIONS
+from .app.undo import MAX_SESSIONS
 from .axes import Axes
 from .errors import InputError, TLGANError
 from .safeio import save_npy

@@ -39,7 +39,9 @@ import torch
 from ..errors import TLGANError
 from ..safeio import atomic_write
 from ..weights import WeightsError, cache_dir, path_of
-from .state import Explorer, ExplorerState, StateError, set_slider, state_digest
+from .codec import state_digest
+from .explorer import Explorer
+from .state import ExplorerState, StateError, set_slider
 
 log = logging.getLogger(__name__)
 

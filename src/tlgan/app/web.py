@@ -43,11 +43,13 @@ from ..errors import TLGANError  # noqa: E402
 from ..figures import upscale  # noqa: E402
 from ..safeio import atomic_write  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
-from .state import (INVERT_STEPS, LAYER_CHOICES, MAX_SESSIONS, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer,  # noqa: E402
-                    ExplorerState, Readout, Session, StateError, describe_readouts, encode_state, subject_missing,
-                    Latent, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_linear, set_lock,
-                    set_seed,
-                    set_slider, state_digest, state_token)
+from .codec import encode_state, state_digest, state_token  # noqa: E402
+from .explorer import INVERT_STEPS, Explorer  # noqa: E402
+from .readouts import Readout, describe_readouts, subject_missing  # noqa: E402
+from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, ExplorerState, Latent,  # noqa: E402
+                    StateError, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_linear, set_lock,
+                    set_seed, set_slider)
+from .undo import MAX_SESSIONS, Session  # noqa: E402
 from .live import Live  # noqa: E402
 
 IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
