@@ -29,12 +29,12 @@ import json
 import logging
 import threading
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from cachetools import LRUCache
 
 from ..errors import TLGANError
 from ..safeio import atomic_write
@@ -187,7 +187,7 @@ class Live:
         self.model: Path | None = None
         self.ort: dict[str, Path] = {}
         self.reason = ""  # why the page does not draw the face itself
-        self._states: OrderedDict[str, ExplorerState] = OrderedDict()
+        self._states: LRUCache[str, ExplorerState] = LRUCache(maxsize=KEEP_STATES)
         self._lock = threading.Lock()
         self._published = 0
         if mode in ("auto", "browser"):
@@ -220,9 +220,6 @@ class Live:
         digest = state_digest(state)
         with self._lock:
             self._states[digest] = state
-            self._states.move_to_end(digest)
-            while len(self._states) > KEEP_STATES:
-                self._states.popitem(last=False)
         doc: dict[str, Any] = {"digest": digest, "sliders": dict(state.sliders), "locks": list(state.locks),
                                "layers": dict(state.layers)}
         if self.mode == "browser":

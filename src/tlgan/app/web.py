@@ -23,12 +23,12 @@ import signal
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from cachetools import LRUCache
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -145,6 +145,20 @@ class Photo:
         return "\n\n".join(lines)
 
 
+class _HandedOut(LRUCache):
+    """File name -> when it was last handed out, least recently handed out first; what falls out of the
+    cache (beyond its ``maxsize``) is put in ``leaving``, to be deleted once its grace period is over."""
+
+    def __init__(self, keep: int, leaving: dict[str, float]) -> None:
+        super().__init__(maxsize=keep)
+        self.leaving = leaving
+
+    def popitem(self) -> tuple[str, float]:
+        name, handed = super().popitem()
+        self.leaving[name] = handed
+        return name, handed
+
+
 class FaceFiles:
     """The face PNGs the page hands to gradio, in a private temporary folder that only this object
     writes to or deletes from (removed at exit; ``launch`` makes SIGTERM an exit too).
@@ -158,8 +172,9 @@ class FaceFiles:
     def __init__(self, keep: int = KEEP_PNGS, grace: float = PNG_GRACE_S) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="tlgan-explorer-"))
         atexit.register(self.remove)
-        self.keep, self.grace = keep, grace
-        self._handed: OrderedDict[str, float] = OrderedDict()  # file name -> when it was last handed out
+        self.grace = grace
+        self._leaving: dict[str, float] = {}  # beyond ``keep``: deleted once handed out ``grace`` seconds ago
+        self._handed = _HandedOut(keep, self._leaving)
         self._lock = threading.Lock()
 
     def get(self, name: str, write: Callable[[Path], object]) -> Path:
@@ -167,21 +182,17 @@ class FaceFiles:
         keeps it for ``grace`` seconds more."""
         path = self.folder / name
         with self._lock:
-            if name in self._handed:
+            if name in self._handed or self._leaving.pop(name, None) is not None:
                 self._handed[name] = time.monotonic()
-                self._handed.move_to_end(name)
                 return path
         # Not listed, so no other thread deletes it; two threads writing the same face both write it whole.
         atomic_write(path, write)
         with self._lock:
             now = self._handed[name] = time.monotonic()
-            self._handed.move_to_end(name)
-            while len(self._handed) > self.keep:
-                oldest, handed = next(iter(self._handed.items()))
-                if now - handed < self.grace:
-                    break
-                del self._handed[oldest]
-                (self.folder / oldest).unlink(missing_ok=True)  # under the lock: nobody rewrites it meanwhile
+            for old, handed in list(self._leaving.items()):
+                if now - handed >= self.grace:
+                    del self._leaving[old]
+                    (self.folder / old).unlink(missing_ok=True)  # under the lock: nobody rewrites it meanwhile
         return path
 
     def remove(self) -> None:
@@ -215,7 +226,7 @@ class StartReadouts:
     """Readouts of unedited faces, remembered per face (a shared memo, not user state)."""
 
     def __init__(self) -> None:
-        self._memo: OrderedDict[tuple, dict[str, float]] = OrderedDict()
+        self._memo: LRUCache[tuple, dict[str, float]] = LRUCache(maxsize=FACE_KEYS)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -229,9 +240,6 @@ class StartReadouts:
     def put(self, state: ExplorerState, values: dict[str, float]) -> None:
         with self._lock:
             self._memo[self.key(state)] = values
-            self._memo.move_to_end(self.key(state))
-            while len(self._memo) > FACE_KEYS:
-                self._memo.popitem(last=False)
 
 
 @dataclass
