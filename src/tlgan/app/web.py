@@ -844,12 +844,14 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 
 
-def stop_on_sigterm() -> None:
-    """Let SIGTERM stop a blocking server as Ctrl+C does: gradio closes the server (deleting its cached
-    copies of the faces) and the exit handlers delete the face folder. Python's default for SIGTERM
-    ends the process at once and leaves both behind."""
+def stop_on_signals() -> None:
+    """Let SIGTERM and SIGINT stop a blocking server as Ctrl+C does: gradio closes the server (deleting its
+    cached copies of the faces) and the exit handlers delete the face folder. Python's default for SIGTERM
+    ends the process at once and leaves both behind; SIGINT is set too because a shell starts background jobs
+    (``make test &``, ``nohup``) with it ignored, and Ctrl+C should work however the server was launched."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True, quiet: bool = False,
@@ -862,7 +864,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
     stays bounded however many come and go.
     """
     if block:
-        stop_on_sigterm()
+        stop_on_signals()
     live: Live | None = getattr(demo, "tlgan_live", None)
     extra = {"app_kwargs": {"routes": live.routes()}, "head": live.head()} if live is not None else {}
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, theme=theme(), css=css,
@@ -877,7 +879,7 @@ def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | No
     how an uploaded photo is inverted; ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``;
     ``max_sessions``: see ``launch``)."""
     if block:
-        stop_on_sigterm()  # before the models load, so a SIGTERM while they load ends cleanly too
+        stop_on_signals()  # before the models load, so a SIGTERM while they load ends cleanly too
     explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder)
     demo = build_app(explorer, seed=seed, live=live)
     return launch(demo, host, port, block=block, max_sessions=max_sessions)
