@@ -5,6 +5,7 @@ The toy's features are exact linear functions of z: ``a`` (axis e0), ``b``
 what a slider or a lock does to the readouts is known in closed form.
 """
 
+import base64
 import json
 import math
 
@@ -250,6 +251,10 @@ def test_any_valid_state_round_trips(axes, seed, moves, locks):
     ("7", "must be a JSON object"),
     ("eyJzZWVkIjo", "damaged|not valid JSON"),  # a token cut off when copied
     ("{" + " " * 30_000 + "}", "too long"),
+    ('{"sliders": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ("[" * 9000, "nested too deeply"),
+    (base64.urlsafe_b64encode(b'{"locks": ' + b"[" * 4000 + b"]" * 4000 + b"}").decode().rstrip("="),
+     "nested too deeply"),  # the same as a ?state= token
 ])
 def test_malformed_states_get_a_clear_message(axes, text, match):
     with pytest.raises(StateError, match=match):
@@ -300,3 +305,23 @@ def test_serve_without_axes_says_to_run_the_demo(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "make demo" in r.output and "tlgan discover" in r.output
     r = CliRunner().invoke(main, ["serve", "nope.safetensors"])
     assert r.exit_code == 1 and "no axes file at nope.safetensors" in r.output
+
+
+def test_a_frame_request_that_is_not_a_usable_json_object_gets_a_400(explorer):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from tlgan.app.codec import state_digest
+    from tlgan.app.live import PREFIX, Live
+
+    live = Live(explorer, "server")
+    state = explorer.initial(0)
+    live.publish(state)
+    with TestClient(Starlette(routes=live.routes()), raise_server_exceptions=False) as client:
+        ok = client.post(f"{PREFIX}/frame", json={"digest": state_digest(state), "sliders": {"a": 1}})
+        assert ok.status_code == 200 and ok.headers["content-type"] == "image/jpeg"
+        for body in (b"[" * 100_000, b"{not json", b"\xff\xfe", b'{"digest": "nope"}',
+                     b'{"digest": "%s", "sliders": {"a": [[[1]]]}}' % state_digest(state).encode()):
+            bad = client.post(f"{PREFIX}/frame", content=body)
+            assert bad.status_code == 400, (body[:20], bad.status_code, bad.text[:200])
+            assert bad.json()["error"]

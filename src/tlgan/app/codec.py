@@ -23,6 +23,20 @@ MAX_STATE_CHARS = 20_000  # plus LATENT_CHARS per number of the generator's late
 LATENT_CHARS = 16
 
 
+def parse_json(text: str | bytes) -> Any:
+    """JSON from the page or its API, refused with a ``StateError`` when it is not JSON or is nested too
+    deeply for the parser (thousands of brackets: never a state, and a RecursionError if let through)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StateError(f"the state is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except UnicodeDecodeError:
+        raise StateError("the state is not valid JSON: it is not UTF-8 text") from None
+    except RecursionError:
+        raise StateError("the state is not valid JSON: it is nested too deeply "
+                         "(a state is an object of numbers, names and short lists)") from None
+
+
 def state_dict(state: ExplorerState) -> dict[str, Any]:
     doc: dict[str, Any] = {"tlgan_explorer": STATE_VERSION, "generator": state.generator}
     if state.latent is None:
@@ -99,10 +113,7 @@ def decode_state(text: Any, axes: Axes, latent_dim: int | None = None, num_ws: i
             return state_from_token(token, axes, latent_dim, num_ws)
         if re.fullmatch(r"[A-Za-z0-9_-]+={0,2}", text) and not text.isdigit():  # a bare ?state= token
             return state_from_token(text, axes, latent_dim, num_ws)
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise StateError(f"the state is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+        doc = parse_json(text)
     if not isinstance(doc, dict):
         raise StateError("the state must be a JSON object like "
                          '{"seed": 3, "sliders": {"age": 2}, "locks": ["male"]}')

@@ -39,7 +39,7 @@ from cachetools import LRUCache
 from ..errors import TLGANError
 from ..safeio import atomic_write
 from ..weights import WeightsError, cache_dir, path_of
-from .codec import state_digest
+from .codec import parse_json, state_digest
 from .explorer import Explorer
 from .state import ExplorerState, StateError, set_slider
 
@@ -289,11 +289,7 @@ class Live:
             from starlette.concurrency import run_in_threadpool
 
             try:
-                body = await request.json()
-            except ValueError:
-                return JSONResponse({"error": "the frame request is not JSON"}, status_code=400)
-            try:
-                state = self.state_for(body)
+                state = self.state_for(parse_json(await request.body()))
                 data = await run_in_threadpool(self.frame, state)
             except StateError as e:
                 return JSONResponse({"error": str(e)}, status_code=400)
