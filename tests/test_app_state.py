@@ -307,6 +307,51 @@ def test_serve_without_axes_says_to_run_the_demo(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "no axes file at nope.safetensors" in r.output
 
 
+@pytest.fixture
+def no_server(monkeypatch):
+    """``tlgan serve`` with the server (the model loading and gradio) replaced by a stub that records its call."""
+    import tlgan.app.web
+
+    calls = []
+    monkeypatch.setattr(tlgan.app.web, "serve", lambda *a, **k: calls.append((a, k)))
+    return calls
+
+
+def test_serve_refuses_a_bad_or_taken_port_before_loading_anything(tmp_path, no_server):
+    import socket
+
+    from tlgan.cli import main
+
+    axes = tmp_path / "axes.safetensors"
+    axes.write_bytes(b"")  # never read: the port is refused first
+    r = CliRunner().invoke(main, ["serve", str(axes), "--port", "70000"])
+    assert r.exit_code == 1 and "port 70000 is not a port" in r.output and "1 to 65535" in r.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(main, ["serve", str(axes), "--port", str(port)])
+    assert r.exit_code == 1 and f"port {port} on 127.0.0.1 is already in use" in r.output
+    assert "Traceback" not in r.output and no_server == []
+
+
+@pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("127.0.0.1", False), ("localhost", False)])
+def test_serve_warns_when_the_page_is_open_to_the_network(tmp_path, no_server, host, warned):
+    import socket
+
+    from tlgan.cli import main
+
+    axes = tmp_path / "axes.safetensors"
+    axes.write_bytes(b"")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = CliRunner().invoke(main, ["serve", str(axes), "--host", host, "--port", str(port)])
+    assert r.exit_code == 0, r.output
+    assert ("opens the page to the network" in r.output) == warned, r.output
+    assert len(no_server) == 1
+
+
 def test_a_frame_request_that_is_not_a_usable_json_object_gets_a_400(explorer):
     from starlette.applications import Starlette
     from starlette.testclient import TestClient

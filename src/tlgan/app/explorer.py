@@ -12,12 +12,14 @@ import numpy as np
 from ..axes import Axes, AxesError
 from .codec import decode_state, state_from_token
 from .locks import LockWarning, lock_warnings
-from .state import STRIP_STEPS, ExplorerState, StateError, layer_indices, parse_seed, strip_states
+from .state import MAX_SEED, STRIP_STEPS, ExplorerState, StateError, layer_indices, parse_seed, strip_states
 
 if TYPE_CHECKING:
     from ..invert import Inversion
 
 INVERT_STEPS = 100  # optimisation steps for an uploaded photo (tlgan serve --invert-steps)
+OPENING_CANDIDATES = 16  # the page opens on the first clear face among seeds 0..15 ...
+RANDOM_CANDIDATES = 8  # ... and "New random face" draws this many seeds and shows the first clear one
 
 
 class Explorer:
@@ -74,6 +76,35 @@ class Explorer:
 
     def initial(self, seed: int = 0) -> ExplorerState:
         return ExplorerState(self.generator.name, parse_seed(seed))
+
+    def clear_faces(self, seeds: Sequence[int]) -> np.ndarray:
+        """Which of ``seeds`` draw a face that makes a clear example, as the extractor judges it
+        (``Extractor.showcase``; for faces: found, roughly frontal, well lit), as a bool per seed;
+        all True when there is no extractor or it makes no such choice."""
+        if self.extractor is None or not getattr(self.extractor, "has_showcase", False):
+            return np.ones(len(seeds), bool)
+        z = np.stack([self.editor.latent(s) for s in seeds])
+        with self._render_lock:
+            images = self.generator.render(z).cpu().numpy()
+        with self._extract_lock:
+            labels = np.asarray(self.extractor(images))
+        return np.asarray(self.extractor.showcase(labels), bool)
+
+    def clear_seed(self, seeds: Sequence[int]) -> int:
+        """The first of ``seeds`` whose face is clear (``clear_faces``); the first seed when none is."""
+        good = np.flatnonzero(self.clear_faces(seeds))
+        return int(seeds[good[0]] if len(good) else seeds[0])
+
+    def opening_seed(self) -> int:
+        """The face the page opens on: the first clear one from seed 0 (the traversal figure picks its faces
+        the same way, ``tlgan.pipeline.showcase_latents``)."""
+        return self.clear_seed(range(OPENING_CANDIDATES))
+
+    def random_seed(self, rng: np.random.Generator, any_face: bool = False) -> int:
+        """A random seed: with ``any_face`` any one, else one whose face is clear (one of ``RANDOM_CANDIDATES``
+        drawn; the first drawn when none of them is)."""
+        seeds = [int(s) for s in rng.integers(0, MAX_SEED + 1, size=1 if any_face else RANDOM_CANDIDATES)]
+        return self.clear_seed(seeds)
 
     @property
     def num_ws(self) -> int:

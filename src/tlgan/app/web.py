@@ -43,11 +43,12 @@ from ..errors import TLGANError  # noqa: E402
 from ..figures import upscale  # noqa: E402
 from ..safeio import atomic_write  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
+from .address import check_address  # noqa: E402
 from .codec import encode_state, state_digest, state_token  # noqa: E402
 from .explorer import INVERT_STEPS, Explorer  # noqa: E402
 from .readouts import Readout, describe_readouts, subject_missing  # noqa: E402
 from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, ExplorerState, Latent,  # noqa: E402
-                    StateError, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_linear, set_lock,
+                    StateError, as_latent, reset_sliders, set_latent, set_layers, set_linear, set_lock,
                     set_seed, set_slider)
 from .undo import MAX_SESSIONS, Session  # noqa: E402
 from .live import Live  # noqa: E402
@@ -109,6 +110,7 @@ class View:
     start: dict[str, float] | None = None  # ... and of the same face unedited
     message: str = ""
     photo: Photo | None = None  # the last photo uploaded in this session (its inversion)
+    any_face: bool = False  # "New random face" draws any face, not only clear, frontal ones
 
     @property
     def state(self) -> ExplorerState:
@@ -263,10 +265,10 @@ class Page:
     outputs are complete.
     """
 
-    def __init__(self, explorer: Explorer, seed: int = 0) -> None:
+    def __init__(self, explorer: Explorer, seed: int | None = None) -> None:
         self.explorer = explorer
         self.axes, self.names = explorer.axes, explorer.names
-        self.seed = seed
+        self.seed = explorer.opening_seed() if seed is None else seed  # the face a page opens on
         self.has_readouts = explorer.extractor is not None
         self.starts = StartReadouts()
         self.files = FaceFiles()
@@ -443,8 +445,13 @@ def live_panel(page: Page, live: Live) -> None:
 
 
 def new_face_panel(page: Page) -> None:
-    """A new random face, or the reconstruction of an uploaded photo (a Cancel button while it is inverted)."""
+    """A new random face (a clear, frontal one unless "any face" is ticked), or the reconstruction of an
+    uploaded photo (a Cancel button while it is inverted)."""
+    explorer = page.explorer
     random_btn = gr.Button("New random face", variant="primary", elem_id="tl-random", scale=2)
+    any_face = gr.Checkbox(label="any face", value=False, elem_id="tl-any-face", scale=1, min_width=90,
+                           visible=bool(getattr(explorer.extractor, "has_showcase", False)),
+                           info="not only clear, frontal ones")
     upload_btn = gr.UploadButton("Upload a photo", file_types=["image"], file_count="single", type="filepath",
                                  variant="primary", elem_id="tl-upload", scale=2)
     cancel_btn = gr.Button("Cancel", variant="stop", visible=False, elem_id="tl-cancel", scale=1, min_width=90)
@@ -456,7 +463,17 @@ def new_face_panel(page: Page) -> None:
 
     @page.wiring
     def _wire() -> None:
-        page.on(random_btn.click, lambda session: session.push(random_seed(session.state)), api_name="random_face")
+        def random_face(view: View | None) -> dict:
+            wanted = view is not None and view.any_face
+            draw = np.random.default_rng()
+            return page.action(lambda session: session.push(
+                set_seed(session.state, explorer.random_seed(draw, any_face=wanted))))(view)
+
+        page.chain(random_btn.click(random_face, [page.view_state], page.face.outputs, show_progress="hidden",
+                                    queue=True, api_name="random_face"))
+        any_face.input(lambda view, value: replace(view or page.new_view(), any_face=bool(value)),
+                       [page.view_state, any_face], [page.view_state], queue=False, show_progress="hidden",
+                       api_visibility="private")
         outputs = [*page.face.outputs, *page.photo.outputs]
         shown = upload_btn.upload(lambda: gr.update(visible=True), None, [cancel_btn], queue=False,
                                   show_progress="hidden", api_visibility="private")
@@ -725,7 +742,7 @@ def axes_panel(page: Page) -> None:
     sliders, locks, layers, boxes = {}, {}, {}, {}
     for name in names:
         feat = explorer.features.get(name)
-        info = md_text(feat.description) if feat and feat.description else None
+        info = feat.description if feat and feat.description else None  # text: gradio escapes it to HTML
         with gr.Row(equal_height=True, elem_classes="tl-feature"):
             sliders[name] = gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=SLIDER_STEP, label=_pretty(name),
                                       info=info, scale=6, buttons=[], elem_id=f"tl-slider-{name}")
@@ -786,8 +803,9 @@ def axes_panel(page: Page) -> None:
 # ---------------------------------------------------------------- the page
 
 
-def build_app(explorer: Explorer, title: str = "", seed: int = 0, live: str = "auto") -> gr.Blocks:
+def build_app(explorer: Explorer, title: str = "", seed: int | None = None, live: str = "auto") -> gr.Blocks:
     """The explorer page for ``explorer`` (launch it with ``launch``): the panels, laid out and wired.
+    ``seed``: the face a page opens on (None: the first clear, frontal one, ``Explorer.opening_seed``).
     ``live``: how a dragged slider's face is drawn (``tlgan.app.live``: auto, browser, server or off)."""
     page = Page(explorer, seed)
     page.live = Live(explorer, live) if live != "off" else None
@@ -873,11 +891,12 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
 
 
 def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
-          block: bool = True, seed: int = 0, invert_steps: int = INVERT_STEPS, encoder: Any = None,
+          block: bool = True, seed: int | None = None, invert_steps: int = INVERT_STEPS, encoder: Any = None,
           live: str = "auto", max_sessions: int = MAX_SESSIONS) -> Any:
     """Load the axes' generator and extractor and serve the explorer page (``invert_steps`` and ``encoder``:
     how an uploaded photo is inverted; ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``;
     ``max_sessions``: see ``launch``)."""
+    check_address(host, port)  # before the models load: a taken port is said at once
     if block:
         stop_on_signals()  # before the models load, so a SIGTERM while they load ends cleanly too
     explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder)
