@@ -354,6 +354,43 @@ def test_invalid_input_gets_a_message_and_the_server_keeps_going(page, toy_url):
     assert "could not restore the shared state" in wait_status(page, "Not applied")
 
 
+class Described:
+    """An extractor with other descriptions of its features (what the page shows under each slider's name)."""
+
+    def __init__(self, extractor, descriptions: dict[str, str]) -> None:
+        from dataclasses import replace
+
+        self.extractor = extractor
+        self.features = [replace(f, description=descriptions.get(f.name, f.description)) for f in extractor.features]
+        self.name, self.presence = extractor.name, extractor.presence
+
+    def __call__(self, images):
+        return self.extractor(images)
+
+
+def test_a_feature_description_is_shown_as_written(page, toy_axes):
+    from browser_support import free_port
+    from tlgan.app.explorer import Explorer
+    from tlgan.app.web import build_app, launch
+    from tlgan.axes import Axes
+    from tlgan.extractors import load_extractor
+    from tlgan.generators import load_generator
+
+    text = "probability > 0.5 & <b>p</b> < 1"
+    ext = Described(load_extractor("toy-linear", "cpu"), {"p": text})
+    demo = build_app(Explorer(Axes.load(toy_axes), load_generator("toy-linear", "cpu"), ext), live="off")
+    port = free_port()
+    launch(demo, port=port, block=False, quiet=True)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#tl-face img")
+        shown = page.locator("#tl-slider-p").inner_text()
+        assert text in shown, shown  # not "&gt;", "&amp;" or "&lt;b&gt;": escaped once
+        assert page.locator("#tl-slider-p b").count() == 0, "the description became markup"
+    finally:
+        demo.close()
+
+
 def test_the_api_refuses_bad_values_with_a_message(toy_url):
     from gradio_client import Client
 

@@ -294,6 +294,48 @@ def test_no_face_found_is_said_beside_every_slider():
     assert describe_readouts(["age"], feats, values, None, False)[0].value != "no face found"
 
 
+# ---------------------------------------------------------------- which face the page shows
+
+
+class PositiveC:
+    """The toy extractor, judging a face clear when its ``c`` reads above 0 (about half the seeds),
+    as the faces extractor judges one clear when it is found, frontal and well lit."""
+
+    has_showcase = True
+
+    def __init__(self, toy) -> None:
+        self.toy = toy
+        self.features, self.presence, self.name = toy.features, toy.presence, toy.name
+
+    def __call__(self, images):
+        return self.toy(images)
+
+    def showcase(self, labels):
+        return labels[:, [f.name for f in self.features].index("c")] > 0
+
+
+@pytest.fixture(scope="module")
+def picky(explorer):
+    return Explorer(explorer.axes, explorer.generator, PositiveC(explorer.extractor))
+
+
+def clear(picky, seed: int) -> bool:
+    return read(picky, picky.initial(seed))["c"] > 0
+
+
+def test_the_page_opens_on_the_first_clear_face(picky, explorer):
+    seed = picky.opening_seed()
+    assert clear(picky, seed) and not any(clear(picky, s) for s in range(seed))
+    assert explorer.opening_seed() == 0  # an extractor that judges no face clearer than another: seed 0
+
+
+def test_new_random_faces_are_clear_ones_unless_any_face_is_asked_for(picky):
+    rng = np.random.default_rng(1)
+    assert all(clear(picky, picky.random_seed(rng)) for _ in range(12))
+    anyface = [clear(picky, picky.random_seed(rng, any_face=True)) for _ in range(30)]
+    assert 0 < sum(anyface) < 30  # any face: clear and unclear ones alike
+
+
 # ---------------------------------------------------------------- the command
 
 

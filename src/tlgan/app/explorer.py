@@ -3,9 +3,11 @@ inversion of an uploaded photo. Shared by every page session; it holds no user s
 
 from __future__ import annotations
 
+import os
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,6 +22,20 @@ if TYPE_CHECKING:
 INVERT_STEPS = 100  # optimisation steps for an uploaded photo (tlgan serve --invert-steps)
 OPENING_CANDIDATES = 16  # the page opens on the first clear face among seeds 0..15 ...
 RANDOM_CANDIDATES = 8  # ... and "New random face" draws this many seeds and shows the first clear one
+
+
+@contextmanager
+def every_core() -> Iterator[None]:
+    """Within: torch's operations use every core (a server's other calls use one each, see
+    ``tlgan.app.web.one_core_per_call``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Explorer:
@@ -150,7 +166,7 @@ class Explorer:
         stops early with the best latent so far. Raises ``tlgan.align.PhotoError`` (no face, not an image)."""
         from ..jobs import invert_photo
 
-        with self._invert_lock:
+        with self._invert_lock, every_core():
             _, inv = invert_photo(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
         return inv
 

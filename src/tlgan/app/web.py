@@ -1,4 +1,4 @@
-"""The explorer's web page (gradio): a thin edge over ``tlgan.app.state``.
+"""The explorer's web page (gradio): a thin edge over ``tlgan.app.state`` and its neighbours.
 
 Every user action goes through one function of ``tlgan.app.state`` and lands
 in that browser session's ``gr.State`` (a ``View``); nothing about a user
@@ -85,6 +85,19 @@ CSS = """
 #tl-strip, #tl-strip .grid-wrap {height: auto !important; min-height: 0 !important; max-height: none !important;}
 .tl-feature > .block {padding-top: 6px !important; padding-bottom: 6px !important;}
 """
+
+# Resolves once the face image has loaded (at most FACE_WAIT_MS later: a refused change shows the same face).
+FACE_WAIT_MS = 1500
+FACE_SHOWN_JS = """async () => {
+  const frame = () => new Promise((ok) => requestAnimationFrame(() => ok()));
+  await frame(); await frame();
+  const until = performance.now() + %d;
+  for (;;) {
+    const img = document.querySelector('#tl-face img');
+    if (!img || (img.complete && img.naturalWidth) || performance.now() > until) return [];
+    await new Promise((ok) => setTimeout(ok, 10));
+  }
+}""" % FACE_WAIT_MS
 
 SHARE_JS = """(rel) => {
   if (!rel || !rel.startsWith('?state=')) return rel;
@@ -388,12 +401,15 @@ class Page:
         return handler
 
     def chain(self, event) -> None:
-        """After step 1 of ``event``: step 2 (then the share link into the address bar) and step 3."""
+        """After step 1 of ``event``, once the browser shows its face: step 2 (then the share link into the
+        address bar) and step 3. Waiting for the face keeps steps 2 and 3 (a strip of faces and the extractor,
+        every core for a while) from slowing the face's own way to the screen."""
+        shown = event.then(None, None, None, js=FACE_SHOWN_JS, queue=False, api_visibility="private")
         inputs = {self.view_state, *self.details.inputs}
-        after = event.then(lambda data: self.run_step(self.details, data), inputs, self.details.outputs,
+        after = shown.then(lambda data: self.run_step(self.details, data), inputs, self.details.outputs,
                            show_progress="hidden", api_visibility="private")
         after.then(None, [self.share_link], [self.share_link], js=SHARE_JS, api_visibility="private")
-        event.then(lambda data: self.run_step(self.measures, data), {self.view_state, *self.measures.inputs},
+        shown.then(lambda data: self.run_step(self.measures, data), {self.view_state, *self.measures.inputs},
                    self.measures.outputs, show_progress="hidden", api_visibility="private")
 
     def on(self, trigger: Callable, change: Callable[..., Session], inputs: Sequence = (), *,
@@ -872,6 +888,17 @@ def stop_on_signals() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def one_core_per_call() -> None:
+    """Each model call of the server uses one core (torch's intra-op threads), before any thread has called
+    torch. The page runs several calls at once (one action's face, then its strip and its readouts, and other
+    users' actions), and torch's thread teams from several calls on a few cores wait on each other: on 2 busy
+    cores a 64-px face took 150-740 ms with 2 threads and 24-34 ms with one. An uploaded photo's inversion,
+    one at a time, still uses every core (``Explorer.invert_photo``)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True, quiet: bool = False,
            css: str = CSS, max_sessions: int = MAX_SESSIONS):
     """Start a tlgan page's server (the explorer's, or with its ``css`` the labelling page's); with
@@ -899,6 +926,7 @@ def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | No
     check_address(host, port)  # before the models load: a taken port is said at once
     if block:
         stop_on_signals()  # before the models load, so a SIGTERM while they load ends cleanly too
+        one_core_per_call()
     explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder)
     demo = build_app(explorer, seed=seed, live=live)
     return launch(demo, host, port, block=block, max_sessions=max_sessions)
