@@ -13,7 +13,7 @@ import numpy as np
 
 from ..axes import Axes, AxesError
 from .codec import decode_state, state_from_token
-from .locks import LockWarning, lock_warnings
+from .locks import LockWarning, face_lock_warnings
 from .state import MAX_SEED, STRIP_STEPS, ExplorerState, StateError, layer_indices, parse_seed, strip_states
 
 if TYPE_CHECKING:
@@ -153,11 +153,9 @@ class Explorer:
     def lock_warnings(self, state: ExplorerState) -> list[LockWarning]:
         """``lock_warnings`` for the face shown: local axes are compared by their gradients at that face
         (with the locked sliders' held amounts applied: the face the free moves start from)."""
-        if not self.axes.is_local or state.linear or not state.locks or not state.free_moves:
-            return lock_warnings(state, self.axes)
         layers = layer_indices(state, self.num_ws) if self.num_ws > 1 else None
-        start = self.editor.edit(self.base_latent(state), state.held_moves, (), layers)
-        return lock_warnings(state, self.axes, start)
+        return face_lock_warnings(state, self.axes,
+                                  lambda: self.editor.edit(self.base_latent(state), state.held_moves, (), layers))
 
     def invert_photo(self, photo: Any, progress: Callable[[int, int, float], Any] | None = None) -> Inversion:
         """Find the face in ``photo`` (a path or RGB array), align it to the generator's framing and invert it

@@ -78,6 +78,14 @@ def lock_warnings(state: ExplorerState, axes: Axes, latent: np.ndarray | None = 
     return out
 
 
+def face_lock_warnings(state: ExplorerState, axes: Axes, start: Callable[[], np.ndarray]) -> list[LockWarning]:
+    """``lock_warnings`` for the face shown: local axes are compared by their gradients at ``start()``, the
+    face the free moves start from (the locked sliders' held amounts applied), computed only when needed."""
+    if not axes.is_local or state.linear or not state.locks or not state.free_moves:
+        return lock_warnings(state, axes)
+    return lock_warnings(state, axes, start())
+
+
 def _retained_from_gram(gram: np.ndarray) -> float:
     """The share of unit vector 0 left after projecting off vectors 1.. , from their cosine (Gram) matrix."""
     if len(gram) < 2:
