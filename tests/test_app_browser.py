@@ -391,6 +391,44 @@ def test_a_feature_description_is_shown_as_written(page, toy_axes):
         demo.close()
 
 
+class ClearWhenPositiveC(Described):
+    """The toy extractor judging a face clear when its ``c`` reads above 0 (about half the seeds)."""
+
+    has_showcase = True
+
+    def showcase(self, labels):
+        return labels[:, [f.name for f in self.features].index("c")] > 0
+
+
+def test_the_page_opens_on_a_clear_face_and_new_random_faces_are_clear(page, toy_axes):
+    from browser_support import free_port
+    from tlgan.app.explorer import Explorer
+    from tlgan.app.web import build_app, launch
+    from tlgan.axes import Axes
+    from tlgan.extractors import load_extractor
+    from tlgan.generators import load_generator
+
+    explorer = Explorer(Axes.load(toy_axes), load_generator("toy-linear", "cpu"),
+                        ClearWhenPositiveC(load_extractor("toy-linear", "cpu"), {}))
+    clear = lambda seed: explorer.readouts(explorer.render(explorer.initial(seed)))["c"] > 0  # noqa: E731
+    demo = build_app(explorer, live="off")
+    port = free_port()
+    launch(demo, port=port, block=False, quiet=True)
+    try:
+        open_page(page, f"http://127.0.0.1:{port}/")
+        first = int(page.locator("#tl-seed input").input_value())
+        assert clear(first) and not clear(0)  # not seed 0: its face is not clear
+        page.locator("#tl-random").click()  # one of 8 seeds drawn, the first clear one (all 8 unclear: 1 in 256)
+        page.wait_for_function("s => document.querySelector('#tl-seed input').value !== s", arg=str(first))
+        assert clear(int(page.locator("#tl-seed input").input_value()))
+        page.locator("#tl-any-face input[type=checkbox]").check()  # any face: the page still draws one
+        seen = page.locator("#tl-seed input").input_value()
+        page.locator("#tl-random").click()
+        page.wait_for_function("s => document.querySelector('#tl-seed input').value !== s", arg=seen)
+    finally:
+        demo.close()
+
+
 def test_the_api_refuses_bad_values_with_a_message(toy_url):
     from gradio_client import Client
 

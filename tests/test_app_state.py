@@ -331,8 +331,8 @@ def test_the_page_opens_on_the_first_clear_face(picky, explorer):
 
 def test_new_random_faces_are_clear_ones_unless_any_face_is_asked_for(picky):
     rng = np.random.default_rng(1)
-    assert all(clear(picky, picky.random_seed(rng)) for _ in range(12))
-    anyface = [clear(picky, picky.random_seed(rng, any_face=True)) for _ in range(30)]
+    assert all(clear(picky, picky.draw_seed(rng)) for _ in range(12))
+    anyface = [clear(picky, picky.draw_seed(rng, any_face=True)) for _ in range(30)]
     assert 0 < sum(anyface) < 30  # any face: clear and unclear ones alike
 
 

@@ -116,7 +116,7 @@ class Explorer:
         the same way, ``tlgan.pipeline.showcase_latents``)."""
         return self.clear_seed(range(OPENING_CANDIDATES))
 
-    def random_seed(self, rng: np.random.Generator, any_face: bool = False) -> int:
+    def draw_seed(self, rng: np.random.Generator, any_face: bool = False) -> int:
         """A random seed: with ``any_face`` any one, else one whose face is clear (one of ``RANDOM_CANDIDATES``
         drawn; the first drawn when none of them is)."""
         seeds = [int(s) for s in rng.integers(0, MAX_SEED + 1, size=1 if any_face else RANDOM_CANDIDATES)]

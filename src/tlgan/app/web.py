@@ -483,7 +483,7 @@ def new_face_panel(page: Page) -> None:
             wanted = view is not None and view.any_face
             draw = np.random.default_rng()
             return page.action(lambda session: session.push(
-                set_seed(session.state, explorer.random_seed(draw, any_face=wanted))))(view)
+                set_seed(session.state, explorer.draw_seed(draw, any_face=wanted))))(view)
 
         page.chain(random_btn.click(random_face, [page.view_state], page.face.outputs, show_progress="hidden",
                                     queue=True, api_name="random_face"))
