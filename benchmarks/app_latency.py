@@ -199,7 +199,8 @@ def measure(axes_path: Path, changes: int, device: str, live: str = "auto", drag
             moves: int = 60) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from tlgan.app.state import ExplorerState, state_digest
+    from tlgan.app.codec import state_digest
+    from tlgan.app.state import ExplorerState
     from tlgan.axes import Axes
 
     axes = Axes.load(axes_path)
@@ -207,7 +208,8 @@ def measure(axes_path: Path, changes: int, device: str, live: str = "auto", drag
     port = free_port()
     log = open(Path(tempfile.gettempdir()) / f"tlgan-app-latency-{port}.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "tlgan.cli", "serve", str(axes_path), "--port", str(port),
-                               "--device", device, "--live", live], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                               "--device", device, "--live", live,
+                               "--seed", "0"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                               env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -249,7 +251,11 @@ def measure(axes_path: Path, changes: int, device: str, live: str = "auto", drag
             browser.close()
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(60)  # a loaded machine can take a while to close gradio; the numbers are in hand
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         log.close()
     return {"axes": str(axes_path), "generator": axes.meta.get("generator"), "extractor": axes.meta.get("extractor"),
             "feature": feature, "device": device, "live": live, "server_startup_s": round(startup, 1),

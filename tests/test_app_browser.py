@@ -157,7 +157,7 @@ def wait_shared(page, state) -> None:
     The JSON box is checked when the share panel is open: its update can land after the address bar's,
     and a value typed into it before then would be overwritten.
     """
-    from tlgan.app.state import encode_state, state_token
+    from tlgan.app.codec import encode_state, state_token
 
     page.wait_for_function("t => location.search === '?state=' + t", arg=state_token(state))
     page.wait_for_function("j => { const b = document.querySelector('#tl-json textarea');"
@@ -281,7 +281,8 @@ def test_random_seed_reset_undo_strip_and_download(page, toy_url, tmp_path):
 
 
 def test_share_link_and_state_json_restore_the_exact_state(page, browser, toy_url):
-    from tlgan.app.state import ExplorerState, state_token
+    from tlgan.app.codec import state_token
+    from tlgan.app.state import ExplorerState
 
     state = ExplorerState("toy-linear", 7, None, {"a": 1.5, "c": -0.5}, ("p",))
     open_page(page, toy_url + "?state=" + state_token(state))
@@ -351,6 +352,81 @@ def test_invalid_input_gets_a_message_and_the_server_keeps_going(page, toy_url):
     page.goto(toy_url + "?state=eyJzZWVkIjo")
     page.wait_for_selector("#tl-face img")
     assert "could not restore the shared state" in wait_status(page, "Not applied")
+
+
+class Described:
+    """An extractor with other descriptions of its features (what the page shows under each slider's name)."""
+
+    def __init__(self, extractor, descriptions: dict[str, str]) -> None:
+        from dataclasses import replace
+
+        self.extractor = extractor
+        self.features = [replace(f, description=descriptions.get(f.name, f.description)) for f in extractor.features]
+        self.name, self.presence = extractor.name, extractor.presence
+
+    def __call__(self, images):
+        return self.extractor(images)
+
+
+def test_a_feature_description_is_shown_as_written(page, toy_axes):
+    from browser_support import free_port
+    from tlgan.app.explorer import Explorer
+    from tlgan.app.web import build_app, launch
+    from tlgan.axes import Axes
+    from tlgan.extractors import load_extractor
+    from tlgan.generators import load_generator
+
+    text = "probability > 0.5 & <b>p</b> < 1"
+    ext = Described(load_extractor("toy-linear", "cpu"), {"p": text})
+    demo = build_app(Explorer(Axes.load(toy_axes), load_generator("toy-linear", "cpu"), ext), live="off")
+    port = free_port()
+    launch(demo, port=port, block=False, quiet=True)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#tl-face img")
+        shown = page.locator("#tl-slider-p").inner_text()
+        assert text in shown, shown  # not "&gt;", "&amp;" or "&lt;b&gt;": escaped once
+        assert page.locator("#tl-slider-p b").count() == 0, "the description became markup"
+    finally:
+        demo.close()
+
+
+class ClearWhenPositiveC(Described):
+    """The toy extractor judging a face clear when its ``c`` reads above 0 (about half the seeds)."""
+
+    has_showcase = True
+
+    def showcase(self, labels):
+        return labels[:, [f.name for f in self.features].index("c")] > 0
+
+
+def test_the_page_opens_on_a_clear_face_and_new_random_faces_are_clear(page, toy_axes):
+    from browser_support import free_port
+    from tlgan.app.explorer import Explorer
+    from tlgan.app.web import build_app, launch
+    from tlgan.axes import Axes
+    from tlgan.extractors import load_extractor
+    from tlgan.generators import load_generator
+
+    explorer = Explorer(Axes.load(toy_axes), load_generator("toy-linear", "cpu"),
+                        ClearWhenPositiveC(load_extractor("toy-linear", "cpu"), {}))
+    clear = lambda seed: explorer.readouts(explorer.render(explorer.initial(seed)))["c"] > 0  # noqa: E731
+    demo = build_app(explorer, live="off")
+    port = free_port()
+    launch(demo, port=port, block=False, quiet=True)
+    try:
+        open_page(page, f"http://127.0.0.1:{port}/")
+        first = int(page.locator("#tl-seed input").input_value())
+        assert clear(first) and not clear(0)  # not seed 0: its face is not clear
+        page.locator("#tl-random").click()  # one of 8 seeds drawn, the first clear one (all 8 unclear: 1 in 256)
+        page.wait_for_function("s => document.querySelector('#tl-seed input').value !== s", arg=str(first))
+        assert clear(int(page.locator("#tl-seed input").input_value()))
+        page.locator("#tl-any-face input[type=checkbox]").check()  # any face: the page still draws one
+        seen = page.locator("#tl-seed input").input_value()
+        page.locator("#tl-random").click()
+        page.wait_for_function("s => document.querySelector('#tl-seed input').value !== s", arg=seen)
+    finally:
+        demo.close()
 
 
 def test_the_api_refuses_bad_values_with_a_message(toy_url):
@@ -468,7 +544,8 @@ def test_upload_a_photo_and_edit_its_reconstruction(page, tmp_path):
 
 def test_wplus_layer_ranges_per_axis(page, tmp_path):
     """A random StyleGAN2 served in w+: each axis gets a layer range, kept in the link and restored from it."""
-    from tlgan.app.state import ExplorerState, state_token
+    from tlgan.app.codec import state_token
+    from tlgan.app.state import ExplorerState
     from wplus_support import wplus_axes
 
     axes_path = wplus_axes(tmp_path)
@@ -540,7 +617,8 @@ def test_dragging_draws_the_default_face_in_the_page(page, tmp_path):
     """While a slider is dragged the page draws each position itself (onnxruntime-web, no server round trip), from
     the same latent the server computes (a locked slider held along its own axis, the others projected off it);
     on release the server's state, status, link and undo follow as for any change."""
-    from tlgan.app.state import Explorer, ExplorerState
+    from tlgan.app.explorer import Explorer
+    from tlgan.app.state import ExplorerState
     from tlgan.axes import Axes
     from tlgan.generators import load_generator
 
@@ -579,7 +657,8 @@ def test_dragging_draws_the_default_face_in_the_page(page, tmp_path):
 def test_dragging_a_wplus_slider_gets_server_frames_of_its_layers(page, tmp_path):
     """A generator the page does not run (a StyleGAN in w+): while dragging, the server draws frames of the
     session's state with the dragged value, layer range included; the face follows them."""
-    from tlgan.app.state import ExplorerState, state_digest, state_token
+    from tlgan.app.codec import state_digest, state_token
+    from tlgan.app.state import ExplorerState
     from tlgan.axes import Axes
     from wplus_support import wplus_axes
 

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from tlgan.app.state import (Explorer, ExplorerState, Session, StateError, decode_state, encode_state, set_layers,
-                             set_lock, set_slider, state_from_token, state_token)
+from tlgan.app.codec import decode_state, encode_state, state_from_token, state_token
+from tlgan.app.explorer import Explorer
+from tlgan.app.state import ExplorerState, StateError, set_layers, set_lock, set_slider
+from tlgan.app.undo import Session
 from tlgan.explore import edit_delta
 from wplus_support import wplus_axes
 

@@ -78,17 +78,24 @@ def test_face_files_go_least_recently_handed_out_first_and_never_within_the_grac
         files.remove()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_stopping_the_server_removes_its_files(toy_axes, tmp_path, sig):
+@pytest.mark.parametrize("sig, background", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM", "SIGINT", "SIGINT-in-background"])
+def test_stopping_the_server_removes_its_files(toy_axes, tmp_path, sig, background):
+    """``background``: started as a shell starts a background job (``make test &``), with SIGINT ignored."""
     env = {"TMPDIR": str(tmp_path), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
-    with app_load.serving(toy_axes, tmp_path / "serve.log", env=env) as server:
-        with httpx.Client(timeout=60) as client:
-            app_load.call(client, server.url, "random_face", [])
-        folders = list(tmp_path.glob("tlgan-explorer-*"))
-        assert len(folders) == 1 and list(folders[0].glob("*.png")), "the face PNG is where the test looks"
-        assert [f for f in (tmp_path / "gradio").rglob("*") if f.is_file()], "gradio cached a copy"
-        server.proc.send_signal(sig)
-        server.proc.wait(30)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if background else signal.getsignal(signal.SIGINT)
+    try:
+        with app_load.serving(toy_axes, tmp_path / "serve.log", env=env) as server:
+            signal.signal(signal.SIGINT, before)  # the server has inherited SIG_IGN; this process listens again
+            with httpx.Client(timeout=60) as client:
+                app_load.call(client, server.url, "random_face", [])
+            folders = list(tmp_path.glob("tlgan-explorer-*"))
+            assert len(folders) == 1 and list(folders[0].glob("*.png")), "the face PNG is where the test looks"
+            assert [f for f in (tmp_path / "gradio").rglob("*") if f.is_file()], "gradio cached a copy"
+            server.proc.send_signal(sig)
+            server.proc.wait(30)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert not folders[0].exists()
     assert [f for f in (tmp_path / "gradio").rglob("*") if f.is_file()] == []
     assert "Traceback" not in server.log.read_text(), server.log.read_text()[-3000:]

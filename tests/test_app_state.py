@@ -1,10 +1,11 @@
-"""The explorer's state logic (tlgan.app.state), without a browser, on the toy-linear model.
+"""The explorer's state logic (tlgan.app.state, codec, undo, locks, readouts, explorer), without a browser, on the toy-linear model.
 
 The toy's features are exact linear functions of z: ``a`` (axis e0), ``b``
 (0.8 e0 + 0.6 e1, so cos(a, b) = 0.8), ``p`` (binary, e2) and ``c`` (e3), so
 what a slider or a lock does to the readouts is known in closed form.
 """
 
+import base64
 import json
 import math
 
@@ -14,11 +15,13 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tlgan.app.state import (MAX_SEED, MAX_UNDO, SLIDER_LIMIT, STRIP_STEPS, Explorer, ExplorerState, Session,
-                             StateError, decode_state, describe_readouts, encode_state, subject_missing,
-                             format_change, format_value, lock_warnings, parse_seed, random_seed,
-                             reset_sliders, set_lock, set_seed, set_slider, state_from_token, state_token,
-                             strip_states)
+from tlgan.app.codec import decode_state, encode_state, state_from_token, state_token
+from tlgan.app.explorer import Explorer
+from tlgan.app.locks import lock_warnings
+from tlgan.app.readouts import describe_readouts, format_change, format_value, subject_missing
+from tlgan.app.state import (MAX_SEED, SLIDER_LIMIT, STRIP_STEPS, ExplorerState, StateError, parse_seed, random_seed,
+                             reset_sliders, set_lock, set_seed, set_slider, strip_states)
+from tlgan.app.undo import MAX_UNDO, Session
 from tlgan.axes import Axes, AxesError
 from tlgan.extractors import load_extractor
 from tlgan.generators import load_generator
@@ -248,6 +251,10 @@ def test_any_valid_state_round_trips(axes, seed, moves, locks):
     ("7", "must be a JSON object"),
     ("eyJzZWVkIjo", "damaged|not valid JSON"),  # a token cut off when copied
     ("{" + " " * 30_000 + "}", "too long"),
+    ('{"sliders": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ("[" * 9000, "nested too deeply"),
+    (base64.urlsafe_b64encode(b'{"locks": ' + b"[" * 4000 + b"]" * 4000 + b"}").decode().rstrip("="),
+     "nested too deeply"),  # the same as a ?state= token
 ])
 def test_malformed_states_get_a_clear_message(axes, text, match):
     with pytest.raises(StateError, match=match):
@@ -287,6 +294,48 @@ def test_no_face_found_is_said_beside_every_slider():
     assert describe_readouts(["age"], feats, values, None, False)[0].value != "no face found"
 
 
+# ---------------------------------------------------------------- which face the page shows
+
+
+class PositiveC:
+    """The toy extractor, judging a face clear when its ``c`` reads above 0 (about half the seeds),
+    as the faces extractor judges one clear when it is found, frontal and well lit."""
+
+    has_showcase = True
+
+    def __init__(self, toy) -> None:
+        self.toy = toy
+        self.features, self.presence, self.name = toy.features, toy.presence, toy.name
+
+    def __call__(self, images):
+        return self.toy(images)
+
+    def showcase(self, labels):
+        return labels[:, [f.name for f in self.features].index("c")] > 0
+
+
+@pytest.fixture(scope="module")
+def picky(explorer):
+    return Explorer(explorer.axes, explorer.generator, PositiveC(explorer.extractor))
+
+
+def clear(picky, seed: int) -> bool:
+    return read(picky, picky.initial(seed))["c"] > 0
+
+
+def test_the_page_opens_on_the_first_clear_face(picky, explorer):
+    seed = picky.opening_seed()
+    assert clear(picky, seed) and not any(clear(picky, s) for s in range(seed))
+    assert explorer.opening_seed() == 0  # an extractor that judges no face clearer than another: seed 0
+
+
+def test_new_random_faces_are_clear_ones_unless_any_face_is_asked_for(picky):
+    rng = np.random.default_rng(1)
+    assert all(clear(picky, picky.draw_seed(rng)) for _ in range(12))
+    anyface = [clear(picky, picky.draw_seed(rng, any_face=True)) for _ in range(30)]
+    assert 0 < sum(anyface) < 30  # any face: clear and unclear ones alike
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -298,3 +347,68 @@ def test_serve_without_axes_says_to_run_the_demo(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "make demo" in r.output and "tlgan discover" in r.output
     r = CliRunner().invoke(main, ["serve", "nope.safetensors"])
     assert r.exit_code == 1 and "no axes file at nope.safetensors" in r.output
+
+
+@pytest.fixture
+def no_server(monkeypatch):
+    """``tlgan serve`` with the server (the model loading and gradio) replaced by a stub that records its call."""
+    import tlgan.app.web
+
+    calls = []
+    monkeypatch.setattr(tlgan.app.web, "serve", lambda *a, **k: calls.append((a, k)))
+    return calls
+
+
+def test_serve_refuses_a_bad_or_taken_port_before_loading_anything(tmp_path, no_server):
+    import socket
+
+    from tlgan.cli import main
+
+    axes = tmp_path / "axes.safetensors"
+    axes.write_bytes(b"")  # never read: the port is refused first
+    r = CliRunner().invoke(main, ["serve", str(axes), "--port", "70000"])
+    assert r.exit_code == 1 and "port 70000 is not a port" in r.output and "1 to 65535" in r.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(main, ["serve", str(axes), "--port", str(port)])
+    assert r.exit_code == 1 and f"port {port} on 127.0.0.1 is already in use" in r.output
+    assert "Traceback" not in r.output and no_server == []
+
+
+@pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("127.0.0.1", False), ("localhost", False)])
+def test_serve_warns_when_the_page_is_open_to_the_network(tmp_path, no_server, host, warned):
+    import socket
+
+    from tlgan.cli import main
+
+    axes = tmp_path / "axes.safetensors"
+    axes.write_bytes(b"")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = CliRunner().invoke(main, ["serve", str(axes), "--host", host, "--port", str(port)])
+    assert r.exit_code == 0, r.output
+    assert ("opens the page to the network" in r.output) == warned, r.output
+    assert len(no_server) == 1
+
+
+def test_a_frame_request_that_is_not_a_usable_json_object_gets_a_400(explorer):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from tlgan.app.codec import state_digest
+    from tlgan.app.live import PREFIX, Live
+
+    live = Live(explorer, "server")
+    state = explorer.initial(0)
+    live.publish(state)
+    with TestClient(Starlette(routes=live.routes()), raise_server_exceptions=False) as client:
+        ok = client.post(f"{PREFIX}/frame", json={"digest": state_digest(state), "sliders": {"a": 1}})
+        assert ok.status_code == 200 and ok.headers["content-type"] == "image/jpeg"
+        for body in (b"[" * 100_000, b"{not json", b"\xff\xfe", b'{"digest": "nope"}',
+                     b'{"digest": "%s", "sliders": {"a": [[[1]]]}}' % state_digest(state).encode()):
+            bad = client.post(f"{PREFIX}/frame", content=body)
+            assert bad.status_code == 400, (body[:20], bad.status_code, bad.text[:200])
+            assert bad.json()["error"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import __version__, weights
-from .app.state import MAX_SESSIONS
+from .app.undo import MAX_SESSIONS
 from .axes import Axes
 from .errors import InputError, TLGANError
 from .safeio import save_npy
@@ -677,7 +677,8 @@ def dci(run, label_set, features, max_samples, seed, out) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 lets other machines on the network in.")
 @click.option("--port", default=7860, show_default=True, help="Port of the web page.")
-@click.option("--seed", default=0, show_default=True, help="The face shown first.")
+@click.option("--seed", default=None, type=click.IntRange(0, 2**32 - 1),
+              help="The face shown first [default: the first seed whose face the extractor finds clear and frontal].")
 @click.option("--invert-steps", default=100, show_default=True, type=click.IntRange(min=0),
               help="Optimisation steps when a photo is uploaded (more: a closer reconstruction, slower; "
                    "the page's Cancel button stops early with the best so far).")
@@ -697,10 +698,16 @@ def serve(axes, host, port, seed, invert_steps, encoder, live, max_sessions, dev
         hint = ("run `make demo` (or `tlgan discover`) first to make it"
                 if Path(axes) == DEFAULT_OUT / "axes.safetensors" else "make one with `tlgan discover` or `tlgan fit`")
         raise click.ClickException(f"no axes file at {axes}: {hint}, or pass an axes file: tlgan serve AXES")
+    from .app.address import check_address, network_warning
+
+    check_address(host, port)  # before gradio and the models load (seconds): a taken port is said at once
     try:
         from .app.web import serve as serve_app  # gradio is imported only here, so the CLI starts fast
     except ImportError as e:
         raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
+    warning = network_warning(host)
+    if warning:
+        click.echo(warning, err=True)
     click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
     serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder,
               live=live, max_sessions=max_sessions)

@@ -29,17 +29,19 @@ import json
 import logging
 import threading
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from cachetools import LRUCache
 
 from ..errors import TLGANError
 from ..safeio import atomic_write
 from ..weights import WeightsError, cache_dir, path_of
-from .state import Explorer, ExplorerState, StateError, set_slider, state_digest
+from .codec import parse_json, state_digest
+from .explorer import Explorer
+from .state import ExplorerState, StateError, set_slider
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +187,7 @@ class Live:
         self.model: Path | None = None
         self.ort: dict[str, Path] = {}
         self.reason = ""  # why the page does not draw the face itself
-        self._states: OrderedDict[str, ExplorerState] = OrderedDict()
+        self._states: LRUCache[str, ExplorerState] = LRUCache(maxsize=KEEP_STATES)
         self._lock = threading.Lock()
         self._published = 0
         if mode in ("auto", "browser"):
@@ -218,9 +220,6 @@ class Live:
         digest = state_digest(state)
         with self._lock:
             self._states[digest] = state
-            self._states.move_to_end(digest)
-            while len(self._states) > KEEP_STATES:
-                self._states.popitem(last=False)
         doc: dict[str, Any] = {"digest": digest, "sliders": dict(state.sliders), "locks": list(state.locks),
                                "layers": dict(state.layers)}
         if self.mode == "browser":
@@ -290,11 +289,7 @@ class Live:
             from starlette.concurrency import run_in_threadpool
 
             try:
-                body = await request.json()
-            except ValueError:
-                return JSONResponse({"error": "the frame request is not JSON"}, status_code=400)
-            try:
-                state = self.state_for(body)
+                state = self.state_for(parse_json(await request.body()))
                 data = await run_in_threadpool(self.frame, state)
             except StateError as e:
                 return JSONResponse({"error": str(e)}, status_code=400)

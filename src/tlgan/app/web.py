@@ -1,4 +1,4 @@
-"""The explorer's web page (gradio): a thin edge over ``tlgan.app.state``.
+"""The explorer's web page (gradio): a thin edge over ``tlgan.app.state`` and its neighbours.
 
 Every user action goes through one function of ``tlgan.app.state`` and lands
 in that browser session's ``gr.State`` (a ``View``); nothing about a user
@@ -23,12 +23,12 @@ import signal
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from cachetools import LRUCache
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -43,11 +43,14 @@ from ..errors import TLGANError  # noqa: E402
 from ..figures import upscale  # noqa: E402
 from ..safeio import atomic_write  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
-from .state import (INVERT_STEPS, LAYER_CHOICES, MAX_SESSIONS, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explorer,  # noqa: E402
-                    ExplorerState, Readout, Session, StateError, describe_readouts, encode_state, subject_missing,
-                    Latent, as_latent, random_seed, reset_sliders, set_latent, set_layers, set_linear, set_lock,
-                    set_seed,
-                    set_slider, state_digest, state_token)
+from .address import check_address  # noqa: E402
+from .codec import encode_state, state_digest, state_token  # noqa: E402
+from .explorer import INVERT_STEPS, Explorer  # noqa: E402
+from .readouts import Readout, describe_readouts, subject_missing  # noqa: E402
+from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, ExplorerState, Latent,  # noqa: E402
+                    StateError, as_latent, reset_sliders, set_latent, set_layers, set_linear, set_lock,
+                    set_seed, set_slider)
+from .undo import MAX_SESSIONS, Session  # noqa: E402
 from .live import Live  # noqa: E402
 
 IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
@@ -83,6 +86,19 @@ CSS = """
 .tl-feature > .block {padding-top: 6px !important; padding-bottom: 6px !important;}
 """
 
+# Resolves once the face image has loaded (at most FACE_WAIT_MS later: a refused change shows the same face).
+FACE_WAIT_MS = 1500
+FACE_SHOWN_JS = """async () => {
+  const frame = () => new Promise((ok) => requestAnimationFrame(() => ok()));
+  await frame(); await frame();
+  const until = performance.now() + %d;
+  for (;;) {
+    const img = document.querySelector('#tl-face img');
+    if (!img || (img.complete && img.naturalWidth) || performance.now() > until) return [];
+    await new Promise((ok) => setTimeout(ok, 10));
+  }
+}""" % FACE_WAIT_MS
+
 SHARE_JS = """(rel) => {
   if (!rel || !rel.startsWith('?state=')) return rel;
   const u = new URL(window.location.href);
@@ -107,6 +123,7 @@ class View:
     start: dict[str, float] | None = None  # ... and of the same face unedited
     message: str = ""
     photo: Photo | None = None  # the last photo uploaded in this session (its inversion)
+    any_face: bool = False  # "New random face" draws any face, not only clear, frontal ones
 
     @property
     def state(self) -> ExplorerState:
@@ -143,6 +160,20 @@ class Photo:
         return "\n\n".join(lines)
 
 
+class _HandedOut(LRUCache):
+    """File name -> when it was last handed out, least recently handed out first; what falls out of the
+    cache (beyond its ``maxsize``) is put in ``leaving``, to be deleted once its grace period is over."""
+
+    def __init__(self, keep: int, leaving: dict[str, float]) -> None:
+        super().__init__(maxsize=keep)
+        self.leaving = leaving
+
+    def popitem(self) -> tuple[str, float]:
+        name, handed = super().popitem()
+        self.leaving[name] = handed
+        return name, handed
+
+
 class FaceFiles:
     """The face PNGs the page hands to gradio, in a private temporary folder that only this object
     writes to or deletes from (removed at exit; ``launch`` makes SIGTERM an exit too).
@@ -156,8 +187,9 @@ class FaceFiles:
     def __init__(self, keep: int = KEEP_PNGS, grace: float = PNG_GRACE_S) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="tlgan-explorer-"))
         atexit.register(self.remove)
-        self.keep, self.grace = keep, grace
-        self._handed: OrderedDict[str, float] = OrderedDict()  # file name -> when it was last handed out
+        self.grace = grace
+        self._leaving: dict[str, float] = {}  # beyond ``keep``: deleted once handed out ``grace`` seconds ago
+        self._handed = _HandedOut(keep, self._leaving)
         self._lock = threading.Lock()
 
     def get(self, name: str, write: Callable[[Path], object]) -> Path:
@@ -165,21 +197,17 @@ class FaceFiles:
         keeps it for ``grace`` seconds more."""
         path = self.folder / name
         with self._lock:
-            if name in self._handed:
+            if name in self._handed or self._leaving.pop(name, None) is not None:
                 self._handed[name] = time.monotonic()
-                self._handed.move_to_end(name)
                 return path
         # Not listed, so no other thread deletes it; two threads writing the same face both write it whole.
         atomic_write(path, write)
         with self._lock:
             now = self._handed[name] = time.monotonic()
-            self._handed.move_to_end(name)
-            while len(self._handed) > self.keep:
-                oldest, handed = next(iter(self._handed.items()))
-                if now - handed < self.grace:
-                    break
-                del self._handed[oldest]
-                (self.folder / oldest).unlink(missing_ok=True)  # under the lock: nobody rewrites it meanwhile
+            for old, handed in list(self._leaving.items()):
+                if now - handed >= self.grace:
+                    del self._leaving[old]
+                    (self.folder / old).unlink(missing_ok=True)  # under the lock: nobody rewrites it meanwhile
         return path
 
     def remove(self) -> None:
@@ -213,7 +241,7 @@ class StartReadouts:
     """Readouts of unedited faces, remembered per face (a shared memo, not user state)."""
 
     def __init__(self) -> None:
-        self._memo: OrderedDict[tuple, dict[str, float]] = OrderedDict()
+        self._memo: LRUCache[tuple, dict[str, float]] = LRUCache(maxsize=FACE_KEYS)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -227,9 +255,6 @@ class StartReadouts:
     def put(self, state: ExplorerState, values: dict[str, float]) -> None:
         with self._lock:
             self._memo[self.key(state)] = values
-            self._memo.move_to_end(self.key(state))
-            while len(self._memo) > FACE_KEYS:
-                self._memo.popitem(last=False)
 
 
 @dataclass
@@ -253,10 +278,10 @@ class Page:
     outputs are complete.
     """
 
-    def __init__(self, explorer: Explorer, seed: int = 0) -> None:
+    def __init__(self, explorer: Explorer, seed: int | None = None) -> None:
         self.explorer = explorer
         self.axes, self.names = explorer.axes, explorer.names
-        self.seed = seed
+        self.seed = explorer.opening_seed() if seed is None else seed  # the face a page opens on
         self.has_readouts = explorer.extractor is not None
         self.starts = StartReadouts()
         self.files = FaceFiles()
@@ -376,12 +401,15 @@ class Page:
         return handler
 
     def chain(self, event) -> None:
-        """After step 1 of ``event``: step 2 (then the share link into the address bar) and step 3."""
+        """After step 1 of ``event``, once the browser shows its face: step 2 (then the share link into the
+        address bar) and step 3. Waiting for the face keeps steps 2 and 3 (a strip of faces and the extractor,
+        every core for a while) from slowing the face's own way to the screen."""
+        shown = event.then(None, None, None, js=FACE_SHOWN_JS, queue=False, api_visibility="private")
         inputs = {self.view_state, *self.details.inputs}
-        after = event.then(lambda data: self.run_step(self.details, data), inputs, self.details.outputs,
+        after = shown.then(lambda data: self.run_step(self.details, data), inputs, self.details.outputs,
                            show_progress="hidden", api_visibility="private")
         after.then(None, [self.share_link], [self.share_link], js=SHARE_JS, api_visibility="private")
-        event.then(lambda data: self.run_step(self.measures, data), {self.view_state, *self.measures.inputs},
+        shown.then(lambda data: self.run_step(self.measures, data), {self.view_state, *self.measures.inputs},
                    self.measures.outputs, show_progress="hidden", api_visibility="private")
 
     def on(self, trigger: Callable, change: Callable[..., Session], inputs: Sequence = (), *,
@@ -433,8 +461,13 @@ def live_panel(page: Page, live: Live) -> None:
 
 
 def new_face_panel(page: Page) -> None:
-    """A new random face, or the reconstruction of an uploaded photo (a Cancel button while it is inverted)."""
+    """A new random face (a clear, frontal one unless "any face" is ticked), or the reconstruction of an
+    uploaded photo (a Cancel button while it is inverted)."""
+    explorer = page.explorer
     random_btn = gr.Button("New random face", variant="primary", elem_id="tl-random", scale=2)
+    any_face = gr.Checkbox(label="any face", value=False, elem_id="tl-any-face", scale=1, min_width=90,
+                           visible=bool(getattr(explorer.extractor, "has_showcase", False)),
+                           info="not only clear, frontal ones")
     upload_btn = gr.UploadButton("Upload a photo", file_types=["image"], file_count="single", type="filepath",
                                  variant="primary", elem_id="tl-upload", scale=2)
     cancel_btn = gr.Button("Cancel", variant="stop", visible=False, elem_id="tl-cancel", scale=1, min_width=90)
@@ -446,7 +479,17 @@ def new_face_panel(page: Page) -> None:
 
     @page.wiring
     def _wire() -> None:
-        page.on(random_btn.click, lambda session: session.push(random_seed(session.state)), api_name="random_face")
+        def random_face(view: View | None) -> dict:
+            wanted = view is not None and view.any_face
+            draw = np.random.default_rng()
+            return page.action(lambda session: session.push(
+                set_seed(session.state, explorer.draw_seed(draw, any_face=wanted))))(view)
+
+        page.chain(random_btn.click(random_face, [page.view_state], page.face.outputs, show_progress="hidden",
+                                    queue=True, api_name="random_face"))
+        any_face.input(lambda view, value: replace(view or page.new_view(), any_face=bool(value)),
+                       [page.view_state, any_face], [page.view_state], queue=False, show_progress="hidden",
+                       api_visibility="private")
         outputs = [*page.face.outputs, *page.photo.outputs]
         shown = upload_btn.upload(lambda: gr.update(visible=True), None, [cancel_btn], queue=False,
                                   show_progress="hidden", api_visibility="private")
@@ -715,7 +758,7 @@ def axes_panel(page: Page) -> None:
     sliders, locks, layers, boxes = {}, {}, {}, {}
     for name in names:
         feat = explorer.features.get(name)
-        info = md_text(feat.description) if feat and feat.description else None
+        info = feat.description if feat and feat.description else None  # text: gradio escapes it to HTML
         with gr.Row(equal_height=True, elem_classes="tl-feature"):
             sliders[name] = gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=SLIDER_STEP, label=_pretty(name),
                                       info=info, scale=6, buttons=[], elem_id=f"tl-slider-{name}")
@@ -776,8 +819,9 @@ def axes_panel(page: Page) -> None:
 # ---------------------------------------------------------------- the page
 
 
-def build_app(explorer: Explorer, title: str = "", seed: int = 0, live: str = "auto") -> gr.Blocks:
+def build_app(explorer: Explorer, title: str = "", seed: int | None = None, live: str = "auto") -> gr.Blocks:
     """The explorer page for ``explorer`` (launch it with ``launch``): the panels, laid out and wired.
+    ``seed``: the face a page opens on (None: the first clear, frontal one, ``Explorer.opening_seed``).
     ``live``: how a dragged slider's face is drawn (``tlgan.app.live``: auto, browser, server or off)."""
     page = Page(explorer, seed)
     page.live = Live(explorer, live) if live != "off" else None
@@ -834,12 +878,25 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 
 
-def stop_on_sigterm() -> None:
-    """Let SIGTERM stop a blocking server as Ctrl+C does: gradio closes the server (deleting its cached
-    copies of the faces) and the exit handlers delete the face folder. Python's default for SIGTERM
-    ends the process at once and leaves both behind."""
+def stop_on_signals() -> None:
+    """Let SIGTERM and SIGINT stop a blocking server as Ctrl+C does: gradio closes the server (deleting its
+    cached copies of the faces) and the exit handlers delete the face folder. Python's default for SIGTERM
+    ends the process at once and leaves both behind; SIGINT is set too because a shell starts background jobs
+    (``make test &``, ``nohup``) with it ignored, and Ctrl+C should work however the server was launched."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def one_core_per_call() -> None:
+    """Each model call of the server uses one core (torch's intra-op threads), before any thread has called
+    torch. The page runs several calls at once (one action's face, then its strip and its readouts, and other
+    users' actions), and torch's thread teams from several calls on a few cores wait on each other: on 2 busy
+    cores a 64-px face took 150-740 ms with 2 threads and 24-34 ms with one. An uploaded photo's inversion,
+    one at a time, still uses every core (``Explorer.invert_photo``)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True, quiet: bool = False,
@@ -852,7 +909,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
     stays bounded however many come and go.
     """
     if block:
-        stop_on_sigterm()
+        stop_on_signals()
     live: Live | None = getattr(demo, "tlgan_live", None)
     extra = {"app_kwargs": {"routes": live.routes()}, "head": live.head()} if live is not None else {}
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, theme=theme(), css=css,
@@ -861,13 +918,15 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
 
 
 def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
-          block: bool = True, seed: int = 0, invert_steps: int = INVERT_STEPS, encoder: Any = None,
+          block: bool = True, seed: int | None = None, invert_steps: int = INVERT_STEPS, encoder: Any = None,
           live: str = "auto", max_sessions: int = MAX_SESSIONS) -> Any:
     """Load the axes' generator and extractor and serve the explorer page (``invert_steps`` and ``encoder``:
     how an uploaded photo is inverted; ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``;
     ``max_sessions``: see ``launch``)."""
+    check_address(host, port)  # before the models load: a taken port is said at once
     if block:
-        stop_on_sigterm()  # before the models load, so a SIGTERM while they load ends cleanly too
+        stop_on_signals()  # before the models load, so a SIGTERM while they load ends cleanly too
+        one_core_per_call()
     explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder)
     demo = build_app(explorer, seed=seed, live=live)
     return launch(demo, host, port, block=block, max_sessions=max_sessions)
