@@ -48,7 +48,7 @@ from .bounds import MAX_CHUNK, MAX_N, MAX_Z_BYTES, check_seed
 from .extractors import Extractor, Feature
 from .generators import Generator
 from .errors import TLGANError
-from .formats import Schema, check_schema, pick_columns, read_versioned_json
+from .formats import Schema, check_schema, parse_json, pick_columns, read_versioned_json
 from .safeio import atomic_write_text, file_mode
 
 RUN_FORMAT = 1
@@ -216,10 +216,7 @@ class Run:
         p = self.path / "progress.json"
         if not p.exists():
             return {}
-        try:
-            doc = json.loads(p.read_text())
-        except ValueError as e:
-            raise RunError(f"{p} is not valid JSON ({e}); the run folder is damaged") from e
+        doc = parse_json(p.read_text(), p, RunError, "the run folder is damaged")
         check_schema(doc, Progress, p, RunError, DAMAGED)
         for key, v in doc.items():
             if v > self.n:
