@@ -96,7 +96,10 @@ device_option = click.option("--device", default="auto", show_default=True,
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tlgan")
 @click.option("--debug", is_flag=True, help="Show the traceback of tlgan's own errors too (others always show it).")
-def main(debug: bool) -> None:
+@click.option("--verify", is_flag=True,
+              help="Hash every weight file in full before use (otherwise: once a day, and size, mtime and both "
+                   "ends on every start).")
+def main(debug: bool, verify: bool) -> None:
     """Transparent latent-space control of pretrained GANs.
 
     \b
@@ -108,6 +111,7 @@ def main(debug: bool) -> None:
       5. explore    move a latent along axes with locks       (tlgan edit / grid / serve)
     `tlgan discover` runs 3 and 4 in one go; `tlgan invert PHOTO` turns a photo into a latent to edit.
     """
+    weights.full_checks(verify)
 
 
 # ---------------------------------------------------------------- models
@@ -119,8 +123,10 @@ def models() -> None:
 
 
 @models.command("list")
+@click.option("--check", is_flag=True, help="Hash every file in full now (default: trust a recent full check "
+                                            "while size, mtime and both ends of the file are unchanged).")
 @friendly
-def models_list() -> None:
+def models_list(check: bool) -> None:
     """Show each bundled model (package, licence, present?) and each registered generator file."""
     from .generators import library
 
@@ -128,15 +134,16 @@ def models_list() -> None:
     for m in weights.MODELS.values():
         pkg = m.files[0].package
         kind = " (test oracle)" if m.oracle else ""
-        click.echo(f"{m.name:20s} {weights.status(m.name):8s} {pkg.registry}:{pkg.spec:32s} {pkg.license:11s}"
+        click.echo(f"{m.name:20s} {weights.status(m.name, check):8s} {pkg.registry}:{pkg.spec:32s} {pkg.license:11s}"
                    f" {m.purpose}{kind}")
     mine = library.registered()
     click.echo(f"your generators ({library.library_path()}):" + ("" if mine else " none; add one with "
                                                                 "`tlgan models add FILE --name NAME`"))
     for name, e in mine.items():
+        state = library.state(name, check)
         ws = f", w {e['w_dim']} x {e['num_ws']} layers" if e.get("w_dim") else ""
         click.echo(f"{name:20s} {e['family']:11s} {e['resolution']:5d} px  spaces {','.join(e['spaces']):7s} "
-                   f"z {e['z_dim']}{ws}  sha256 {e['sha256'][:16]}  {e['path']}")
+                   f"z {e['z_dim']}{ws}  sha256 {e['sha256'][:16]}  {state}  {e['path']}")
 
 
 @models.command("add")

@@ -62,6 +62,9 @@ def _write_json(path: Path, doc: dict) -> None:
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
+#: How much of z (bytes) is drawn again from the seed to check a run's noise when it is opened to fit or resume.
+NOISE_CHECK_BYTES = 64 << 20
+
 #: The lock file of a run folder, held (``flock``) by the one process writing the folder; the kernel
 #: releases it when that process exits or is killed, so a stale file never blocks anyone.
 LOCK_NAME = "run.lock"
@@ -72,27 +75,28 @@ def run_lock(path: str | Path) -> Iterator[None]:
     """Hold the write lock of the run folder ``path`` (which must exist) for the ``with`` block.
 
     A second writer is refused at once, with the first one's process id, instead of both doing all
-    the work (or the loser failing later on a half-written folder).
+    the work (or the loser failing later on a half-written folder). The lock is ``filelock``'s (flock on
+    Unix, msvcrt on Windows): the system releases it when the holder exits or is killed.
     """
+    from filelock import FileLock, Timeout
+
+    lock_path = Path(path) / LOCK_NAME
+    lock = FileLock(str(lock_path), timeout=0, mode=file_mode())
     try:
-        import fcntl
-    except ImportError:  # no flock (Windows): no lock
-        yield
-        return
-    lock = Path(path) / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
-    try:
+        lock.acquire()
+    except Timeout:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise RunError(f"run folder {path} is being written by another tlgan process (pid {pid}); wait for it "
-                           "to finish (or stop it) and rerun the same command to continue") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            pid = lock_path.read_text(errors="replace").strip() or "?"
+        except OSError:
+            pid = "?"
+        raise RunError(f"run folder {path} is being written by another tlgan process (pid {pid}); wait for it "
+                       "to finish (or stop it) and rerun the same command to continue") from None
+    try:
+        with open(lock_path, "w") as fh:  # who holds it, for the message above (the lock is on the inode)
+            fh.write(f"{os.getpid()}\n")
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        lock.release()
 
 
 class LabelEntry(Schema):
@@ -189,6 +193,28 @@ class Run:
             return f"`tlgan relabel {self.path} -e {labels}`"
         return "`tlgan sample` with the run's settings"
 
+    def check_noise(self, z: np.ndarray | None = None) -> None:
+        """Check the stored z against the seed run.json names: z is a pure function of (seed, index), so an edited
+        seed, or a z chunk or array copied from another run, shows here instead of labels silently no longer
+        belonging to their latents. ``z``: the run's whole noise, already drawn (every present row is compared);
+        else the first row of each chunk within the first :data:`NOISE_CHECK_BYTES` of z is drawn and compared."""
+        from .generators import standard_normal
+
+        arr = self._array("z")
+        dim, rows = arr.shape[1], arr.chunks[0]
+        limit = self.n if z is not None else min(self.n, max(rows, NOISE_CHECK_BYTES // (4 * dim)))
+        lost = self.missing_rows("z", limit)
+        want = z if z is not None else standard_normal(limit, dim, self.info["seed"])
+        for lo in range(0, limit, rows):
+            hi = min(lo + rows, limit)
+            if any(a <= lo < b for a, b in lost):
+                continue
+            got = self._read("z", lo, hi if z is not None else lo + 1)
+            if not np.allclose(got, want[lo: lo + len(got)], rtol=0, atol=1e-6):
+                raise RunError(f"run {self.path} is inconsistent: data.zarr/z samples {lo}..{hi - 1} are not the "
+                               f"latents of seed {self.info['seed']} that run.json names (run.json was edited, or "
+                               "z comes from another run); its labels cannot be trusted: sample a new run")
+
     def noise_rows(self, lo: int, hi: int) -> np.ndarray:
         """The noise z of samples ``lo..hi`` (what a worker renders for that range)."""
         return self._read("z", lo, hi)
@@ -284,6 +310,7 @@ class Run:
         name = self._label_set(label_set)
         feats = self.features(name)
         labels = self.labels(name)
+        self.check_noise()
         if len(labels) == 0:
             raise RunError(f"run {self.path} has no labelled samples yet; finish it with `tlgan sample` first")
         if features:
@@ -563,8 +590,11 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
         lost_z = run.missing_rows("z")
         if lost_z:  # z is a pure function of the seed: draw it again and put back the lost chunks
             z, z_arr = generator.sample_z(n, seed).astype(np.float32), _array(writer.group, "z")
+            run.check_noise(z)  # the rows still there must be this seed's, or the labels kept would not fit
             for lo, hi in lost_z:
                 _guard_disk(lambda: z_arr.__setitem__(slice(lo, hi), z[lo:hi]), run, lo, hi, start)
+        elif start:  # resuming: the z already written must still be this seed's
+            run.check_noise()
 
         def render(lo: int, hi: int) -> None:
             codes = generator.codes_from_z(run._read("z", lo, hi))
