@@ -544,7 +544,7 @@ def train_encoder_cmd(run, out, n, epochs, force, device) -> None:
     target = out or Path(run).parent / "encoder.safetensors"
     outputs.claim(target)
     r = open_run(run)
-    gen = generator_of(r.info, device)
+    gen = generator_of(r.info, device, r.path / "run.json")
     enc = train_encoder(r, gen, n=n, epochs=epochs, log=_err)
     path = outputs.made(enc.save(target))
     click.echo(f"encoder for {gen.name} ({gen.space}) -> {path}")

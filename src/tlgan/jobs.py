@@ -113,7 +113,7 @@ def open_editor(axes_path: str | Path, device: str | None = "auto") -> Editor:
     from .pipeline import Editor
 
     axes = Axes.load(axes_path)
-    return Editor(generator_of(axes.meta, device), axes)
+    return Editor(generator_of(axes.meta, device, axes_path), axes)
 
 
 def read_latent(editor: Editor, seed: int, latent: str | Path | None = None) -> np.ndarray:
@@ -365,7 +365,7 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
     from .extractors import load_extractor
     from .generators import generator_of
 
-    gen = generator_of(a.meta, device)
+    gen = generator_of(a.meta, device, axes_path)
     a.check_generator(gen)
     ext = load_extractor(a.meta.get("extractor", DEFAULT_EXTRACTOR), device)
     corr = None
@@ -401,7 +401,7 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
     folder = Path(out) if out else Path(run).parent / "report"
     outputs = report_outputs("compare", folder, force)
     r = open_run(run)
-    gen, ext = generator_of(r.info, device), load_extractor(r.info["default_labels"], device)
+    gen, ext = generator_of(r.info, device, r.path / "run.json"), load_extractor(r.info["default_labels"], device)
     cmp = compare_finders(r, finders, gen, ext, n, distances, features, components, locks, lock_n, identity_n,
                           keep_norm, norm_check, log=log or (lambda s: None))
     return cmp, report_made(outputs, write_comparison(cmp, folder))
@@ -608,7 +608,10 @@ def fit_labels(labels: Sequence[str | Path], features: Sequence[str] | None = No
     from .generators import load_generator
     from .labels import fit_label_axes, load_labels
 
+    from .generators.library import check_named_path
+
     table = load_labels(list(labels), features or None)
+    check_named_path(table.generator, labels[0])
     gen = load_generator(table.generator, device)
     ext = label_extractor(table.features, extractor)
     axes = fit_label_axes(table, gen, seed=seed, source=", ".join(map(str, labels)), extractor=ext)

@@ -109,3 +109,50 @@ def verified(name: str) -> dict[str, Any]:
         raise WeightsError(f"{path} changed since it was registered as {name!r} (SHA-256 differs); if the new "
                            f"file is intended, `tlgan models add {path} --name {name}` again")
     return entry
+
+
+# ---------------------------------------------------------------- generator paths the user named themselves
+
+
+def _paths_file() -> Path:
+    return library_path().with_name("generator-paths.json")
+
+
+def remember_path(path: str | Path) -> None:
+    """Record that the user named the checkpoint file ``path`` on the command line (``-g PATH``), so the runs,
+    axes and label files made from it may name it later. Best effort: an unwritable home only means the
+    user confirms the path again."""
+    from ..safeio import atomic_write_text
+
+    known = _remembered()
+    where = str(Path(path).expanduser().resolve())
+    if where in known:
+        return
+    try:
+        _paths_file().parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(_paths_file(), json.dumps(sorted(known | {where}), indent=1) + "\n")
+    except OSError:
+        pass
+
+
+def _remembered() -> set[str]:
+    try:
+        doc = json.loads(_paths_file().read_text())
+    except (OSError, ValueError, RecursionError):
+        return set()
+    return {str(p) for p in doc if isinstance(p, str)} if isinstance(doc, list) else set()
+
+
+def check_named_path(name: str, source: object) -> None:
+    """Refuse a generator ``name`` read from a file (``source``: a run, axes or label file) when it is a path
+    the user never registered nor named on the command line: a file made elsewhere must not make tlgan open
+    any local file it likes (``generator: "../../etc/passwd"``)."""
+    from . import GENERATORS
+
+    if name in GENERATORS or name in registered():
+        return
+    if str(Path(name).expanduser().resolve()) in _remembered():
+        return
+    raise WeightsError(f"{source} names the generator file {name!r}, which is neither a registered generator nor "
+                       "a file you have used here; if you trust it, register it with `tlgan models add "
+                       f"{name} --name NAME` (or sample with `-g {name}` yourself)")
