@@ -27,9 +27,12 @@ process at a time writes a run folder (a lock file, ``run.lock``).
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import json
 import os
+import shutil
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +63,19 @@ class RunError(TLGANError, RuntimeError):
 
 def _write_json(path: Path, doc: dict) -> None:
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+
+
+#: The folder of a run's chunk digests: ``digests/<array>/<chunk index>`` holds the SHA-256 of (run id, array,
+#: chunk index, the chunk's values) for z, codes and every label set. zarr's CRC only says a chunk file is intact;
+#: this says it is this run's chunk at this place, so a chunk copied from another run (or another place) is refused.
+DIGESTS = "digests"
+
+
+def chunk_digest(run_id: str, name: str, index: int, values: np.ndarray) -> str:
+    """The digest that ties one chunk's values to its run and position."""
+    h = hashlib.sha256(f"{run_id}\0{name}\0{index}\0".encode())
+    h.update(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return h.hexdigest()
 
 
 #: How much of z (bytes) is drawn again from the seed to check a run's noise when it is opened to fit or resume.
@@ -193,6 +209,46 @@ class Run:
             return f"`tlgan relabel {self.path} -e {labels}`"
         return "`tlgan sample` with the run's settings"
 
+    @property
+    def run_id(self) -> str | None:
+        """The run's identity (runs made before chunk digests have none, and are read without them)."""
+        rid = self.info.get("run_id")
+        return rid if isinstance(rid, str) and rid else None
+
+    def record_digests(self, name: str, lo: int, hi: int, values: np.ndarray) -> None:
+        """Record the digests of the chunks of array ``name`` holding rows ``lo..hi`` (``lo`` on a chunk start)."""
+        if self.run_id is None:
+            return
+        folder = self.path / DIGESTS / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for start in range(lo, hi, self.chunk):
+            index = start // self.chunk
+            atomic_write_text(folder / str(index), chunk_digest(self.run_id, name, index,
+                                                                values[start - lo: start - lo + self.chunk]) + "\n")
+
+    def check_digests(self, name: str, values: np.ndarray) -> np.ndarray:
+        """``values`` (rows 0.. of array ``name``, as read) after checking each whole chunk's digest."""
+        if self.run_id is None:
+            return values
+        arr = self._array(name)
+        for start in range(0, len(values), self.chunk):
+            stop = min(start + self.chunk, arr.shape[0])
+            if stop > len(values):
+                break
+            index = start // self.chunk
+            try:
+                recorded = (self.path / DIGESTS / name / str(index)).read_text().strip()
+            except OSError:
+                recorded = None
+            if recorded != chunk_digest(self.run_id, name, index, values[start:stop]):
+                key = arr.metadata.encode_chunk_key((index,) + (0,) * (arr.ndim - 1))
+                why = "has no digest" if recorded is None else "does not match its digest"
+                raise RunError(f"run {self.path} is damaged: {self.path / 'data.zarr' / name / key} (samples "
+                               f"{start}..{stop - 1} of data.zarr/{name}) {why}: it is not this run's chunk at this "
+                               f"place (copied from another run?); delete that file and rerun {self._redo(name)} "
+                               "to redo them")
+        return values
+
     def check_noise(self, z: np.ndarray | None = None) -> None:
         """Check the stored z against the seed run.json names: z is a pure function of (seed, index), so an edited
         seed, or a z chunk or array copied from another run, shows here instead of labels silently no longer
@@ -274,7 +330,7 @@ class Run:
     def noise(self) -> np.ndarray:
         """The noise z (N, z_dim) each sample was drawn from."""
         self._complete("z")
-        return self._read("z", 0, self.n)
+        return self.check_digests("z", self._read("z", 0, self.n))
 
     @property
     def latents(self) -> np.ndarray:
@@ -282,7 +338,7 @@ class Run:
         if self.latent_space == "z":
             return self.noise
         self._complete("codes")
-        return self._read("codes", 0, self.done("codes"))
+        return self.check_digests("codes", self._read("codes", 0, self.done("codes")))
 
     def latent_array(self, rows: int | None = None) -> "Rows":
         """The latents (N, D) in the run's space as the on-disk array, read lazily in blocks (``fit_axes``
@@ -297,7 +353,9 @@ class Run:
         name = f"labels/{self._label_set(label_set)}"
         done = self.done(name)
         self._complete(name, done)
-        return self._read(name, 0, done if complete_only else self.n)
+        values = self._read(name, 0, done if complete_only else self.n)
+        self.check_digests(name, values[:done])
+        return values
 
     def fit_inputs(self, label_set: str | None = None, features: list[str] | None = None, stream: bool = False
                    ) -> tuple[Any, np.ndarray, list[Feature], dict]:
@@ -466,6 +524,9 @@ def create_run(path: str | Path, generator: Generator, extractor: Extractor, n: 
     group = zarr.open_group(str(path / "data.zarr"), mode="w")
     group.create_array("z", shape=z.shape, chunks=(chunk, z.shape[1]), dtype="float32", **_codecs())
     _array(group, "z")[:] = z
+    shutil.rmtree(path / DIGESTS, ignore_errors=True)  # of an earlier attempt, killed before run.json
+    wanted["run_id"] = uuid.uuid4().hex
+    Run(path, wanted).record_digests("z", 0, n, z)
     if generator.space != "z":
         group.create_array("codes", shape=(n, generator.latent_dim), chunks=(chunk, generator.latent_dim),
                            dtype="float32", fill_value=np.nan, **_codecs())
@@ -503,7 +564,7 @@ def _refuse_foreign_folder(path: Path) -> None:
     """Refuse to make a run in a folder holding anything but a run's own files (never touch a user's files)."""
     if (path / "run.json").exists() or not path.exists():
         return
-    if not path.is_dir() or any(p.name not in ("data.zarr", LOCK_NAME) for p in path.iterdir()):
+    if not path.is_dir() or any(p.name not in ("data.zarr", DIGESTS, LOCK_NAME) for p in path.iterdir()):
         raise RunError(f"{path} exists and is not a tlgan run folder; choose an empty or new --out folder")
 
 
@@ -551,7 +612,9 @@ class ChunkWriter:
             if self.codes:
                 assert codes is not None, "this run stores codes"
                 _array(self.group, "codes")[lo:hi] = codes
+                self.run.record_digests("codes", lo, hi, np.asarray(codes, np.float32))
             _array(self.group, self.key)[lo:hi] = labels
+            self.run.record_digests(self.key, lo, hi, np.asarray(labels, np.float32))
             if hi <= self.done:  # a lost chunk put back
                 return
             self._beyond[lo] = hi
@@ -593,6 +656,7 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
             run.check_noise(z)  # the rows still there must be this seed's, or the labels kept would not fit
             for lo, hi in lost_z:
                 _guard_disk(lambda: z_arr.__setitem__(slice(lo, hi), z[lo:hi]), run, lo, hi, start)
+                run.record_digests("z", lo, hi, z[lo:hi])
         elif start:  # resuming: the z already written must still be this seed's
             run.check_noise()
 

@@ -141,6 +141,34 @@ def test_z_from_another_run_is_refused_by_fit_and_sample(tmp_path, toy, what):
     assert not (tmp_path / "ax.safetensors").exists()
 
 
+@pytest.mark.parametrize("source", ["another run", "another place in the run"])
+def test_labels_chunk_from_another_run_or_place_is_refused(tmp_path, toy, source):
+    from tlgan.sample import RunError, sample
+
+    run = make_run(tmp_path / "run", toy)
+    want = run.labels()
+    other = sample(tmp_path / "other", *toy, n=96, seed=5, chunk=32, save_images=True, progress=False)
+    labels = "data.zarr/labels/toy-linear"
+    target = run.path / labels / "c/2/0"
+    shutil.copy(other.path / labels / "c/2/0" if source.startswith("another run") else run.path / labels / "c/1/0",
+                target)
+    with pytest.raises(RunError, match=rf"{target} \(samples 64..95 of {labels}\) does not match its digest"):
+        run.labels()
+    msg = one_line(run_cli("fit", run.path, "-o", tmp_path / "ax.safetensors"))
+    assert "does not match its digest" in msg and "delete that file and rerun" in msg
+    target.unlink()  # as the message says: the same command redoes it
+    np.testing.assert_array_equal(make_run(tmp_path / "run", toy).labels(), want)
+
+
+def test_z_chunk_moved_within_the_run_is_refused(tmp_path, toy):
+    from tlgan.sample import RunError
+
+    run = make_run(tmp_path / "run", toy)
+    shutil.copy(run.path / "data.zarr/z/c/1/0", run.path / "data.zarr/z/c/2/0")
+    with pytest.raises(RunError, match=r"samples 64..95 of data.zarr/z\) does not match its digest"):
+        run.noise
+
+
 # ---------------------------------------------------------------- a generator that draws NaN
 
 
