@@ -4,7 +4,7 @@ instead of gigabytes of memory, a traceback or an empty result."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import InputError
 
@@ -85,7 +85,7 @@ def check_number(value: Any, option: str, lo: float | None = None, hi: float | N
     return number
 
 
-def check_moves(moves: dict[str, Any]) -> dict[str, float]:
+def check_moves(moves: Mapping[str, Any]) -> dict[str, float]:
     """Each ``NAME=AMOUNT`` of ``--move`` finite and within ±:data:`MAX_MOVE` latent units."""
     return {name: check_number(v, f"--move {name}", -MAX_MOVE, MAX_MOVE) for name, v in moves.items()}
 
