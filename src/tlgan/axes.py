@@ -182,7 +182,7 @@ class Axes:
     def _is_sidecar(side: Path) -> bool:
         try:
             doc = json.loads(side.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return False
         return isinstance(doc, dict) and doc.get("format") == AXES_FORMAT and "tlgan_version" in doc \
             and isinstance(doc.get("features"), list) and isinstance(doc.get("kinds"), list)

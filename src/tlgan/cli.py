@@ -86,6 +86,9 @@ def _plugins() -> None:
     load_plugins()
 
 
+force_option = click.option("--force", is_flag=True,
+                            help="Replace existing output files even when an earlier run of this command did not "
+                                 "make them.")
 device_option = click.option("--device", default="auto", show_default=True,
                              help="cpu, cuda, cuda:1, mps, or auto (the best available).")
 
@@ -93,7 +96,10 @@ device_option = click.option("--device", default="auto", show_default=True,
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tlgan")
 @click.option("--debug", is_flag=True, help="Show the traceback of tlgan's own errors too (others always show it).")
-def main(debug: bool) -> None:
+@click.option("--verify", is_flag=True,
+              help="Hash every weight file in full before use (otherwise: once a day, and size, mtime and both "
+                   "ends on every start).")
+def main(debug: bool, verify: bool) -> None:
     """Transparent latent-space control of pretrained GANs.
 
     \b
@@ -105,6 +111,7 @@ def main(debug: bool) -> None:
       5. explore    move a latent along axes with locks       (tlgan edit / grid / serve)
     `tlgan discover` runs 3 and 4 in one go; `tlgan invert PHOTO` turns a photo into a latent to edit.
     """
+    weights.full_checks(verify)
 
 
 # ---------------------------------------------------------------- models
@@ -116,8 +123,10 @@ def models() -> None:
 
 
 @models.command("list")
+@click.option("--check", is_flag=True, help="Hash every file in full now (default: trust a recent full check "
+                                            "while size, mtime and both ends of the file are unchanged).")
 @friendly
-def models_list() -> None:
+def models_list(check: bool) -> None:
     """Show each bundled model (package, licence, present?) and each registered generator file."""
     from .generators import library
 
@@ -125,15 +134,16 @@ def models_list() -> None:
     for m in weights.MODELS.values():
         pkg = m.files[0].package
         kind = " (test oracle)" if m.oracle else ""
-        click.echo(f"{m.name:20s} {weights.status(m.name):8s} {pkg.registry}:{pkg.spec:32s} {pkg.license:11s}"
+        click.echo(f"{m.name:20s} {weights.status(m.name, check):8s} {pkg.registry}:{pkg.spec:32s} {pkg.license:11s}"
                    f" {m.purpose}{kind}")
     mine = library.registered()
     click.echo(f"your generators ({library.library_path()}):" + ("" if mine else " none; add one with "
                                                                 "`tlgan models add FILE --name NAME`"))
     for name, e in mine.items():
+        state = library.state(name, check)
         ws = f", w {e['w_dim']} x {e['num_ws']} layers" if e.get("w_dim") else ""
         click.echo(f"{name:20s} {e['family']:11s} {e['resolution']:5d} px  spaces {','.join(e['spaces']):7s} "
-                   f"z {e['z_dim']}{ws}  sha256 {e['sha256'][:16]}  {e['path']}")
+                   f"z {e['z_dim']}{ws}  sha256 {e['sha256'][:16]}  {state}  {e['path']}")
 
 
 @models.command("add")
@@ -432,15 +442,21 @@ def _with(options):
 @click.option("--save-latent", type=click.Path(path_type=Path), default=None, help="Also save the edited latent (.npy).")
 @layers_option
 @_with(inversion_options)
+@force_option
 @device_option
 @friendly
 def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_latent, layers, encoder, inv_steps,
-         face, identity_weight, device) -> None:
+         face, identity_weight, force, device) -> None:
     """Step 5: render one face (a seed, a latent or a photo) before and after moves along AXES."""
+    from .bounds import check_moves, check_seed
     from .jobs import edit_file, edit_photo, invert_photo, open_editor, read_latent
+    from .safeio import Outputs, npy_path
 
+    outputs = Outputs("edit", force)
+    outputs.claim(out, save_latent and npy_path(save_latent))  # before any work
+    mv = check_moves(_parse_moves(moves))
+    check_seed(seed)
     editor = open_editor(axes, device)
-    mv = _parse_moves(moves)
     said = (f"{', '.join(f'{k}={v:+g}' for k, v in mv.items()) or '(no move)'}"
             + (f" locking {', '.join(locks)}" if locks else ""))
     if image is not None or (latent is not None and str(latent).endswith(".npz")):
@@ -450,16 +466,16 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_la
             photo, inv = invert_photo(editor.generator, image, encoder, face, inv_steps, identity_weight)
         else:
             photo, inv = None, load_inversion(latent, editor.generator)
-        edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back)
+        edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back, force)
         if save_latent:
-            save_npy(edited, save_latent)
+            outputs.made(save_npy(edited, save_latent))
         q = inv.quality
         click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
                    + f" {said}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
                                     f"{q['pixel_mae']:.1f})" if q else ""))
         return
     z = read_latent(editor, seed, latent)
-    edit_file(editor, z, mv, locks, out, size, save_latent, _layers(editor, layers))
+    edit_file(editor, z, mv, locks, out, size, save_latent, _layers(editor, layers), force)
     click.echo(f"{out}: before | after {said}")
 
 
@@ -469,25 +485,31 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_la
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="The .latent.npz to write [default: PHOTO.latent.npz]; a PNG of crop | reconstruction beside it.")
 @_with(inversion_options)
+@force_option
 @device_option
 @friendly
 def invert(photo, generator, space, truncation, family, network, out, encoder, inv_steps, face, identity_weight,
-           device) -> None:
+           force, device) -> None:
     """Find the generator's closest face to PHOTO: align the face to the generator's framing, then invert it.
 
     Edit the result with `tlgan edit AXES --latent PHOTO.latent.npz --move age=+2`.
     """
     from .extractors import load_extractor
     from .generators import load_generator
-    from .jobs import invert_file
+    from .bounds import check_number
+    from .jobs import _png_beside, invert_file
+    from .safeio import Outputs
 
+    check_number(identity_weight, "--identity-weight", 0, 1e6)
+    Outputs("invert", force).claim(out or photo.with_name(photo.stem + ".latent.npz"),
+                                   _png_beside(out or photo.with_name(photo.stem + ".latent.npz"), photo))
     gen = load_generator(generator, device, **_generator_spec(space, truncation, family, network))
     try:
         ext = load_extractor("faces", device)
     except TLGANError:  # the labels of photo and reconstruction are a bonus, not a need
         ext = None
     out = out or photo.with_name(photo.stem + ".latent.npz")
-    inv = invert_file(gen, photo, out, encoder, face, inv_steps, identity_weight, ext)
+    inv = invert_file(gen, photo, out, encoder, face, inv_steps, identity_weight, ext, force)
     q = inv.quality
     click.echo(f"{out}: {gen.name} {gen.space} latent {tuple(inv.latent.shape)} after {inv.steps} steps in "
                f"{inv.seconds:.0f} s; identity {q['identity']:.2f}, pixel error {q['pixel_mae']:.1f}, "
@@ -505,18 +527,26 @@ def invert(photo, generator, space, truncation, family, network, out, encoder, i
 @click.option("-n", "--n", "n", default=20_000, show_default=True,
               help="Training pairs: the run's cached images (or renders of its latents), up to N.")
 @click.option("--epochs", default=6, show_default=True)
+@force_option
 @device_option
 @friendly
-def train_encoder_cmd(run, out, n, epochs, device) -> None:
+def train_encoder_cmd(run, out, n, epochs, force, device) -> None:
     """Train a fast encoder image -> latent from RUN's own (latent, image) pairs: the starting point of `invert`."""
     from .generators import generator_of
     from .invert import train_encoder
+    from .bounds import MAX_EPOCHS, MAX_N, check_range
+    from .safeio import Outputs
     from .sample import open_run
 
+    check_range(n, "-n", 20, MAX_N, "training pairs")
+    check_range(epochs, "--epochs", 1, MAX_EPOCHS)
+    outputs = Outputs("train-encoder", force)
+    target = out or Path(run).parent / "encoder.safetensors"
+    outputs.claim(target)
     r = open_run(run)
-    gen = generator_of(r.info, device)
+    gen = generator_of(r.info, device, r.path / "run.json")
     enc = train_encoder(r, gen, n=n, epochs=epochs, log=_err)
-    path = enc.save(out or Path(run).parent / "encoder.safetensors")
+    path = outputs.made(enc.save(target))
     click.echo(f"encoder for {gen.name} ({gen.space}) -> {path}")
 
 
@@ -530,9 +560,10 @@ def train_encoder_cmd(run, out, n, epochs, device) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
 @click.option("--cell", default=96, show_default=True, help="Pixel size of each face.")
 @layers_option
+@force_option
 @device_option
 @friendly
-def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, device) -> None:
+def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, force, device) -> None:
     """Step 5: a traversal figure, rows of features and columns of steps, with and without locks."""
     from .jobs import grid_file, open_editor
 
@@ -544,7 +575,7 @@ def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, device)
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
-    feats = grid_file(editor, feats, seed_list, extent, steps, locks, out, cell, _layers(editor, layers))
+    feats = grid_file(editor, feats, seed_list, extent, steps, locks, out, cell, _layers(editor, layers), force)
     click.echo(f"{out}: {len(feats)} features x {steps} steps for seeds {seed_list}")
 
 
@@ -612,13 +643,16 @@ def measure_options(fn):
 @measure_options
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Report folder [default: report/AXES-NAME beside the axes file].")
+@force_option
 @friendly
-def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm, norm_check, device, out) -> None:
+def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm, norm_check, device, out,
+             force) -> None:
     """Measure AXES: re-score edited held-out faces (control, leakage, locking, identity, face found, range)."""
     from .jobs import evaluate_file
 
     ev, page = evaluate_file(axes, n, _floats(distances, "--distances"), features.split(",") if features else None,
-                             _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
+                             _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err,
+                             force=force)
     for s in ev.summary():
         click.echo(f"{s['axis']:14s} control {s['control']:+.2f}  leakage {s['leakage']:.2f}  "
                    f"worst {s['max_leakage']:.2f} ({s['max_leakage_feature']})  mean-AD {s.get('mean_ad', float('nan')):.2f}")
@@ -635,15 +669,17 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
 @measure_options
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Report folder [default: report/ beside the run folder].")
+@force_option
 @friendly
 def compare(run, finders, features, components, n, distances, locks, lock_n, identity_n, keep_norm, norm_check,
-            device, out) -> None:
+            device, out, force) -> None:
     """Find directions with several finders on RUN and measure them side by side on the same held-out faces."""
     from .jobs import compare as do_compare
 
     cmp, page = do_compare(run, [f.strip() for f in finders.split(",") if f.strip()], n,
                            _floats(distances, "--distances"), features.split(",") if features else None, components,
-                           _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err)
+                           _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err,
+                           force=force)
     for t in cmp.totals():
         click.echo(f"{t['finder']:13s} found in {t['find_seconds']:6.2f} s  control {t['control']:.2f}  "
                    f"leakage {t['leakage']:.2f}  control/leakage {t['control_to_leakage']:.1f}  "
@@ -660,12 +696,14 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
 @click.option("--seed", default=0, show_default=True, help="Seed of the sample draw and split.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Report folder [default: report/dci beside the run folder].")
+@force_option
 @friendly
-def dci(run, label_set, features, max_samples, seed, out) -> None:
+def dci(run, label_set, features, max_samples, seed, out, force) -> None:
     """DCI disentanglement / completeness / informativeness of RUN's latents (z, and w or w+ codes) vs its labels."""
     from .jobs import dci_run
 
-    res, page = dci_run(run, label_set, features.split(",") if features else None, max_samples, seed, out, log=_err)
+    res, page = dci_run(run, label_set, features.split(",") if features else None, max_samples, seed, out, log=_err,
+                        force=force)
     for space, d in res.spaces.items():
         click.echo(f"{space:4s} disentanglement {d.disentanglement:.3f}  completeness {d.completeness:.3f}  "
                    f"informativeness (R²) {d.informativeness:.3f}")
@@ -734,10 +772,11 @@ def serve(axes, host, port, seed, invert_steps, encoder, live, max_sessions, dev
 @click.option("--cell", default=96, show_default=True, help="Pixel size of a face on the contact sheets.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=7861, show_default=True, help="Port of the labelling page.")
+@force_option
 @device_option
 @friendly
 def label(labels, run_path, generator, seed, feature, page_size, cols, probe_input, sheets, start, count, cell,
-          host, port, device) -> None:
+          host, port, force, device) -> None:
     """Label faces yes / no for a feature in a web page; every click is appended to LABELS (JSON Lines).
 
     \b
@@ -745,11 +784,15 @@ def label(labels, run_path, generator, seed, feature, page_size, cols, probe_inp
     Keys on the page: arrows move, Y/1 yes, N/0 no, S/X/space skip, A rest "no", ]/[ next/previous page.
     File format and the whole workflow: docs/own-features.md.
     """
+    from .bounds import MAX_COLS, check_range, check_seed
     from .jobs import label_session, label_sheets
 
+    check_range(cols, "--cols", 1, MAX_COLS)
+    check_range(page_size, "--page-size", 1, 10_000)
+    check_seed(seed)
     labeller = label_session(labels, run_path, generator, seed, page_size, probe_input, device)
     if sheets is not None:
-        for path in label_sheets(labeller, sheets, feature, start, count, cols, cell):
+        for path in label_sheets(labeller, sheets, feature, start, count, cols, cell, force):
             click.echo(path)
         return
     try:

@@ -44,18 +44,27 @@ def _json_type(doc: Any) -> str:
     return names.get(type(doc), type(doc).__name__)
 
 
+def parse_json(text: str | bytes, where: object, error: type[TLGANError], damaged: str = "") -> Any:
+    """``json.loads(text)``, or ``error`` naming ``where`` for text that is not JSON or nests too deeply
+    (a crafted ``[[[[...`` would otherwise end in a RecursionError traceback)."""
+    import json
+
+    tail = f"; {damaged}" if damaged else ""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{where} is not valid JSON ({e}){tail}") from e
+    except RecursionError:
+        raise error(f"{where} nests JSON too deeply; it is not a file tlgan wrote{tail}") from None
+
+
 def read_versioned_json(text: str | bytes, where: object, expected: object, error: type[TLGANError],
                         mismatch: Callable[[dict[str, Any]], str], damaged: str = "") -> dict[str, Any]:
     """The JSON object in ``text`` if its ``format`` is ``expected``; else ``error`` with ``mismatch(doc)``.
 
     Text that is not JSON raises ``error`` naming ``where`` (and ``damaged``, what that means, if given).
     """
-    import json
-
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise error(f"{where} is not valid JSON ({e})" + (f"; {damaged}" if damaged else "")) from e
+    doc = parse_json(text, where, error, damaged)
     if not isinstance(doc, dict):
         raise error(f"{where} holds a JSON {_json_type(doc)}, not an object" + (f"; {damaged}" if damaged else ""))
     if doc.get("format") != expected:

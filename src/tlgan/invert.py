@@ -37,6 +37,7 @@ from torch import nn
 
 from . import __version__
 from .safeio import atomic_write
+from .bounds import MAX_EPOCHS, MAX_N, check_number, check_range
 from .errors import InputError
 from .generators import Generator
 
@@ -208,10 +209,7 @@ class Encoder:
         tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         tensors["centre"] = self.centre.contiguous()
         doc = {"format": ENCODER_FORMAT, "tlgan_version": __version__, "scale": self.scale, **self.meta}
-        tmp = path.with_name(path.name + ".part")
-        save_file(tensors, str(tmp), metadata={"tlgan_encoder": json.dumps(doc)})
-        tmp.replace(path)
-        return path
+        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"tlgan_encoder": json.dumps(doc)}))
 
     @classmethod
     def load(cls, path: str | Path, generator: Generator | None = None, device: str | None = None) -> "Encoder":
@@ -311,6 +309,8 @@ def train_encoder(source: Any, generator: Generator, *, n: int = 20000, seed: in
     (relative to the space's centre) and the reconstructions' pixel error.
     ``progress(epoch, epochs, loss)`` may return False to stop early.
     """
+    check_range(n, "-n", 20, MAX_N, "training pairs")
+    check_range(epochs, "--epochs", 1, MAX_EPOCHS)
     t0 = time.perf_counter()
     latents, images = _training_pairs(source, generator, n, seed)
     if latents.ndim != 2 or latents.shape[1] != generator.latent_dim:
@@ -492,8 +492,11 @@ def invert(generator: Generator, image: np.ndarray | torch.Tensor, encoder: Enco
     """
     if pixel not in ("l1", "l2"):
         raise InversionError(f"pixel loss must be 'l1' or 'l2', got {pixel!r}")
-    if steps < 0 or scales < 1 or identity_weight < 0 or prior_weight < 0:
-        raise InversionError("steps and weights must be >= 0 and scales >= 1")
+    check_range(steps, "--steps", 0, 100_000, "optimisation steps")
+    check_number(identity_weight, "--identity-weight", 0, 1e6)  # NaN is refused, not quietly taken as 0
+    check_number(prior_weight, "prior_weight", 0, 1e6)
+    if scales < 1:
+        raise InversionError("scales must be >= 1")
     if not differentiable(generator):
         raise InversionError(f"generator {generator.name!r} maps z through its mapping network without gradients; "
                              "invert in its w or w+ space (load it with space='w' or 'w+')")

@@ -8,15 +8,17 @@ result as ``tlgan CMD``. Progress goes to ``log`` (``None``: silent).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .bounds import check_heldout, check_pixels, check_steps
+from .bounds import (MAX_COLS, MAX_COMPONENTS, MAX_HELDOUT, MAX_N, check_array_size, check_heldout, check_moves,
+                     check_picture, check_pixels, check_range, check_seed, check_steps)
 from .errors import InputError
-from .safeio import save_image, save_npy
+from .safeio import Outputs, npy_path, save_image, save_npy
 
 
 if TYPE_CHECKING:
@@ -111,44 +113,95 @@ def open_editor(axes_path: str | Path, device: str | None = "auto") -> Editor:
     from .pipeline import Editor
 
     axes = Axes.load(axes_path)
-    return Editor(generator_of(axes.meta, device), axes)
+    return Editor(generator_of(axes.meta, device, axes_path), axes)
 
 
 def read_latent(editor: Editor, seed: int, latent: str | Path | None = None) -> np.ndarray:
-    """The latent of ``seed``, or the one saved in the ``.npy`` file ``latent``."""
+    """The latent of ``seed``, or the one saved in the ``.npy`` file ``latent``.
+
+    The file's header is checked before its data is read (a header may claim any shape), its values must be
+    real and finite, and a latent far off the generator's typical norm is warned about: it still renders,
+    but as nothing the generator was trained on.
+    """
     if latent is None:
-        return editor.latent(seed)
+        return editor.latent(check_seed(seed))
+    z = read_npy(latent, "latent file")
+    z = editor.generator.check_latents(z).numpy()[0]
+    warn_off_norm(editor.generator, z, str(latent))
+    return z
+
+
+def read_npy(path: str | Path, what: str) -> np.ndarray:
+    """A real-valued ``.npy`` array, its declared shape checked against the file's size before reading."""
     try:
-        z = np.load(latent, allow_pickle=False)
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
+            if dtype.kind not in "fiu":
+                raise InputError(f"{what} {path} holds {dtype} values; a latent is real numbers (float32)")
+            check_array_size(shape, dtype.itemsize, os.fstat(fh.fileno()).st_size - fh.tell(), f"{what} {path}")
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise InputError(f"cannot read latent file {latent} (expected a .npy array): {e}") from e
-    return editor.generator.check_latents(z).numpy()[0]
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"cannot read {what} {path} (expected a .npy array): {e}") from e
+
+
+#: A latent whose distance from the space's centre is this many times the typical one is far off.
+FAR_OFF_NORM = 4.0
+
+
+def warn_off_norm(generator: Generator, latent: np.ndarray, what: str) -> None:
+    """Warn when ``latent`` lies far outside the generator's typical shell (``FAR_OFF_NORM`` x its typical norm)."""
+    import warnings
+
+    typical = generator.describe_space().typical_norm
+    centre = 0.0
+    if generator.space != "z":
+        w_avg = getattr(getattr(generator, "net", None), "w_avg", None)
+        centre = 0.0 if w_avg is None else w_avg.detach().float().cpu().numpy().reshape(-1)
+    rows = np.asarray(latent, np.float64).reshape(-1, generator.latent_dim) - centre
+    norm = float(np.linalg.norm(rows, axis=1).max())
+    if norm > FAR_OFF_NORM * typical:
+        warnings.warn(f"{what}: latent norm {norm:.3g} is {norm / typical:.0f}x the generator's typical "
+                      f"{typical:.3g}; the picture will be nothing like a face it was trained on", stacklevel=2)
 
 
 def edit_file(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: Sequence[str],
               out: str | Path, size: int = 256, save_latent: str | Path | None = None,
-              layers: Sequence[int] | None = None) -> np.ndarray:
+              layers: Sequence[int] | None = None, force: bool = False) -> np.ndarray:
     """``tlgan edit``: write the face before and after the moves to ``out``; returns the edited latent.
 
-    ``layers`` (w+ only) limits the moves to those synthesis layers.
+    ``layers`` (w+ only) limits the moves to those synthesis layers. An existing ``out`` or ``save_latent``
+    that an earlier ``tlgan edit`` did not make is only replaced with ``force``.
     """
+    outputs = Outputs("edit", force)
+    outputs.claim(out, save_latent and npy_path(save_latent))
     from .figures import image_row
 
     check_pixels(size)
+    check_picture(2 * size, size, f"--size {size}")
+    moves = check_moves(moves)
     edited = editor.edit(z, moves, locks, layers)
     before = np.broadcast_to(z, edited.shape) if edited.ndim > np.ndim(z) else z
     images = editor.generator.render(np.stack([before, edited])).cpu().numpy()
-    save_image(image_row(images, size), out)
+    outputs.made(save_image(image_row(images, size), out))
     if save_latent:
-        save_npy(edited, save_latent)
+        outputs.made(save_npy(edited, save_latent))
     return edited
 
 
 def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[int], extent: float, steps: int,
-              locks: Sequence[str], out: str | Path, cell: int = 96, layers: Sequence[int] | None = None) -> list[str]:
+              locks: Sequence[str], out: str | Path, cell: int = 96, layers: Sequence[int] | None = None,
+              force: bool = False) -> list[str]:
     """``tlgan grid``: a traversal figure of ``features`` (default: every axis); returns the rows drawn."""
     from .figures import traversal_grid
 
+    outputs = Outputs("grid", force)
+    outputs.claim(out)
     check_steps(steps)
     check_pixels(cell, "--cell")
     feats = list(features) if features else list(editor.axes.names)
@@ -156,9 +209,13 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
         editor.axes.index(f)
     if not seeds:
         raise InputError("give at least one seed (--seeds 0,1,2)")
+    for s in seeds:
+        check_seed(s)
+    rows = len(seeds) * len(feats) * (2 if locks else 1)
+    check_picture((steps + 2) * cell, rows * cell, f"--steps {steps} x --cell {cell} x {rows} rows")
     z = np.stack([editor.latent(s) for s in seeds])
-    save_image(traversal_grid(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps),
-                              list(locks), cell, layers=layers), out)
+    outputs.made(save_image(traversal_grid(editor.generator, editor.axes, z, feats,
+                                           np.linspace(-extent, extent, steps), list(locks), cell, layers=layers), out))
     return feats
 
 
@@ -189,14 +246,21 @@ def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: 
 
 def invert_file(generator: Generator, photo: str | Path, out: str | Path, encoder: str | Path | None = None,
                 face: int = 0, steps: int = 200, identity_weight: float = 0.3,
-                extractor: Extractor | None = None) -> Inversion:
-    """``tlgan invert``: write ``out`` (.latent.npz) and, beside it, a PNG of the aligned crop and its reconstruction."""
+                extractor: Extractor | None = None, force: bool = False) -> Inversion:
+    """``tlgan invert``: write ``out`` (.latent.npz) and, beside it, a PNG of the aligned crop and its reconstruction.
+
+    Neither replaces an existing file an earlier ``tlgan invert`` did not make (e.g. the user's ``notes.png``
+    beside ``-o notes.latent.npz``) unless ``force``.
+    """
     from .figures import image_row
     from .invert import save_inversion
 
+    outputs = Outputs("invert", force)
+    png = _png_beside(out, photo)
+    outputs.claim(out, png)
     _, inv = invert_photo(generator, photo, encoder, face, steps, identity_weight, extractor)
-    save_inversion(out, inv)
-    save_image(image_row(np.stack([inv.target, inv.reconstruction]), 256), _png_beside(out, photo))
+    outputs.made(save_inversion(out, inv))
+    outputs.made(save_image(image_row(np.stack([inv.target, inv.reconstruction]), 256), png))
     return inv
 
 
@@ -213,7 +277,7 @@ def _png_beside(path: str | Path, photo: str | Path | None = None) -> Path:
 
 def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, moves: Mapping[str, float],
                locks: Sequence[str], out: str | Path, size: int = 256, layers: Sequence[int] | None = None,
-               paste_back: bool = False) -> np.ndarray:
+               paste_back: bool = False, force: bool = False) -> np.ndarray:
     """``tlgan edit --image``: the photo's crop, its reconstruction and the edit side by side in ``out``;
     with ``paste_back``, the photo with the edited face pasted back in its place instead."""
     from PIL import Image
@@ -221,15 +285,19 @@ def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, m
     from .align import paste_back as paste
     from .figures import image_row
 
+    outputs = Outputs("edit", force)
+    outputs.claim(out)  # never the photo itself (--paste-back -o PHOTO) unless asked with --force
     check_pixels(size)
+    check_picture(3 * size, size, f"--size {size}")
+    moves = check_moves(moves)
     edited = editor.edit(inversion.latent, moves, locks, layers)
     face = editor.generator.render(edited).cpu().numpy()[0]
     if paste_back:
         if photo is None or inversion.transform is None:
             raise InputError("--paste-back needs the photo and the alignment of an inversion made from it")
-        save_image(Image.fromarray(paste(photo, face, inversion.transform)), out)
+        outputs.made(save_image(Image.fromarray(paste(photo, face, inversion.transform)), out))
     else:
-        save_image(image_row(np.stack([inversion.target, inversion.reconstruction, face]), size), out)
+        outputs.made(save_image(image_row(np.stack([inversion.target, inversion.reconstruction, face]), size), out))
     return edited
 
 
@@ -247,12 +315,37 @@ def prepare_heldout(generator: Generator, extractor: Extractor, n: int, run_seed
     return scorer, make_heldout(generator, scorer, n, seed, identity_n)
 
 
+def check_measure_counts(identity_n: int, lock_n: int | None) -> None:
+    """``--identity-n`` (0 = skip) and ``--lock-n`` (None = all) of a measurement, in range."""
+    check_range(identity_n, "--identity-n", 0, MAX_HELDOUT, "held-out latents")
+    if lock_n is not None:
+        check_range(lock_n, "--lock-n", 1, MAX_HELDOUT, "held-out latents")
+
+
+#: The files of a report folder a user may well have of their own: refused unless made by the same command.
+REPORT_PAGES = ("index.html", "summary.md")
+
+
+def report_outputs(command: str, folder: Path, force: bool) -> Outputs:
+    """Claim a report folder's pages for ``command`` before measuring anything."""
+    outputs = Outputs(command, force)
+    outputs.claim(*(folder / name for name in REPORT_PAGES))
+    return outputs
+
+
+def report_made(outputs: Outputs, page: Path) -> Path:
+    """Record a written report's pages as its command's own."""
+    for name in REPORT_PAGES:
+        outputs.made(page.parent / name)
+    return page
+
+
 def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float] = (1.5, 3.0),
                   features: Sequence[str] | None = None, locks: str | int | Sequence[str] | None = 3,
                   lock_n: int | None = None,
                   identity_n: int = 100, keep_norm: bool = False, norm_check: bool = True,
                   device: str | None = "auto", out: str | Path | None = None,
-                  log: Log = None) -> tuple[Evaluation, Path]:
+                  log: Log = None, force: bool = False) -> tuple[Evaluation, Path]:
     """``tlgan evaluate``: measure an axes file on held-out latents and write its report.
 
     Returns the evaluation and the report's ``index.html`` (default folder:
@@ -264,12 +357,15 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
     from .sample import open_run
 
     check_heldout(n)
+    check_measure_counts(identity_n, lock_n)
     axes_path = Path(axes_path)
+    folder = Path(out) if out else axes_path.parent / "report" / axes_path.stem
+    outputs = report_outputs("evaluate", folder, force)
     a = Axes.load(axes_path)
     from .extractors import load_extractor
     from .generators import generator_of
 
-    gen = generator_of(a.meta, device)
+    gen = generator_of(a.meta, device, axes_path)
     a.check_generator(gen)
     ext = load_extractor(a.meta.get("extractor", DEFAULT_EXTRACTOR), device)
     corr = None
@@ -279,16 +375,15 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
     ev = evaluate_axes(a, scorer, held, distances, features, locks, lock_n, identity_n, keep_norm, norm_check,
                        corr_labels=corr)
     ev.finder = a.meta.get("finder", DEFAULT_FINDER)
-    folder = Path(out) if out else axes_path.parent / "report" / axes_path.stem
     page = write_evaluation(ev, folder, f"Evaluation of {axes_path.name} ({ev.finder}) on {n} held-out latents")
-    return ev, page
+    return ev, report_made(outputs, page)
 
 
 def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Sequence[float] = (1.5, 3.0),
             features: Sequence[str] | None = None, components: int = 10, locks: str | int | Sequence[str] | None = 3,
             lock_n: int | None = None, identity_n: int = 100, keep_norm: bool = False, norm_check: bool = True,
             device: str | None = "auto", out: str | Path | None = None,
-            log: Log = None) -> tuple[Comparison, Path]:
+            log: Log = None, force: bool = False) -> tuple[Comparison, Path]:
     """``tlgan compare``: find directions with each finder on a run, measure them on the same held-out latents.
 
     Returns the comparison and its report page (default folder: ``report/`` beside the run folder).
@@ -301,16 +396,20 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
     from .generators import generator_of
 
     check_heldout(n)
+    check_measure_counts(identity_n, lock_n)
+    check_range(components, "--components", 1, MAX_COMPONENTS)
+    folder = Path(out) if out else Path(run).parent / "report"
+    outputs = report_outputs("compare", folder, force)
     r = open_run(run)
-    gen, ext = generator_of(r.info, device), load_extractor(r.info["default_labels"], device)
+    gen, ext = generator_of(r.info, device, r.path / "run.json"), load_extractor(r.info["default_labels"], device)
     cmp = compare_finders(r, finders, gen, ext, n, distances, features, components, locks, lock_n, identity_n,
                           keep_norm, norm_check, log=log or (lambda s: None))
-    return cmp, write_comparison(cmp, out or Path(run).parent / "report")
+    return cmp, report_made(outputs, write_comparison(cmp, folder))
 
 
 def dci_run(run: str | Path, label_set: str | None = None, features: Sequence[str] | None = None,
             max_samples: int = 5000, seed: int = 0, out: str | Path | None = None,
-            log: Log = None) -> tuple[SpaceDCI, Path]:
+            log: Log = None, force: bool = False) -> tuple[SpaceDCI, Path]:
     """``tlgan dci``: DCI (Eastwood & Williams 2018) of a run's latents against its labels, per space.
 
     The spaces are z (the noise every run stores) and, for a run sampled in
@@ -323,6 +422,9 @@ def dci_run(run: str | Path, label_set: str | None = None, features: Sequence[st
     from .report.dci import write_dci
     from .sample import open_run
 
+    check_range(max_samples, "--samples", 10, MAX_N)
+    folder = Path(out) if out else Path(run).parent / "report" / "dci"
+    outputs = report_outputs("dci", folder, force)
     r = open_run(run)
     z, labels, feats, meta = r.fit_inputs(label_set, list(features) if features else None)
     spaces = {"z": r.noise[: len(labels)]}
@@ -336,7 +438,7 @@ def dci_run(run: str | Path, label_set: str | None = None, features: Sequence[st
     res = SpaceDCI(str(r.path), names, len(labels), results,
                    {"label_set": meta["extractor"], "generator": meta["generator"], "max_samples": max_samples,
                     "seed": seed, "regressor": "lasso", "latent_space": r.latent_space})
-    return res, write_dci(res, out or Path(run).parent / "report" / "dci")
+    return res, report_made(outputs, write_dci(res, folder))
 
 
 # ---------------------------------------------------------------- your own features
@@ -359,7 +461,7 @@ def label_session(labels: str | Path, run: str | Path | None = None, generator: 
 
 
 def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", start: int = 0, count: int = 240,
-                 cols: int = 8, cell: int = 96) -> Iterable[Path]:
+                 cols: int = 8, cell: int = 96, force: bool = False) -> Iterable[Path]:
     """``tlgan label --sheets``: numbered contact sheets of faces ``start..start+count``, one per page.
 
     Yields each sheet's path as it is written; rows the source excludes are left out.
@@ -369,15 +471,18 @@ def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", star
     if count < 0:
         raise InputError(f"--count {count} must be >= 0")
     check_pixels(cell, "--cell")
+    check_range(cols, "--cols", 1, MAX_COLS)
+    check_picture(cols * cell, -(-size // cols) * (cell + 20), f"--cols {cols} x --cell {cell}")
     if start < stop:
         source.check([start, stop - 1])  # refuse out-of-range faces before making the folder
     folder = Path(folder)
+    outputs = Outputs("label", force)
+    outputs.claim(*(folder / f"faces-{lo:06d}.png" for lo in range(start, stop, size)))
     folder.mkdir(parents=True, exist_ok=True)
     for lo in range(start, stop, size):
         idx = [i for i in range(lo, min(lo + size, stop)) if i not in source.excluded]
         path = folder / f"faces-{lo:06d}.png"
-        save_image(labeller.sheet(idx, feature, cols, cell), path)
-        yield path
+        yield outputs.made(save_image(labeller.sheet(idx, feature, cols, cell), path))
 
 
 def parse_crop(text: str) -> tuple[float, float, float] | None:
@@ -492,7 +597,10 @@ def fit_labels(labels: Sequence[str | Path], features: Sequence[str] | None = No
     from .generators import load_generator
     from .labels import fit_label_axes, load_labels
 
+    from .generators.library import check_named_path
+
     table = load_labels(list(labels), features or None)
+    check_named_path(table.generator, labels[0])
     gen = load_generator(table.generator, device)
     ext = label_extractor(table.features, extractor)
     axes = fit_label_axes(table, gen, seed=seed, source=", ".join(map(str, labels)), extractor=ext)

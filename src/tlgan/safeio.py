@@ -4,10 +4,14 @@ and every file tlgan writes is as readable as any other the user makes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
+
+from .errors import InputError
 
 
 def file_mode() -> int:
@@ -30,6 +34,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         write(tmp)
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is not None and os.fsdecode(e.filename) == str(tmp):
+            # name the user's file, not the temporary one they never asked for
+            raise type(e)(e.errno, e.strerror, str(path)) from e
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -44,8 +53,6 @@ def save_image(image, path: str | Path) -> Path:
     """Save a PIL image atomically, in the format its suffix names (``.png``, ``.jpg``...)."""
     from PIL import Image
 
-    from .errors import InputError
-
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
@@ -53,16 +60,96 @@ def save_image(image, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: image.save(tmp, format=fmt))
 
 
+def npy_path(path: str | Path) -> Path:
+    """The file ``save_npy`` writes for ``path``: ``.npy`` added to a name without it, as numpy does."""
+    path = Path(path)
+    return path if path.suffix == ".npy" else path.with_name(path.name + ".npy")
+
+
 def save_npy(array, path: str | Path) -> Path:
     """``numpy.save`` atomically (``.npy`` is added to a name without it, as numpy does)."""
     import numpy as np
 
-    path = Path(path)
-    if path.suffix != ".npy":
-        path = path.with_name(path.name + ".npy")
+    path = npy_path(path)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.save(fh, array, allow_pickle=False)
 
     return atomic_write(path, write)
+
+
+# ---------------------------------------------------------------- outputs never replace a user's file
+
+#: In each folder tlgan writes an output into, the record of the outputs it made there: file name -> the
+#: command that made it and the file's SHA-256 then. A later run of the same command may replace such a file
+#: (rerunning a command is the ordinary way to redo its output); any other existing file needs ``--force``.
+OUTPUT_RECORD = ".tlgan-outputs.json"
+
+
+class OutputExistsError(InputError):
+    """An output would replace an existing file that the command did not make."""
+
+
+def _record_of(folder: Path) -> dict:
+    try:
+        doc = json.loads((folder / OUTPUT_RECORD).read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Outputs:
+    """The output files of one command: ``claim`` them before any work, ``made`` each once written.
+
+    ``claim`` refuses a path that exists unless ``force`` or the record says this same command made it and
+    the file is unchanged since (so a user's photo, notes or ``index.html`` is never replaced silently,
+    while rerunning a command still redoes its own output).
+    """
+
+    def __init__(self, command: str, force: bool = False) -> None:
+        self.command, self.force = command, force
+
+    def made_here(self, path: Path) -> bool:
+        """Whether ``path`` is a file this command made (and nobody has changed since)."""
+        entry = _record_of(path.parent).get(path.name)
+        if not isinstance(entry, dict) or entry.get("command") != self.command:
+            return False
+        try:
+            return entry.get("sha256") == _digest(path)
+        except OSError:
+            return False
+
+    def claim(self, *paths: str | Path | None) -> None:
+        for p in paths:
+            if p is None:
+                continue
+            path = Path(p)
+            if path.is_dir():
+                raise OutputExistsError(f"{path} is a folder; give a file name to write")
+            if path.exists() and not self.force and not self.made_here(path):
+                raise OutputExistsError(f"{path} exists and was not made by `tlgan {self.command}`; "
+                                        "choose another output name, or pass --force to replace it")
+
+    def claim_all(self, paths: Iterable[str | Path]) -> None:
+        self.claim(*paths)
+
+    def made(self, path: str | Path) -> Path:
+        """Record ``path`` (just written) as this command's output; a record that cannot be written is skipped
+        (the file is still there, it only needs ``--force`` to be replaced next time)."""
+        path = Path(path)
+        try:
+            record = _record_of(path.parent)
+            record[path.name] = {"command": self.command, "sha256": _digest(path)}
+            atomic_write_text(path.parent / OUTPUT_RECORD, json.dumps(record, indent=1) + "\n")
+        except OSError:
+            pass
+        return path

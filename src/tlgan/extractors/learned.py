@@ -36,6 +36,7 @@ from torch import nn
 from . import Feature
 from ..errors import TLGANError
 from ..formats import read_versioned_json
+from ..safeio import atomic_write, atomic_write_text, file_mode
 
 if TYPE_CHECKING:
     from .human import FaceRes
@@ -176,31 +177,34 @@ def read_weights(folder: str | Path) -> dict[str, np.ndarray]:
 
 def write_extractor(folder: str | Path, config: dict[str, Any], tensors: dict[str, np.ndarray],
                     overwrite: bool = False) -> Path:
-    """Write ``extractor.json`` + ``weights.safetensors`` into ``folder`` atomically (a new folder is
-    filled beside it, then moved into place)."""
+    """Write ``extractor.json`` + ``weights.safetensors`` into ``folder``.
+
+    A new folder is filled beside it, then moved into place. Replacing an extractor (``overwrite``) replaces
+    only those two files, each atomically: any other file the user keeps in the folder stays.
+    """
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         if not overwrite:
             raise TrainedExtractorError(f"{folder} exists already; pass --force to replace it")
         if not (folder / CONFIG).exists():
             raise TrainedExtractorError(f"{folder} exists and is not a trained extractor: refusing to replace it")
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    text = json.dumps({"format": FORMAT, **config}, indent=2, allow_nan=True) + "\n"
+    if folder.is_dir():
+        atomic_write(folder / WEIGHTS, lambda tmp: save_numpy(arrays, str(tmp)))
+        atomic_write_text(folder / CONFIG, text)
+        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        save_numpy({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(json.dumps({"format": FORMAT, **config}, indent=2, allow_nan=True) + "\n")
+        save_numpy(arrays, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(text)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; an extractor folder is an ordinary one
         for f in (WEIGHTS, CONFIG):
-            os.chmod(tmp / f, 0o666 & ~umask)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+            os.chmod(tmp / f, file_mode())
+        os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -12,9 +12,10 @@ from typing import Any, Mapping
 
 from ..registry import UnknownNameError
 from ..weights import WeightsError
-from .base import GENERATORS, SPACES, Generator, LatentSpace, standard_normal
+from .base import GENERATORS, SPACES, Generator, LatentSpace, NonFiniteOutputError, check_finite_output, standard_normal
 
-__all__ = ["GENERATORS", "SPACES", "Generator", "LatentSpace", "standard_normal", "load_generator", "generator_of"]
+__all__ = ["GENERATORS", "SPACES", "Generator", "LatentSpace", "NonFiniteOutputError", "check_finite_output",
+           "standard_normal", "load_generator", "generator_of"]
 
 
 def load_generator(name: str, device: str | None = None, space: str = "z", truncation: float = 1.0,
@@ -46,19 +47,23 @@ def load_generator(name: str, device: str | None = None, space: str = "z", trunc
                                device=device, name=name, network=network or entry.get("network"),
                                sha256=entry["sha256"], precision=precision)
     if Path(name).expanduser().exists():
-        return open_checkpoint(Path(name).expanduser(), family=family, space=space, truncation=truncation,
-                               device=device, network=network, precision=precision)
+        gen = open_checkpoint(Path(name).expanduser(), family=family, space=space, truncation=truncation,
+                              device=device, network=network, precision=precision)
+        library.remember_path(name)  # the user named this file: what is made from it may name it later
+        return gen
     known = ", ".join(GENERATORS.names() + sorted(library.registered())) or "none"
     raise UnknownNameError(f"unknown generator {name!r}: neither a registered name ({known}) nor an existing "
                            "checkpoint file; give a path to a .pkl/.pt file or register one with `tlgan models add`")
 
 
-def generator_of(meta: Mapping[str, Any], device: str | None = "auto") -> Generator:
+def generator_of(meta: Mapping[str, Any], device: str | None = "auto", source: object = "this file") -> Generator:
     """The generator a run or axes file was made with, in the same latent space and truncation.
 
     A user's checkpoint that was never registered is reopened from the path
     recorded when it was sampled (its checksum is checked against the one
-    recorded, so a replaced file is refused).
+    recorded, so a replaced file is refused), but only a path the user named
+    on the command line before: ``source`` (the file ``meta`` came from) may
+    not send tlgan to any file it likes.
     """
     from ..plugins import load_plugins
     from . import library
@@ -68,6 +73,7 @@ def generator_of(meta: Mapping[str, Any], device: str | None = "auto") -> Genera
     where = name
     if name not in GENERATORS and name not in library.registered() and meta.get("generator_source"):
         where = str(meta["generator_source"])
+    library.check_named_path(where, source)
     gen = load_generator(where, device, space=str(meta.get("latent_space", "z")),
                          truncation=float(meta.get("truncation", 1.0)))
     want = meta.get("generator_sha256")

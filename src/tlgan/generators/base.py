@@ -16,6 +16,7 @@ from ..align import Framing
 from ..devices import default_batch, resolve_device
 from ..errors import InputError
 from ..registry import Registry, UnknownNameError
+from ..weights import WeightsError
 
 if TYPE_CHECKING:
     from .families import Family
@@ -158,7 +159,8 @@ class Generator(ABC):
         """Codes (N, latent_dim) -> uint8 images (N, H, W, 3) on ``self.device``, in batches."""
         z = self.check_latents(z)
         bs = batch_size or self.batch_size
-        out = [self.postprocess(self.synthesize(z[i:i + bs].to(self.device))) for i in range(0, len(z), bs)]
+        out = [self.postprocess(check_finite_output(self.synthesize(z[i:i + bs].to(self.device)), self.name))
+               for i in range(0, len(z), bs)]
         return torch.cat(out) if out else torch.empty(0, self.resolution, self.resolution, 3, dtype=torch.uint8)
 
     def first_layer_weight(self) -> np.ndarray | None:
@@ -181,5 +183,21 @@ class Generator(ABC):
         """An independent generator like this one: changing its ``network``'s parameters leaves this one's alone."""
         return copy.deepcopy(self)
 
+
+
+class NonFiniteOutputError(WeightsError):
+    """A generator drew NaN or infinite values: its weights are damaged (a finite latent went in)."""
+
+
+def check_finite_output(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` (a batch of raw generator output) if every value is finite; else :class:`NonFiniteOutputError`.
+
+    Postprocessing clamps NaN to black, so without this check damaged weights give black pictures and
+    exit code 0. One reduction per batch: cheap beside the synthesis that made it.
+    """
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteOutputError(f"generator {name!r} drew NaN or infinite pixels from finite latents; its "
+                                   "weights are damaged (NaN or overflowing values): fetch or export it again")
+    return x
 
 GENERATORS: Registry[Generator] = Registry("generator")

@@ -40,6 +40,25 @@ __all__ = ["CheckpointGenerator", "Family", "open_checkpoint", "read_checkpoint"
 TORCH_LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
+#: How much larger than the file its zip members may be in total once unpacked. ``torch.save`` stores its
+#: members uncompressed (ratio 1); a zip bomb (a few MB of deflate unpacking to gigabytes) is far beyond this.
+ZIP_MAX_RATIO = 4
+
+
+def check_zip_members(path: Path) -> None:
+    """Refuse a zip whose members declare more than ``ZIP_MAX_RATIO`` x the file's size, before unpacking any."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as z:
+            declared = sum(max(info.file_size, 0) for info in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise WeightsError(f"{path} is a damaged zip file ({e})") from e
+    if declared > ZIP_MAX_RATIO * size + (1 << 20):
+        raise WeightsError(f"{path} is a zip whose members unpack to {declared:,} bytes, {declared / size:.0f}x its "
+                           f"{size:,} bytes; a torch checkpoint stores its tensors uncompressed, so this is not one "
+                           "(refused before unpacking)")
+
+
 def read_checkpoint(path: str | Path) -> Any:
     """What a checkpoint file holds, read as data (torch zip or pickle); clear errors for anything else."""
     path = Path(path)
@@ -50,6 +69,8 @@ def read_checkpoint(path: str | Path) -> Any:
     with open(path, "rb") as fh:
         head = fh.read(32)
     if zipfile.is_zipfile(path) or TORCH_LEGACY_MAGIC in head:
+        if zipfile.is_zipfile(path):
+            check_zip_members(path)
         try:
             with torch.serialization.safe_globals(zip_globals()):
                 return torch.load(path, map_location="cpu", weights_only=True)
@@ -186,6 +207,20 @@ def open_checkpoint(path: str | Path, family: str | None = None, space: str = "z
         raise WeightsError(f"{path} does not hold a {fam_name} generator tlgan can rebuild "
                            f"({type(e).__name__}: {e})") from e
     digest = sha256 or sha256_of(path)
-    return CheckpointGenerator(net, fam, name or f"{path.stem}-{digest[:8]}", space, truncation, device,
-                               str(path.resolve()), digest, dict(getattr(net, "info", {}), family=fam_name),
-                               precision)
+    gen = CheckpointGenerator(net, fam, name or f"{path.stem}-{digest[:8]}", space, truncation, device,
+                              str(path.resolve()), digest, dict(getattr(net, "info", {}), family=fam_name),
+                              precision)
+    probe_render(gen, path)
+    return gen
+
+
+def probe_render(gen: Generator, path: Path) -> None:
+    """Render one face of a freshly opened checkpoint: NaN or overflowing weights give no error of their own,
+    only black pictures, so they are named here, once, before any work is done with them."""
+    from .base import NonFiniteOutputError
+
+    try:
+        gen.render(gen.sample(1, 0))
+    except NonFiniteOutputError:
+        raise WeightsError(f"{path}: its generator draws NaN or infinite pixels (a probe face from seed 0); "
+                           "its weights are damaged (NaN or overflowing values)") from None

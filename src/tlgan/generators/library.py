@@ -3,8 +3,9 @@
 ``$TLGAN_HOME/generators.json`` maps a name to the file's absolute path, its
 SHA-256, size and modification time, and what was recognised in it (family,
 resolution, spaces). Loading a registered name checks the file is still the
-one registered: by size and mtime, and by its full checksum when either
-changed, so a replaced or damaged file is refused rather than used.
+one registered, as for the bundled weights (``weights.verify``): its full checksum
+once a day, and its size, mtime and both ends on every use, so a replaced or damaged
+file is refused rather than used.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..weights import CACHE_ENV, WeightsError, sha256_of
+from ..weights import CACHE_ENV, WeightsError, sha256_of, verify
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -34,7 +35,7 @@ def registered() -> dict[str, dict[str, Any]]:
         return {}
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, RecursionError) as e:
         raise WeightsError(f"{path} is not readable JSON ({e}); fix or delete it, then `tlgan models add` again") from e
     models = doc.get("generators") if isinstance(doc, dict) else None
     if not isinstance(models, dict):
@@ -83,6 +84,20 @@ def remove(name: str) -> None:
     _save(models)
 
 
+def _stamp_of(name: str) -> Path:
+    """Where the last full check of a registered file is recorded (in $TLGAN_HOME, never beside the user's file)."""
+    return library_path().with_name("generator-stamps") / f"{name}.verified"
+
+
+def state(name: str, full: bool = False) -> str:
+    """'present', 'missing' or 'changed' for a registered generator file (``full``: hashed in full now)."""
+    entry = registered()[name]
+    path = Path(entry["path"])
+    if not path.is_file():
+        return "missing"
+    return "present" if verify(path, entry["sha256"], full, _stamp_of(name)) else "changed"
+
+
 def verified(name: str) -> dict[str, Any]:
     """The entry of a registered name, after checking its file is still the one registered."""
     entry = registered()[name]
@@ -90,8 +105,54 @@ def verified(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(f"generator {name!r} was registered from {path}, which is gone; "
                            f"`tlgan models add NEWPATH --name {name}` to register it again")
-    st = path.stat()
-    if (st.st_size, st.st_mtime) != (entry["size"], entry["mtime"]) and sha256_of(path) != entry["sha256"]:
+    if not verify(path, entry["sha256"], stamp=_stamp_of(name)):
         raise WeightsError(f"{path} changed since it was registered as {name!r} (SHA-256 differs); if the new "
                            f"file is intended, `tlgan models add {path} --name {name}` again")
     return entry
+
+
+# ---------------------------------------------------------------- generator paths the user named themselves
+
+
+def _paths_file() -> Path:
+    return library_path().with_name("generator-paths.json")
+
+
+def remember_path(path: str | Path) -> None:
+    """Record that the user named the checkpoint file ``path`` on the command line (``-g PATH``), so the runs,
+    axes and label files made from it may name it later. Best effort: an unwritable home only means the
+    user confirms the path again."""
+    from ..safeio import atomic_write_text
+
+    known = _remembered()
+    where = str(Path(path).expanduser().resolve())
+    if where in known:
+        return
+    try:
+        _paths_file().parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(_paths_file(), json.dumps(sorted(known | {where}), indent=1) + "\n")
+    except OSError:
+        pass
+
+
+def _remembered() -> set[str]:
+    try:
+        doc = json.loads(_paths_file().read_text())
+    except (OSError, ValueError, RecursionError):
+        return set()
+    return {str(p) for p in doc if isinstance(p, str)} if isinstance(doc, list) else set()
+
+
+def check_named_path(name: str, source: object) -> None:
+    """Refuse a generator ``name`` read from a file (``source``: a run, axes or label file) when it is a path
+    the user never registered nor named on the command line: a file made elsewhere must not make tlgan open
+    any local file it likes (``generator: "../../etc/passwd"``)."""
+    from .base import GENERATORS
+
+    if name in GENERATORS or name in registered():
+        return
+    if str(Path(name).expanduser().resolve()) in _remembered():
+        return
+    raise WeightsError(f"{source} names the generator file {name!r}, which is neither a registered generator nor "
+                       "a file you have used here; if you trust it, register it with `tlgan models add "
+                       f"{name} --name NAME` (or sample with `-g {name}` yourself)")

@@ -153,15 +153,54 @@ def _allowed() -> dict[tuple[str, str], Any]:
 ALLOWED: dict[tuple[str, str], Any] = _allowed()
 
 
+#: The globals of ``ALLOWED`` that allocate an array of a shape the pickle declares (the data follows later).
+_ALLOCATORS = {("numpy", "ndarray")} | {(core, "_reconstruct") for core in ("numpy.core.multiarray",
+                                                                           "numpy._core.multiarray")}
+
+
+def check_array_budget(shape: Any, dtype: Any, budget: list[int], source: str) -> None:
+    """Charge an array of ``shape`` and ``dtype`` to ``budget`` (the bytes the file can still fill): a pickle
+    holds its arrays' data, so arrays larger in total than the file are refused before they are allocated
+    (a 52-byte pickle could otherwise ask numpy for gigabytes)."""
+    from ..bounds import check_array_size
+    from ..errors import InputError
+
+    try:
+        itemsize = np.dtype(dtype).itemsize
+    except TypeError:
+        itemsize = 1
+    try:
+        budget[0] -= check_array_size(shape if isinstance(shape, (tuple, list)) else (shape,), itemsize, budget[0],
+                                      f"{source} (a numpy array in it)")
+    except InputError as e:
+        raise UnsafePickleError(str(e)) from None
+
+
 class _AllowListUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BufferedIOBase, source: str, allowed: Mapping[tuple[str, str], Any]) -> None:
+    def __init__(self, file: io.BufferedIOBase, source: str, allowed: Mapping[tuple[str, str], Any],
+                 size: int | None = None) -> None:
         super().__init__(file)
         self.source = source
         self.allowed = allowed
+        self.budget = [size if size is not None else 1 << 62]
+
+    def _sized(self, make: Callable[..., Any], shape_at: int) -> Callable[..., Any]:
+        def allocate(*args: Any, **kwargs: Any) -> Any:
+            if args and getattr(args[0], "allocates", None) is np.ndarray:  # _reconstruct(ndarray, ...): the type
+                args = (np.ndarray,) + args[1:]
+            shape = args[shape_at] if len(args) > shape_at else kwargs.get("shape", ())
+            dtype = args[shape_at + 1] if len(args) > shape_at + 1 else kwargs.get("dtype", float)
+            check_array_budget(shape, dtype, self.budget, self.source)
+            return make(*args, **kwargs)
+        allocate.allocates = make  # type: ignore[attr-defined]
+        return allocate
 
     def find_class(self, module: str, name: str) -> Callable[..., Any]:
         try:
-            return self.allowed[(module, name)]
+            found = self.allowed[(module, name)]
+            if (module, name) in _ALLOCATORS:
+                return self._sized(found, 1 if name == "_reconstruct" else 0)
+            return found
         except KeyError:
             raise UnsafePickleError(
                 f"{self.source} names the global {module}.{name}, which tlgan does not load: it reads network "
@@ -182,7 +221,7 @@ def load_pickle(path: str | Path, family_globals: Mapping[tuple[str, str], Any] 
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            return _AllowListUnpickler(fh, str(path), {**family_globals, **ALLOWED}).load()
+            return _AllowListUnpickler(fh, str(path), {**family_globals, **ALLOWED}, path.stat().st_size).load()
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as e:

@@ -372,9 +372,45 @@ def generator_from_nvlabs(net: PersistentObject, source: str = "this network") -
             kwargs["synthesis_kwargs"] = {**kwargs["synthesis_kwargs"], "conv_clamp": layer["conv_clamp"]}
         else:
             kwargs["conv_clamp"] = layer["conv_clamp"]
-    model = generator_from_nvlabs_kwargs(kwargs, tuple(net.state.get("_init_args") or ()), flavour, source)
+    init_args = tuple(net.state.get("_init_args") or ())
+    check_stylegan_settings({**dict(zip(_GENERATOR_ARGS, init_args)), **kwargs}, net.state_dict(), source)
+    model = generator_from_nvlabs_kwargs(kwargs, init_args, flavour, source)
     _load_strict(model, net.state_dict(), source)
     return model.eval()
+
+
+def check_stylegan_settings(kwargs: Mapping[str, Any], tensors: Mapping[str, Any], source: str) -> None:
+    """Check a pickle's constructor settings against the tensors it actually holds, before building anything.
+
+    Settings are only numbers in the file: ``z_dim=2e7`` would build a network of gigabytes, and
+    ``img_resolution=16384`` one whose layers have no channels. The tensors are bounded by the file's size,
+    so settings that must match them cannot ask for more.
+    """
+    def number(key: str) -> Any:
+        v = kwargs.get(key)
+        return v if v is None or isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)
+
+    def shape(key: str) -> tuple[int, ...] | None:
+        t = tensors.get(key)
+        return tuple(t.shape) if t is not None and hasattr(t, "shape") else None
+
+    z_dim, w_dim, res = number("z_dim"), number("w_dim"), number("img_resolution")
+    blocks = sorted(int(k.split(".")[1][1:]) for k in tensors
+                    if k.startswith("synthesis.b") and k.split(".")[1][1:].isdigit())
+    w_avg = shape("mapping.w_avg")
+    fc0 = shape("mapping.fc0.weight")
+    wrong = []
+    if w_avg is not None and w_dim != w_avg[0]:
+        wrong.append(f"w_dim={w_dim} but mapping.w_avg has {w_avg[0]}")
+    if fc0 is not None and z_dim != fc0[1]:
+        wrong.append(f"z_dim={z_dim} but mapping.fc0 takes {fc0[1]} inputs")
+    if blocks and res != blocks[-1]:
+        wrong.append(f"img_resolution={res} but the synthesis network's last block is b{blocks[-1]}")
+    if not blocks or w_avg is None or fc0 is None:
+        wrong.append("it lacks the tensors synthesis.b*, mapping.w_avg or mapping.fc0.weight")
+    if wrong:
+        raise WeightsError(f"{source}: its settings do not match its weights ({'; '.join(wrong)}); the file is "
+                           "damaged or not a StyleGAN2 generator")
 
 
 def _load_strict(model: StyleGAN2, state: Mapping[str, torch.Tensor], source: str) -> None:

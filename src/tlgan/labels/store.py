@@ -179,7 +179,7 @@ class LabelStore:
                     raise LabelError(f"missing {', '.join(missing)}")
                 rec = Label.make(doc["generator"], doc["seed"], doc["index"], doc["feature"], doc["label"],
                                  str(doc.get("time", "")))
-            except (json.JSONDecodeError, LabelError) as e:
+            except (json.JSONDecodeError, RecursionError, LabelError) as e:
                 if last:  # a crash while the last line was being written: drop that line only
                     warnings.warn(f"{self.path}: ignoring the unfinished last line {no} ({e}); it is removed "
                                   "when the next label is saved", stacklevel=3)
