@@ -22,6 +22,7 @@ from tlgan.axes import Axes
 from tlgan.explore import move
 from tlgan.fields import FIELDS
 from tlgan.finders import FINDERS
+from tlgan.generators import library
 from tlgan.generators.families import families, unregister_family
 from tlgan.weights import CACHE_ENV
 
@@ -61,9 +62,14 @@ def test_a_toy_family_finder_and_field_each_from_one_file_run_through_every_job(
     checkpoint = tmp_path / "painter.pt"
     torch.save({"toy_painter": {"rows": torch.from_numpy(rows)}}, checkpoint)
 
-    # discover: the checkpoint is recognised by the plugin family from its content alone
-    gen, ext = jobs.load_models(str(checkpoint), "toy-linear", "cpu")
-    assert gen.family is not None and gen.family.name == FAMILY and FAMILY in families()
+    # `tlgan models add`: the checkpoint is recognised by the plugin family from its content alone
+    entry = library.add(checkpoint, "painter")
+    assert entry["family"] == FAMILY and entry["z_dim"] == rows.shape[1] and FAMILY in families()
+
+    # discover, on the generator by its registered name
+    forget_toy_plugins(monkeypatch)
+    gen, ext = jobs.load_models("painter", "toy-linear", "cpu")
+    assert gen.family is not None and gen.family.name == FAMILY and gen.name == "painter"
     found = jobs.discover(tmp_path / "out", gen, ext, 600)
     assert found.axes.names == ["a", "b", "p", "c"] and found.figure is None  # no face feature to draw
     assert found.axes.vector("a") @ rows[0] > 0.95  # the glm axes of the painted rows
