@@ -4,9 +4,9 @@
 direction field, each in its own file and registered only by being named in
 ``$TLGAN_PLUGINS``: nothing in tlgan lists them. Between the steps the test
 forgets every plugin (as a new process would start), so each job must find
-what it needs through the plugin mechanism alone: ``discover`` a generator
-read from a toy checkpoint, ``fit`` with the toy finder, ``edit`` and
-``evaluate`` the axes file, whose toy field is loaded back from the file.
+what it needs through the plugin mechanism alone: register a toy checkpoint
+(``tlgan models add``), ``discover`` with it, ``fit`` with the toy finder,
+``edit`` and ``evaluate`` the axes file, whose toy field is loaded back from it.
 """
 
 from __future__ import annotations
