@@ -1,10 +1,11 @@
-"""Import the modules that register generators, extractors and direction finders.
+"""Import the modules that register plugins: generators, checkpoint families, extractors, finders, fields.
 
 Built-in plugins are always loaded. Users add their own without touching
 tlgan: a module named in the environment variable ``TLGAN_PLUGINS``
 (comma-separated), or an installed package that declares an entry point in
-the group ``tlgan.plugins``. Each such module registers its classes with
-``GENERATORS.register(...)`` / ``EXTRACTORS.register(...)`` on import.
+the group ``tlgan.plugins``. Each such module registers what it defines on
+import (``GENERATORS``, ``EXTRACTORS``, ``FINDERS``, ``FIELDS`` ``.register(...)``
+or ``register_family``); docs/architecture.md says what each kind's one file holds.
 """
 
 from __future__ import annotations

@@ -38,6 +38,11 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (for plugins and tests that add one for a while); an unknown name is ignored."""
+        self._factories.pop(name, None)
+        self._help.pop(name, None)
+
     def names(self) -> list[str]:
         return sorted(self._factories)
 

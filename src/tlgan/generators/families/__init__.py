@@ -89,8 +89,12 @@ def _discover() -> None:
 
 
 def families() -> dict[str, Family]:
-    """Family name -> ``Family``, built-in ones first (their modules are imported on first use)."""
+    """Family name -> ``Family``, built-in ones first (their modules are imported on first use), then those of
+    plugin modules (``$TLGAN_PLUGINS``, entry points), so every reader of a file knows the same families."""
+    from ...plugins import load_plugins
+
     _discover()
+    load_plugins()
     return dict(_REGISTERED)
 
 
