@@ -158,6 +158,14 @@ class Generator(ABC):
         """The weight of the layers that consume the code, as (out_features, latent_dim), for SeFa."""
         return None
 
+    def network(self) -> torch.nn.Module:
+        """The torch module that draws the pictures (DCGAN: its module; checkpoints: their ``net``), e.g. to
+        fine-tune a copy of it for one photo (``tlgan.photo.tuning``)."""
+        net = getattr(self, "net", None)
+        if not isinstance(net, torch.nn.Module):
+            raise NotImplementedError(f"generator {self.name!r} exposes no torch module")
+        return net
+
 
 GENERATORS: Registry[Generator] = Registry("generator")
 
