@@ -179,7 +179,12 @@ def main() -> None:
     ap.add_argument("--latency-moves", type=int, default=20)
     ap.add_argument("--out", type=Path, default=RESULTS / "photo_edits.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs/photo_edits.png")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 on a busy shared machine)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from tlgan.invert import load_encoder
     t_all = time.perf_counter()

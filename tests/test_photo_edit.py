@@ -24,7 +24,8 @@ def test_tuning_draws_the_target_at_the_pivot_and_leaves_the_generator_alone():
     pivot, other = gen.sample(2, 3)
     target = gen.render(other).numpy()[0]  # a face the pivot does not draw
     before = {k: v.clone() for k, v in gen.network().state_dict().items()}
-    tuning = tune_pivot(gen, target, pivot, steps=60, lr=3e-3, identity_weight=0, locality_weight=0.1)
+    tuning = tune_pivot(gen, target, pivot, steps=60, lr=3e-3, identity_weight=0, locality_weight=0.1,
+                        consistency_weight=0.1)
     for k, v in gen.network().state_dict().items():
         assert torch.equal(v, before[k]), k  # the original generator is untouched
     err = lambda g: np.abs(g.render(pivot).numpy()[0].astype(float) - target).mean()  # noqa: E731

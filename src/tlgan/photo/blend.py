@@ -81,7 +81,7 @@ def _down(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate"), 2)
 
 
-def _up(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def _up(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return F.interpolate(x, size=shape, mode="bilinear", align_corners=False)
 
 

@@ -30,6 +30,7 @@ from .blend import blend, mask_pyramid, pyramid_levels, region_mask
 from .motion import backward_field, mesh_landmarks, sample_field, warp_crop
 
 MESH_SIZE = 192  # the photo's face is meshed on a crop of this size (the mesh's own input size)
+REPAINT = 0.25  # a change of the generator's picture this large (in -1..1 units) replaces the photo's detail
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,12 @@ class PhotoEdit:
             landmarks = mesh_landmarks(Generator.postprocess(edited[None]).numpy())[0][0]
             field = backward_field(self.pivot_landmarks, landmarks)
             moved = warp_crop(self.pivot_picture, field)
-            detail = ((edited - moved) * 127.5)[None]
-            return self._compose(field, detail)
+            return self._compose(field, edited, moved)
 
-    def _compose(self, field: np.ndarray, detail: torch.Tensor) -> np.ndarray:
+    def _compose(self, field: np.ndarray, edited: torch.Tensor, moved: torch.Tensor) -> np.ndarray:
+        """The working photo with ``photo moved along field + (edited - moved pivot picture)`` blended in; where
+        the generator paints something new (|edited - moved| near ``REPAINT``), its picture replaces the photo's
+        own detail there instead of lying under it (HFGI's residual, faded where the edit repaints)."""
         b = self.box
         h, w = b.y1 - b.y0, b.x1 - b.x0
         shift = sample_field(field, self.crop_units) @ self.linear.T  # photo pixels
@@ -122,9 +125,16 @@ class PhotoEdit:
         grid = torch.stack([(src[..., 0] - b.x0) / w, (src[..., 1] - b.y0) / h], -1) * 2 - 1
         moved_photo = F.grid_sample(self.photo_roi, grid[None], mode="bilinear", padding_mode="border",
                                     align_corners=False)
-        added = F.grid_sample(detail, (self.crop_units * 2 - 1)[None], mode="bicubic", padding_mode="zeros",
-                              align_corners=False)
-        out_roi = blend(self.photo_roi, moved_photo + added - self.photo_roi, self.masks)
+        change = edited - moved
+        keep = (1 - change.abs().mean(0, keepdim=True) / REPAINT).clamp(0, 1)
+        keep = F.avg_pool2d(keep[None], 3, 1, 1, count_include_pad=False)[0]
+        at = (self.crop_units * 2 - 1)[None]
+        up = lambda x: F.grid_sample(x[None], at, mode="bicubic", padding_mode="zeros", align_corners=False)  # noqa: E731
+        moved_up = (up(moved) + 1) * 127.5
+        keep_up = F.grid_sample(keep[None], at, mode="bilinear", padding_mode="border", align_corners=False)
+        residual = moved_photo - moved_up  # the photo's detail over the (moved) pivot picture
+        result = moved_photo + up(change) * 127.5 - (1 - keep_up) * residual
+        out_roi = blend(self.photo_roi, result - self.photo_roi, self.masks)
         out = self.photo.copy()
         out[b.y0:b.y1, b.x0:b.x1] = out_roi[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
         return out

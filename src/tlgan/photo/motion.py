@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: landmarks used for the field: every second mesh point is dense enough and halves the spline's cost
-FIELD_POINTS = np.arange(0, 468, 2)
+#: landmarks used for the field: every third mesh point is dense enough and keeps the spline cheap per move
+FIELD_POINTS = np.arange(0, 468, 3)
 RING = 24  # zero-displacement pins around the crop, at 1.15 crop radii from its centre
 
 
@@ -30,7 +30,7 @@ RING = 24  # zero-displacement pins around the crop, at 1.15 crop radii from its
 def _mesh(device: str = "cpu"):  # noqa: ANN202 (FaceMesh is imported lazily: it loads weights)
     from ..extractors.human import FaceMesh
 
-    return FaceMesh(device)
+    return FaceMesh(device, refine=False)  # one pass: the second moves points by ~0.3 px of a 64-px face, at 1.4x the cost
 
 
 def mesh_landmarks(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

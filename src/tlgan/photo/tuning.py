@@ -107,16 +107,29 @@ def locality_latents(generator: Generator, pivot: torch.Tensor, n: int, radius: 
     return torch.cat([near[:k], far[k:]]).float()
 
 
+def edit_moves(generator: Generator, pivot: torch.Tensor, n: int, length: float, rng: torch.Generator) -> torch.Tensor:
+    """``n`` latents ``length`` latent units from the pivot in random directions (every w+ layer alike)."""
+    d = torch.randn(n, pivot.shape[-1], generator=rng).to(pivot.device)
+    d = length * d / d.norm(dim=1, keepdim=True)
+    if pivot.ndim == 2:
+        d = d[:, None].expand(-1, pivot.shape[0], -1)
+    return pivot[None] + d
+
+
 def tune_pivot(generator: Generator, crop: np.ndarray, pivot: np.ndarray, *, steps: int = 120, lr: float = 1e-3,
-               locality_weight: float = 1.0, locality_radius: float = 0.5, locality_every: int = 2,
-               locality_batch: int = 4, identity_weight: float = 0.1, seed: int = 0,
+               locality_weight: float = 1.0, locality_radius: float = 1.0, locality_every: int = 2,
+               locality_batch: int = 4, consistency_weight: float = 0.5, consistency_step: float = 2.0,
+               identity_weight: float = 0.1, seed: int = 0,
                progress: Progress | None = None) -> Tuning:
     """Fine-tune a copy of ``generator``'s network so that ``pivot`` draws the aligned ``crop`` (uint8 H, W, 3).
 
     Loss: L1 over a 3-level pyramid plus L2 on the pixels, plus ``identity_weight`` x (1 - cosine of faceres
     descriptors) of the pivot's picture against the crop; every ``locality_every`` steps,
     ``locality_weight`` x the L2 + L1 difference between the copy's and the original's pictures of
-    ``locality_batch`` latents near (``locality_radius`` typical norms away) and far from the pivot.
+    ``locality_batch`` latents near (``locality_radius`` typical norms away) and far from the pivot; and
+    ``consistency_weight`` x the L1 difference between how the copy's and the original's pictures change
+    for random moves of length ``consistency_step`` (latent units, as an edit's) from the pivot, so an edit
+    changes the tuned face as it changes the generator's own (no ghost of the photo fading in and out).
     Adam, ``steps`` steps at ``lr``. The network stays in eval mode (batch-norm statistics fixed).
     ``progress(step, steps, loss)`` may return False to stop early.
     """
@@ -153,6 +166,13 @@ def tune_pivot(generator: Generator, crop: np.ndarray, pivot: np.ndarray, *, ste
                     ref = generator.synthesize(zr)
                 mine = tuned.synthesize(zr)
                 loss = loss + locality_weight * (F.mse_loss(mine, ref) + (mine - ref).abs().mean())
+            if consistency_weight and step % locality_every == 0:
+                # small moves from the pivot change the tuned picture as they change the original's
+                moves = edit_moves(generator, z[0], locality_batch, consistency_step, rng)
+                with torch.no_grad():
+                    ref_change = generator.synthesize(moves) - generator.synthesize(z)
+                change = tuned.synthesize(moves) - recon
+                loss = loss + consistency_weight * (change - ref_change).abs().mean()
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise InversionError(f"the tuning loss became {value} at step {step}; try a smaller lr")
@@ -167,7 +187,8 @@ def tune_pivot(generator: Generator, crop: np.ndarray, pivot: np.ndarray, *, ste
         final = tuned.synthesize(z)
         err = float((Generator.postprocess(final).float() - Generator.postprocess(target).float()).abs().mean())
     meta = dict(generator_meta(generator), steps=len(losses), seconds=round(time.perf_counter() - t0, 2),
-                settings={"lr": lr, "locality_weight": locality_weight, "locality_radius": locality_radius,
+                settings={"lr": lr, "locality_weight": locality_weight, "consistency_weight": consistency_weight,
+                          "consistency_step": consistency_step, "locality_radius": locality_radius,
                           "locality_every": locality_every, "locality_batch": locality_batch,
                           "identity_weight": identity_weight, "seed": seed},
                 pixel_mae=round(err, 3), first_loss=losses[0] if losses else None,
