@@ -37,7 +37,7 @@ def mesh_landmarks(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The face mesh of square face pictures uint8 (N, S, S, 3): landmarks (N, 468, 2) in crop units
     (0..1) and the face-flag probability (N,)."""
     images = np.asarray(images)
-    res = _mesh("cpu")(torch.from_numpy(np.ascontiguousarray(images)))
+    res = _mesh("cpu")(torch.from_numpy(np.array(images)))  # a writable copy (renders may be read-only)
     return res.landmarks.numpy()[..., :2].astype(np.float64) / images.shape[1], res.face_prob.numpy()
 
 
