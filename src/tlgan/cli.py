@@ -415,6 +415,11 @@ inversion_options = [
     click.option("--face", default=0, show_default=True, help="Which face of the photo, largest first (0 = largest)."),
     click.option("--identity-weight", default=0.3, show_default=True,
                  help="Weight of the faceres identity loss beside the pixel loss."),
+    click.option("--fidelity", type=click.Choice(["on", "off"]), default="on", show_default=True,
+                 help="on: tune the generator to the photo and keep the photo's own pixels, moved with the edit, "
+                      "at its size; off: the generator's reconstruction, pasted back (the old way)."),
+    click.option("--tune-steps", default=100, show_default=True, type=click.IntRange(min=1),
+                 help="Pivotal-tuning steps of the generator (with --fidelity on)."),
 ]
 
 
@@ -437,7 +442,9 @@ def _with(options):
 @lock_option
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("edit.png"), show_default=True,
               help="PNG to write: the face before and after (a photo: its crop, reconstruction and edit).")
-@click.option("--paste-back", is_flag=True, help="With --image: paste the edited face back into the photo.")
+@click.option("--paste-back", is_flag=True, help="With --image: the whole photo comes back, with the edited face.")
+@click.option("--region", type=click.Choice(["face", "head", "all"]), default="face", show_default=True,
+              help="With --fidelity on: how much of the photo the edit may change (all: the generator's whole crop).")
 @click.option("--size", default=256, show_default=True, help="Pixel size of each face in the PNG.")
 @click.option("--save-latent", type=click.Path(path_type=Path), default=None, help="Also save the edited latent (.npy).")
 @layers_option
@@ -445,11 +452,11 @@ def _with(options):
 @force_option
 @device_option
 @friendly
-def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_latent, layers, encoder, inv_steps,
-         face, identity_weight, force, device) -> None:
+def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size, save_latent, layers, encoder,
+         inv_steps, face, identity_weight, fidelity, tune_steps, force, device) -> None:
     """Step 5: render one face (a seed, a latent or a photo) before and after moves along AXES."""
     from .bounds import check_moves, check_seed
-    from .jobs import edit_file, edit_photo, invert_photo, open_editor, read_latent
+    from .jobs import default_encoder, edit_file, edit_photo, invert_photo, open_editor, read_latent, tune_photo
     from .safeio import Outputs, npy_path
 
     outputs = Outputs("edit", force)
@@ -461,12 +468,20 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_la
             + (f" locking {', '.join(locks)}" if locks else ""))
     if image is not None or (latent is not None and str(latent).endswith(".npz")):
         from .invert import load_inversion
+        from .photo.tuning import load_tuning, tuning_path
 
+        tuning = None
         if image is not None:
-            photo, inv = invert_photo(editor.generator, image, encoder, face, inv_steps, identity_weight)
+            photo, inv = invert_photo(editor.generator, image, encoder or default_encoder(editor.generator, axes),
+                                      face, inv_steps, identity_weight)
         else:
             photo, inv = None, load_inversion(latent, editor.generator)
-        edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back, force)
+            if fidelity == "on" and tuning_path(latent).exists():
+                tuning = load_tuning(tuning_path(latent), editor.generator)
+        if fidelity == "on" and tuning is None:
+            tuning = tune_photo(editor.generator, inv, tune_steps)
+        edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back,
+                            fidelity == "on", region, tuning, force)
         if save_latent:
             outputs.made(save_npy(edited, save_latent))
         q = inv.quality
@@ -489,15 +504,17 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_la
 @device_option
 @friendly
 def invert(photo, generator, space, truncation, family, network, out, encoder, inv_steps, face, identity_weight,
-           force, device) -> None:
+           fidelity, tune_steps, force, device) -> None:
     """Find the generator's closest face to PHOTO: align the face to the generator's framing, then invert it.
 
-    Edit the result with `tlgan edit AXES --latent PHOTO.latent.npz --move age=+2`.
+    With --fidelity on (the default) the generator is also tuned to the photo; the weight delta is saved
+    beside the latent as PHOTO.tuning.safetensors. Edit the result with
+    `tlgan edit AXES --latent PHOTO.latent.npz --move age=+2`.
     """
     from .extractors import load_extractor
     from .generators import load_generator
     from .bounds import check_number
-    from .jobs import _png_beside, invert_file
+    from .jobs import _png_beside, default_encoder, invert_file
     from .safeio import Outputs
 
     check_number(identity_weight, "--identity-weight", 0, 1e6)
@@ -509,7 +526,8 @@ def invert(photo, generator, space, truncation, family, network, out, encoder, i
     except TLGANError:  # the labels of photo and reconstruction are a bonus, not a need
         ext = None
     out = out or photo.with_name(photo.stem + ".latent.npz")
-    inv = invert_file(gen, photo, out, encoder, face, inv_steps, identity_weight, ext, force)
+    inv = invert_file(gen, photo, out, encoder or default_encoder(gen), face, inv_steps, identity_weight, ext,
+                      tune_steps if fidelity == "on" else 0, force)
     q = inv.quality
     click.echo(f"{out}: {gen.name} {gen.space} latent {tuple(inv.latent.shape)} after {inv.steps} steps in "
                f"{inv.seconds:.0f} s; identity {q['identity']:.2f}, pixel error {q['pixel_mae']:.1f}, "

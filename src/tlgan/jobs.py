@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .disentangle import SpaceDCI
     from .evaluate import Comparison, Evaluation, Heldout, Scorer
     from .invert import Encoder, Inversion
+    from .photo import PhotoEdit, Tuning
     from .extractors import Extractor
     from .generators import Generator
     from .labels import Labeller, LabelTable
@@ -221,6 +222,8 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
 
 # ---------------------------------------------------------------- real photos
 
+TUNE_STEPS = 100  # pivotal-tuning steps for a photo (tlgan.photo.tuning)
+
 
 def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: str | Path | Encoder | None = None,
                  face: int = 0, steps: int = 200, identity_weight: float = 0.3, extractor: Extractor | None = None,
@@ -244,22 +247,26 @@ def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: 
     return image, inv
 
 
-def invert_file(generator: Generator, photo: str | Path, out: str | Path, encoder: str | Path | None = None,
+def invert_file(generator: Generator, photo: str | Path, out: str | Path, encoder: str | Path | Encoder | None = None,
                 face: int = 0, steps: int = 200, identity_weight: float = 0.3,
-                extractor: Extractor | None = None, force: bool = False) -> Inversion:
-    """``tlgan invert``: write ``out`` (.latent.npz) and, beside it, a PNG of the aligned crop and its reconstruction.
+                extractor: Extractor | None = None, tune_steps: int = TUNE_STEPS, force: bool = False) -> Inversion:
+    """``tlgan invert``: write ``out`` (.latent.npz) and, beside it, a PNG of the aligned crop and its reconstruction;
+    with ``tune_steps`` > 0 also the generator's pivotal tuning to the photo, ``NAME.tuning.safetensors``.
 
-    Neither replaces an existing file an earlier ``tlgan invert`` did not make (e.g. the user's ``notes.png``
-    beside ``-o notes.latent.npz``) unless ``force``.
+    None of them replaces an existing file an earlier ``tlgan invert`` did not make (e.g. the user's
+    ``notes.png`` beside ``-o notes.latent.npz``) unless ``force``.
     """
     from .figures import image_row
     from .invert import save_inversion
+    from .photo.tuning import save_tuning, tuning_path
 
     outputs = Outputs("invert", force)
     png = _png_beside(out, photo)
-    outputs.claim(out, png)
+    outputs.claim(out, png, tuning_path(out) if tune_steps else None)
     _, inv = invert_photo(generator, photo, encoder, face, steps, identity_weight, extractor)
     outputs.made(save_inversion(out, inv))
+    if tune_steps:
+        outputs.made(save_tuning(tuning_path(out), tune_photo(generator, inv, tune_steps)))
     outputs.made(save_image(image_row(np.stack([inv.target, inv.reconstruction]), 256), png))
     return inv
 
@@ -275,11 +282,62 @@ def _png_beside(path: str | Path, photo: str | Path | None = None) -> Path:
     return png
 
 
+def default_encoder(generator: Generator, near: str | Path | None = None) -> Encoder | None:
+    """The encoder that gives a photo's starting latent when none is named: ``encoder.safetensors`` in
+    ``near``'s folder (the axes file's: ``make demo`` trains one there), else in the demo's folder, if it
+    belongs to ``generator``; None when there is none (inversion starts from the mean latent)."""
+    from .invert import InversionError, load_encoder
+
+    folders = ([Path(near).parent] if near is not None else []) + [DEFAULT_OUT]
+    for folder in folders:
+        path = folder / "encoder.safetensors"
+        if path.is_file():
+            try:
+                return load_encoder(path, generator)
+            except InversionError:
+                continue
+    return None
+
+
+def tune_photo(generator: Generator, inversion: Inversion, steps: int = TUNE_STEPS,
+               progress: Callable[[int, int, float], Any] | None = None) -> Tuning:
+    """Pivotal tuning of ``generator`` to the inverted photo's crop at its latent (``tlgan.photo.tuning``)."""
+    from .photo.tuning import tune_pivot
+
+    return tune_pivot(generator, inversion.target, inversion.latent, steps=steps, progress=progress)
+
+
+def photo_session(generator: Generator, inversion: Inversion, photo: np.ndarray | None = None,
+                  tuning: Tuning | None = None, region: str = "face", max_side: int | None = None) -> PhotoEdit:
+    """A ``PhotoEdit`` of the inverted photo (its crop alone when ``photo`` is None) with the tuned generator.
+
+    What the explorer calls once per uploaded photo (``max_side=512``); then ``session.render(latent)`` per
+    slider move returns the photo with the edited face.
+    """
+    from .photo.edit import PhotoEdit
+    from .photo.tuning import tuned_generator
+
+    if photo is None or inversion.transform is None:
+        photo, transform = inversion.target, np.eye(3) * [[inversion.target.shape[1] / generator.resolution],
+                                                         [inversion.target.shape[0] / generator.resolution], [1]]
+    else:
+        transform = inversion.transform
+    if tuning is not None:
+        tuning.check_pivot(inversion.latent)
+    return PhotoEdit(tuned_generator(generator, tuning), photo, transform, inversion.latent, region, max_side)
+
+
 def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, moves: Mapping[str, float],
                locks: Sequence[str], out: str | Path, size: int = 256, layers: Sequence[int] | None = None,
-               paste_back: bool = False, force: bool = False) -> np.ndarray:
+               paste_back: bool = False, fidelity: bool = True, region: str = "face",
+               tuning: Tuning | None = None, force: bool = False) -> np.ndarray:
     """``tlgan edit --image``: the photo's crop, its reconstruction and the edit side by side in ``out``;
-    with ``paste_back``, the photo with the edited face pasted back in its place instead."""
+    with ``paste_back``, the whole photo with the edited face instead.
+
+    ``fidelity`` (the default): the generator is tuned to the photo (``tuning``, made now when None) and the
+    edit keeps the photo's own pixels, moved with the face (``tlgan.photo``); the photo comes back at its
+    size. ``fidelity=False``: the generator's reconstruction, edited, pasted over the face (the old way).
+    """
     from PIL import Image
 
     from .align import paste_back as paste
@@ -290,15 +348,32 @@ def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, m
     check_pixels(size)
     check_picture(3 * size, size, f"--size {size}")
     moves = check_moves(moves)
+    if paste_back and (photo is None or inversion.transform is None):
+        raise InputError("--paste-back needs the photo and the alignment of an inversion made from it (--image PHOTO)")
     edited = editor.edit(inversion.latent, moves, locks, layers)
+    if fidelity:
+        tuning = tuning if tuning is not None else tune_photo(editor.generator, inversion)
+        session = photo_session(editor.generator, inversion, photo, tuning, region)
+        result = session.render(edited)
+        if paste_back:
+            outputs.made(save_image(Image.fromarray(result), out))
+        else:
+            tuned = session.generator.render(inversion.latent).cpu().numpy()[0]
+            outputs.made(save_image(image_row(np.stack([session.crop(session.photo, size), _resized(tuned, size),
+                                                        session.crop(result, size)]), size), out))
+        return edited
     face = editor.generator.render(edited).cpu().numpy()[0]
-    if paste_back:
-        if photo is None or inversion.transform is None:
-            raise InputError("--paste-back needs the photo and the alignment of an inversion made from it")
+    if paste_back and photo is not None and inversion.transform is not None:
         outputs.made(save_image(Image.fromarray(paste(photo, face, inversion.transform)), out))
     else:
         outputs.made(save_image(image_row(np.stack([inversion.target, inversion.reconstruction, face]), size), out))
     return edited
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
 # ---------------------------------------------------------------- measuring axes
