@@ -205,6 +205,7 @@ class Face:
     start: np.ndarray
     latent: np.ndarray
     labels: np.ndarray | None = None
+    image: np.ndarray | None = None  # as last rendered (uint8 H x W x 3), when ``measure`` gives images
     steps: list[Step] = field(default_factory=list)
 
     def total_moves(self) -> dict[str, float]:
@@ -234,34 +235,39 @@ class Outcome:
         return len(self.delivered) / self.started if self.started else 0.0
 
 
-Measure = Callable[[np.ndarray], np.ndarray]
+#: Latents (N, ...) -> their labels (N, F) and, optionally, the images (N, H, W, 3) they were read from.
+Measure = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 Draw = Callable[[int], tuple[np.ndarray, np.ndarray]]
 
 
 def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: Draw, n: int,
           keep: Sequence[str] = (), max_tries: int = 5, max_started: int | None = None, calibration_faces: int = 32,
-          on_face: Callable[[Face], None] | None = None, check: bool = True) -> Outcome:
+          on_face: Callable[[Face], None] | None = None, check: bool = True,
+          calibration: Calibration | None = None, calibration_draw: Draw | None = None) -> Outcome:
     """Bring ``n`` random faces into ``spec``.
 
     ``draw(k)`` gives the next ``k`` faces of the stream (their indices and latents), ``measure(latents)`` their
-    labels (columns ``names``). Each round renders every face in play; a face that meets the spec is
+    labels (columns ``names``) and images. Each round renders every face in play; a face that meets the spec is
     delivered, one that still misses it after ``max_tries`` moves (or loses its labels) is given up and
-    another is drawn. At most ``max_started`` faces are started (default ``4 n + 16``); a spec that no face
-    meets by then raises :class:`SpecError` naming the conditions that failed.
+    another is drawn (``draw`` may give fewer than asked, or none, when its stream ends). At most
+    ``max_started`` faces are started (default ``4 n + 16``); a spec that no face meets by then raises
+    :class:`SpecError` naming the conditions that failed. ``calibration``: use these models instead of
+    calibrating on the first faces (with up to ``calibration_faces`` more from ``calibration_draw``,
+    default ``draw``, rendered but never steered) and skip the feasibility check.
     """
     max_started = 4 * n + 16 if max_started is None else max_started
     idx, z = draw(n)
     active = [Face(int(i), v.copy(), v.copy()) for i, v in zip(idx, z)]
     started, rendered, gave_up, unmet = len(active), 0, 0, Counter()
     delivered: list[Face] = []
-    cal = None
-    extra = max(0, calibration_faces - n)
+    cal = calibration
+    extra = 0 if cal is not None else max(0, calibration_faces - n)
     pool = None
     if extra:  # a few more random faces to calibrate on, rendered but never steered
-        _, pool = draw(extra)
+        _, pool = (calibration_draw or draw)(extra)
     while active:
         latents = np.stack([f.latent for f in active])
-        labels = measure(latents if pool is None else np.concatenate([latents, pool]))
+        labels, images = measure(latents if pool is None else np.concatenate([latents, pool]))
         rendered += len(labels)
         if cal is None:
             cal = calibrate(spec, axes, names, latents if pool is None else np.concatenate([latents, pool]), labels)
@@ -270,8 +276,9 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
         labels, pool = labels[: len(active)], None
         met = spec.met(labels, names)
         keep_on = []
-        for face, row, ok in zip(active, labels, met):
+        for k, (face, row, ok) in enumerate(zip(active, labels, met)):
             face.labels = row
+            face.image = None if images is None else np.asarray(images[k])
             if ok.all():
                 if len(delivered) < n:
                     delivered.append(face)
@@ -298,7 +305,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
         if room > 0:
             idx, z = draw(room)
             active += [Face(int(i), v.copy(), v.copy()) for i, v in zip(idx, z)]
-            started += room
+            started += len(idx)
     if not delivered:
         worst = ", ".join(f"{c} ({k} of {gave_up})" for c, k in unmet.most_common(3))
         raise SpecError(f"no face could be brought to meet {spec} in {started} tries; the conditions missed most: "
@@ -313,7 +320,7 @@ def rejection(spec: Spec, names: Sequence[str], measure: Measure, draw: Draw, n:
     while found < n and rendered < budget:
         k = min(batch, budget - rendered)
         _, z = draw(k)
-        found += int(spec.holds(measure(z), names).sum())
+        found += int(spec.holds(measure(z)[0], names).sum())
         rendered += k
     return found, rendered
 
