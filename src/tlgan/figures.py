@@ -26,6 +26,15 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
                    title: str = "", layers: Sequence[int] | None = None) -> Image.Image:
     """One block per latent; in each block a row per feature (and, with ``locks``, a second row with
     the locks applied), a column per step along the axis. ``layers`` (w+) limits the moves to those layers."""
+    rows = traversal_rows(generator, axes, latents, features, steps, locks, layers)
+    return _sheet(generator, rows, steps, len(np.atleast_2d(latents)), cell, title)
+
+
+def traversal_rows(generator: Generator, axes: Axes, latents: np.ndarray, features: Sequence[str],
+                   steps: Sequence[float] | np.ndarray, locks: Sequence[str] = (),
+                   layers: Sequence[int] | None = None) -> list[tuple[str, np.ndarray]]:
+    """The rows of :func:`traversal_grid` as (label, latents (steps, ...)): per latent, a row per feature and,
+    with ``locks``, a second row with the locks applied."""
     steps_ = np.asarray(steps, dtype=np.float32)
     latents = np.atleast_2d(latents)
     if layers is not None and latents.ndim == 2:  # layer-shared w+ codes: one copy per layer
@@ -37,7 +46,7 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
             kept = [lk for lk in locks if lk != name]
             if kept:
                 rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps_, kept, layers)))
-    return _sheet(generator, rows, steps, len(latents), cell, title)
+    return rows
 
 
 def compare_traversals(generator: Generator, variants: Sequence[tuple[str, Axes]], latents: np.ndarray,

@@ -162,6 +162,40 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
     return feats
 
 
+def animate_edit(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: Sequence[str],
+                 out: str | Path, steps: int = 7, fps: float = 8.0, size: int = 256) -> Path:
+    """``tlgan edit --animate``: the face morphing along the whole move (``steps`` frames, forth and back),
+    with the locks applied at every frame; a GIF or MP4 by ``out``'s suffix."""
+    from .animate import check_animation_path, move_frames, write_animation
+
+    check_animation_path(out)
+    check_steps(steps)
+    check_pixels(size)
+    frames = editor.generator.render(move_frames(z, editor.axes, moves, locks, steps)).cpu().numpy()
+    return write_animation(frames, out, fps, size)
+
+
+def animate_grid(editor: Editor, features: Sequence[str] | None, seeds: Sequence[int], extent: float, steps: int,
+                 locks: Sequence[str], out: str | Path, cell: int = 96, layers: Sequence[int] | None = None,
+                 fps: float = 8.0) -> Path:
+    """``tlgan grid --animate``: every row of the traversal grid as a loop (frame t shows each row at step t)."""
+    from .animate import check_animation_path, grid_frames, write_animation
+    from .figures import traversal_rows
+
+    check_animation_path(out)
+    check_steps(steps)
+    check_pixels(cell, "--cell")
+    feats = list(features) if features else list(editor.axes.names)
+    if not seeds:
+        raise InputError("give at least one seed (--seeds 0,1,2)")
+    z = np.stack([editor.latent(s) for s in seeds])
+    rows = traversal_rows(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps), locks,
+                          layers)
+    images = editor.generator.render(np.concatenate([r[1] for r in rows])).cpu().numpy()
+    cells = images.reshape(len(rows), steps, *images.shape[1:])
+    return write_animation(grid_frames(cells, [r[0] for r in rows], cell), out, fps, size=None)
+
+
 # ---------------------------------------------------------------- real photos
 
 
