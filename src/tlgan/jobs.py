@@ -719,7 +719,8 @@ def make_dataset(editor: Editor, extractor: Extractor, balance: Sequence[str], n
     """``tlgan dataset``: ``n`` faces with equal counts in every cell of the ``balance`` features
     (``FEATURE[:BINS]``), each confirmed by the extractor, in ``out`` as a Hugging Face imagefolder
     (``out/train/``: PNGs and ``metadata.jsonl``); resumable. Bin edges come from ``pool`` random faces
-    (the axes' run when it is on disk). ``parquet`` also writes ``out/data.parquet``.
+    (the axes' run when it is on disk). ``parquet`` also writes ``out/data.parquet`` (``moves`` and ``steps``
+    as JSON text there).
     Returns a :class:`tlgan.generate.dataset.Built`."""
     from .bounds import check_range
     from .generate.dataset import DatasetError, axes_fingerprint, bin_edges, build, parse_balance
@@ -765,7 +766,12 @@ def write_parquet(folder: Path) -> Path:
     from .safeio import atomic_write
 
     split = folder / SPLIT
-    rows = [{"image": {"bytes": (split / r["file_name"]).read_bytes(), "path": r["file_name"]}, **r}
+    import json
+
+    def flat(r: dict) -> dict:  # moves differ in their keys from face to face: kept as JSON text
+        return {k: json.dumps(v) if k in ("moves", "steps") else v for k, v in r.items()}
+
+    rows = [{"image": {"bytes": (split / r["file_name"]).read_bytes(), "path": r["file_name"]}, **flat(r)}
             for r in read_metadata(split)]
     table = pa.Table.from_pylist(rows)
     return atomic_write(folder / "data.parquet", lambda tmp: pq.write_table(table, tmp))

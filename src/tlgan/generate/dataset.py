@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..extractors import Feature
 from ..safeio import atomic_write_text
 from .folder import face_record, read_metadata, save_faces, write_metadata
-from .plan import Calibration, Draw, Face, Measure, steer
+from .plan import Calibration, Face, Measure, steer
 from .spec import PRESENT, Condition, Spec, SpecError
 
 DATASET_FORMAT = 1
@@ -165,7 +165,7 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
     quota = quotas(n, n_cells)
     if n_cells > n:
         raise DatasetError(f"{n_cells} cells but only -n {n} faces: ask for at least one face per cell")
-    state = {"format": DATASET_FORMAT, "settings": settings, "edges": [list(e) for e in edges], "drawn": 0,
+    state: dict[str, Any] = {"format": DATASET_FORMAT, "settings": settings, "edges": [list(e) for e in edges], "drawn": 0,
              "accepted": 0}
     if state_path.exists():
         old = json.loads(state_path.read_text())
@@ -184,15 +184,16 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
     source = stream(state["drawn"])
     max_draw = max_draw or 50 * n + 10 * chunk
     bar = tqdm(total=n, initial=len(records), unit="face", desc=f"dataset {folder.name}", disable=not progress)
-    extra = (presence,) if presence is not None else ()
+    extra: tuple[Condition, ...] = (presence,) if presence is not None else ()
     while (counts < quota).any():
         if state["drawn"] >= max_draw:
-            short = ", ".join(f"{cell_name(c, balances)} ({counts[c]} of {quota[c]})"
+            short = ", ".join(f"{cell_name(int(c), balances)} ({counts[c]} of {quota[c]})"
                               for c in np.flatnonzero(counts < quota))
             raise DatasetError(f"after {state['drawn']:,} faces drawn these cells are still short: {short}; "
                                "balance fewer bins or features")
         idx, z = source.draw(chunk)
         labels, images = measure(z)
+        assert images is not None, "a data set keeps the images it labels"
         rendered += len(z)
         ok = Spec(extra).holds(labels, names) if extra else np.ones(len(z), bool)
         cells = np.where(ok, cell_of(labels, names, balances, edges), -1)
@@ -227,6 +228,7 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
                 continue
             rendered += out.rendered
             for face in out.delivered:
+                assert face.labels is not None
                 c = int(cell_of(face.labels, names, balances, edges)[0])
                 if c >= 0 and counts[c] + planned[c] < quota[c]:
                     planned[c] += 1
@@ -234,7 +236,7 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
                     steered += 1
         taken.sort(key=lambda fc: fc[0].index)
         files = [f"{len(records) + i:06d}.png" for i in range(len(taken))]
-        save_faces(split, np.stack([f.image for f, _ in taken]) if taken else np.zeros((0,)), files)
+        save_faces(split, np.stack([np.asarray(f.image) for f, _ in taken]) if taken else np.zeros((0,)), files)
         for (face, c), file in zip(taken, files):
             bins = cell_bins(c, balances)
             records.append(face_record(face, file, names, seed, cell=c, cell_name=cell_name(c, balances),

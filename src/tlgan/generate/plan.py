@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -104,7 +104,7 @@ def reach(conditions: Sequence[Condition], axes: Axes, cal: Calibration) -> floa
     base = a @ cal.origin
     bounds = np.array([_bounds(c, cal) for c in conditions]) - base[:, None]
     gram = a @ a.T
-    cons = []
+    cons: list[dict[str, Any]] = []
     for k in range(len(conditions)):
         lo, hi = bounds[k]
         if np.isfinite(lo):
@@ -258,7 +258,8 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
     max_started = 4 * n + 16 if max_started is None else max_started
     idx, z = draw(n)
     active = [Face(int(i), v.copy(), v.copy()) for i, v in zip(idx, z)]
-    started, rendered, gave_up, unmet = len(active), 0, 0, Counter()
+    started, rendered, gave_up = len(active), 0, 0
+    unmet: Counter = Counter()
     delivered: list[Face] = []
     cal = calibration
     extra = 0 if cal is not None else max(0, calibration_faces - n)

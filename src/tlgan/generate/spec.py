@@ -41,7 +41,7 @@ class Condition:
         """Bool per value: inside the interval (an unknown label, NaN, never holds)."""
         v = np.asarray(values, np.float64)
         with np.errstate(invalid="ignore"):
-            return (v >= self.lo) & (v <= self.hi)
+            return np.asarray((v >= self.lo) & (v <= self.hi))
 
     def __str__(self) -> str:
         return self.text or describe(self)
@@ -77,7 +77,7 @@ class Spec:
 
     def holds(self, labels: np.ndarray, names: Sequence[str]) -> np.ndarray:
         """Bool (N,): the rows that meet every condition."""
-        return self.met(labels, names).all(axis=1)
+        return np.asarray(self.met(labels, names).all(axis=1))
 
     def __str__(self) -> str:
         return ", ".join(map(str, self.conditions))
