@@ -681,8 +681,8 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
         save_faces(faces_dir, result.images, files)
         write_metadata(faces_dir, [face_record(f, file, names, None if start is not None else seed, spec=str(spec))
                                    for f, file in zip(result.faces, files)])
-        captions = [", ".join(f"{c.feature} {f.labels[names.index(c.feature)]:.2g}" for c in spec.conditions
-                              if c.feature != extractor.presence) for f in result.faces]
+        captions = ["\n".join(f"{c.feature} {f.labels[names.index(c.feature)]:.3g}" for c in spec.conditions
+                               if c.feature != extractor.presence) for f in result.faces]
         result.contact_sheet = save_image(contact_sheet(result.images, captions, cell, title=str(spec)),
                                           folder / "contact-sheet.png")
         atomic_write_text(folder / "summary.json", json.dumps(result.summary(), indent=2) + "\n")

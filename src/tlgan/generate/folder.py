@@ -56,12 +56,14 @@ def save_faces(folder: Path, images: np.ndarray, file_names: Sequence[str]) -> N
 
 def contact_sheet(images: np.ndarray, captions: Sequence[str], cell: int = 96, cols: int = 8,
                   title: str = "") -> Image.Image:
-    """Faces in a grid, each with a caption line under it (e.g. the spec's labels as the extractor read them)."""
+    """Faces in a grid, each with its caption under it, one or more lines (e.g. the spec's labels as the
+    extractor read them)."""
     from ..figures import _font, upscale
 
     cols = max(1, min(cols, len(images)))
     rows = -(-len(images) // cols)
-    font, cap_h, head = _font(11), 16, 24 if title else 0
+    lines = max((len(c.splitlines()) for c in captions), default=1)
+    font, cap_h, head = _font(11), 4 + 13 * lines, 24 if title else 0
     sheet = Image.new("RGB", (cols * (cell + 2), head + rows * (cell + cap_h + 2)), "white")
     draw = ImageDraw.Draw(sheet)
     if title:
@@ -69,5 +71,6 @@ def contact_sheet(images: np.ndarray, captions: Sequence[str], cell: int = 96, c
     for k, (im, text) in enumerate(zip(images, captions)):
         x, y = (k % cols) * (cell + 2), head + (k // cols) * (cell + cap_h + 2)
         sheet.paste(upscale(im, cell), (x, y))
-        draw.text((x + cell // 2, y + cell + cap_h // 2), text, fill="black", font=font, anchor="mm")
+        for i, line in enumerate(text.splitlines()):
+            draw.text((x + cell // 2, y + cell + 2 + 13 * i), line, fill="black", font=font, anchor="ma")
     return sheet

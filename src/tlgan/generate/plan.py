@@ -170,17 +170,20 @@ class Step:
 
     moves: dict[str, float]
     locks: list[str]
+    expect: dict[str, float] = field(default_factory=dict)  # the change of each moved feature it plans (model scale)
 
 
 def plan_step(spec: Spec, met: np.ndarray, labels: np.ndarray, names: Sequence[str], axes: Axes,
-              cal: Calibration, keep: Sequence[str] = ()) -> Step:
+              cal: Calibration, keep: Sequence[str] = (), gain: dict[str, float] | None = None) -> Step:
     """The move that brings one face's unmet conditions to their targets (by the axes' models) while the
-    features already right, and ``keep``, stay locked; solved jointly so correlated axes do not double-count."""
+    features already right, and ``keep``, stay locked; solved jointly so correlated axes do not double-count.
+    ``gain``: how much of a planned change this face's features showed last time (the model's error here)."""
     unmet = [c for c, ok in zip(spec.conditions, met) if not ok]
     locks = list(dict.fromkeys([c.feature for c, ok in zip(spec.conditions, met) if ok] + list(keep)))
     feats = [c.feature for c in unmet]
+    gain = gain or {}
     need = np.array([(_target(c, cal) - float(to_model_scale(labels[list(names).index(c.feature)], c.kind)))
-                     / cal.slope[c.feature] for c in unmet])
+                     / cal.slope[c.feature] / gain.get(c.feature, 1.0) for c in unmet])
     a = np.stack([axes.vector(f) for f in feats]).astype(np.float64)
     locked = np.stack([axes.vector(f) for f in locks]).astype(np.float64) if locks else np.zeros((0, a.shape[1]))
     units = []
@@ -194,7 +197,25 @@ def plan_step(spec: Spec, met: np.ndarray, labels: np.ndarray, names: Sequence[s
     size = np.linalg.norm(np.stack(units).T @ amounts) / cal.spread
     if size > MAX_STEP:
         amounts *= MAX_STEP / size
-    return Step({f: float(t) for f, t in zip(feats, amounts)}, locks)
+    expect = effect @ amounts * np.array([cal.slope[f] for f in feats])
+    return Step({f: float(t) for f, t in zip(feats, amounts)}, locks, dict(zip(feats, map(float, expect))))
+
+
+def update_gain(gain: dict[str, float], step: Step, before: np.ndarray, after: np.ndarray, spec: Spec,
+                names: Sequence[str]) -> dict[str, float]:
+    """Each moved feature's gain after a step: the change it showed over the change the axes' model predicted
+    for the move (clipped to 0.25..2, so one noisy reading cannot stall or fling a face); the next plan
+    divides by it."""
+    out = dict(gain)
+    for c in spec.conditions:
+        planned = step.expect.get(c.feature, 0.0)
+        if abs(planned) < 1e-3:
+            continue
+        j = list(names).index(c.feature)
+        seen = float(to_model_scale(after[j], c.kind) - to_model_scale(before[j], c.kind))
+        if math.isfinite(seen):
+            out[c.feature] = float(np.clip(seen / planned, 0.25, 2.0))
+    return out
 
 
 @dataclass
@@ -206,6 +227,10 @@ class Face:
     latent: np.ndarray
     labels: np.ndarray | None = None
     image: np.ndarray | None = None  # as last rendered (uint8 H x W x 3), when ``measure`` gives images
+    tries: int = 0  # moves made, including ones taken back
+    last_good: np.ndarray | None = None  # the latent before the last move, whose labels were all known
+    last_labels: np.ndarray | None = None  # and its labels
+    gain: dict[str, float] = field(default_factory=dict)  # per feature, see ``update_gain``
     steps: list[Step] = field(default_factory=list)
 
     def total_moves(self) -> dict[str, float]:
@@ -277,6 +302,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
         labels, pool = labels[: len(active)], None
         met = spec.met(labels, names)
         keep_on = []
+        want = [list(names).index(c.feature) for c in spec.conditions]
         for k, (face, row, ok) in enumerate(zip(active, labels, met)):
             face.labels = row
             face.image = None if images is None else np.asarray(images[k])
@@ -286,19 +312,29 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
                     if on_face is not None:
                         on_face(face)
                 continue
-            want = [list(names).index(c.feature) for c in spec.conditions]
-            if len(face.steps) >= max_tries or not np.isfinite(row[want]).all():
+            known = bool(np.isfinite(row[want]).all())
+            if face.tries >= max_tries or not (known or face.steps):
                 gave_up += 1
                 unmet.update(str(c) for c, good in zip(spec.conditions, ok) if not good)
                 continue
             try:
-                step = plan_step(spec, ok, row, names, axes, cal, keep)
+                if known:
+                    if face.steps and face.last_labels is not None:
+                        face.gain = update_gain(face.gain, face.steps[-1], face.last_labels, row, spec, names)
+                    step = plan_step(spec, ok, row, names, axes, cal, keep, face.gain)
+                    face.last_good, face.last_labels = face.latent, row
+                else:  # the last move lost the face (the extractor cannot read it): take back half of it
+                    last = face.steps.pop()
+                    step = Step({k: v / 2 for k, v in last.moves.items()}, last.locks)
+                    assert face.last_good is not None
+                    face.latent = face.last_good
                 face.latent = move(face.latent, axes, step.moves, step.locks)
             except AxesError:
                 gave_up += 1
                 unmet.update(str(c) for c, good in zip(spec.conditions, ok) if not good)
                 continue
             face.steps.append(step)
+            face.tries += 1
             keep_on.append(face)
         active = keep_on
         limit = max_started if delivered else min(max_started, 2 * n + 16)  # a spec nobody meets stops early
