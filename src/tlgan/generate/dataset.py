@@ -213,27 +213,29 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
             target = int(np.argmax(need))
             if need[target] > 0:
                 groups.setdefault(target, []).append(face)
-        for target, group in sorted(groups.items()):
-            spec = Spec(cell_spec(target, balances, edges).conditions + extra)
-            faces = list(group)
+        if groups:  # every face from a full cell, steered toward its target cell in one batch
+            target_of = {f.index: t for t, group in groups.items() for f in group}
+            queue = [f for t in sorted(groups) for f in groups[t]]
+            specs = {t: Spec(cell_spec(t, balances, edges).conditions + extra) for t in groups}
 
-            def draw(k: int, faces: list[Face] = faces) -> tuple[np.ndarray, np.ndarray]:
-                got, faces[:] = faces[:k], faces[k:]
+            def draw(k: int) -> tuple[np.ndarray, np.ndarray]:
+                got, queue[:] = queue[:k], queue[k:]
                 return (np.array([f.index for f in got], int),
                         np.stack([f.latent for f in got]) if got else np.zeros((0, *z.shape[1:]), np.float32))
             try:
-                out = steer(spec, axes, names, measure, draw, len(group), max_tries=max_tries,
-                            max_started=len(group), calibration=calibration)
+                out = steer(next(iter(specs.values())), axes, names, measure, draw, len(queue), max_tries=max_tries,
+                            max_started=len(queue), calibration=calibration,
+                            spec_of=lambda i: specs[target_of[i]])
             except SpecError:
-                continue
-            rendered += out.rendered
-            for face in out.delivered:
+                out = None
+            for face in out.delivered if out is not None else []:
                 assert face.labels is not None
                 c = int(cell_of(face.labels, names, balances, edges)[0])
                 if c >= 0 and counts[c] + planned[c] < quota[c]:
                     planned[c] += 1
                     taken.append((face, c))
                     steered += 1
+            rendered += out.rendered if out is not None else 0
         taken.sort(key=lambda fc: fc[0].index)
         files = [f"{len(records) + i:06d}.png" for i in range(len(taken))]
         save_faces(split, np.stack([np.asarray(f.image) for f, _ in taken]) if taken else np.zeros((0,)), files)

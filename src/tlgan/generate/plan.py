@@ -268,7 +268,8 @@ Draw = Callable[[int], tuple[np.ndarray, np.ndarray]]
 def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: Draw, n: int,
           keep: Sequence[str] = (), max_tries: int = 5, max_started: int | None = None, calibration_faces: int = 32,
           on_face: Callable[[Face], None] | None = None, check: bool = True,
-          calibration: Calibration | None = None, calibration_draw: Draw | None = None) -> Outcome:
+          calibration: Calibration | None = None, calibration_draw: Draw | None = None,
+          spec_of: Callable[[int], Spec] | None = None) -> Outcome:
     """Bring ``n`` random faces into ``spec``.
 
     ``draw(k)`` gives the next ``k`` faces of the stream (their indices and latents), ``measure(latents)`` their
@@ -278,7 +279,8 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
     ``max_started`` faces are started (default ``4 n + 16``); a spec that no face meets by then raises
     :class:`SpecError` naming the conditions that failed. ``calibration``: use these models instead of
     calibrating on the first faces (with up to ``calibration_faces`` more from ``calibration_draw``,
-    default ``draw``, rendered but never steered) and skip the feasibility check.
+    default ``draw``, rendered but never steered) and skip the feasibility check. ``spec_of(index)``: each
+    face's own spec instead (several targets steered in one batch; ``spec`` then only names the features).
     """
     max_started = 4 * n + 16 if max_started is None else max_started
     idx, z = draw(n)
@@ -300,10 +302,11 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
             if check:
                 check_feasible(spec, axes, cal)
         labels, pool = labels[: len(active)], None
-        met = spec.met(labels, names)
         keep_on = []
-        want = [list(names).index(c.feature) for c in spec.conditions]
-        for k, (face, row, ok) in enumerate(zip(active, labels, met)):
+        for k, (face, row) in enumerate(zip(active, labels)):
+            target = spec_of(face.index) if spec_of is not None else spec
+            ok = target.met(row[None], names)[0]
+            want = [list(names).index(c.feature) for c in target.conditions]
             face.labels = row
             face.image = None if images is None else np.asarray(images[k])
             if ok.all():
@@ -315,13 +318,13 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
             known = bool(np.isfinite(row[want]).all())
             if face.tries >= max_tries or not (known or face.steps):
                 gave_up += 1
-                unmet.update(str(c) for c, good in zip(spec.conditions, ok) if not good)
+                unmet.update(str(c) for c, good in zip(target.conditions, ok) if not good)
                 continue
             try:
                 if known:
                     if face.steps and face.last_labels is not None:
-                        face.gain = update_gain(face.gain, face.steps[-1], face.last_labels, row, spec, names)
-                    step = plan_step(spec, ok, row, names, axes, cal, keep, face.gain)
+                        face.gain = update_gain(face.gain, face.steps[-1], face.last_labels, row, target, names)
+                    step = plan_step(target, ok, row, names, axes, cal, keep, face.gain)
                     face.last_good, face.last_labels = face.latent, row
                 else:  # the last move lost the face (the extractor cannot read it): take back half of it
                     last = face.steps.pop()
@@ -331,7 +334,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
                 face.latent = move(face.latent, axes, step.moves, step.locks)
             except AxesError:
                 gave_up += 1
-                unmet.update(str(c) for c, good in zip(spec.conditions, ok) if not good)
+                unmet.update(str(c) for c, good in zip(target.conditions, ok) if not good)
                 continue
             face.steps.append(step)
             face.tries += 1
