@@ -431,6 +431,14 @@ def _with(options):
     return decorate
 
 
+animate_options = _with([
+    click.option("--animate", type=click.Path(path_type=Path), default=None,
+                 help="Also write the face morphing along the move, forth and back (.gif or .mp4)."),
+    click.option("--frames", default=7, show_default=True, help="Frames from the start to the end of --animate."),
+    click.option("--fps", default=8.0, show_default=True, help="Frames per second of --animate."),
+])
+
+
 @main.command()
 @axes_argument
 @click.option("--seed", default=0, show_default=True, help="Seed of the face to edit.")
@@ -450,19 +458,30 @@ def _with(options):
 @layers_option
 @_with(inversion_options)
 @force_option
+@animate_options
 @device_option
 @friendly
 def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size, save_latent, layers, encoder,
-         inv_steps, face, identity_weight, fidelity, tune_steps, force, device) -> None:
-    """Step 5: render one face (a seed, a latent or a photo) before and after moves along AXES."""
+         inv_steps, face, identity_weight, fidelity, tune_steps, animate, frames, fps, force, device) -> None:
+    """Step 5: render one face (a seed, a latent or a photo) before and after moves along AXES.
+
+    With --animate out.gif (or .mp4), also the face morphing along the whole move, locks held at every frame.
+    """
     from .bounds import check_moves, check_seed
-    from .jobs import default_encoder, edit_file, edit_photo, invert_photo, open_editor, read_latent, tune_photo
+    from .jobs import (animate_edit, default_encoder, edit_file, edit_photo, invert_photo, open_editor, read_latent,
+                       tune_photo)
     from .safeio import Outputs, npy_path
 
     outputs = Outputs("edit", force)
-    outputs.claim(out, save_latent and npy_path(save_latent))  # before any work
+    outputs.claim(out, save_latent and npy_path(save_latent), animate)  # before any work
     mv = check_moves(_parse_moves(moves))
     check_seed(seed)
+    if animate is not None:
+        from .animate import check_animation_path
+
+        check_animation_path(animate)
+        if layers is not None:
+            raise click.UsageError("--animate moves every layer; leave out --layers to animate")
     editor = open_editor(axes, device)
     said = (f"{', '.join(f'{k}={v:+g}' for k, v in mv.items()) or '(no move)'}"
             + (f" locking {', '.join(locks)}" if locks else ""))
@@ -484,6 +503,9 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size,
                             fidelity == "on", region, tuning, force)
         if save_latent:
             outputs.made(save_npy(edited, save_latent))
+        if animate is not None:
+            outputs.made(animate_edit(editor, inv.latent, mv, locks, animate, frames, fps, size))
+            click.echo(f"{animate}: {frames} frames along the move, forth and back")
         q = inv.quality
         click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
                    + f" {said}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
@@ -492,6 +514,9 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size,
     z = read_latent(editor, seed, latent)
     edit_file(editor, z, mv, locks, out, size, save_latent, _layers(editor, layers), force)
     click.echo(f"{out}: before | after {said}")
+    if animate is not None:
+        outputs.made(animate_edit(editor, z, mv, locks, animate, frames, fps, size))
+        click.echo(f"{animate}: {frames} frames along the move, forth and back")
 
 
 @main.command()
@@ -578,13 +603,20 @@ def train_encoder_cmd(run, out, n, epochs, force, device) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
 @click.option("--cell", default=96, show_default=True, help="Pixel size of each face.")
 @layers_option
+@click.option("--animate", type=click.Path(path_type=Path), default=None,
+              help="Also write every row as a loop, frame t showing each row at step t (.gif or .mp4).")
+@click.option("--fps", default=8.0, show_default=True, help="Frames per second of --animate.")
 @force_option
 @device_option
 @friendly
-def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, force, device) -> None:
+def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, animate, fps, force, device) -> None:
     """Step 5: a traversal figure, rows of features and columns of steps, with and without locks."""
-    from .jobs import grid_file, open_editor
+    from .jobs import animate_grid, grid_file, open_editor
 
+    if animate is not None:
+        from .animate import check_animation_path
+
+        check_animation_path(animate)
     editor = open_editor(axes, device)
     feats = features.split(",") if features else None
     for f in list(feats or []) + list(locks):
@@ -595,6 +627,9 @@ def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, force, 
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
     feats = grid_file(editor, feats, seed_list, extent, steps, locks, out, cell, _layers(editor, layers), force)
     click.echo(f"{out}: {len(feats)} features x {steps} steps for seeds {seed_list}")
+    if animate is not None:
+        animate_grid(editor, feats, seed_list, extent, steps, locks, animate, cell, _layers(editor, layers), fps)
+        click.echo(f"{animate}: every row as a loop of {steps} steps")
 
 
 @main.command()
@@ -909,6 +944,116 @@ def fit_labels(labels, features, out, extractor, seed, device) -> None:
     axes, path, table = done.axes, done.path, done.table
     _print_axes(axes)
     click.echo(f"fitted {len(axes.names)} axes from {len(table)} labelled latents -> {path}")
+
+
+# ---------------------------------------------------------------- generate to order (generate, dataset)
+
+
+def _start_latent(editor, latent: Path | None, image: Path | None, encoder, inv_steps, face, identity_weight):
+    """The one face --from-latent (.npy, or .latent.npz from `tlgan invert`) or --image (inverted now) gives."""
+    if latent is not None and image is not None:
+        raise click.UsageError("give --from-latent or --image, not both")
+    if image is not None:
+        from .jobs import invert_photo
+
+        return invert_photo(editor.generator, image, encoder, face, inv_steps, identity_weight)[1].latent
+    if latent is not None and str(latent).endswith(".npz"):
+        from .invert import load_inversion
+
+        return load_inversion(latent, editor.generator).latent
+    if latent is not None:
+        from .jobs import read_latent
+
+        return read_latent(editor, 0, latent)
+    return None
+
+
+@main.command()
+@axes_argument
+@click.option("--want", "wants", multiple=True, required=True,
+              help="A condition a face must meet (repeatable; all must hold): age>=60, happy>0.8, male<0.2, "
+                   "yaw=-20..-10, eyeglasses (present, P >= 0.5) or !eyeglasses (absent).")
+@click.option("-n", "--n", "n", default=None, type=int,
+              help="How many different faces to deliver [default: 16; 1 from --from-latent or --image].")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("generated"), show_default=True,
+              help="Folder: faces/ (PNGs + metadata.jsonl), contact-sheet.png, summary.json.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random faces the search starts from.")
+@click.option("--keep", multiple=True, help="A feature to hold at each face's random value (repeatable).")
+@click.option("--from-latent", "latent", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Start from this face instead (.npy, or .latent.npz from `tlgan invert`); makes one face.")
+@click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Start from this photo's face, inverted first; makes one face.")
+@click.option("--max-tries", default=5, show_default=True,
+              help="Corrections per face before it is given up and another is drawn.")
+@click.option("--baseline", default=2000, show_default=True,
+              help="Also draw up to this many random faces to measure rejection sampling's cost on the same "
+                   "spec (0 = skip).")
+@click.option("--cell", default=96, show_default=True, help="Pixel size of each face on the contact sheet.")
+@_with(inversion_options)
+@device_option
+@friendly
+def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, encoder, inv_steps, face,
+             identity_weight, device) -> None:
+    """Faces made to order: N different faces that the extractor confirms meet every --want.
+
+    Each random face is moved along AXES toward the wanted values, with the features already right (and
+    --keep) locked, then rendered, relabelled and corrected up to --max-tries times; a face that cannot get
+    there is replaced. Only confirmed faces are written. A spec no face can meet (out of reach, or conditions
+    that fight each other) is refused with the conditions named.
+
+    \b
+    Example: tlgan generate runs/demo/axes.safetensors --want male<0.2 --want age>=55 --want happy -n 16
+    """
+    from .jobs import generate_faces, open_generation
+
+    editor, extractor = open_generation(axes, device)
+    start = _start_latent(editor, latent, image, encoder, inv_steps, face, identity_weight)
+    n = n if n is not None else 1 if start is not None else 16
+    res = generate_faces(editor, extractor, wants, n, out, seed, keep, start, max_tries, baseline, cell, log=_err)
+    o = res.outcome
+    click.echo(f"{res.folder}: {len(res.faces)} faces meeting {res.spec} (confirmed by {extractor.name}); "
+               f"contact sheet {res.contact_sheet}")
+    click.echo(f"cost: {o.rendered} faces rendered for {len(res.faces)} delivered ({o.renders_per_face:.1f} per face), "
+               f"{o.started} started, {o.gave_up} given up, {res.seconds:.1f} s")
+    if res.baseline_rendered:
+        found = res.baseline_found
+        bound = "at least " if found == 0 else ""
+        click.echo(f"rejection sampling, same spec: {found} of {res.baseline_rendered} random faces met it "
+                   f"({bound}{res.baseline_cost:.0f} rendered per face, {res.baseline_seconds:.1f} s): "
+                   f"{bound}{res.baseline_cost / o.renders_per_face:.0f}x the cost")
+
+
+@main.command()
+@axes_argument
+@click.option("--balance", multiple=True, required=True,
+              help="FEATURE[:BINS] to balance (repeatable): a binary feature splits at 0.5, a continuous one into "
+                   "BINS quantile bins of random faces' labels [default 2]; e.g. --balance male --balance age:4.")
+@click.option("-n", "--n", "n", default=1000, show_default=True, help="Faces in the data set, split evenly over cells.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Folder: train/ (PNGs + metadata.jsonl, a Hugging Face imagefolder) and progress.json; "
+                   "rerunning the same command continues a stopped run.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random faces: same seed, same set.")
+@click.option("--chunk", default=None, type=int, help="Faces drawn per step [default: the generator's batch].")
+@click.option("--max-tries", default=4, show_default=True, help="Corrections per steered face.")
+@click.option("--parquet", is_flag=True, help="Also write data.parquet (images and labels; needs pyarrow).")
+@device_option
+@friendly
+def dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device) -> None:
+    """A balanced data set for augmentation: equal counts in every cell of the --balance features.
+
+    Random faces fill the cells they fall in; faces from full cells are steered along AXES into the cells
+    still short, and every face is confirmed by the extractor. Load it with
+    datasets.load_dataset("imagefolder", data_dir=OUT).
+    """
+    from .jobs import make_dataset, open_generation
+
+    editor, extractor = open_generation(axes, device)
+    t0 = time.perf_counter()
+    built = make_dataset(editor, extractor, balance, n, out, seed, chunk, max_tries, parquet=parquet)
+    cells = ", ".join(f"{k}: {v}" for k, v in built.counts.items())
+    again = f" (continued from {built.resumed_from})" if built.resumed_from else ""
+    click.echo(f"{built.folder}: {sum(built.counts.values())} faces{again} in {len(built.counts)} cells ({cells}); "
+               f"{built.drawn} drawn, {built.steered} steered, {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover
