@@ -415,6 +415,10 @@ inversion_options = [
     click.option("--face", default=0, show_default=True, help="Which face of the photo, largest first (0 = largest)."),
     click.option("--identity-weight", default=0.3, show_default=True,
                  help="Weight of the faceres identity loss beside the pixel loss."),
+]
+
+#: how a photo's edit keeps the person (``tlgan.photo``): for the commands that edit or invert a photo
+fidelity_options = [
     click.option("--fidelity", type=click.Choice(["on", "off"]), default="on", show_default=True,
                  help="on: tune the generator to the photo and keep the photo's own pixels, moved with the edit, "
                       "at its size; off: the generator's reconstruction, pasted back (the old way)."),
@@ -457,6 +461,7 @@ animate_options = _with([
 @click.option("--save-latent", type=click.Path(path_type=Path), default=None, help="Also save the edited latent (.npy).")
 @layers_option
 @_with(inversion_options)
+@_with(fidelity_options)
 @force_option
 @animate_options
 @device_option
@@ -525,6 +530,7 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size,
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="The .latent.npz to write [default: PHOTO.latent.npz]; a PNG of crop | reconstruction beside it.")
 @_with(inversion_options)
+@_with(fidelity_options)
 @force_option
 @device_option
 @friendly

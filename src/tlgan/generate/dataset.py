@@ -143,11 +143,15 @@ class Built:
 
 
 def axes_fingerprint(axes: Any) -> str:
-    """A hash of the axes a data set is steered with (names, vectors, slopes, local or not): continuing a
-    data set with other axes would mix two sets."""
-    h = hashlib.sha256(json.dumps([axes.names, axes.kinds, bool(axes.is_local)]).encode())
+    """A hash of the axes a data set is steered with (names, vectors, slopes, their direction field): continuing
+    a data set with other axes would mix two sets."""
+    h = hashlib.sha256(json.dumps([axes.names, axes.kinds, axes.field.kind, axes.field.header()],
+                                  sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(axes.vectors, np.float32).tobytes())
     h.update(np.ascontiguousarray(axes.slopes, np.float32).tobytes())
+    for name, tensor in sorted(axes.field.named_tensors().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(tensor, np.float32).tobytes())
     return h.hexdigest()[:16]
 
 
