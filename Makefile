@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	# the Ray release tested here (a wheel of it lies on this disk); any ray>=2.9 should work
 	$(PY) -m pip install -q 'ray==2.58.0'
-	$(PY) -m pip install -q -e '.[app,test,browser,ray]'
+	$(PY) -m pip install -q -e '.[app,test,browser,ray,notebook]'
 	touch $@
 
 setup: $(STAMP)
