@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_N ?= 10000
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup models demo test bench clean
+.PHONY: setup models demo test check-dist bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: models
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q
+
+# the sdist and wheel, installed into a fresh venv in a temporary folder outside the checkout, run the user's verbs
+# (models fetch, discover -n 300, edit, serve, invert); .ci/run calls it after `make test`
+check-dist: models
+	PY=$(abspath $(PY)) tests/dist_check.sh
 
 # benchmarks write benchmarks/results/*.json; evaluate and app_latency use the demo's run and axes
 bench: models
