@@ -36,8 +36,8 @@ step "fresh venv, $TORCH_SPEC, the wheel with its app extra"
 "$PY" -m venv "$WORK/venv"  # a fresh venv of the same Python: none of the repo venv's packages
 VPY="$WORK/venv/bin/python"
 TLGAN="$WORK/venv/bin/tlgan"
-"$VPY" -m pip install -q "$TORCH_SPEC"
-"$VPY" -m pip install -q "$WHEEL[app]"
+{ "$VPY" -m pip install -q "$TORCH_SPEC" && "$VPY" -m pip install -q "$WHEEL[app]"; } >"$WORK/pip.log" 2>&1 \
+    || { tail -20 "$WORK/pip.log"; fail "pip install of $TORCH_SPEC and the wheel"; }
 
 # An empty folder outside the repository, and no PYTHONPATH: only the installed wheel can answer.
 mkdir "$WORK/user"
