@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_models
+from model_support import need_models
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
