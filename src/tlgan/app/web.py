@@ -726,8 +726,9 @@ def photo_panel(page: Page) -> None:
         return {fidelity: p.fidelity, region: p.region,
                 box: gr.update(visible=True), aligned: upscale(p.target, PHOTO_SIZE),
                 recon: upscale(p.reconstruction, PHOTO_SIZE), quality: p.summary(),
-                name: f"**{md_text(p.name)}**, aligned to the generator's framing ({res} px), and **its reconstruction**: "
-                      "the face the sliders now edit."}
+                name: f"**{md_text(p.name)}**, aligned to the generator's framing ({res} px), and **its reconstruction**"
+                      + (" (the pivot the generator was tuned to): the sliders edit the photo above."
+                         if p.fidelity else ": the face the sliders now edit.")}
 
 
 def history_panel(page: Page) -> None:
