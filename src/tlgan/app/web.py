@@ -48,7 +48,7 @@ from ..explore import parse_layers  # noqa: E402
 from .address import check_address  # noqa: E402
 from .codec import encode_state, state_digest, state_token  # noqa: E402
 from .explorer import INVERT_STEPS, TUNE_STEPS, Explorer  # noqa: E402
-from .photos import REGIONS, PhotoStore, PhotoWork  # noqa: E402
+from .photos import REGIONS, PhotoStore, PhotoWork, save_shown  # noqa: E402
 from .readouts import Readout, describe_readouts, subject_missing  # noqa: E402
 from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, ExplorerState, Latent,  # noqa: E402
                     StateError, as_latent, reset_sliders, set_latent, set_layers, set_linear, set_lock,
@@ -418,9 +418,10 @@ class Page:
         view.readouts_for, view.values, view.start = s, values, start
         return True
 
-    def face_file(self, view: View) -> str:
+    def face_file(self, view: View, download: bool = False) -> str:
         """The displayed face as a PNG file (shown, and offered for download): upscaled with Lanczos,
-        written with light compression, which is 4x faster than gradio's default and still lossless."""
+        written with light compression, which is 4x faster than gradio's default and still lossless.
+        An edited photo is shown as a JPEG (``photos.save_shown``: 80x faster to write) and downloaded as a PNG."""
         s = view.image_for
         assert s is not None and view.image is not None, "face_file is called after rendered()"
         face = f"seed{s.seed}" if s.latent is None else "photo" if view.on_photo else "latent"
@@ -428,7 +429,10 @@ class Page:
         if view.image_look is not None:  # the photo itself, at its working size (longest side <= 512)
             from PIL import Image
 
-            return str(self.files.get(f"tlgan-photo{view.image_look}-{state_digest(s)}.png",
+            name = f"tlgan-photo{view.image_look}-{state_digest(s)}"
+            if not download:
+                return str(self.files.get(f"{name}.jpg", lambda tmp: save_shown(image, tmp)))
+            return str(self.files.get(f"{name}.png",
                                       lambda tmp: Image.fromarray(image).save(tmp, format="PNG", compress_level=1)))
         return str(self.files.get(f"tlgan-{face}-{state_digest(s)}.png",
                                   lambda tmp: upscale(image, IMAGE_SIZE).save(tmp, format="PNG", compress_level=1)))
@@ -775,7 +779,7 @@ def download_panel(page: Page) -> None:
         if view.download_for == s or view.image is None or view.image_for != s:
             return {}
         view.download_for = s
-        return {download: gr.update(value=page.face_file(view), interactive=True)}
+        return {download: gr.update(value=page.face_file(view, download=True), interactive=True)}
 
 
 def status_panel(page: Page) -> None:
