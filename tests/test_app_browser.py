@@ -537,6 +537,12 @@ def test_upload_a_photo_and_edit_the_photo_itself(page, tmp_path):
                                " || document.querySelector('#tl-cancel').offsetParent === null")
         wait_readouts(page)
         shot(page, "upload.png")
+        during = drag_slider(page, "happy", [0.5, 0.6, 0.7], pause_ms=200)  # dragging: server frames of the photo
+        assert during["server_face_unchanged"] and during["frames"] >= 1 and during["error"] is None
+        assert during["latent"] is None  # ... not the page's own 64-px face
+        assert page.evaluate("() => [tlganLive.frames && document.querySelector('#tl-live-canvas').width,"
+                             " document.querySelector('#tl-live-canvas').height]") == [photo.shape[1], photo.shape[0]]
+        wait_status(page, r"the photo grace_hopper\.jpg \(face region edited\); age \+2, happy \+")
         page.locator("#tl-fidelity input[type=checkbox]").uncheck()  # fidelity off: today's look-alike, 64 px
         wait_status(page, r"the reconstruction of grace_hopper\.jpg; age \+2")
         page.wait_for_function("() => { const i = document.querySelector('#tl-face img');"
