@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..axes import Axes, AxesError
+from ..jobs import TUNE_STEPS  # pivotal-tuning steps of the generator to an uploaded photo (tlgan serve --tune-steps)
 from .codec import decode_state, state_from_token
 from .locks import LockWarning, face_lock_warnings
 from .photos import PhotoWork, Progress, prepare, shrunk
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from ..photo.edit import PhotoEdit
 
 INVERT_STEPS = 100  # optimisation steps for an uploaded photo (tlgan serve --invert-steps)
-TUNE_STEPS = 100  # pivotal-tuning steps of the generator to an uploaded photo (tlgan serve --tune-steps)
 OPENING_CANDIDATES = 16  # the page opens on the first clear face among seeds 0..15 ...
 RANDOM_CANDIDATES = 8  # ... and "New random face" draws this many seeds and shows the first clear one
 
