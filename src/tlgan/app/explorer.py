@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..axes import Axes, AxesError
+from ..jobs import TUNE_STEPS  # pivotal-tuning steps of the generator to an uploaded photo (tlgan serve --tune-steps)
 from .codec import decode_state, state_from_token
 from .locks import LockWarning, face_lock_warnings
+from .photos import PhotoWork, Progress, prepare, shrunk
 from .state import MAX_SEED, STRIP_STEPS, ExplorerState, StateError, layer_indices, parse_seed, strip_states
 
 if TYPE_CHECKING:
     from ..invert import Inversion
+    from ..photo.edit import PhotoEdit
 
 INVERT_STEPS = 100  # optimisation steps for an uploaded photo (tlgan serve --invert-steps)
 OPENING_CANDIDATES = 16  # the page opens on the first clear face among seeds 0..15 ...
@@ -45,11 +48,11 @@ class Explorer:
     serialized (one lock for rendering, one for readouts, one for inverting photos),
     so sessions in different threads are safe. ``invert_steps`` and ``encoder``
     (an ``Encoder`` or its file, from ``tlgan train-encoder``) set how an uploaded
-    photo is inverted.
+    photo is inverted, ``tune_steps`` how long the generator is tuned to it.
     """
 
     def __init__(self, axes: Axes, generator, extractor=None, invert_steps: int = INVERT_STEPS,
-                 encoder: Any = None) -> None:
+                 encoder: Any = None, tune_steps: int = TUNE_STEPS) -> None:
         from ..pipeline import Editor
 
         self.editor = Editor(generator, axes)  # refuses axes fitted for another generator
@@ -61,9 +64,13 @@ class Explorer:
         self._render_lock = threading.Lock()  # rendering need not wait for a (slower) readout
         self._extract_lock = threading.Lock()
         self._invert_lock = threading.Lock()  # one inversion at a time: each one uses every CPU core
+        self._photo_lock = threading.Lock()  # photo edits share the face-mesh model
         if isinstance(invert_steps, bool) or not isinstance(invert_steps, int) or invert_steps < 0:
             raise StateError(f"inversion steps must be a whole number >= 0, got {invert_steps!r}")
         self.invert_steps = invert_steps
+        if isinstance(tune_steps, bool) or not isinstance(tune_steps, int) or tune_steps < 0:
+            raise StateError(f"tuning steps must be a whole number >= 0, got {tune_steps!r}")
+        self.tune_steps = tune_steps
         if encoder is not None and not hasattr(encoder, "predict"):
             from ..invert import load_encoder
 
@@ -73,10 +80,12 @@ class Explorer:
 
     @classmethod
     def load(cls, axes_path, device: str | None = None, readouts: bool = True, invert_steps: int = INVERT_STEPS,
-             encoder: Any = None) -> "Explorer":
-        """The generator named in the axes file's metadata and, with ``readouts``, its extractor."""
+             encoder: Any = None, tune_steps: int = TUNE_STEPS) -> "Explorer":
+        """The generator named in the axes file's metadata and, with ``readouts``, its extractor; without an
+        ``encoder``, the one beside the axes (``jobs.default_encoder``) gives a photo's first guess."""
         from ..extractors import load_extractor
         from ..generators import generator_of
+        from ..jobs import default_encoder
 
         axes = Axes.load(axes_path)
         if not axes.meta.get("generator"):
@@ -84,7 +93,9 @@ class Explorer:
         generator = generator_of(axes.meta, device)
         ext_name = axes.meta.get("extractor")
         extractor = load_extractor(ext_name, device) if readouts and ext_name else None
-        return cls(axes, generator, extractor, invert_steps, encoder)
+        if encoder is None:
+            encoder = default_encoder(generator, axes_path)
+        return cls(axes, generator, extractor, invert_steps, encoder, tune_steps)
 
     @property
     def names(self) -> list[str]:
@@ -162,11 +173,30 @@ class Explorer:
         (``tlgan.jobs.invert_photo``): its ``latent`` is the face a state with ``set_latent`` shows, and its
         ``quality`` says how close the reconstruction is. ``progress(step, total, loss)`` returning False
         stops early with the best latent so far. Raises ``tlgan.align.PhotoError`` (no face, not an image)."""
+        return self.open_photo(photo, progress).inversion
+
+    def open_photo(self, photo: Any, progress: Progress | None = None) -> PhotoWork:
+        """``invert_photo``, keeping the photo itself: a ``PhotoWork`` to ``prepare_photo`` for edits."""
         from ..jobs import invert_photo
 
         with self._invert_lock, every_core():
-            _, inv = invert_photo(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
-        return inv
+            image, inv = invert_photo(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
+        return PhotoWork(*shrunk(image, inv))
+
+    def prepare_photo(self, work: PhotoWork, fidelity: bool = True, region: str = "face",
+                      progress: Progress | None = None) -> PhotoWork:
+        """The photo ready to edit with ``fidelity`` (the generator tuned to it, the edit at the photo's own
+        resolution) in ``region`` (face, head or all), or without (the generator's reconstruction, as before);
+        see ``tlgan.app.photos.prepare``. ``progress(step, total, loss)`` follows the tuning."""
+        with self._invert_lock, every_core():
+            return prepare(self.generator, work, fidelity, region, self.tune_steps, progress)
+
+    def render_photo(self, edit: PhotoEdit, state: ExplorerState) -> np.ndarray:
+        """uint8 (H, W, 3): the photo of ``edit`` with its face edited as ``state`` says (``PhotoEdit.render``),
+        at the photo's working size."""
+        latent = self.latent(state)
+        with self._photo_lock:
+            return edit.render(latent)
 
     def render(self, state: ExplorerState) -> np.ndarray:
         """uint8 (H, W, 3): the state's face at the generator's resolution."""
