@@ -10,8 +10,9 @@ Download GIF: the face shown morphing from unedited to the current slider moves 
 locks) and back, by ``tlgan.jobs.animate_edit``, written to the page's face folder so the
 server prunes it like the face PNGs.
 
-The pure parts (``condition_text``, ``wants_of``, ``gallery_items``, ``cost_line``) have no
-gradio in them; ``generate``/``load_face``/``gif_file`` are what the handlers call.
+The handlers only unpack gradio's values and call ``wants_of``, ``generate``, ``load_face`` and
+``gif_file``, which tests call without a browser. (gradio is imported here at module level: it reads the
+handlers' ``gr.SelectData`` annotations from this module's globals.)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+import gradio as gr
 import numpy as np
 
 from ..errors import TLGANError
@@ -182,8 +184,6 @@ def gif_file(page: Page, view: View) -> str:
 def generate_panel(page: Page) -> None:
     """Conditions on the features, N and Generate; a gallery of confirmed faces, one click from the sliders.
     Shown only when the page has an extractor (it confirms every face)."""
-    import gradio as gr
-
     from .web import md_text
 
     explorer = page.explorer
@@ -258,8 +258,6 @@ def generate_panel(page: Page) -> None:
 
 def gif_panel(page: Page) -> None:
     """A button that makes the GIF of the current edit, and the file to download once it is made."""
-    import gradio as gr
-
     make = gr.Button("Make GIF", elem_id="tl-gif-go", scale=2, min_width=100)
     gif = gr.File(label="GIF of this edit", visible=False, interactive=False, elem_id="tl-gif", scale=2,
                   min_width=140)
