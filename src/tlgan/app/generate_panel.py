@@ -42,6 +42,9 @@ MAX_TRIES = 5
 GALLERY_CELL = 160  # px a generated face is upscaled to for the gallery
 GIF_STEPS = 7  # frames from unedited to edited (then back)
 GIF_SIZE = 256
+# The gallery's captions wrap instead of being cut off (the panel's own style: web.py's CSS stays as it is).
+STYLE = ("<style>#tl-gen-gallery .caption-label {white-space: normal !important; overflow: visible !important;"
+         " text-overflow: clip !important; font-size: 0.75em; line-height: 1.2; max-width: 95% !important;}</style>")
 
 # The operators a row offers, as shown -> how the spec writes it; binary features also take present/absent.
 OPERATORS = {"present": "", "absent": "!", "≥": ">=", "≤": "<=", "between": "="}
@@ -215,6 +218,7 @@ def generate_panel(page: Page) -> None:
         note = gr.Markdown("", elem_id="tl-gen-status")
         gallery = gr.Gallery(label="Confirmed faces (click one to edit it)", columns=4, height="auto",
                              allow_preview=False, object_fit="contain", buttons=[], elem_id="tl-gen-gallery")
+        gr.HTML(STYLE, padding=False, elem_id="tl-gen-style")
     latents = gr.State(None)  # this session's generated latents, in gallery order
 
     def on_feature(name: str | None):
