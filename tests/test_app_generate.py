@@ -135,3 +135,32 @@ def test_gif_morphs_from_the_unedited_face_to_the_face_shown(explorer):
         page.files.remove()
     with pytest.raises(StateError, match="move a slider first"):
         gif_start(explorer, explorer.initial(7))
+
+
+class CountingLock:
+    """A lock that counts how often it is taken."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock, self.taken = threading.Lock(), 0
+
+    def __enter__(self):
+        self.lock.acquire()
+        self.taken += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()
+
+
+def test_generating_shares_the_models_with_the_page_call_by_call(explorer, monkeypatch):
+    """Every render and every reading of a generation takes the explorer's lock for that model, as the page's
+    own calls do, so a generation never runs a model at the same time as another session's face."""
+    render, extract = CountingLock(), CountingLock()
+    monkeypatch.setattr(explorer, "_render_lock", render)
+    monkeypatch.setattr(explorer, "_extract_lock", extract)
+    result = generate(explorer, ["a>=1"], 2, seed=1)
+    assert render.taken >= 1 and extract.taken >= 1
+    assert len(result.faces) == 2
+    assert not render.lock.locked() and not extract.lock.locked()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, cast
 
 import gradio as gr
 import numpy as np
@@ -118,21 +118,57 @@ def gallery_items(result: Any, cell: int = GALLERY_CELL) -> list[tuple[Any, str]
 
 def cost_line(result: Any, asked: int, seed: int) -> str:
     """What was delivered and what it cost, in one line of markdown (with the CLI call that repeats it)."""
+    from .web import md_text
+
     s = result.summary()
     got = s["delivered"]
-    head = (f"**{got} of {asked} faces** meet {html.escape(s['spec'])}" if got < asked
-            else f"**{got} faces** meet {html.escape(s['spec'])}")
+    head = (f"**{got} of {asked} faces** meet {md_text(s['spec'])}" if got < asked
+            else f"**{got} faces** meet {md_text(s['spec'])}")
     return (f"{head} · {s['rendered']} renders ({s['renders_per_face']:.1f} per face), {s['started']} faces started, "
             f"{s['gave_up']} gave up · {s['seconds']:.1f} s · seed {seed}")
 
 
+class _Serialized:
+    """A model whose calls take the explorer's lock for that model, one call at a time, as the explorer's own
+    calls do (``Explorer`` serializes rendering and readouts); everything else is the model's own."""
+
+    def __init__(self, model: Any, lock: Any) -> None:
+        self._model, self._lock = model, lock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def render(self, z: Any) -> Any:
+        with self._lock:
+            return self._model.render(z)
+
+    def codes_from_z(self, z: Any) -> Any:
+        with self._lock:
+            return self._model.codes_from_z(z)
+
+    def __call__(self, images: Any) -> Any:
+        with self._lock:
+            return self._model(images)
+
+
+def serialized_editor(explorer: Explorer, linear: bool = False) -> Any:
+    """The explorer's editor (or its linear one) on a generator whose renders take the explorer's render lock:
+    a long job (generating, a GIF) then shares the generator with the page's faces call by call."""
+    from ..pipeline import Editor
+
+    editor = explorer.linear_editor if linear else explorer.editor
+    return Editor(cast(Any, _Serialized(explorer.generator, explorer._render_lock)), editor.axes)
+
+
 def generate(explorer: Explorer, wants: Sequence[str], n: int, seed: int, max_tries: int = MAX_TRIES) -> Any:
-    """``tlgan.jobs.generate_faces`` on the page's own generator, axes and extractor."""
+    """``tlgan.jobs.generate_faces`` on the page's own generator, axes and extractor (each call under the
+    explorer's lock for that model)."""
     from ..jobs import generate_faces
 
     if explorer.extractor is None:
         raise GenerateError("generating to order needs the extractor to confirm the faces; serve with readouts")
-    return generate_faces(explorer.editor, explorer.extractor, list(wants), n=int(n), seed=int(seed),
+    extractor = cast(Any, _Serialized(explorer.extractor, explorer._extract_lock))
+    return generate_faces(serialized_editor(explorer), extractor, list(wants), n=int(n), seed=int(seed),
                           max_tries=max_tries)
 
 
@@ -155,7 +191,7 @@ def gif_start(explorer: Explorer, view_state: Any) -> tuple[Any, np.ndarray, dic
         raise StateError("the GIF moves every synthesis layer: set the layer ranges back to all to animate this edit")
     if not s.free_moves:
         raise StateError("move a slider first: the GIF morphs the face from unedited to your edit")
-    editor = explorer.linear_editor if s.linear else explorer.editor
+    editor = serialized_editor(explorer, s.linear)
     z = explorer.base_latent(s)
     if s.held_moves:
         z = editor.edit(z, s.held_moves, ())
@@ -240,7 +276,7 @@ def generate_panel(page: Page) -> None:
             return {note: f"**Not generated:** {md_text(message)}", gallery: gr.skip(), latents: gr.skip()}
         if not result.faces:
             return {note: f"**No face** could be steered to {md_text(str(result.spec))}: "
-                          "loosen a condition and try again. " + md_text(cost_line(result, int(n), seed)),
+                          "loosen a condition and try again. " + cost_line(result, int(n), seed),
                     gallery: None, latents: None}
         return {note: cost_line(result, int(n), seed) + " · click a face to edit it",
                 gallery: gallery_items(result), latents: [f.latent for f in result.faces]}
