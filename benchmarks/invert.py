@@ -42,12 +42,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
-
-from tlgan.align import align_photo, apply  # noqa: E402
-from tlgan.extractors import load_extractor  # noqa: E402
-from tlgan.generators import load_generator  # noqa: E402
-from tlgan.invert import Encoder, invert, reconstruction_quality, train_encoder  # noqa: E402
+from _common import RESULTS, machine
+from tlgan.align import align_photo, apply
+from tlgan.extractors import load_extractor
+from tlgan.generators import load_generator
+from tlgan.invert import Encoder, invert, reconstruction_quality, train_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("encoder", "optimisation", "encoder+optimisation")
@@ -65,7 +64,7 @@ def human_assets(human: Path) -> Path | None:
         from tlgan.weights import path_of
 
         return path_of("human-test-photos", "package/assets/screenshot-facedetect.jpg").parent
-    except Exception as e:  # noqa: BLE001 - the photos are optional
+    except Exception as e:  # the photos are optional
         print(f"no @vladmandic/human photos ({e}); npm pack @vladmandic/human@3.3.6 and untar")
         return None
 

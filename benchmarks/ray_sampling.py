@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import RESULTS, machine, timed
-from tlgan.distributed import ModelSpec, sample as sample_on_ray
+from tlgan.distributed import ModelSpec
+from tlgan.distributed import sample as sample_on_ray
 from tlgan.jobs import load_models
 from tlgan.sample import ChunkWriter, create_run, open_run, sample
 

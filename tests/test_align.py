@@ -8,11 +8,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlgan.align import (DIGIFACE_TEMPLATE, EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, MOUTH_IMAGE_LEFT, MOUTH_IMAGE_RIGHT,
-                         FRAMINGS, PhotoError, align_face, align_photo, anchor_points, apply, crop_transform,
-                         ffhq_quad, load_photo, paste_back, similarity, warp)
-
 from model_support import need_models
+from tlgan.align import (
+    DIGIFACE_TEMPLATE,
+    EYE_IMAGE_LEFT,
+    EYE_IMAGE_RIGHT,
+    FRAMINGS,
+    MOUTH_IMAGE_LEFT,
+    MOUTH_IMAGE_RIGHT,
+    PhotoError,
+    align_face,
+    align_photo,
+    anchor_points,
+    apply,
+    crop_transform,
+    ffhq_quad,
+    load_photo,
+    paste_back,
+    similarity,
+    warp,
+)
 
 
 def similarity_matrix(scale: float, degrees: float, tx: float, ty: float) -> np.ndarray:

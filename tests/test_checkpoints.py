@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from generator_fixtures import expected, fixture_file
-from tlgan.generators import load_generator, standard_normal
-from tlgan.generators import library
+from tlgan.generators import library, load_generator, standard_normal
 from tlgan.generators.checkpoints import CheckpointGenerator
 from tlgan.registry import UnknownNameError
 from tlgan.weights import WeightsError

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlgan.extractors.detect import SIZE, anchors, crop_square, decode, iou, letterbox, nms
-
 from model_support import need_models
+from tlgan.extractors.detect import SIZE, anchors, crop_square, decode, iou, letterbox, nms
 
 
 def grace_hopper() -> np.ndarray:

@@ -6,7 +6,6 @@ import pytest
 from tlgan.disentangle import attribute_dependency, dci, dci_scores, logits
 from tlgan.errors import InputError
 
-
 # ---------------------------------------------------------------- attribute dependency
 
 

@@ -7,15 +7,25 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from model_support import need_models
 from tlgan.axes import Axes
-from tlgan.evaluate import (HELDOUT_OFFSET, Scorer, compare_finders, evaluate_axes, half_difference, heldout_seed,
-                            label_std, make_heldout, match_components, row_summary, suggest_range)
+from tlgan.evaluate import (
+    HELDOUT_OFFSET,
+    Scorer,
+    compare_finders,
+    evaluate_axes,
+    half_difference,
+    heldout_seed,
+    label_std,
+    make_heldout,
+    match_components,
+    row_summary,
+    suggest_range,
+)
 from tlgan.extractors import Feature
 from tlgan.finders import FINDERS, load_finder, sefa_directions
 from tlgan.report import write_comparison, write_evaluation
 from tlgan.toy import ToyLinearExtractor, toy_directions
-
-from model_support import need_models
 
 B = toy_directions()  # rows: a, b = 0.8 a + 0.6 e1, p (binary, sigmoid(2 e2 . z)), c
 

@@ -3,8 +3,9 @@ the same, and a new field kind is one class plus its registration (the toy kind 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,7 +137,7 @@ class SwirlField(DirectionField):
         return {"plane": self.plane}
 
     @classmethod
-    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> "SwirlField":
+    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> SwirlField:
         assert header["note"] == "a test field"
         return cls(mean, tensors["plane"])
 

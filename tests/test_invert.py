@@ -11,12 +11,21 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from model_support import need_models
 from torch import nn
 
+from model_support import need_models
 from tlgan.generators.checkpoints import CheckpointGenerator, Family
-from tlgan.invert import (Encoder, InversionError, check_image, invert, latent_prior, load_inversion,
-                          reconstruction_quality, save_inversion, train_encoder)
+from tlgan.invert import (
+    Encoder,
+    InversionError,
+    check_image,
+    invert,
+    latent_prior,
+    load_inversion,
+    reconstruction_quality,
+    save_inversion,
+    train_encoder,
+)
 
 
 class TinyStyle(nn.Module):

@@ -12,8 +12,7 @@ from PIL import Image
 from tlgan.axes import Axes
 from tlgan.cli import main
 from tlgan.generators import Generator
-from tlgan.labels import (FaceSource, Labeller, LabelError, LabelStore, RunSource, canonical_latents,
-                          fit_label_axes, load_labels)
+from tlgan.labels import FaceSource, LabelError, Labeller, LabelStore, RunSource, canonical_latents, fit_label_axes, load_labels
 from tlgan.sample import sample
 from tlgan.toy import toy_directions
 

@@ -10,11 +10,18 @@ import pytest
 import torch
 
 from generator_fixtures import expected, fixture_file
-from pggan_writers import (he_constant, tf1_variables, write_pgan_zoo, write_pggan_tf1, zoo_fields,
-                           zoo_state_dict)
+from pggan_writers import he_constant, tf1_variables, write_pgan_zoo, write_pggan_tf1, zoo_fields, zoo_state_dict
 from tlgan.generators.checkpoints import read_checkpoint, recognise
-from tlgan.generators.pggan import (PGGANConfig, PGGANGenerator, load_pgan, load_pggan_tf1, random_pggan,
-                                    tf1_config, tf1_variable_shapes, upscale2d)
+from tlgan.generators.pggan import (
+    PGGANConfig,
+    PGGANGenerator,
+    load_pgan,
+    load_pggan_tf1,
+    random_pggan,
+    tf1_config,
+    tf1_variable_shapes,
+    upscale2d,
+)
 from tlgan.weights import WeightsError
 
 ZOO = "pgan/pgan_public_32.pt"

@@ -16,10 +16,11 @@ from model_support import need_models
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'tlgan[ray]')")
 
-import ray_support  # noqa: E402,F401  (registers the test extractors in this process too)
-from tlgan.distributed import ModelSpec, RayError, relabel, sample  # noqa: E402
-from tlgan.jobs import load_models  # noqa: E402
-from tlgan.sample import open_run, sample as local_sample  # noqa: E402
+import ray_support  # also registers the test extractors in this process
+from tlgan.distributed import ModelSpec, RayError, relabel, sample
+from tlgan.jobs import load_models
+from tlgan.sample import open_run
+from tlgan.sample import sample as local_sample
 
 TESTS = Path(__file__).parent
 TOY = ModelSpec("toy-linear", "toy-linear")

@@ -10,10 +10,9 @@ import torch
 from generator_fixtures import expected, fixture_file
 from nvlabs_writer import random_stylegan2, stylegan2_entry, write_nvlabs_pickle, write_stylegan2_snapshot
 from tlgan.generators import ops
-from tlgan.generators.safe_pickle import UnsafePickleError
-from tlgan.generators.stylegan2 import (StyleGAN2, generator_from_nvlabs_kwargs, load_nvlabs_stylegan2,
-                                        load_rosinality)
 from tlgan.generators.checkpoints import read_checkpoint, recognise
+from tlgan.generators.safe_pickle import UnsafePickleError
+from tlgan.generators.stylegan2 import StyleGAN2, generator_from_nvlabs_kwargs, load_nvlabs_stylegan2, load_rosinality
 from tlgan.weights import WeightsError
 
 NVLABS = [("stylegan2_ada/sg2ada_public_32", "nvlabs-stylegan2-ada"),

@@ -8,10 +8,9 @@ import torch.nn.functional as F
 from generator_fixtures import expected, fixture_file
 from sg3_writer import write_snapshot
 from tlgan.generators import stylegan3
-from tlgan.generators.safe_pickle import load_pickle
-from tlgan.generators.stylegan3 import (StyleGAN3Generator, design_lowpass_filter, is_stylegan3_network,
-                                        load_stylegan3)
 from tlgan.generators.checkpoints import read_checkpoint, recognise
+from tlgan.generators.safe_pickle import load_pickle
+from tlgan.generators.stylegan3 import StyleGAN3Generator, design_lowpass_filter, is_stylegan3_network, load_stylegan3
 from tlgan.weights import WeightsError
 
 FIXTURE = "stylegan3/sg3t_public_32"

@@ -19,8 +19,7 @@ from tlgan.extractors.trained import TrainedExtractor
 from tlgan.labels import LabelStore, load_labels
 from tlgan.sample import open_run, sample
 from tlgan.toy import toy_directions
-from tlgan.train import (CELEBA_CROP, TrainError, celeba_box, fit_cnn, fit_probe, from_celeba, from_csv_folder,
-                         train_extractor)
+from tlgan.train import CELEBA_CROP, TrainError, celeba_box, fit_cnn, fit_probe, from_celeba, from_csv_folder, train_extractor
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from model_support import need_models
 from tlgan import weights
 from tlgan.weights import Model, Package, WeightFile, WeightsError
-
-from model_support import need_models
 
 PKG = Package("pypi", "fake-pkg", "1.0", "MIT")
 GOOD = b"good weights"

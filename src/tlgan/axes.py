@@ -15,7 +15,8 @@ never unpickles anything.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,13 +119,13 @@ class Axes:
     def vector(self, name: str) -> np.ndarray:
         return self.vectors[self.index(name)]
 
-    def subset(self, names: list[str]) -> "Axes":
+    def subset(self, names: list[str]) -> Axes:
         idx = [self.index(n) for n in names]
         return Axes([self.names[i] for i in idx], [self.kinds[i] for i in idx], self.vectors[idx],
                     self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta),
                     self.field.subset(names))
 
-    def with_field(self, direction_field: DirectionField) -> "Axes":
+    def with_field(self, direction_field: DirectionField) -> Axes:
         """The same axes whose edits follow ``direction_field`` (e.g. ``axes.field.mean()``: linear moves)."""
         return Axes(list(self.names), list(self.kinds), self.vectors, self.slopes, self.metrics, self.skipped,
                     dict(self.meta), direction_field)
@@ -134,7 +135,7 @@ class Axes:
         """The space the axes live in: ``z``, ``w`` or ``w+``."""
         return str(self.meta.get("latent_space", "z"))
 
-    def check_generator(self, generator: "Generator") -> None:
+    def check_generator(self, generator: Generator) -> None:
         """Refuse axes fitted for another generator, or in another of its latent spaces."""
         mine, theirs = self.meta.get("generator"), generator.name
         sha = self.meta.get("generator_sha256")
@@ -206,7 +207,7 @@ class Axes:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Axes":
+    def load(cls, path: str | Path) -> Axes:
         path = Path(path)
         if not path.exists():
             raise AxesError(f"axes file {path} does not exist; make one with `tlgan fit RUN` or `tlgan discover`")

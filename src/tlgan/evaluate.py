@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,8 @@ import torch
 from .axes import Axes
 from .disentangle import AD_BIN_WIDTH, Dependency, label_std, symmetric_edit_dependency
 from .errors import InputError
-from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, move
+from .explore import cosine_matrix, edit_delta, move
+from .explore import keep_norm as rescale_norm
 from .fields import retained_at
 
 HELDOUT_OFFSET = 1_000_003

@@ -11,8 +11,9 @@ field (locks at every step, the corrector, the kept presence feature).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

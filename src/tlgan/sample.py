@@ -33,10 +33,11 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -48,10 +49,10 @@ from zarr.core.array_spec import ArrayConfig
 
 from . import __version__
 from .bounds import MAX_CHUNK, MAX_N, MAX_Z_BYTES, check_seed
-from .extractors import Extractor, Feature
-from .generators import Generator
 from .errors import TLGANError
+from .extractors import Extractor, Feature
 from .formats import Schema, check_schema, parse_json, pick_columns, read_versioned_json
+from .generators import Generator
 from .safeio import atomic_write_text, file_mode
 
 RUN_FORMAT = 1
@@ -340,7 +341,7 @@ class Run:
         self._complete("codes")
         return self.check_digests("codes", self._read("codes", 0, self.done("codes")))
 
-    def latent_array(self, rows: int | None = None) -> "Rows":
+    def latent_array(self, rows: int | None = None) -> Rows:
         """The latents (N, D) in the run's space as the on-disk array, read lazily in blocks (``fit_axes``
         streams it), limited to the first ``rows`` (default: the complete ones)."""
         name = "z" if self.latent_space == "z" else "codes"

@@ -9,17 +9,16 @@ that is the label's own direction. Its axes follow the toy sphere field
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from plugins_toy.field import SphereField
 from tlgan.axes import Axes
 from tlgan.extractors import Feature
 from tlgan.fields import LinearField
 from tlgan.finders import FINDERS, DirectionFinder, FinderError, make_axes
 from tlgan.generators import Generator
-
-from plugins_toy.field import SphereField
 
 NAME = "toy-meandiff"
 MIN_PER_HALF = 10

@@ -20,7 +20,8 @@ is padded or zoomed), ``framing="digiface"`` never. Where no face is detected,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch

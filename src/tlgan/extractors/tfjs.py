@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from ..devices import resolve_device
-from ..weights import MODELS, WeightsError, get_model, local_path, path_of
 from ..errors import InputError, TLGANError
+from ..weights import MODELS, WeightsError, get_model, local_path, path_of
 from .tf_padding import same_pad
 
 Tensor = torch.Tensor

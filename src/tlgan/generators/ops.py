@@ -10,7 +10,7 @@ dtype and device, so a module built on them can be moved with ``.to()``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -458,5 +458,16 @@ def random_pggan(cfg: PGGANConfig, seed: int = 0) -> PGGANGenerator:
 
 
 __all__ = [
-    "PGGANConfig", "PGGANGenerator", "load_pgan", "load_pggan_tf1", "build_gan_zoo", "build_tf1",
-    "tf1_config", "tf1_variable_shapes", "zoo_config", "random_pggan", "pixel_norm", "upscale2d"]
+    "PGGANConfig",
+    "PGGANGenerator",
+    "build_gan_zoo",
+    "build_tf1",
+    "load_pgan",
+    "load_pggan_tf1",
+    "pixel_norm",
+    "random_pggan",
+    "tf1_config",
+    "tf1_variable_shapes",
+    "upscale2d",
+    "zoo_config",
+]

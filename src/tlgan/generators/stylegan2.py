@@ -19,15 +19,25 @@ tlgan samples without labels.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from ..weights import WeightsError
-from .ops import (FullyConnectedLayer, MappingNetwork, activation_gain, bias_act, check_activation, conv2d_resample,
-                  modulated_conv2d, setup_filter, upsample2d)
+from .ops import (
+    FullyConnectedLayer,
+    MappingNetwork,
+    activation_gain,
+    bias_act,
+    check_activation,
+    conv2d_resample,
+    modulated_conv2d,
+    setup_filter,
+    upsample2d,
+)
 from .safe_pickle import PersistentObject, load_pickle
 
 NOISE_MODES = ("const", "none", "random")
@@ -388,7 +398,7 @@ def check_stylegan_settings(kwargs: Mapping[str, Any], tensors: Mapping[str, Any
     """
     def number(key: str) -> Any:
         v = kwargs.get(key)
-        return v if v is None or isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)
+        return v if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) else repr(v)
 
     def shape(key: str) -> tuple[int, ...] | None:
         t = tensors.get(key)

@@ -4,7 +4,9 @@ Rerun against that version's sources: ``git archive a074531 src | tar -x -C OLD`
 ``PYTHONPATH=OLD/src python write_old.py tests/data/axes_a074531`` (tests/test_fields.py reads them).
 """
 import sys
+
 import numpy as np
+
 from tlgan.axes import Axes
 from tlgan.explore import move
 from tlgan.extractors import Feature
