@@ -51,7 +51,7 @@ from tlgan.invert import Encoder, invert, reconstruction_quality, train_encoder
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("encoder", "optimisation", "encoder+optimisation")
 LABELS = ("age", "male", "yaw", "happy")  # the labels whose survival the summary reports
-KEEP_LABELS = LABELS + ("pitch", "skin_tone", "eyeglasses", "mouth_open")
+KEEP_LABELS = (*LABELS, "pitch", "skin_tone", "eyeglasses", "mouth_open")
 EDITS = (("age +2", {"age": 2.0}, ()), ("age +2, male locked", {"age": 2.0}, ("male",)),
          ("happy +1.5", {"happy": 1.5}, ()))
 ENCODER_FILE = RESULTS / "invert_encoder.safetensors"
@@ -83,7 +83,7 @@ def around_face(photo: np.ndarray, transform: np.ndarray, size: int) -> np.ndarr
     corners = apply(transform, [[0, 0], [size, 0], [0, size], [size, size]])
     (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
-    box = [int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half)]
+    box = [round(v) for v in (cx - half, cy - half, cx + half, cy + half)]
     return np.asarray(Image.fromarray(photo).crop(box))
 
 

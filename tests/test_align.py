@@ -194,7 +194,7 @@ def test_align_photo_on_a_real_photo_frames_the_face_like_ffhq():
     import matplotlib
 
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    photo, aligned = align_photo(path, "ffhq", 256)
+    _photo, aligned = align_photo(path, "ffhq", 256)
     assert aligned.image.shape == (256, 256, 3)
     # the eyes land where FFHQ puts them (its eye centres sit about 0.38 / 0.62 across, 0.45 down)
     from tlgan.extractors.detect import detect_faces, face_landmarks

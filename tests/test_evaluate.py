@@ -167,7 +167,7 @@ def test_supervised_finders_recover_the_toy_axes(toy_samples, name, tol):
     z, y, feats = toy_samples
     axes = load_finder(name).find(z, y, feats)
     assert axes.names == ["a", "b", "p", "c"] and axes.meta["finder"] == name
-    for v, true in zip(axes.vectors, B):
+    for v, true in zip(axes.vectors, B, strict=True):
         assert np.linalg.norm(v) == pytest.approx(1, abs=1e-5)
         assert v @ true > tol  # the right direction and pointing toward higher scores
     if name == "interfacegan":
@@ -227,7 +227,7 @@ class ToyFaces(ToyLinearExtractor):
     """The toy with a face flag (a face is 'found' while c > -1.5) and a descriptor (the row values)."""
 
     name = "toy-faces"
-    features = (Feature("face_found", "binary"),) + ToyLinearExtractor.features
+    features = (Feature("face_found", "binary"), *ToyLinearExtractor.features)
     presence = "face_found"
     has_descriptor = True
 

@@ -95,7 +95,7 @@ def test_an_unknown_field_kind_is_named(tmp_path):
     doc = json.loads(Axes.sidecar(path).read_text())
     doc["field"]["kind"] = "vortex"
     save_file(load_file(str(path)), str(path), metadata={"tlgan": json.dumps(doc)})
-    with pytest.raises(AxesError, match="kind 'vortex'.*known: .*linear"):
+    with pytest.raises(AxesError, match=r"kind 'vortex'.*known: .*linear"):
         Axes.load(path)
 
 

@@ -63,7 +63,7 @@ def test_store_appends_overrides_and_resumes(tmp_path):
     assert again.get(7, 3, "hat") == 1 and again.get(0, 5, "bright") is None
     table = again.table()
     assert table.features == ["bright", "hat"]
-    assert [(int(s), int(i)) for s, i in zip(table.seeds, table.indices)] == [(0, 3), (0, 4), (7, 3)]
+    assert [(int(s), int(i)) for s, i in zip(table.seeds, table.indices, strict=True)] == [(0, 3), (0, 4), (7, 3)]
     np.testing.assert_array_equal(table.y, [[0, np.nan], [0, np.nan], [np.nan, 1]])
 
 

@@ -185,7 +185,7 @@ def test_style_weights_cover_every_modulated_layer(fixture_net):
     g, _ = fixture_net
     sw = g.style_weights()
     assert [i for i, _ in sw] == list(range(1, g.num_ws))
-    for (_, weight), layer in zip(sw, g.synthesis.layers()):
+    for (_, weight), layer in zip(sw, g.synthesis.layers(), strict=True):
         assert weight.shape == (layer.in_channels, g.w_dim)
     w = torch.randn(2, g.w_dim)
     first, last = g.synthesis.layers()[0], g.synthesis.layers()[-1]

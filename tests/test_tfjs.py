@@ -89,7 +89,7 @@ def _tf_pads(padding: str | list[int], size: tuple[int, int], k: tuple[int, int]
     if padding == "VALID":
         return [0, 0, 0, 0]
     pads = []
-    for n, kk in zip(size, k):
+    for n, kk in zip(size, k, strict=True):
         total = max((math.ceil(n / stride) - 1) * stride + (kk - 1) * dilation + 1 - n, 0)
         pads += [total // 2, total - total // 2]
     return pads
@@ -99,8 +99,8 @@ def _ref_conv(x: np.ndarray, k: np.ndarray, padding: str | list[int], stride: in
               depthwise: bool = False) -> np.ndarray:
     """Direct NHWC convolution (TF filter layout), independent of torch."""
     kh, kw, cin, cout = k.shape
-    t, b, l, r = _tf_pads(padding, x.shape[1:3], (kh, kw), stride, dilation)
-    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+    t, b, left, right = _tf_pads(padding, x.shape[1:3], (kh, kw), stride, dilation)
+    xp = np.pad(x, ((0, 0), (t, b), (left, right), (0, 0)))
     oh = (xp.shape[1] - (kh - 1) * dilation - 1) // stride + 1
     ow = (xp.shape[2] - (kw - 1) * dilation - 1) // stride + 1
     out = np.zeros((x.shape[0], oh, ow, cin * cout if depthwise else cout), np.float64)
@@ -137,8 +137,8 @@ def test_max_pool_padding_never_wins(tmp_path: Path, padding: str) -> None:
              "data_format": _s("NHWC")}
     path = _write_graph(tmp_path, [-1, 6, 5, 3], [{"name": "y", "op": "MaxPool", "input": ["x"], "attr": attrs}], {})
     got = TFJSGraph(path, "cpu")(torch.from_numpy(x))["y"].numpy()
-    t, b, l, r = _tf_pads(padding, (6, 5), (3, 3), 2)
-    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=-np.inf)
+    t, b, left, right = _tf_pads(padding, (6, 5), (3, 3), 2)
+    xp = np.pad(x, ((0, 0), (t, b), (left, right), (0, 0)), constant_values=-np.inf)
     want = np.stack([np.stack([xp[:, i:i + 3, j:j + 3].max((1, 2)) for j in range(0, xp.shape[2] - 2, 2)], 1)
                      for i in range(0, xp.shape[1] - 2, 2)], 1)
     np.testing.assert_array_equal(got, want)

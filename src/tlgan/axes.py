@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
@@ -51,8 +52,8 @@ class AxesHeader(Schema):
 
     features: list[str]
     kinds: list[str]  # binary, continuous, component (unsupervised finders), or a plugin finder's own
-    metrics: dict[str, dict[str, Any]] = {}
-    skipped: dict[str, str] = {}
+    metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    skipped: dict[str, str] = Field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +97,7 @@ class Axes:
         if len(self.kinds) != len(self.names):
             raise AxesError(f"{where}: {len(self.names)} features but {len(self.kinds)} kinds")
         norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
-        for name, norm, slope in zip(self.names, norms, self.slopes):
+        for name, norm, slope in zip(self.names, norms, self.slopes, strict=True):
             if not np.isfinite(norm) or norm == 0 or not np.isfinite(slope):
                 raise AxesError(f"{where}: the axis of {name!r} is not a finite non-zero vector (norm {norm}, "
                                 f"slope {slope}); refit the axes")

@@ -76,8 +76,7 @@ def check_number(value: Any, option: str, lo: float | None = None, hi: float | N
     (NaN, infinities and complex numbers are refused, not quietly used)."""
     import math
 
-    if isinstance(value, bool) or isinstance(value, complex) or (not isinstance(value, (int, float)) \
-            and not hasattr(value, "__float__")):
+    if isinstance(value, (bool, complex)) or (not isinstance(value, (int, float)) and not hasattr(value, "__float__")):
         raise InputError(f"{option} must be a real number, not {value!r}")
     number = float(value)
     if not math.isfinite(number) or (lo is not None and number < lo) or (hi is not None and number > hi):

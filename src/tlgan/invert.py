@@ -223,7 +223,7 @@ class Encoder:
         try:
             with safe_open(str(path), "pt") as fh:
                 header = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+                tensors = {k: fh.get_tensor(k) for k in fh}
         except (SafetensorError, OSError, ValueError) as e:
             raise InversionError(f"{path} is not a readable safetensors encoder file: {e}") from e
         if "tlgan_encoder" not in header:
@@ -608,7 +608,7 @@ def reconstruction_quality(target: np.ndarray, recon: np.ndarray, extractor: Any
     if extractor is not None:
         labels = extractor(np.stack([t_small, recon]))
         out["labels"] = {f: {"photo": float(a), "reconstruction": float(b)}
-                         for f, a, b in zip(extractor.feature_names, labels[0], labels[1])}
+                         for f, a, b in zip(extractor.feature_names, labels[0], labels[1], strict=True)}
     return out
 
 

@@ -188,7 +188,7 @@ class _AllowListUnpickler(pickle.Unpickler):
     def _sized(self, make: Callable[..., Any], shape_at: int) -> Callable[..., Any]:
         def allocate(*args: Any, **kwargs: Any) -> Any:
             if args and getattr(args[0], "allocates", None) is np.ndarray:  # _reconstruct(ndarray, ...): the type
-                args = (np.ndarray,) + args[1:]
+                args = (np.ndarray, *args[1:])
             shape = args[shape_at] if len(args) > shape_at else kwargs.get("shape", ())
             dtype = args[shape_at + 1] if len(args) > shape_at + 1 else kwargs.get("dtype", float)
             check_array_budget(shape, dtype, self.budget, self.source)

@@ -50,7 +50,7 @@ def stylegan2_channels(img_resolution: int, channel_base: int = 32768, channel_m
 
 
 def _log2(resolution: int) -> int:
-    k = int(round(math.log2(resolution))) if resolution > 0 else 0
+    k = round(math.log2(resolution)) if resolution > 0 else 0
     if resolution < 4 or 2 ** k != resolution:
         raise ValueError(f"StyleGAN2 needs a power-of-two resolution >= 4, got {resolution}")
     return k
@@ -300,7 +300,7 @@ def generator_from_nvlabs_kwargs(init_kwargs: Mapping[str, Any], init_args: Sequ
     default None) or ``"stylegan3-repo"`` (synthesis kwargs flat, conv_clamp
     default 256); None guesses it from the kwargs' layout.
     """
-    kwargs = dict(zip(_GENERATOR_ARGS, init_args))
+    kwargs = dict(zip(_GENERATOR_ARGS, init_args, strict=False))
     kwargs.update(init_kwargs)
     if flavour is None:
         flavour = "stylegan2-ada" if "synthesis_kwargs" in kwargs or not (set(kwargs) & _SYNTHESIS_KEYS) \
@@ -383,7 +383,7 @@ def generator_from_nvlabs(net: PersistentObject, source: str = "this network") -
         else:
             kwargs["conv_clamp"] = layer["conv_clamp"]
     init_args = tuple(net.state.get("_init_args") or ())
-    check_stylegan_settings({**dict(zip(_GENERATOR_ARGS, init_args)), **kwargs}, net.state_dict(), source)
+    check_stylegan_settings({**dict(zip(_GENERATOR_ARGS, init_args, strict=False)), **kwargs}, net.state_dict(), source)
     model = generator_from_nvlabs_kwargs(kwargs, init_args, flavour, source)
     _load_strict(model, net.state_dict(), source)
     return model.eval()

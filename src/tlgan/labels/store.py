@@ -49,7 +49,8 @@ def check_value(value) -> int | None:
             return 1
         if v in ("0", "no", "n", "false"):
             return 0
-    elif (isinstance(value, (int, np.integer)) and int(value) in (0, 1)) or (isinstance(value, (float, np.floating)) and float(value) in (0.0, 1.0)):
+    elif ((isinstance(value, (int, np.integer)) and int(value) in (0, 1))
+          or (isinstance(value, (float, np.floating)) and float(value) in (0.0, 1.0))):
         return int(value)
     raise LabelError(f"label {value!r} is not valid: use 1 (yes), 0 (no) or null (skip)")
 

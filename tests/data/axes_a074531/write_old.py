@@ -19,9 +19,11 @@ z = rng.standard_normal((400, D)).astype(np.float32)
 labels = np.c_[z[:, 0] ** 2 + z[:, 1] ** 2, z[:, 0] + z[:, 1], 1 / (1 + np.exp(-4 * (2.5 - np.linalg.norm(z, axis=1))))]
 feats = [Feature("s", "continuous"), Feature("a", "continuous"), Feature("face", "binary")]
 local = load_finder("local", hidden="8", epochs=5, keep="face", shell=False).find(z, labels, feats, meta={"latent_space": "z"})
-v = rng.standard_normal((3, D)); v /= np.linalg.norm(v, axis=1, keepdims=True)
+v = rng.standard_normal((3, D))
+v /= np.linalg.norm(v, axis=1, keepdims=True)
 linear = Axes(["s", "a", "face"], ["continuous", "continuous", "binary"], v, np.ones(3), meta={"latent_space": "z"})
-local.save(f"{out}/local.safetensors"); linear.save(f"{out}/linear.safetensors")
+local.save(f"{out}/local.safetensors")
+linear.save(f"{out}/linear.safetensors")
 probe = rng.standard_normal((5, D)).astype(np.float32)
 edits = {}
 for tag, axes in (("local", local), ("linear", linear)):
