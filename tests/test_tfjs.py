@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from tlgan import weights
-from tlgan.extractors.tfjs import TFJSGraph, UnsupportedOpError
+from tlgan.extractors.tfjs import TFJSGraph, UnsupportedOpError, _Conv
 
 DATA = Path(__file__).parent / "data"
 
@@ -165,7 +165,15 @@ def test_fused_conv_prelu_and_folded_bn_relu6(tmp_path: Path) -> None:
     consts = {"k1": k1, "k2": k2, "bias": bias, "alpha": alpha, "scale": scale, "shift": shift,
               "six": np.array(6.0, np.float32), "zero": np.array(0.0, np.float32)}
     graph = TFJSGraph(_write_graph(tmp_path, [-1, 5, 5, 2], nodes, consts), "cpu")
-    assert len(graph._plan.steps) == 2  # Mul, AddV2, Relu, Minimum and Maximum folded into the 1x1 conv
+    # what the fold must achieve: only convolutions run, and the 1x1 one carries the BN's scale and shift
+    # (folded into its weight and bias) and the ReLU6 clamp
+    steps = graph._plan.steps
+    assert all(isinstance(s.fn, _Conv) for s in steps), [type(s.fn).__name__ for s in steps]
+    first, second = (s.fn for s in steps if isinstance(s.fn, _Conv))
+    assert first.alpha is not None and (second.lo, second.hi) == (0.0, 6.0)
+    np.testing.assert_allclose(second.weight.numpy(), (k2 * scale).transpose(3, 2, 0, 1), rtol=1e-6)
+    assert second.bias is not None
+    np.testing.assert_allclose(second.bias.numpy(), shift, rtol=1e-6)
     a = _ref_conv(x, k1, "SAME", 1) + bias
     a = np.where(a < 0, a * alpha, a)
     want = np.clip(_ref_conv(a, k2, "VALID", 1) * scale + shift, 0, 6)

@@ -84,16 +84,8 @@ def test_corrupt_generator_weights_give_a_clear_error(tmp_path):
         DCGANGenerator(str(bad), "x")
 
 
-def test_catalogue_pins_every_default_file():
-    for name in weights.DEFAULT_MODELS:
-        for f in weights.MODELS[name].files:
-            assert len(f.sha256) == 64 and f.package.license
-
-
 def test_catalogue_is_consistent():
     """What a broken catalogue entry would get wrong: a name, a pin, a member in the wrong package's layout."""
-    import re
-
     assert weights.DEFAULT_MODELS and not any(weights.MODELS[n].oracle for n in weights.DEFAULT_MODELS)
     for key, model in weights.MODELS.items():
         assert model.name == key and model.files and model.purpose
@@ -114,4 +106,14 @@ def test_every_default_file_is_cached_and_matches_its_pin():
         assert weights.status(name) == "present"
         for f in weights.MODELS[name].files:
             path = weights.path_of(name, f.filename)  # verifies the SHA-256
-            assert path == weights.local_path(f) and weights.sha256_of(path) == f.sha256
+            assert path == weights.local_path(f)
+            assert _sha256(path) == f.sha256, f"{name}: {f.filename} does not hash to its pin"
+
+
+def _sha256(path: Path) -> str:
+    """The file's SHA-256, computed here rather than by the code under test."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
