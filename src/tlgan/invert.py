@@ -223,7 +223,7 @@ class Encoder:
         try:
             with safe_open(str(path), "pt") as fh:
                 header = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh}
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open is not iterable
         except (SafetensorError, OSError, ValueError) as e:
             raise InversionError(f"{path} is not a readable safetensors encoder file: {e}") from e
         if "tlgan_encoder" not in header:
