@@ -41,10 +41,11 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import httpx
 import numpy as np
@@ -265,7 +266,6 @@ def run_once(path: Path, names: list[str], args: argparse.Namespace, max_session
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from _common import machine
-
     from tlgan.app.state import MAX_SESSIONS
     from tlgan.axes import Axes
 

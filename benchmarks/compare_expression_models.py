@@ -91,7 +91,8 @@ def main() -> None:
 
     argmax = {m: np.array([max(probs[m], key=lambda lab: probs[m][lab][i]) for i in range(args.n)]) for m in probs}
     lines = [f"# Expression models on {args.n} generated faces (seed {args.seed})", "",
-             f"speed (img/s, batch 64, {torch.get_num_threads()} CPU threads, best of 3): " + ", ".join(f"{m} {s:.0f}" for m, s in speed.items()),
+             f"speed (img/s, batch 64, {torch.get_num_threads()} CPU threads, best of 3): "
+             + ", ".join(f"{m} {s:.0f}" for m, s in speed.items()),
              f"faces with a mesh: {np.isfinite(geo[:, 0]).mean():.1%}; "
              f"top-1 label agreement fer vs human: {(argmax['fer'] == argmax['human']).mean():.1%}", "",
              "| label | r(fer, human) | top-16 overlap | top-100 overlap | fer mean | human mean "

@@ -14,6 +14,7 @@ Writes benchmarks/results/evaluate.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -33,7 +34,7 @@ def bench_finders(run, gen, repeat: int) -> dict:
     out = {}
     for name in ("glm", "interfacegan", "ganspace", "sefa"):
         finder = load_finder(name)
-        times = [timed(lambda: finder.find(z, labels, feats, gen, meta=dict(meta))) for _ in range(repeat)]
+        times = [timed(functools.partial(finder.find, z, labels, feats, gen, meta=dict(meta))) for _ in range(repeat)]
         out[name] = {"seconds_median": statistics.median(times), "seconds_all": times}
         print(f"{name:13s} {statistics.median(times):7.2f} s on {len(z)} samples x {len(feats)} features")
     return {"n_samples": len(z), "n_features": len(feats), "finders": out}

@@ -187,7 +187,7 @@ def child(mode: str, path: Path, out: Path, rows: int | None) -> None:
     if mode == "read":  # one bare pass over the latents, as the fit reads them
         z = run.latent_array()
         rows_per = glm.block_rows(z)
-        for _lo, _hi, block in glm._blocks(z, rows_per):
+        for _lo, _hi, _block in glm._blocks(z, rows_per):
             pass
         print(json.dumps({"read_seconds": time.perf_counter() - t, "read_cpu_seconds": cpu_seconds(),
                           "rows_per_block": rows_per,

@@ -42,17 +42,16 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
-
-from tlgan.align import align_photo, apply  # noqa: E402
-from tlgan.extractors import load_extractor  # noqa: E402
-from tlgan.generators import load_generator  # noqa: E402
-from tlgan.invert import Encoder, invert, reconstruction_quality, train_encoder  # noqa: E402
+from _common import RESULTS, machine
+from tlgan.align import align_photo, apply
+from tlgan.extractors import load_extractor
+from tlgan.generators import load_generator
+from tlgan.invert import Encoder, invert, reconstruction_quality, train_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("encoder", "optimisation", "encoder+optimisation")
 LABELS = ("age", "male", "yaw", "happy")  # the labels whose survival the summary reports
-KEEP_LABELS = LABELS + ("pitch", "skin_tone", "eyeglasses", "mouth_open")
+KEEP_LABELS = (*LABELS, "pitch", "skin_tone", "eyeglasses", "mouth_open")
 EDITS = (("age +2", {"age": 2.0}, ()), ("age +2, male locked", {"age": 2.0}, ("male",)),
          ("happy +1.5", {"happy": 1.5}, ()))
 ENCODER_FILE = RESULTS / "invert_encoder.safetensors"
@@ -65,7 +64,7 @@ def human_assets(human: Path) -> Path | None:
         from tlgan.weights import path_of
 
         return path_of("human-test-photos", "package/assets/screenshot-facedetect.jpg").parent
-    except Exception as e:  # noqa: BLE001 - the photos are optional
+    except Exception as e:  # the photos are optional
         print(f"no @vladmandic/human photos ({e}); npm pack @vladmandic/human@3.3.6 and untar")
         return None
 
@@ -84,7 +83,7 @@ def around_face(photo: np.ndarray, transform: np.ndarray, size: int) -> np.ndarr
     corners = apply(transform, [[0, 0], [size, 0], [0, size], [size, size]])
     (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
-    box = [int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half)]
+    box = [round(v) for v in (cx - half, cy - half, cx + half, cy + half)]
     return np.asarray(Image.fromarray(photo).crop(box))
 
 

@@ -30,8 +30,8 @@ import numpy as np
 from _common import RESULTS, machine
 from tlgan.evaluate import clean, compare_finders
 from tlgan.explore import move
-from tlgan.figures import compare_traversals
 from tlgan.extractors import load_extractor
+from tlgan.figures import compare_traversals
 from tlgan.generators import generator_of
 from tlgan.pipeline import showcase_latents
 from tlgan.sample import open_run

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-
 from dataclasses import replace
 
 import numpy as np

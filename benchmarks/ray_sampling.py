@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import RESULTS, machine, timed
-from tlgan.distributed import ModelSpec, sample as sample_on_ray
+from tlgan.distributed import ModelSpec
+from tlgan.distributed import sample as sample_on_ray
 from tlgan.jobs import load_models
 from tlgan.sample import ChunkWriter, create_run, open_run, sample
 
@@ -82,8 +83,9 @@ def main() -> None:
                                                                  1024, images=False)
         # Ray runs its workers at niceness 15; on a machine shared with other jobs that would time the priority,
         # not Ray: give them the driver's
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        out["ray_worker_niceness"] = int(os.environ["RAY_worker_niceness"])
+        niceness = "RAY_worker_niceness"  # Ray's own spelling of the variable, lower case and all
+        os.environ.setdefault(niceness, "0")
+        out["ray_worker_niceness"] = int(os.environ[niceness])
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="warning")
         out["ray_resources"] = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
         out["ray"] = []

@@ -10,6 +10,7 @@ Writes benchmarks/results/runsafe.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import tempfile
@@ -42,7 +43,7 @@ def main() -> None:
             for name, make in codecs.items():
                 S._codecs = make  # type: ignore[assignment]
                 folder = Path(tmp) / f"{name}-{rep}"
-                times[name].append(timed(lambda: S.sample(folder, gen, ext, args.n, chunk=args.chunk, progress=False)))
+                times[name].append(timed(functools.partial(S.sample, folder, gen, ext, args.n, chunk=args.chunk, progress=False)))
                 runs[name] = S.open_run(folder)
         S._codecs = with_crc  # type: ignore[assignment]
         for name, ts in times.items():

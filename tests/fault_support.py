@@ -13,8 +13,6 @@ from cli_support import run
 from tlgan.errors import TLGANError
 
 
-
-
 def run_cli(*args, ok: bool = False):
     """``tlgan ARGS`` in-process; by default expecting a refusal (check it with :func:`one_line`)."""
     return run(*args, ok=ok)

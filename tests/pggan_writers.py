@@ -13,8 +13,9 @@ import math
 import pickle
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ def _fake_modules(names: list[str]) -> Iterator[list[types.ModuleType]]:
     """Temporarily register empty modules so pickle can name a stub class by its original path."""
     saved = {n: sys.modules.get(n) for n in names}
     mods = [types.ModuleType(n) for n in names]
-    sys.modules.update(zip(names, mods))
+    sys.modules.update(zip(names, mods, strict=True))
     try:
         yield mods
     finally:

@@ -15,9 +15,10 @@ import pickle
 import sys
 import types
 from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from torch import nn
 

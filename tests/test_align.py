@@ -8,11 +8,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlgan.align import (DIGIFACE_TEMPLATE, EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, MOUTH_IMAGE_LEFT, MOUTH_IMAGE_RIGHT,
-                         FRAMINGS, PhotoError, align_face, align_photo, anchor_points, apply, crop_transform,
-                         ffhq_quad, load_photo, paste_back, similarity, warp)
-
 from model_support import need_models
+from tlgan.align import (
+    DIGIFACE_TEMPLATE,
+    EYE_IMAGE_LEFT,
+    EYE_IMAGE_RIGHT,
+    FRAMINGS,
+    MOUTH_IMAGE_LEFT,
+    MOUTH_IMAGE_RIGHT,
+    PhotoError,
+    align_face,
+    align_photo,
+    anchor_points,
+    apply,
+    crop_transform,
+    ffhq_quad,
+    load_photo,
+    paste_back,
+    similarity,
+    warp,
+)
 
 
 def similarity_matrix(scale: float, degrees: float, tx: float, ty: float) -> np.ndarray:
@@ -179,7 +194,7 @@ def test_align_photo_on_a_real_photo_frames_the_face_like_ffhq():
     import matplotlib
 
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    photo, aligned = align_photo(path, "ffhq", 256)
+    _photo, aligned = align_photo(path, "ffhq", 256)
     assert aligned.image.shape == (256, 256, 3)
     # the eyes land where FFHQ puts them (its eye centres sit about 0.38 / 0.62 across, 0.45 down)
     from tlgan.extractors.detect import detect_faces, face_landmarks

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlgan.extractors.detect import SIZE, anchors, crop_square, decode, iou, letterbox, nms
-
 from model_support import need_models
+from tlgan.extractors.detect import SIZE, anchors, crop_square, decode, iou, letterbox, nms
 
 
 def grace_hopper() -> np.ndarray:
@@ -140,7 +139,7 @@ def test_several_faces_on_a_collage_largest_first():
     # grace hopper at three sizes on a grey canvas
     canvas = np.full((700, 1100, 3), 120, np.uint8)
     hopper = grace_hopper()
-    for (x, y), s in zip([(20, 40), (560, 20), (620, 480)], [1.0, 0.7, 0.35]):
+    for (x, y), s in zip([(20, 40), (560, 20), (620, 480)], [1.0, 0.7, 0.35], strict=True):
         im = np.asarray(Image.fromarray(hopper).resize((round(512 * s), round(600 * s))))
         canvas[y:y + im.shape[0], x:x + im.shape[1]] = im
     found = detect_faces(canvas)

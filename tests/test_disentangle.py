@@ -6,7 +6,6 @@ import pytest
 from tlgan.disentangle import attribute_dependency, dci, dci_scores, logits
 from tlgan.errors import InputError
 
-
 # ---------------------------------------------------------------- attribute dependency
 
 
@@ -95,7 +94,7 @@ def test_logits_invert_the_sigmoid_and_clip_certain_probabilities():
 
 
 def test_dci_scores_of_known_importance_matrices():
-    d, c, per_code, _, per_factor = dci_scores(np.eye(3))
+    d, c, _per_code, _, _per_factor = dci_scores(np.eye(3))
     assert d == pytest.approx(1) and c == pytest.approx(1)
     d, c, *_ = dci_scores(np.ones((3, 3)))  # every code matters equally for every factor
     assert d == pytest.approx(0, abs=1e-12) and c == pytest.approx(0, abs=1e-12)

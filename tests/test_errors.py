@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 import tlgan.cli as cli
-from tlgan import axes, fit, finders, labels, registry, sample, train, weights
+from tlgan import axes, finders, fit, labels, registry, sample, train, weights
 from tlgan.app import state
 from tlgan.errors import TLGANError
 from tlgan.extractors import keras_h5, learned, tfjs
@@ -24,9 +24,10 @@ def test_every_error_class_derives_from_the_base(cls, builtin):
 
 
 def test_no_error_class_outside_the_base():
-    import tlgan
-    import pkgutil
     import importlib
+    import pkgutil
+
+    import tlgan
 
     found = []
     for info in pkgutil.walk_packages(tlgan.__path__, "tlgan."):

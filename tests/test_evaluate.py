@@ -7,15 +7,25 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from model_support import need_models
 from tlgan.axes import Axes
-from tlgan.evaluate import (HELDOUT_OFFSET, Scorer, compare_finders, evaluate_axes, half_difference, heldout_seed,
-                            label_std, make_heldout, match_components, row_summary, suggest_range)
+from tlgan.evaluate import (
+    HELDOUT_OFFSET,
+    Scorer,
+    compare_finders,
+    evaluate_axes,
+    half_difference,
+    heldout_seed,
+    label_std,
+    make_heldout,
+    match_components,
+    row_summary,
+    suggest_range,
+)
 from tlgan.extractors import Feature
 from tlgan.finders import FINDERS, load_finder, sefa_directions
 from tlgan.report import write_comparison, write_evaluation
 from tlgan.toy import ToyLinearExtractor, toy_directions
-
-from model_support import need_models
 
 B = toy_directions()  # rows: a, b = 0.8 a + 0.6 e1, p (binary, sigmoid(2 e2 . z)), c
 
@@ -157,7 +167,7 @@ def test_supervised_finders_recover_the_toy_axes(toy_samples, name, tol):
     z, y, feats = toy_samples
     axes = load_finder(name).find(z, y, feats)
     assert axes.names == ["a", "b", "p", "c"] and axes.meta["finder"] == name
-    for v, true in zip(axes.vectors, B):
+    for v, true in zip(axes.vectors, B, strict=True):
         assert np.linalg.norm(v) == pytest.approx(1, abs=1e-5)
         assert v @ true > tol  # the right direction and pointing toward higher scores
     if name == "interfacegan":
@@ -217,7 +227,7 @@ class ToyFaces(ToyLinearExtractor):
     """The toy with a face flag (a face is 'found' while c > -1.5) and a descriptor (the row values)."""
 
     name = "toy-faces"
-    features = (Feature("face_found", "binary"),) + ToyLinearExtractor.features
+    features = (Feature("face_found", "binary"), *ToyLinearExtractor.features)
     presence = "face_found"
     has_descriptor = True
 

@@ -4,11 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from tlgan.extractors.geometry import (CHIN, FACE_OVAL, FOREHEAD, LEFT_EYE_OUTER, LOWER_LIP, MOUTH_LEFT, MOUTH_RIGHT,
-                                       RIGHT_EYE_OUTER, UPPER_LIP, head_pose, mouth_eyes_smile,
-                                       skin_and_background)
-
 from model_support import need_models
+from tlgan.extractors.geometry import (
+    CHIN,
+    FACE_OVAL,
+    FOREHEAD,
+    LEFT_EYE_OUTER,
+    LOWER_LIP,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    RIGHT_EYE_OUTER,
+    UPPER_LIP,
+    head_pose,
+    mouth_eyes_smile,
+    skin_and_background,
+)
 
 
 def rotation(yaw, pitch, roll):

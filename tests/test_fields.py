@@ -3,8 +3,9 @@ the same, and a new field kind is one class plus its registration (the toy kind 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_an_unknown_field_kind_is_named(tmp_path):
     doc = json.loads(Axes.sidecar(path).read_text())
     doc["field"]["kind"] = "vortex"
     save_file(load_file(str(path)), str(path), metadata={"tlgan": json.dumps(doc)})
-    with pytest.raises(AxesError, match="kind 'vortex'.*known: .*linear"):
+    with pytest.raises(AxesError, match=r"kind 'vortex'.*known: .*linear"):
         Axes.load(path)
 
 
@@ -136,7 +137,7 @@ class SwirlField(DirectionField):
         return {"plane": self.plane}
 
     @classmethod
-    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> "SwirlField":
+    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> SwirlField:
         assert header["note"] == "a test field"
         return cls(mean, tensors["plane"])
 

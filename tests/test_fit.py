@@ -12,8 +12,10 @@ from tlgan.toy import ToyLinearGenerator
 def problem(n=3000, dim=20, seed=0):
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, dim))
-    a = rng.normal(size=dim); a /= np.linalg.norm(a)
-    b = rng.normal(size=dim); b /= np.linalg.norm(b)
+    a = rng.normal(size=dim)
+    a /= np.linalg.norm(a)
+    b = rng.normal(size=dim)
+    b /= np.linalg.norm(b)
     return z, a, b, rng
 
 
@@ -32,7 +34,7 @@ def test_linear_feature_recovers_the_true_axis():
 
 @pytest.mark.parametrize("method", ["logistic", "arctanh"])
 def test_probability_feature_recovers_the_true_axis(method):
-    z, _, b, rng = problem()
+    z, _, b, _rng = problem()
     p = 1 / (1 + np.exp(-(2 * z @ b - 0.5)))
     fit = fit_feature(z, p, Feature("male", "binary"), method=method)
     assert fit.method == method
@@ -48,7 +50,7 @@ def test_hard_binary_labels_with_noise():
 
 
 def test_nan_labels_are_skipped_not_used():
-    z, a, _, rng = problem()
+    z, a, _, _rng = problem()
     y = z @ a
     y[::3] = np.nan
     fit = fit_feature(z, y, Feature("yaw", "continuous"))
@@ -153,7 +155,7 @@ def test_fast_fit_agrees_on_small_strongly_regularised_problems(seed):
 
 
 def test_fast_fit_skips_what_the_reference_skips():
-    z, a, _, rng = problem(n=500)
+    z, a, _, _rng = problem(n=500)
     feats = [Feature("one_class", "binary"), Feature("const", "continuous"), Feature("few", "binary"),
              Feature("soft", "binary")]
     y = np.column_stack([np.full(500, 0.9), np.ones(500), np.full(500, np.nan),
@@ -168,7 +170,7 @@ def test_fast_fit_skips_what_the_reference_skips():
 
 def test_soft_labels_enter_the_loss_without_duplicated_rows():
     # probabilities exactly 0 or 1 and in between: the same model as the row-duplicating reference
-    z, _, b, rng = problem(n=1500, dim=8)
+    z, _, b, _rng = problem(n=1500, dim=8)
     p = 1 / (1 + np.exp(-(3 * z @ b)))
     p[p > 0.97] = 1.0
     p[p < 0.03] = 0.0

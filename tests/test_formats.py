@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ def test_read_versioned_json_returns_the_document_or_says_why_not():
         return f"format {doc.get('format')}"
 
     assert read_versioned_json('{"format": 2, "x": 1}', "f.json", 2, _Err, mismatch) == {"format": 2, "x": 1}
-    with pytest.raises(_Err, match="^format 1$"):
+    with pytest.raises(_Err, match=r"^format 1$"):
         read_versioned_json('{"format": 1}', "f.json", 2, _Err, mismatch)
     with pytest.raises(_Err, match=r"^f\.json holds a JSON list, not an object$"):
         read_versioned_json("[1, 2]", "f.json", 2, _Err, mismatch)
@@ -35,10 +36,10 @@ def test_callers_keep_their_error_class(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text("{")
-    with pytest.raises(RunError, match="not valid JSON.*the run folder is damaged"):
+    with pytest.raises(RunError, match=r"not valid JSON.*the run folder is damaged"):
         open_run(run)
     (run / "run.json").write_text(json.dumps({"format": -1, "tlgan_version": "0.0"}))
-    with pytest.raises(RunError, match="written by tlgan 0.0 in run format -1"):
+    with pytest.raises(RunError, match=re.escape("written by tlgan 0.0 in run format -1")):
         open_run(run)
     path = tmp_path / "a.safetensors"
     save_file({"axes": np.zeros((1, 2), np.float32)}, str(path), metadata={"tlgan": "not json"})

@@ -11,12 +11,21 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from model_support import need_models
 from torch import nn
 
+from model_support import need_models
 from tlgan.generators.checkpoints import CheckpointGenerator, Family
-from tlgan.invert import (Encoder, InversionError, check_image, invert, latent_prior, load_inversion,
-                          reconstruction_quality, save_inversion, train_encoder)
+from tlgan.invert import (
+    Encoder,
+    InversionError,
+    check_image,
+    invert,
+    latent_prior,
+    load_inversion,
+    reconstruction_quality,
+    save_inversion,
+    train_encoder,
+)
 
 
 class TinyStyle(nn.Module):
@@ -146,7 +155,7 @@ def test_latent_file_round_trip_and_refusals(tmp_path):
     assert np.array_equal(back.latent, inv.latent) and np.array_equal(back.reconstruction, inv.reconstruction)
     assert np.array_equal(back.target, target) and back.quality == inv.quality and back.space == "w+"
     assert np.allclose(back.losses, inv.losses)
-    with pytest.raises(InversionError, match="space w\\+.*not to generator 'tiny-style' in space w"):
+    with pytest.raises(InversionError, match=r"space w\+.*not to generator 'tiny-style' in space w"):
         load_inversion(path, tiny("w"))
     (tmp_path / "other.npz").write_bytes(b"not a zip")
     with pytest.raises(InversionError, match="not a readable"):
@@ -166,7 +175,7 @@ def test_encoder_trains_saves_and_refuses_another_space(tmp_path):
     images = gen.render(gen.sample(3, 7)).numpy()
     assert np.allclose(back.predict(images), enc.predict(images), atol=1e-6)
     assert back.predict(images[0]).shape == (1, 16)
-    with pytest.raises(InversionError, match="space w.*not to generator 'tiny-style' in space w\\+"):
+    with pytest.raises(InversionError, match=r"space w.*not to generator 'tiny-style' in space w\+"):
         Encoder.load(path, tiny("w+"))
     inv = invert(gen, images[0], back, steps=3, identity_weight=0)
     assert inv.start == "encoder"
@@ -199,7 +208,7 @@ def held_out_faces(dcgan):
 
 @need_models("digiface-dcgan", "faceres")
 def test_dcgan_faces_invert_back_close_to_the_original(dcgan, dcgan_encoder, held_out_faces):
-    z, faces = held_out_faces
+    _z, faces = held_out_faces
     face, other = faces[0], faces[1]
     start = invert(dcgan, face, dcgan_encoder, steps=0)
     inv = invert(dcgan, face, dcgan_encoder, steps=40, identity_weight=0)
@@ -213,7 +222,7 @@ def test_dcgan_faces_invert_back_close_to_the_original(dcgan, dcgan_encoder, hel
 
 @need_models("digiface-dcgan")
 def test_encoder_beats_the_mean_latent_as_a_start(dcgan, dcgan_encoder, held_out_faces):
-    z, faces = held_out_faces
+    _z, faces = held_out_faces
     enc = [reconstruction_quality(f, invert(dcgan, f, dcgan_encoder, steps=0).reconstruction, identity=False)
            for f in faces]
     mean = [reconstruction_quality(f, invert(dcgan, f, steps=0).reconstruction, identity=False) for f in faces]
@@ -226,7 +235,7 @@ def test_identity_loss_is_differentiable_and_lowers(dcgan, held_out_faces):
     from tlgan.extractors.human import FaceRes
     from tlgan.invert import face_identity, to_float
 
-    z, faces = held_out_faces
+    _z, faces = held_out_faces
     ident = face_identity("cpu")
     x = to_float(faces[:1], 64).requires_grad_(True)
     d = ident(x)
@@ -242,7 +251,7 @@ def test_identity_loss_is_differentiable_and_lowers(dcgan, held_out_faces):
 def test_quality_report_with_the_faces_extractor(dcgan, held_out_faces):
     from tlgan.extractors import load_extractor
 
-    z, faces = held_out_faces
+    _z, faces = held_out_faces
     q = reconstruction_quality(faces[0], faces[0], load_extractor("faces", "cpu"))
     assert q["pixel_mae"] == 0 and q["psnr"] == float("inf") and q["identity"] > 0.999
     assert q["labels"]["male"]["photo"] == pytest.approx(q["labels"]["male"]["reconstruction"])

@@ -35,7 +35,7 @@ def _write_keras_h5(path: Path, layers: list[tuple[str, str, dict]], arrays: dic
             lg = g.create_group(name)
             names = [f"{name}/{k}:0" for k in arrays.get(name, {})]
             lg.attrs["weight_names"] = np.array([n.encode() for n in names])
-            for n, a in zip(names, arrays.get(name, {}).values()):
+            for n, a in zip(names, arrays.get(name, {}).values(), strict=True):
                 lg.create_dataset(n, data=a)
 
 
@@ -117,7 +117,7 @@ def test_fer_matches_its_tflite_copy() -> None:
     # The oracle's weights are int8-quantized: observed max |diff| 0.031, mean 0.003, min class correlation 0.9957
     # (disgust, which barely varies); a padding off by one pixel gives max |diff| 0.73 and correlation 0.33.
     corr = [np.corrcoef(got[:, k], want[:, k])[0, 1] for k in range(len(FER_LABELS))]
-    assert min(corr) >= 0.99, dict(zip(FER_LABELS, np.round(corr, 4)))
+    assert min(corr) >= 0.99, dict(zip(FER_LABELS, np.round(corr, 4), strict=True))
     assert np.abs(got - want).max() < 0.06 and np.abs(got - want).mean() < 0.01
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9
 

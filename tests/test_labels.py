@@ -12,8 +12,7 @@ from PIL import Image
 from tlgan.axes import Axes
 from tlgan.cli import main
 from tlgan.generators import Generator
-from tlgan.labels import (FaceSource, Labeller, LabelError, LabelStore, RunSource, canonical_latents,
-                          fit_label_axes, load_labels)
+from tlgan.labels import FaceSource, LabelError, Labeller, LabelStore, RunSource, canonical_latents, fit_label_axes, load_labels
 from tlgan.sample import sample
 from tlgan.toy import toy_directions
 
@@ -64,7 +63,7 @@ def test_store_appends_overrides_and_resumes(tmp_path):
     assert again.get(7, 3, "hat") == 1 and again.get(0, 5, "bright") is None
     table = again.table()
     assert table.features == ["bright", "hat"]
-    assert [(int(s), int(i)) for s, i in zip(table.seeds, table.indices)] == [(0, 3), (0, 4), (7, 3)]
+    assert [(int(s), int(i)) for s, i in zip(table.seeds, table.indices, strict=True)] == [(0, 3), (0, 4), (7, 3)]
     np.testing.assert_array_equal(table.y, [[0, np.nan], [0, np.nan], [np.nan, 1]])
 
 

@@ -10,8 +10,8 @@ import pytest
 from tlgan.axes import Axes, AxesError
 from tlgan.explore import move, traversal
 from tlgan.extractors import Feature
-from tlgan.finders import FinderError, load_finder
 from tlgan.fields import cosines, retained_at
+from tlgan.finders import FinderError, load_finder
 
 D = 4
 FEATURES = [Feature("cos", "continuous"), Feature("a", "continuous"), Feature("q", "continuous"),

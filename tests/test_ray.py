@@ -16,10 +16,11 @@ from model_support import need_models
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'tlgan[ray]')")
 
-import ray_support  # noqa: E402,F401  (registers the test extractors in this process too)
-from tlgan.distributed import ModelSpec, RayError, relabel, sample  # noqa: E402
-from tlgan.jobs import load_models  # noqa: E402
-from tlgan.sample import open_run, sample as local_sample  # noqa: E402
+import ray_support  # also registers the test extractors in this process
+from tlgan.distributed import ModelSpec, RayError, relabel, sample
+from tlgan.jobs import load_models
+from tlgan.sample import open_run
+from tlgan.sample import sample as local_sample
 
 TESTS = Path(__file__).parent
 TOY = ModelSpec("toy-linear", "toy-linear")
@@ -61,7 +62,7 @@ def test_ray_run_equals_local_run_and_relabels(cluster, tmp_path):
     # the same run but for its identity (run_id ties each run's chunks to it: see sample.chunk_digest)
     assert run.info == open_run(tmp_path / "local").info | {k: run.info[k] for k in ("tlgan_version", "run_id")}
     # the finished run is left as it is; relabelling its cached images on Ray fills another label set
-    again, report = sample(tmp_path / "ray", TOY, 300, seed=4, save_images=True, progress=False)
+    _again, report = sample(tmp_path / "ray", TOY, 300, seed=4, save_images=True, progress=False)
     assert report.chunks == 0
     relabelled, report = relabel(tmp_path / "ray", "toy-slow", workers=1, progress=False)
     assert report.chunks == 10
@@ -110,7 +111,7 @@ def test_killed_driver_resumes_to_the_same_result(cluster, tmp_path):
 
 
 def test_more_workers_than_the_cluster_holds_is_refused(cluster, tmp_path):
-    with pytest.raises(RayError, match="room for 1..2 workers"):
+    with pytest.raises(RayError, match=r"room for 1..2 workers"):
         sample(tmp_path / "ray", TOY, 10, workers=3, progress=False)
     with pytest.raises(RayError, match="no GPU"):
         sample(tmp_path / "ray", TOY, 10, device="cuda", progress=False)

@@ -47,7 +47,7 @@ def test_truncated_and_foreign_files_get_a_clear_error(tmp_path):
     src = fixture_file("stylegan2_ada/sg2ada_public_32.pkl").read_bytes()
     cut = tmp_path / "cut.pkl"
     cut.write_bytes(src[: len(src) // 3])
-    with pytest.raises(WeightsError, match="not a readable network pickle.*complete"):
+    with pytest.raises(WeightsError, match=r"not a readable network pickle.*complete"):
         load_pickle(cut)
     text = tmp_path / "notes.pkl"
     text.write_text("hello")

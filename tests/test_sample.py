@@ -119,7 +119,7 @@ def test_full_disk_keeps_written_chunks(tmp_path, toy, monkeypatch):
         real(self, **counts)
 
     monkeypatch.setattr(S.Run, "_advance", advance)
-    with pytest.raises(RunError, match="disk full while writing samples 16..24.*16 samples written before are intact"):
+    with pytest.raises(RunError, match=r"disk full while writing samples 16..24.*16 samples written before are intact"):
         sample(tmp_path / "run", gen, ext, n=40, chunk=8, progress=False)
     monkeypatch.setattr(S.Run, "_advance", real)
     assert open_run(tmp_path / "run").done("labels/toy-linear") == 16

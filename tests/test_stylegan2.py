@@ -10,10 +10,9 @@ import torch
 from generator_fixtures import expected, fixture_file
 from nvlabs_writer import random_stylegan2, stylegan2_entry, write_nvlabs_pickle, write_stylegan2_snapshot
 from tlgan.generators import ops
-from tlgan.generators.safe_pickle import UnsafePickleError
-from tlgan.generators.stylegan2 import (StyleGAN2, generator_from_nvlabs_kwargs, load_nvlabs_stylegan2,
-                                        load_rosinality)
 from tlgan.generators.checkpoints import read_checkpoint, recognise
+from tlgan.generators.safe_pickle import UnsafePickleError
+from tlgan.generators.stylegan2 import StyleGAN2, generator_from_nvlabs_kwargs, load_nvlabs_stylegan2, load_rosinality
 from tlgan.weights import WeightsError
 
 NVLABS = [("stylegan2_ada/sg2ada_public_32", "nvlabs-stylegan2-ada"),
@@ -50,7 +49,7 @@ def test_nvlabs_training_generator_loads_on_request(name, fmt):
     assert g.info["network"] == "G"
     with torch.no_grad():
         assert _max_diff(g(torch.from_numpy(e["z"])), e["img_psi1_trainG"]) <= 1e-4
-    with pytest.raises(WeightsError, match="no network 'D_ema'.*G, D, G_ema"):
+    with pytest.raises(WeightsError, match=r"no network 'D_ema'.*G, D, G_ema"):
         load_nvlabs_stylegan2(fixture_file(f"{name}.pkl"), network="D_ema")
 
 
@@ -188,11 +187,11 @@ def test_nvlabs_snapshot_naming_one_forbidden_global_is_refused(tmp_path):
 
 def test_unsupported_or_foreign_files_get_clear_errors(tmp_path):
     kwargs = random_stylegan2(16, 8, 8).nvlabs_init_kwargs
-    with pytest.raises(WeightsError, match="conditional generator .c_dim=10."):
+    with pytest.raises(WeightsError, match=r"conditional generator .c_dim=10."):
         generator_from_nvlabs_kwargs({**kwargs, "c_dim": 10})
     with pytest.raises(WeightsError, match="options tlgan does not implement: mystery"):
         generator_from_nvlabs_kwargs({**kwargs, "synthesis_kwargs": {**kwargs["synthesis_kwargs"], "mystery": 1}})
-    with pytest.raises(WeightsError, match="unsupported StyleGAN2 configuration.*power-of-two"):
+    with pytest.raises(WeightsError, match=r"unsupported StyleGAN2 configuration.*power-of-two"):
         generator_from_nvlabs_kwargs({**kwargs, "img_resolution": 48})
     sg3 = fixture_file("stylegan3/sg3t_public_32.pkl")
     assert recognise(read_checkpoint(sg3)) == "stylegan3"
@@ -214,7 +213,7 @@ def test_unsupported_or_foreign_files_get_clear_errors(tmp_path):
     with pytest.raises(WeightsError, match="no 'g_ema' generator"):
         load_rosinality(fixture_file("pgan/pgan_public_32.pt"))
     torch.save({"netG": {}}, tmp_path / "other.pt")
-    with pytest.raises(WeightsError, match="no 'g_ema' generator .keys: netG."):
+    with pytest.raises(WeightsError, match=r"no 'g_ema' generator .keys: netG."):
         load_rosinality(tmp_path / "other.pt")
 
 
@@ -228,7 +227,7 @@ def test_interface_style_weights_truncation_and_dtypes():
         assert torch.equal(cut[:, 2:], net.mapping(z)[:, 2:]) and torch.equal(cut[:, :2], net.mapping(z, 0.5)[:, :2])
         weights = net.style_weights()
         assert [i for i, _ in weights] == [0, 1, 1, 2, 3, 3, 4, 5, 5, 6, 7]  # conv, torgb per block; torgb shares
-        assert all(w.shape == (c, 24) for (_, w), c in zip(weights, [64, 64, 64, 64, 64, 64, 32, 32, 32, 16, 16]))
+        assert all(w.shape == (c, 24) for (_, w), c in zip(weights, [64, 64, 64, 64, 64, 64, 32, 32, 32, 16, 16], strict=True))
         torgb = net.synthesis.b32.torgb
         assert torch.allclose(weights[-1][1], torgb.affine.weight / np.sqrt(24) / np.sqrt(16))
         img = net(z)

@@ -8,10 +8,9 @@ import torch.nn.functional as F
 from generator_fixtures import expected, fixture_file
 from sg3_writer import write_snapshot
 from tlgan.generators import stylegan3
-from tlgan.generators.safe_pickle import load_pickle
-from tlgan.generators.stylegan3 import (StyleGAN3Generator, design_lowpass_filter, is_stylegan3_network,
-                                        load_stylegan3)
 from tlgan.generators.checkpoints import read_checkpoint, recognise
+from tlgan.generators.safe_pickle import load_pickle
+from tlgan.generators.stylegan3 import StyleGAN3Generator, design_lowpass_filter, is_stylegan3_network, load_stylegan3
 from tlgan.weights import WeightsError
 
 FIXTURE = "stylegan3/sg3t_public_32"
@@ -186,7 +185,7 @@ def test_style_weights_cover_every_modulated_layer(fixture_net):
     g, _ = fixture_net
     sw = g.style_weights()
     assert [i for i, _ in sw] == list(range(1, g.num_ws))
-    for (_, weight), layer in zip(sw, g.synthesis.layers()):
+    for (_, weight), layer in zip(sw, g.synthesis.layers(), strict=True):
         assert weight.shape == (layer.in_channels, g.w_dim)
     w = torch.randn(2, g.w_dim)
     first, last = g.synthesis.layers()[0], g.synthesis.layers()[-1]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from tlgan import weights
-from tlgan.extractors.tfjs import TFJSGraph, UnsupportedOpError
+from tlgan.extractors.tfjs import TFJSGraph, UnsupportedOpError, _Conv
 
 DATA = Path(__file__).parent / "data"
 
@@ -89,7 +89,7 @@ def _tf_pads(padding: str | list[int], size: tuple[int, int], k: tuple[int, int]
     if padding == "VALID":
         return [0, 0, 0, 0]
     pads = []
-    for n, kk in zip(size, k):
+    for n, kk in zip(size, k, strict=True):
         total = max((math.ceil(n / stride) - 1) * stride + (kk - 1) * dilation + 1 - n, 0)
         pads += [total // 2, total - total // 2]
     return pads
@@ -99,8 +99,8 @@ def _ref_conv(x: np.ndarray, k: np.ndarray, padding: str | list[int], stride: in
               depthwise: bool = False) -> np.ndarray:
     """Direct NHWC convolution (TF filter layout), independent of torch."""
     kh, kw, cin, cout = k.shape
-    t, b, l, r = _tf_pads(padding, x.shape[1:3], (kh, kw), stride, dilation)
-    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+    t, b, left, right = _tf_pads(padding, x.shape[1:3], (kh, kw), stride, dilation)
+    xp = np.pad(x, ((0, 0), (t, b), (left, right), (0, 0)))
     oh = (xp.shape[1] - (kh - 1) * dilation - 1) // stride + 1
     ow = (xp.shape[2] - (kw - 1) * dilation - 1) // stride + 1
     out = np.zeros((x.shape[0], oh, ow, cin * cout if depthwise else cout), np.float64)
@@ -137,8 +137,8 @@ def test_max_pool_padding_never_wins(tmp_path: Path, padding: str) -> None:
              "data_format": _s("NHWC")}
     path = _write_graph(tmp_path, [-1, 6, 5, 3], [{"name": "y", "op": "MaxPool", "input": ["x"], "attr": attrs}], {})
     got = TFJSGraph(path, "cpu")(torch.from_numpy(x))["y"].numpy()
-    t, b, l, r = _tf_pads(padding, (6, 5), (3, 3), 2)
-    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=-np.inf)
+    t, b, left, right = _tf_pads(padding, (6, 5), (3, 3), 2)
+    xp = np.pad(x, ((0, 0), (t, b), (left, right), (0, 0)), constant_values=-np.inf)
     want = np.stack([np.stack([xp[:, i:i + 3, j:j + 3].max((1, 2)) for j in range(0, xp.shape[2] - 2, 2)], 1)
                      for i in range(0, xp.shape[1] - 2, 2)], 1)
     np.testing.assert_array_equal(got, want)
@@ -165,7 +165,15 @@ def test_fused_conv_prelu_and_folded_bn_relu6(tmp_path: Path) -> None:
     consts = {"k1": k1, "k2": k2, "bias": bias, "alpha": alpha, "scale": scale, "shift": shift,
               "six": np.array(6.0, np.float32), "zero": np.array(0.0, np.float32)}
     graph = TFJSGraph(_write_graph(tmp_path, [-1, 5, 5, 2], nodes, consts), "cpu")
-    assert len(graph._plan.steps) == 2  # Mul, AddV2, Relu, Minimum and Maximum folded into the 1x1 conv
+    # what the fold must achieve: only convolutions run, and the 1x1 one carries the BN's scale and shift
+    # (folded into its weight and bias) and the ReLU6 clamp
+    steps = graph._plan.steps
+    assert all(isinstance(s.fn, _Conv) for s in steps), [type(s.fn).__name__ for s in steps]
+    first, second = (s.fn for s in steps if isinstance(s.fn, _Conv))
+    assert first.alpha is not None and (second.lo, second.hi) == (0.0, 6.0)
+    np.testing.assert_allclose(second.weight.numpy(), (k2 * scale).transpose(3, 2, 0, 1), rtol=1e-6)
+    assert second.bias is not None
+    np.testing.assert_allclose(second.bias.numpy(), shift, rtol=1e-6)
     a = _ref_conv(x, k1, "SAME", 1) + bias
     a = np.where(a < 0, a * alpha, a)
     want = np.clip(_ref_conv(a, k2, "VALID", 1) * scale + shift, 0, 6)

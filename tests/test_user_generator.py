@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 import pytest
-from cli_support import run
 
+from cli_support import run
 from nvlabs_writer import random_stylegan2, write_stylegan2_snapshot
 from tlgan.axes import Axes
 from tlgan.generators import load_generator

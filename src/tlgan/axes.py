@@ -15,11 +15,13 @@ never unpickles anything.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
@@ -50,8 +52,8 @@ class AxesHeader(Schema):
 
     features: list[str]
     kinds: list[str]  # binary, continuous, component (unsupervised finders), or a plugin finder's own
-    metrics: dict[str, dict[str, Any]] = {}
-    skipped: dict[str, str] = {}
+    metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    skipped: dict[str, str] = Field(default_factory=dict)
 
 
 @dataclass
@@ -95,7 +97,7 @@ class Axes:
         if len(self.kinds) != len(self.names):
             raise AxesError(f"{where}: {len(self.names)} features but {len(self.kinds)} kinds")
         norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
-        for name, norm, slope in zip(self.names, norms, self.slopes):
+        for name, norm, slope in zip(self.names, norms, self.slopes, strict=True):
             if not np.isfinite(norm) or norm == 0 or not np.isfinite(slope):
                 raise AxesError(f"{where}: the axis of {name!r} is not a finite non-zero vector (norm {norm}, "
                                 f"slope {slope}); refit the axes")
@@ -118,13 +120,13 @@ class Axes:
     def vector(self, name: str) -> np.ndarray:
         return self.vectors[self.index(name)]
 
-    def subset(self, names: list[str]) -> "Axes":
+    def subset(self, names: list[str]) -> Axes:
         idx = [self.index(n) for n in names]
         return Axes([self.names[i] for i in idx], [self.kinds[i] for i in idx], self.vectors[idx],
                     self.slopes[idx], {n: self.metrics.get(n, {}) for n in names}, {}, dict(self.meta),
                     self.field.subset(names))
 
-    def with_field(self, direction_field: DirectionField) -> "Axes":
+    def with_field(self, direction_field: DirectionField) -> Axes:
         """The same axes whose edits follow ``direction_field`` (e.g. ``axes.field.mean()``: linear moves)."""
         return Axes(list(self.names), list(self.kinds), self.vectors, self.slopes, self.metrics, self.skipped,
                     dict(self.meta), direction_field)
@@ -134,7 +136,7 @@ class Axes:
         """The space the axes live in: ``z``, ``w`` or ``w+``."""
         return str(self.meta.get("latent_space", "z"))
 
-    def check_generator(self, generator: "Generator") -> None:
+    def check_generator(self, generator: Generator) -> None:
         """Refuse axes fitted for another generator, or in another of its latent spaces."""
         mine, theirs = self.meta.get("generator"), generator.name
         sha = self.meta.get("generator_sha256")
@@ -206,7 +208,7 @@ class Axes:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Axes":
+    def load(cls, path: str | Path) -> Axes:
         path = Path(path)
         if not path.exists():
             raise AxesError(f"axes file {path} does not exist; make one with `tlgan fit RUN` or `tlgan discover`")

@@ -4,7 +4,8 @@ instead of gigabytes of memory, a traceback or an empty result."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InputError
 
@@ -24,7 +25,7 @@ MAX_HELDOUT = 1_000_000
 
 def check_range(value: Any, option: str, lo: int, hi: int, unit: str = "") -> int:
     """``value`` as an int if it is a whole number in ``lo..hi``; else an :class:`InputError` naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__")):
+    if isinstance(value, bool) or (not isinstance(value, int) and not (hasattr(value, "__index__"))):
         raise InputError(f"{option} must be a whole number, not {value!r}")
     value = int(value)
     if not lo <= value <= hi:
@@ -75,8 +76,7 @@ def check_number(value: Any, option: str, lo: float | None = None, hi: float | N
     (NaN, infinities and complex numbers are refused, not quietly used)."""
     import math
 
-    if isinstance(value, bool) or isinstance(value, complex) or not isinstance(value, (int, float)) \
-            and not hasattr(value, "__float__"):
+    if isinstance(value, (bool, complex)) or (not isinstance(value, (int, float)) and not hasattr(value, "__float__")):
         raise InputError(f"{option} must be a real number, not {value!r}")
     number = float(value)
     if not math.isfinite(number) or (lo is not None and number < lo) or (hi is not None and number > hi):

@@ -33,8 +33,9 @@ every change here and in ``tlgan.evaluate``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -226,7 +227,7 @@ class DCI:
         return {"disentanglement": self.disentanglement, "completeness": self.completeness,
                 "informativeness": self.informativeness, "error": 1 - self.informativeness,
                 "per_factor": {n: {"completeness": float(c), "r2": float(r), "alpha": float(a)}
-                               for n, c, r, a in zip(names, self.per_factor, self.r2, self.alpha)},
+                               for n, c, r, a in zip(names, self.per_factor, self.r2, self.alpha, strict=True)},
                 "per_code_disentanglement": self.per_code.tolist(), "code_weight": self.code_weight.tolist(),
                 "importance": self.importance.tolist(), "n_train": self.n_train, "n_test": self.n_test}
 
@@ -278,7 +279,7 @@ def dci(codes: np.ndarray, labels: np.ndarray, max_samples: int | None = 5000, t
     rows = rng.permutation(len(codes))
     if max_samples is not None:
         rows = rows[:max_samples]
-    n_test = int(round(test_fraction * len(rows)))
+    n_test = round(test_fraction * len(rows))
     test, train = rows[:n_test], rows[n_test:]
     if len(train) < 8 or n_test < 2:
         raise InputError(f"DCI needs at least 10 samples with labels, got {len(rows)}")

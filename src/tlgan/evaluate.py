@@ -36,11 +36,13 @@ numbers, and ``tlgan.report`` writes them without measuring anything.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +50,8 @@ import torch
 from .axes import Axes
 from .disentangle import AD_BIN_WIDTH, Dependency, label_std, symmetric_edit_dependency
 from .errors import InputError
-from .explore import cosine_matrix, edit_delta, keep_norm as rescale_norm, move
+from .explore import cosine_matrix, edit_delta, move
+from .explore import keep_norm as rescale_norm
 from .fields import retained_at
 
 HELDOUT_OFFSET = 1_000_003
@@ -360,7 +363,7 @@ class Evaluation:
             c = dep.curve(bin_width)
             out[name] = {"target": self.features[dep.target],
                          "by_distance": {f"{d:g}": dep.summary(d) for d in self.distances},
-                         "curve": {**c, "per_feature": dict(zip(self.features, c["per_feature"].T))}}
+                         "curve": {**c, "per_feature": dict(zip(self.features, c["per_feature"].T, strict=True))}}
         return out
 
 
@@ -629,6 +632,12 @@ class FinderResult:
         return out
 
 
+def _finite_mean(rows: list[dict[str, Any]], key: str, fn: Callable[[Any], float] = float) -> float:
+    """The mean of ``fn(row[key])`` over the rows where that value is a finite number; NaN when none is."""
+    vals = [fn(x[key]) for x in rows if isinstance(x.get(key), (int, float)) and np.isfinite(x[key])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 @dataclass
 class Comparison:
     run: str
@@ -649,11 +658,7 @@ class Comparison:
         out = []
         for r in self.results:
             rows = [x for x in (r.per_feature(f) for f in self.features) if x]
-
-            def avg(key, fn=lambda v: v):
-                vals = [fn(x[key]) for x in rows if isinstance(x.get(key), (int, float)) and np.isfinite(x[key])]
-                return float(np.mean(vals)) if vals else float("nan")
-
+            avg = functools.partial(_finite_mean, rows)
             found = [min(x["found_plus"], x["found_minus"]) for x in rows if "found_plus" in x]
             control, leakage = avg("control", abs), avg("leakage")
             out.append({"finder": r.name, "find_seconds": r.find_seconds, "evaluate_seconds": r.evaluation.seconds,

@@ -34,8 +34,9 @@ from __future__ import annotations
 import concurrent.futures
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,7 +125,7 @@ class _Stream:
             need = z.shape[0] * z.shape[1] * torch.finfo(dtype).bits // 8
             folder = tempfile.gettempdir()
             if shutil.disk_usage(folder).free > need + SCRATCH_RESERVE:
-                self.scratch = tempfile.TemporaryFile(dir=folder)
+                self.scratch = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - open across passes; close() closes it
 
     def close(self) -> None:
         if self.scratch is not None:
@@ -369,7 +370,7 @@ class _Logistic:
             coeffs.append(a)
         g = torch.as_tensor(np.ascontiguousarray(np.moveaxis(q, 0, -1)))[..., None]  # (F, M, D+1, 1)
         r = np.moveaxis(torch.cholesky_solve(g, chol)[..., 0].numpy(), -1, 0)
-        for (s, y, rho), a in zip(pairs, reversed(coeffs)):
+        for (s, y, rho), a in zip(pairs, reversed(coeffs), strict=True):
             r += s * (a - rho * (y * r).sum(0))
         return -r
 

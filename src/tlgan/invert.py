@@ -26,9 +26,10 @@ import functools
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .safeio import atomic_write, read_tagged_safetensors
 from .bounds import MAX_EPOCHS, MAX_N, check_number, check_range
 from .errors import InputError
 from .generators import Generator
+from .safeio import atomic_write, read_tagged_safetensors
 
 ENCODER_FORMAT = 1
 INVERSION_FORMAT = 1
@@ -212,7 +213,7 @@ class Encoder:
         return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"tlgan_encoder": json.dumps(doc)}))
 
     @classmethod
-    def load(cls, path: str | Path, generator: Generator | None = None, device: str | None = None) -> "Encoder":
+    def load(cls, path: str | Path, generator: Generator | None = None, device: str | None = None) -> Encoder:
         """Read an encoder file; with ``generator``, refuse one trained for another generator or space."""
         doc, tensors = read_tagged_safetensors(path, "tlgan_encoder", "encoder",
                                                "train one with `tlgan train-encoder RUN`", InversionError)
@@ -595,7 +596,7 @@ def reconstruction_quality(target: np.ndarray, recon: np.ndarray, extractor: Any
     if extractor is not None:
         labels = extractor(np.stack([t_small, recon]))
         out["labels"] = {f: {"photo": float(a), "reconstruction": float(b)}
-                         for f, a, b in zip(extractor.feature_names, labels[0], labels[1])}
+                         for f, a, b in zip(extractor.feature_names, labels[0], labels[1], strict=True)}
     return out
 
 

@@ -11,8 +11,9 @@ field (locks at every step, the corrector, the kept presence feature).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,8 +64,8 @@ def fit_local_model(z: np.ndarray, labels: np.ndarray, names: Sequence[str], kin
     n, dim = z.shape
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
-    n_te = max(1, int(round(n * test_fraction)))
-    n_va = max(1, int(round(n * VAL_FRACTION)))
+    n_te = max(1, round(n * test_fraction))
+    n_va = max(1, round(n * VAL_FRACTION))
     te, va, tr = perm[:n_te], perm[n_te:n_te + n_va], perm[n_te + n_va:]
     valid = np.isfinite(labels)
     keep, skipped = [], {}

@@ -6,10 +6,9 @@ axis fitter (:mod:`tlgan.fit`) share. No tlgan imports, so anything can use it.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
 
 PROBE_CS = tuple(10.0 ** np.arange(-4, 1))
 

@@ -8,8 +8,8 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from .errors import InputError
 
@@ -171,7 +171,7 @@ def read_tagged_safetensors(path: str | Path, key: str, what: str, make_hint: st
     try:
         with safe_open(str(path), "pt") as fh:
             header = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open is not iterable
     except (SafetensorError, OSError, ValueError) as e:
         raise error(f"{path} is not a readable safetensors {what} file: {e}") from e
     if key not in header:

@@ -27,16 +27,18 @@ process at a time writes a run folder (a lock file, ``run.lock``).
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import itertools
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -48,10 +50,10 @@ from zarr.core.array_spec import ArrayConfig
 
 from . import __version__
 from .bounds import MAX_CHUNK, MAX_N, MAX_Z_BYTES, check_seed
-from .extractors import Extractor, Feature
-from .generators import Generator
 from .errors import TLGANError
+from .extractors import Extractor, Feature
 from .formats import Schema, check_schema, parse_json, pick_columns, read_versioned_json
+from .generators import Generator
 from .safeio import atomic_write_text, file_mode
 
 RUN_FORMAT = 1
@@ -184,7 +186,7 @@ class Run:
         arr = self._array(name)
         stop = self._done_rows(name) if stop is None else stop
         root = self.path / "data.zarr" / name
-        rows, grid = arr.chunks[0], [range(-(-s // c)) for s, c in zip(arr.shape[1:], arr.chunks[1:])]
+        rows, grid = arr.chunks[0], [range(-(-s // c)) for s, c in zip(arr.shape[1:], arr.chunks[1:], strict=True)]
         out = []
         for i, lo in enumerate(range(0, stop, rows)):
             keys = (arr.metadata.encode_chunk_key((i, *rest)) for rest in itertools.product(*grid))
@@ -313,7 +315,7 @@ class Run:
 
     def features(self, label_set: str | None = None) -> list[Feature]:
         entry = self.info["labels"][self._label_set(label_set)]
-        return [Feature(n, k, d) for n, k, d in zip(entry["features"], entry["kinds"], entry["descriptions"])]
+        return [Feature(n, k, d) for n, k, d in zip(entry["features"], entry["kinds"], entry["descriptions"], strict=True)]
 
     def _label_set(self, name: str | None) -> str:
         name = name or self.info["default_labels"]
@@ -340,7 +342,7 @@ class Run:
         self._complete("codes")
         return self.check_digests("codes", self._read("codes", 0, self.done("codes")))
 
-    def latent_array(self, rows: int | None = None) -> "Rows":
+    def latent_array(self, rows: int | None = None) -> Rows:
         """The latents (N, D) in the run's space as the on-disk array, read lazily in blocks (``fit_axes``
         streams it), limited to the first ``rows`` (default: the complete ones)."""
         name = "z" if self.latent_space == "z" else "codes"
@@ -655,7 +657,7 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
             z, z_arr = generator.sample_z(n, seed).astype(np.float32), _array(writer.group, "z")
             run.check_noise(z)  # the rows still there must be this seed's, or the labels kept would not fit
             for lo, hi in lost_z:
-                _guard_disk(lambda: z_arr.__setitem__(slice(lo, hi), z[lo:hi]), run, lo, hi, start)
+                _guard_disk(functools.partial(z_arr.__setitem__, slice(lo, hi), z[lo:hi]), run, lo, hi, start)
                 run.record_digests("z", lo, hi, z[lo:hi])
         elif start:  # resuming: the z already written must still be this seed's
             run.check_noise()

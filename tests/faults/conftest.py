@@ -34,7 +34,7 @@ def tfjs_model(home, monkeypatch):
     files = tuple(WeightFile(weights.HUMAN, f"package/models/fake/{p.name}", weights.sha256_of(p)) for p in made)
     monkeypatch.setitem(weights.MODELS, "fake-tfjs", Model("fake-tfjs", files, "a test model"))
     monkeypatch.setattr(weights, "_verified", {})
-    for f, p in zip(files, made):
+    for f, p in zip(files, made, strict=True):
         weights.local_path(f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(p, weights.local_path(f))
     return [weights.local_path(f) for f in files]

@@ -4,6 +4,7 @@ command made before (recorded, unchanged since) is redone; anything else needs -
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,7 +110,7 @@ def test_encoder_file_is_written_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(invert, "atomic_write", tracking)
 
     def broken(tensors, filename, metadata=None):
-        open(filename, "wb").write(b"\0" * 3)
+        Path(filename).write_bytes(b"\0" * 3)
         raise OSError(28, "No space left on device", filename)
 
     enc = invert.Encoder.__new__(invert.Encoder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_axes_save_keeps_a_users_json_beside_it(tmp_path):
 
     mine = tmp_path / "mydata.json"
     mine.write_text('{"my": "data"}\n')
-    with pytest.raises(AxesError, match="mydata.json exists and is not a tlgan axes sidecar"):
+    with pytest.raises(AxesError, match=re.escape("mydata.json exists and is not a tlgan axes sidecar")):
         small_axes().save(tmp_path / "mydata.safetensors")
     assert mine.read_text() == '{"my": "data"}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mydata.json"]

@@ -138,9 +138,8 @@ def test_second_writer_is_refused_with_the_first_ones_pid(tmp_path, toy):
 
     run = make_run(tmp_path / "run", toy, n=64)
     before = files_of(run.path)
-    with run_lock(run.path):
-        with pytest.raises(RunError, match=f"being written by another tlgan process \\(pid {os.getpid()}\\)"):
-            make_run(tmp_path / "run", toy, n=64)
+    with run_lock(run.path), pytest.raises(RunError, match=f"being written by another tlgan process \\(pid {os.getpid()}\\)"):
+        make_run(tmp_path / "run", toy, n=64)
     assert [f for f in files_of(run.path) if f[0] != "run.lock"] == [f for f in before if f[0] != "run.lock"]
     assert make_run(tmp_path / "run", toy, n=64).done("labels/toy-linear") == 64  # released on exit
 

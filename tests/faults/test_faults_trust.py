@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import warnings
@@ -29,7 +30,7 @@ def _tamper_keeping_stat(path: Path, at: int) -> None:
 def test_weights_tampered_near_an_end_are_refused_on_the_next_start(tfjs_model, monkeypatch):
     from tlgan import weights
 
-    js, binary = tfjs_model
+    _js, binary = tfjs_model
     weights.path_of("fake-tfjs", "model.bin")  # hashed in full, stamped
     _tamper_keeping_stat(binary, len(binary.read_bytes()) - 1)
     monkeypatch.setattr(weights, "_verified", {})  # a new process
@@ -40,7 +41,7 @@ def test_weights_tampered_near_an_end_are_refused_on_the_next_start(tfjs_model, 
 def test_weights_tampered_in_the_middle_are_caught_by_check_verify_and_daily(tfjs_model, monkeypatch):
     from tlgan import weights
 
-    js, binary = tfjs_model
+    _js, binary = tfjs_model
     monkeypatch.setattr(weights, "END_BYTES", 4)  # so that the middle of this small file is outside both ends
     weights.path_of("fake-tfjs", "model.bin")
     _tamper_keeping_stat(binary, len(binary.read_bytes()) // 2)
@@ -58,13 +59,13 @@ def test_weights_tampered_in_the_middle_are_caught_by_check_verify_and_daily(tfj
 
 def _listed(*args) -> str:
     out = run_cli(*args, ok=True).output
-    return [ln for ln in out.splitlines() if ln.startswith("fake-tfjs")][0].split()[1]
+    return next(ln for ln in out.splitlines() if ln.startswith("fake-tfjs")).split()[1]
 
 
 def test_a_day_old_stamp_forces_a_full_hash(tfjs_model, monkeypatch):
     from tlgan import weights
 
-    js, binary = tfjs_model
+    _js, binary = tfjs_model
     monkeypatch.setattr(weights, "END_BYTES", 4)
     weights.path_of("fake-tfjs", "model.bin")
     stamp = binary.with_name("model.bin.verified")
@@ -79,7 +80,7 @@ def test_a_day_old_stamp_forces_a_full_hash(tfjs_model, monkeypatch):
 def test_fetch_hashes_in_full(tfjs_model, monkeypatch):
     from tlgan import weights
 
-    js, binary = tfjs_model
+    _js, binary = tfjs_model
     monkeypatch.setattr(weights, "END_BYTES", 4)
     weights.path_of("fake-tfjs", "model.bin")
     _tamper_keeping_stat(binary, len(binary.read_bytes()) // 2)
@@ -166,7 +167,7 @@ def test_z_chunk_moved_within_the_run_is_refused(tmp_path, toy):
     run = make_run(tmp_path / "run", toy)
     shutil.copy(run.path / "data.zarr/z/c/1/0", run.path / "data.zarr/z/c/2/0")
     with pytest.raises(RunError, match=r"samples 64..95 of data.zarr/z\) does not match its digest"):
-        run.noise
+        _ = run.noise
 
 
 # ---------------------------------------------------------------- a generator that draws NaN
@@ -197,7 +198,7 @@ def test_checkpoint_with_nan_weights_is_refused_when_opened(tmp_path):
     with torch.no_grad():
         net.synthesis.b4.conv1.weight.fill_(float("inf"))
     path = write_stylegan2_snapshot(tmp_path / "g.pkl", net)
-    with pytest.raises(WeightsError, match="g.pkl: its generator draws NaN or infinite pixels"):
+    with pytest.raises(WeightsError, match=re.escape("g.pkl: its generator draws NaN or infinite pixels")):
         load_generator(str(path), "cpu")
 
 

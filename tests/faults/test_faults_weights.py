@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ def test_flipped_tfjs_shard_is_refused(tfjs_model):
     from tlgan import weights
     from tlgan.extractors.tfjs import TFJSGraph
 
-    js, binary = tfjs_model
+    _js, binary = tfjs_model
     TFJSGraph.from_model("fake-tfjs", "model.json", "cpu")  # the intact copy loads
     good = binary.read_bytes()
     flip(binary, 8)
@@ -31,7 +32,7 @@ def test_flipped_tfjs_shard_is_refused(tfjs_model):
 def test_weights_are_hashed_once_then_trusted_by_stamp(tfjs_model, monkeypatch):
     from tlgan import weights
 
-    js, binary = tfjs_model
+    _js, binary = tfjs_model
     hashed: list[Path] = []
     real = weights.sha256_of
     monkeypatch.setattr(weights, "sha256_of", lambda p: hashed.append(Path(p)) or real(p))
@@ -57,11 +58,11 @@ def test_weights_are_hashed_once_then_trusted_by_stamp(tfjs_model, monkeypatch):
 def test_weight_file_replaced_by_a_folder(tfjs_model):
     from tlgan import weights
 
-    js, binary = tfjs_model
+    _js, binary = tfjs_model
     binary.unlink()
     binary.mkdir()
     assert weights.status("fake-tfjs") == "corrupt"
-    with pytest.raises(weights.WeightsError, match="model.bin for model 'fake-tfjs' is not a file"):
+    with pytest.raises(weights.WeightsError, match=re.escape("model.bin for model 'fake-tfjs' is not a file")):
         weights.path_of("fake-tfjs", "model.bin")
 
 

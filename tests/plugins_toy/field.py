@@ -10,7 +10,8 @@ one array, ``centre``, in the axes file (saved as the tensor ``field.centre``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,14 +46,14 @@ class SphereField(DirectionField):
     def mean(self) -> LinearField:
         return self.mean_field
 
-    def subset(self, names: Sequence[str]) -> "SphereField":
+    def subset(self, names: Sequence[str]) -> SphereField:
         return SphereField(self.mean_field.subset(names), self.centre, self.settings)
 
     def named_tensors(self) -> dict[str, np.ndarray]:
         return {"centre": self.centre}
 
     @classmethod
-    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> "SphereField":
+    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> SphereField:
         if "centre" not in tensors:
             raise FieldError("the toy-sphere field has no 'centre' tensor")
         return cls(mean, tensors["centre"])

@@ -9,17 +9,16 @@ that is the label's own direction. Its axes follow the toy sphere field
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from plugins_toy.field import SphereField
 from tlgan.axes import Axes
 from tlgan.extractors import Feature
 from tlgan.fields import LinearField
 from tlgan.finders import FINDERS, DirectionFinder, FinderError, make_axes
 from tlgan.generators import Generator
-
-from plugins_toy.field import SphereField
 
 NAME = "toy-meandiff"
 MIN_PER_HALF = 10
@@ -50,7 +49,10 @@ class MeanDifferenceFinder(DirectionFinder):
             diff = zz[high].mean(0) - zz[low].mean(0)
             axis = diff / np.linalg.norm(diff)
             slope, _ = np.polyfit(zz @ axis, y, 1)
-            names.append(f.name); kinds.append(f.kind); vectors.append(axis.astype(np.float32)); slopes.append(slope)
+            names.append(f.name)
+            kinds.append(f.kind)
+            vectors.append(axis.astype(np.float32))
+            slopes.append(slope)
             metrics[f.name] = {"method": "mean-difference", "n_used": int(ok.sum()), "slope": float(slope)}
         axes = make_axes(self, names, kinds, vectors, slopes, metrics, skipped, z.shape[1], len(z), meta)
         return axes.with_field(SphereField(LinearField(axes.names, axes.vectors), z.mean(0)))  # the samples' centre, in any latent space

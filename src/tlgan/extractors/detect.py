@@ -142,7 +142,7 @@ class FaceDetector:
             return []
         raw = self.raw(np.stack([b[0] for b in boxed]))
         result = []
-        for r, (_, scale, (ox, oy)) in zip(raw, boxed):
+        for r, (_, scale, (ox, oy)) in zip(raw, boxed, strict=True):
             boxes, scores, keypoints = decode(r, self.anchors)
             hit = np.flatnonzero(scores >= min_score)
             offset = np.array([ox, oy], np.float32)
@@ -234,7 +234,7 @@ def landmarks_of(images: list[np.ndarray], detections: list[Detection], device: 
         return Landmarks(np.zeros((0, 468, 3)), np.zeros(0))
     mesh = mesh or _mesh(device)
     frames = [square_around(d.box, MESH_CROP) for d in detections]
-    crops = np.stack([crop_square(_check(im), cx, cy, side, MESH_INPUT) for im, (cx, cy, side) in zip(images, frames)])
+    crops = np.stack([crop_square(_check(im), cx, cy, side, MESH_INPUT) for im, (cx, cy, side) in zip(images, frames, strict=True)])
     res = mesh(torch.from_numpy(crops))
     pts = res.landmarks.numpy().astype(np.float64)
     k = np.array([side / MESH_INPUT for _, _, side in frames])[:, None, None]

@@ -20,7 +20,8 @@ is padded or zoomed), ``framing="digiface"`` never. Where no face is detected,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -121,7 +122,7 @@ class FacesExtractor(Extractor):
         crops = np.zeros((len(pics), self.crop_size, self.crop_size, 3), np.uint8)
         if hit:  # the largest face of each picture
             marks = landmarks_of([pics[i] for i in hit], [found[i][0] for i in hit], mesh=self.mesh)
-            for i, pts in zip(hit, anchor_points(marks.points)):
+            for i, pts in zip(hit, anchor_points(marks.points), strict=True):
                 t = crop_transform(pts, "digiface", self.crop_size, rotate=False)
                 crops[i] = warp(pics[i], t, (self.crop_size, self.crop_size), mode="edge")
         detected = np.zeros(len(pics), bool)

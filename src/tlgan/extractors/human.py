@@ -91,7 +91,7 @@ class FaceRes:
             parts.append((out["gender_pred/Sigmoid"][:, 0], probs @ bins, out["global_pooling/Mean"]))
         if not parts:
             return FaceResResult(torch.zeros(0), torch.zeros(0), torch.zeros(0, 1024))
-        male, age, desc = (torch.cat(p).float().cpu() for p in zip(*parts))
+        male, age, desc = (torch.cat(p).float().cpu() for p in zip(*parts, strict=True))
         return FaceResResult(male, age, desc)
 
 
@@ -211,7 +211,7 @@ class FaceMesh:
         parts = [self._batch(images[i:i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
         if not parts:
             return FaceMeshResult(torch.zeros(0, 468, 3), torch.zeros(0))
-        lm, prob = (torch.cat(p).float().cpu() for p in zip(*parts))
+        lm, prob = (torch.cat(p).float().cpu() for p in zip(*parts, strict=True))
         return FaceMeshResult(lm, prob)
 
 

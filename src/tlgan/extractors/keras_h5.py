@@ -234,7 +234,7 @@ class KerasGraph(nn.Module):
                 readers[s] = readers.get(s, 0) + 1
         for name, layer in list(self.layers.items()):
             src = self.inputs[name][0]
-            conv = self.layers[src] if src in self.layers else None
+            conv = self.layers[src] if src in self.layers else None  # noqa: SIM401 - nn.ModuleDict has no get()
             if isinstance(layer, _BatchNorm) and isinstance(conv, _Conv) and readers[src] == 1 \
                     and conv.act is _ACTIVATIONS["linear"] and src != self.output_name:
                 conv.fold(layer.scale, layer.shift)
@@ -259,7 +259,7 @@ def load_keras_h5(path: str | Path, model: str | None = None) -> KerasGraph:
             raw = f.attrs["model_config"]
             config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
             net = KerasGraph(config)
-            net.load_weights(f["model_weights"] if "model_weights" in f else f)
+            net.load_weights(f.get("model_weights", f))
     except UnsupportedLayerError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:

@@ -30,13 +30,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
 from torch import nn
 
-from . import Feature
 from ..errors import TLGANError
 from ..formats import read_versioned_json
 from ..safeio import atomic_write, atomic_write_text, file_mode
+from . import Feature
 
 if TYPE_CHECKING:
     from .human import FaceRes

@@ -21,6 +21,7 @@ end, ``VALID`` pads nothing, ``EXPLICIT`` uses the listed amounts.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,8 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from ..devices import resolve_device
-from ..weights import MODELS, WeightsError, get_model, local_path, path_of
 from ..errors import InputError, TLGANError
+from ..weights import MODELS, WeightsError, get_model, local_path, path_of
 from .tf_padding import same_pad
 
 Tensor = torch.Tensor
@@ -154,11 +155,11 @@ class _Conv:
 
     def __call__(self, x: Tensor) -> Tensor:
         kh, kw = self.weight.shape[-2:]
-        t, b, l, r = _pads(self.padding, x.shape[-2:], (kh, kw), self.stride, self.dilation)
-        if t == b and l == r:
-            y = F.conv2d(x, self.weight, self.bias, self.stride, (t, l), self.dilation, self.groups)
+        t, b, left, right = _pads(self.padding, x.shape[-2:], (kh, kw), self.stride, self.dilation)
+        if t == b and left == right:
+            y = F.conv2d(x, self.weight, self.bias, self.stride, (t, left), self.dilation, self.groups)
         else:
-            y = F.conv2d(_pad(x, (t, b, l, r)), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            y = F.conv2d(_pad(x, (t, b, left, right)), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         if self.alpha is not None:
             return F.prelu(y, self.alpha)
         if self.lo == 0.0 and self.hi is None:
@@ -176,18 +177,22 @@ def _pads(padding: str | tuple[int, int, int, int], size: Sequence[int], kernel:
     if padding == "VALID":
         return (0, 0, 0, 0)
     pads: list[int] = []
-    for n, k, s, d in zip(size, kernel, stride, dilation):
+    for n, k, s, d in zip(size, kernel, stride, dilation, strict=True):
         pads += same_pad(int(n), k, s, d)
     return (pads[0], pads[1], pads[2], pads[3])
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
 
 
 def _max_pool(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int],
               padding: str | tuple[int, int, int, int]) -> Tensor:
     """TF MaxPool: padded positions never win (they are -inf)."""
-    t, b, l, r = _pads(padding, x.shape[-2:], kernel, stride, (1, 1))
-    if t == b and l == r and 2 * t <= kernel[0] and 2 * l <= kernel[1]:
-        return F.max_pool2d(x, kernel, stride, (t, l))
-    return F.max_pool2d(_pad(x, (t, b, l, r), -math.inf), kernel, stride)
+    t, b, left, right = _pads(padding, x.shape[-2:], kernel, stride, (1, 1))
+    if t == b and left == right and 2 * t <= kernel[0] and 2 * left <= kernel[1]:
+        return F.max_pool2d(x, kernel, stride, (t, left))
+    return F.max_pool2d(_pad(x, (t, b, left, right), -math.inf), kernel, stride)
 
 
 def _pad(x: Tensor, pads: tuple[int, int, int, int], value: float = 0.0) -> Tensor:
@@ -195,12 +200,12 @@ def _pad(x: Tensor, pads: tuple[int, int, int, int], value: float = 0.0) -> Tens
 
     Unlike ``F.pad`` it fills only the border, not the whole output first.
     """
-    t, b, l, r = pads
+    t, b, left, right = pads
     n, c, h, w = x.shape
     fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    out = torch.empty((n, c, h + t + b, w + l + r), dtype=x.dtype, device=x.device, memory_format=fmt)
-    out[:, :, t:t + h, l:l + w] = x
-    for region in (out[:, :, :t], out[:, :, t + h:], out[:, :, t:t + h, :l], out[:, :, t:t + h, l + w:]):
+    out = torch.empty((n, c, h + t + b, w + left + right), dtype=x.dtype, device=x.device, memory_format=fmt)
+    out[:, :, t:t + h, left:left + w] = x
+    for region in (out[:, :, :t], out[:, :, t + h:], out[:, :, t:t + h, :left], out[:, :, t:t + h, left + w:]):
         region.fill_(value)
     return out
 
@@ -496,14 +501,14 @@ class TFJSGraph:
         elif op in ("Relu", "Sigmoid"):
             fn, inplace = (torch.relu, torch.relu_) if op == "Relu" else (torch.sigmoid, torch.sigmoid_)
         elif op == "Identity":
-            fn = lambda x: x
+            fn = _identity
         elif op == "Softmax":
             fn = (lambda x: torch.softmax(x, 1)) if rank == 4 else (lambda x: torch.softmax(x, -1))
         elif op == "Mean":
             axes = [int(a) % rank for a in const(1).reshape(-1).tolist()]
             dims = tuple(_NHWC_TO_NCHW_AXIS[a] for a in axes) if rank == 4 else tuple(axes)
             keep = bool(_attr(node, "keep_dims", False))
-            fn = lambda x: x.mean(dims, keepdim=keep)
+            fn = functools.partial(torch.mean, dim=dims, keepdim=keep)
             rank = rank if keep else rank - len(set(axes))
         elif op == "MaxPool":
             fn = _pool(_spatial(node, "ksize"), _spatial(node, "strides"), _padding_of(node))
@@ -511,12 +516,12 @@ class TFJSGraph:
             p = [[int(v) for v in pair] for pair in const(1).reshape(-1, 2).tolist()]
             if rank == 4 and p[0] == p[3] == [0, 0]:
                 spatial = (p[1][0], p[1][1], p[2][0], p[2][1])
-                fn = lambda x: _pad(x, spatial)
+                fn = functools.partial(_pad, pads=spatial)
             else:
                 if rank == 4:
                     p = [p[0], p[3], p[1], p[2]]
                 flat = tuple(v for pair in reversed(p) for v in pair)
-                fn = lambda x: F.pad(x, flat)
+                fn = functools.partial(F.pad, pad=flat)
         elif op == "Reshape":
             shape = [int(s) for s in const(1).reshape(-1).tolist()]
             fn = _reshape(shape, rank, self.free_batch and len(shape) > 1 and shape[0] == 1)
@@ -562,7 +567,7 @@ class TFJSGraph:
             want = self.input_shapes[name]
             shape = list(t.shape) if not (nchw and t.ndim == 4) else [t.shape[0], *t.shape[2:], t.shape[1]]
             free = [-1, *want[1:]] if self.free_batch and want else want
-            if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(free, shape)):
+            if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(free, shape, strict=True)):
                 raise InputError(f"{self.path.name} input {name!r} must have NHWC shape {want}, got {shape}")
             env[name] = _channels_last(t if nchw else t.permute(0, 3, 1, 2)) if t.ndim == 4 else t
         with _exact_fp32(self.device):
@@ -571,7 +576,7 @@ class TFJSGraph:
                 for i in step.drop:
                     del env[i]
         out = {}
-        for name, src in zip(self.outputs, self._resolved):
+        for name, src in zip(self.outputs, self._resolved, strict=True):
             t = env[src] if src in env else self._plan.consts[src]
             out[name] = t.permute(0, 2, 3, 1) if t.ndim == 4 else t
         return out

@@ -21,8 +21,18 @@ import numpy as np
 import torch
 
 from . import EXTRACTORS, Extractor
-from .learned import (CONFIG, NAME_PATTERN, Embedder, SmallCNN, TrainedExtractorError, _features,
-                      extractors_dir, read_config, read_probe, read_weights)
+from .learned import (
+    CONFIG,
+    NAME_PATTERN,
+    Embedder,
+    SmallCNN,
+    TrainedExtractorError,
+    _features,
+    extractors_dir,
+    read_config,
+    read_probe,
+    read_weights,
+)
 
 
 class TrainedExtractor(Extractor):

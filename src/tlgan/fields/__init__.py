@@ -8,12 +8,26 @@ that linear axes never import torch). A new kind is one module and its
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from .base import (FIELDS, KEEP_LEVEL, RANK_TOL, STEP, DirectionField, FieldError, MoveSettings, cosines,
-                   locked_units, project_out, retained, retained_at, span_basis)
+from .base import (
+    FIELDS,
+    KEEP_LEVEL,
+    RANK_TOL,
+    STEP,
+    DirectionField,
+    FieldError,
+    MoveSettings,
+    cosines,
+    locked_units,
+    project_out,
+    retained,
+    retained_at,
+    span_basis,
+)
 from .linear import LinearField
 
 __all__ = ["FIELDS", "KEEP_LEVEL", "RANK_TOL", "STEP", "DirectionField", "FieldError", "LinearField", "MoveSettings",

@@ -19,8 +19,9 @@ pure functions over arrays, so every field and caller uses the same formula.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class MoveSettings:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, doc: Any) -> "MoveSettings":
+    def from_json(cls, doc: Any) -> MoveSettings:
         if not isinstance(doc, dict):
             return cls()
         keep = doc.get("keep") or None
@@ -108,14 +109,14 @@ class DirectionField(ABC):
         return None
 
     @abstractmethod
-    def mean(self) -> "DirectionField":
+    def mean(self) -> DirectionField:
         """The constant field closest to this one (its mean directions): what "linear moves" follow."""
 
-    def subset(self, names: Sequence[str]) -> "DirectionField":
+    def subset(self, names: Sequence[str]) -> DirectionField:
         """The field for the axes of ``names`` only (a field may keep answering for more names)."""
         return self
 
-    def with_settings(self, settings: MoveSettings) -> "DirectionField":
+    def with_settings(self, settings: MoveSettings) -> DirectionField:
         """This field integrated with other ``settings`` (a shallow copy)."""
         import copy
 

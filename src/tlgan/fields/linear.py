@@ -7,7 +7,8 @@ edit sum_i amount_i * unit(P a_i) with the locked span projected out.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,14 +34,14 @@ class LinearField(DirectionField):
     def directions(self, z: np.ndarray, names: Sequence[str]) -> np.ndarray:
         return self.vectors[check_names(self, names)].astype(np.float64)[None]
 
-    def mean(self) -> "LinearField":
+    def mean(self) -> LinearField:
         return self
 
-    def subset(self, names: Sequence[str]) -> "LinearField":
+    def subset(self, names: Sequence[str]) -> LinearField:
         return LinearField(names, self.vectors[check_names(self, names)], self.settings)
 
     @classmethod
-    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: "LinearField") -> "LinearField":
+    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> LinearField:
         return mean
 
 

@@ -12,8 +12,9 @@ hold (logits for binary features).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -145,7 +146,7 @@ class LocalModel:
         return {prefix + k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in self.tensors.items()}
 
     @classmethod
-    def from_file(cls, header: Any, tensors: Mapping[str, np.ndarray], prefix: str) -> "LocalModel":
+    def from_file(cls, header: Any, tensors: Mapping[str, np.ndarray], prefix: str) -> LocalModel:
         """The model an axes file stores: ``header`` (its architecture) and the tensors named ``prefix*``."""
         if not isinstance(header, dict) or header.get("kind") != "mlp" or header.get("format") != MODEL_FORMAT:
             raise FieldError("the axes file's local model header is not a tlgan MLP of format "
@@ -202,5 +203,5 @@ class MLPField(DirectionField):
         return self.model.named_tensors("")
 
     @classmethod
-    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> "MLPField":
+    def from_file(cls, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray], mean: LinearField) -> MLPField:
         return cls(LocalModel.from_file(header, tensors, ""), mean)

@@ -7,8 +7,9 @@ modules pick what to show, these only draw it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def heatmap_grid(panels: Sequence[tuple[str, np.ndarray, Sequence[str]]], cols: 
             vmax = max(vmax, float(np.nanmax(np.abs(m))))
     flat = axs.ravel()
     im = None
-    for ax, (name, m, labels) in zip(flat, panels):
+    for ax, (name, m, labels) in zip(flat, panels, strict=False):
         im = heatmap(m, labels, cols, name, vmax=vmax, digits=1, box_diagonal=box_diagonal, ax=ax)
     for ax in flat[n:]:
         ax.axis("off")
@@ -152,7 +153,7 @@ def dependency_panels(panels: Sequence[tuple[str, Sequence[Curve]]], title: str,
     ncol = min(len(panels), 3)
     nrow = -(-len(panels) // ncol)
     fig, axs = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), dpi=72, squeeze=False, layout="constrained")
-    for ax, (name, curves) in zip(axs.ravel(), panels):
+    for ax, (name, curves) in zip(axs.ravel(), panels, strict=False):
         dependency_panel(ax, curves, name)
     for ax in axs.ravel()[len(panels):]:
         ax.axis("off")
@@ -167,7 +168,7 @@ def importance_chart(spaces: Sequence[tuple[str, str, np.ndarray]], factors: Seq
     plt = _pyplot()
     n = len(spaces)
     fig, axs = plt.subplots(n, 1, figsize=(10, 0.9 + 0.2 * len(factors) * n + 0.5 * n), dpi=80, squeeze=False)
-    for ax, (space, title, importance) in zip(axs[:, 0], spaces):
+    for ax, (space, title, importance) in zip(axs[:, 0], spaces, strict=True):
         r = np.asarray(importance).T
         top = r.max(1, keepdims=True)
         ax.imshow(np.where(top > 0, r / np.where(top > 0, top, 1), 0), aspect="auto", cmap="Greys", vmin=0, vmax=1,

@@ -7,15 +7,25 @@ checkpoint files are read by the families in :mod:`.families`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..registry import UnknownNameError
 from ..weights import WeightsError
 from .base import GENERATORS, SPACES, Generator, LatentSpace, NonFiniteOutputError, check_finite_output, standard_normal
 
-__all__ = ["GENERATORS", "SPACES", "Generator", "LatentSpace", "NonFiniteOutputError", "check_finite_output",
-           "standard_normal", "load_generator", "generator_of"]
+__all__ = [
+    "GENERATORS",
+    "SPACES",
+    "Generator",
+    "LatentSpace",
+    "NonFiniteOutputError",
+    "check_finite_output",
+    "generator_of",
+    "load_generator",
+    "standard_normal",
+]
 
 
 def load_generator(name: str, device: str | None = None, space: str = "z", truncation: float = 1.0,

@@ -10,7 +10,7 @@ dtype and device, so a module built on them can be moved with ``.to()``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -150,7 +150,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     ``noise`` (broadcastable to the output) is added after demodulation.
     """
     n = x.shape[0]
-    out_ch, in_ch, kh, kw = weight.shape
+    _out_ch, in_ch, kh, kw = weight.shape
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
     dcoefs = None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +141,7 @@ class EqualizedDense(nn.Module):
         if self.bias_per_channel:
             x = F.linear(z, self.applied_weight()).view(-1, self.channels, 4, 4)
             return x + self.bias.view(1, -1, 1, 1)
-        if self.scale_bias:
-            x = F.linear(z, self.weight, self.bias) * self.wscale
-        else:
-            x = F.linear(z, self.applied_weight(), self.bias)
+        x = F.linear(z, self.weight, self.bias) * self.wscale if self.scale_bias else F.linear(z, self.applied_weight(), self.bias)
         return x.view(-1, self.channels, 4, 4)
 
 
@@ -188,7 +186,7 @@ class PGGANGenerator(nn.Module):
         self.dense = EqualizedDense(cfg.z_dim, c0, cfg.dense_gain, cfg.use_wscale, cfg.scale_bias,
                                     cfg.dense_bias_per_channel)
         self.conv = EqualizedConv2d(c0, c0, 3, cfg.conv_gain, cfg.use_wscale, cfg.scale_bias)
-        self.blocks = nn.ModuleList(PGGANBlock(a, b, cfg) for a, b in zip(cfg.channels[:-1], cfg.channels[1:]))
+        self.blocks = nn.ModuleList(PGGANBlock(a, b, cfg) for a, b in pairwise(cfg.channels))
         self.torgb = nn.ModuleList(EqualizedConv2d(c, cfg.img_channels, 1, cfg.torgb_gain, cfg.use_wscale,
                                                    cfg.scale_bias) for c in cfg.channels)
         self.lod = float(cfg.lod)
@@ -235,7 +233,7 @@ def tf1_config(static_kwargs: dict[str, Any], lod: float = 0.0) -> PGGANConfig:
     """The :class:`PGGANConfig` that ``networks.G_paper(**static_kwargs)`` builds (its defaults filled in)."""
     kw = {**G_PAPER_DEFAULTS, **static_kwargs}
     resolution = int(kw["resolution"])
-    log2 = int(round(math.log2(resolution))) if resolution > 0 else 0
+    log2 = round(math.log2(resolution)) if resolution > 0 else 0
     if resolution < 4 or 2 ** log2 != resolution:
         raise ValueError(f"G_paper resolution must be a power of two >= 4, got {resolution}")
     if int(kw["label_size"]) != 0:
@@ -458,5 +456,16 @@ def random_pggan(cfg: PGGANConfig, seed: int = 0) -> PGGANGenerator:
 
 
 __all__ = [
-    "PGGANConfig", "PGGANGenerator", "load_pgan", "load_pggan_tf1", "build_gan_zoo", "build_tf1",
-    "tf1_config", "tf1_variable_shapes", "zoo_config", "random_pggan", "pixel_norm", "upscale2d"]
+    "PGGANConfig",
+    "PGGANGenerator",
+    "build_gan_zoo",
+    "build_tf1",
+    "load_pgan",
+    "load_pggan_tf1",
+    "pixel_norm",
+    "random_pggan",
+    "tf1_config",
+    "tf1_variable_shapes",
+    "upscale2d",
+    "zoo_config",
+]

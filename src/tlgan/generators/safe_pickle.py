@@ -17,9 +17,10 @@ from __future__ import annotations
 import io
 import pickle
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ class PersistentObject:
         """The constructor arguments the network was built with (``_init_kwargs``)."""
         return dict(self.state.get("_init_kwargs") or {})
 
-    def state_dict(self, prefix: str = "") -> "OrderedDict[str, torch.Tensor]":
+    def state_dict(self, prefix: str = "") -> OrderedDict[str, torch.Tensor]:
         """Parameters and buffers of this module and its sub-modules, keyed like ``nn.Module.state_dict``."""
         out: OrderedDict[str, torch.Tensor] = OrderedDict()
         for kind in ("_parameters", "_buffers"):
@@ -57,7 +58,7 @@ class PersistentObject:
                 out.update(child.state_dict(f"{prefix}{name}."))
         return out
 
-    def child(self, name: str) -> "PersistentObject":
+    def child(self, name: str) -> PersistentObject:
         """A named sub-module (e.g. ``mapping``, ``synthesis``)."""
         return self.state["_modules"][name]
 
@@ -87,7 +88,7 @@ class TFNetwork:
         return str(self.state.get("build_func_name", ""))
 
     @property
-    def variables(self) -> "OrderedDict[str, np.ndarray]":
+    def variables(self) -> OrderedDict[str, np.ndarray]:
         return OrderedDict((str(k), np.asarray(v)) for k, v in self.state.get("variables", []))
 
 
@@ -187,7 +188,7 @@ class _AllowListUnpickler(pickle.Unpickler):
     def _sized(self, make: Callable[..., Any], shape_at: int) -> Callable[..., Any]:
         def allocate(*args: Any, **kwargs: Any) -> Any:
             if args and getattr(args[0], "allocates", None) is np.ndarray:  # _reconstruct(ndarray, ...): the type
-                args = (np.ndarray,) + args[1:]
+                args = (np.ndarray, *args[1:])
             shape = args[shape_at] if len(args) > shape_at else kwargs.get("shape", ())
             dtype = args[shape_at + 1] if len(args) > shape_at + 1 else kwargs.get("dtype", float)
             check_array_budget(shape, dtype, self.budget, self.source)

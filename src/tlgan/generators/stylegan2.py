@@ -19,15 +19,25 @@ tlgan samples without labels.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from ..weights import WeightsError
-from .ops import (FullyConnectedLayer, MappingNetwork, activation_gain, bias_act, check_activation, conv2d_resample,
-                  modulated_conv2d, setup_filter, upsample2d)
+from .ops import (
+    FullyConnectedLayer,
+    MappingNetwork,
+    activation_gain,
+    bias_act,
+    check_activation,
+    conv2d_resample,
+    modulated_conv2d,
+    setup_filter,
+    upsample2d,
+)
 from .safe_pickle import PersistentObject, load_pickle
 
 NOISE_MODES = ("const", "none", "random")
@@ -40,7 +50,7 @@ def stylegan2_channels(img_resolution: int, channel_base: int = 32768, channel_m
 
 
 def _log2(resolution: int) -> int:
-    k = int(round(math.log2(resolution))) if resolution > 0 else 0
+    k = round(math.log2(resolution)) if resolution > 0 else 0
     if resolution < 4 or 2 ** k != resolution:
         raise ValueError(f"StyleGAN2 needs a power-of-two resolution >= 4, got {resolution}")
     return k
@@ -290,7 +300,7 @@ def generator_from_nvlabs_kwargs(init_kwargs: Mapping[str, Any], init_args: Sequ
     default None) or ``"stylegan3-repo"`` (synthesis kwargs flat, conv_clamp
     default 256); None guesses it from the kwargs' layout.
     """
-    kwargs = dict(zip(_GENERATOR_ARGS, init_args))
+    kwargs = dict(zip(_GENERATOR_ARGS, init_args, strict=False))
     kwargs.update(init_kwargs)
     if flavour is None:
         flavour = "stylegan2-ada" if "synthesis_kwargs" in kwargs or not (set(kwargs) & _SYNTHESIS_KEYS) \
@@ -373,7 +383,7 @@ def generator_from_nvlabs(net: PersistentObject, source: str = "this network") -
         else:
             kwargs["conv_clamp"] = layer["conv_clamp"]
     init_args = tuple(net.state.get("_init_args") or ())
-    check_stylegan_settings({**dict(zip(_GENERATOR_ARGS, init_args)), **kwargs}, net.state_dict(), source)
+    check_stylegan_settings({**dict(zip(_GENERATOR_ARGS, init_args, strict=False)), **kwargs}, net.state_dict(), source)
     model = generator_from_nvlabs_kwargs(kwargs, init_args, flavour, source)
     _load_strict(model, net.state_dict(), source)
     return model.eval()
@@ -388,7 +398,7 @@ def check_stylegan_settings(kwargs: Mapping[str, Any], tensors: Mapping[str, Any
     """
     def number(key: str) -> Any:
         v = kwargs.get(key)
-        return v if v is None or isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)
+        return v if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) else repr(v)
 
     def shape(key: str) -> tuple[int, ...] | None:
         t = tensors.get(key)

@@ -17,8 +17,9 @@ reference is never built.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -130,10 +131,8 @@ def _resample_axis(x: torch.Tensor, h: torch.Tensor, dim: int, up: int, down: in
     if left or right:
         x = F.pad(x, [left, right] if dim == -1 else [0, 0, left, right])
     x = x.narrow(dim, i_min + left, (nb - 1) * step + bi).unfold(dim, bi, step)  # [..., nb, (W,) bi]
-    if dim == -1:  # a copy first: matmul on the overlapping window view takes a very slow path
-        y = (x.reshape(-1, bi) @ mat).view(*x.shape[:-2], nb * bo)
-    else:
-        y = (mat.t() @ x.transpose(-1, -2)).flatten(-3, -2)
+    # along the last dim, a copy first: matmul on the overlapping window view takes a very slow path
+    y = (x.reshape(-1, bi) @ mat).view(*x.shape[:-2], nb * bo) if dim == -1 else (mat.t() @ x.transpose(-1, -2)).flatten(-3, -2)
     return y.narrow(dim, 0, n_out)
 
 
@@ -392,7 +391,7 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"ws must be (N, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
         ws_list = ws.unbind(dim=1)
         x = self.input(ws_list[0])
-        for layer, w in zip(self.layers(), ws_list[1:]):
+        for layer, w in zip(self.layers(), ws_list[1:], strict=True):
             x = layer(x, w)
         return x * self.output_scale if self.output_scale != 1 else x
 

@@ -36,10 +36,27 @@ from .axes import fit_label_axes
 from .session import SUGGEST_MIN_PER_CLASS, SUGGEST_POOL, Labeller, Page
 from .sheets import contact_sheet
 from .sources import FaceSource, RunSource, canonical_latents
-from .store import FEATURE_PATTERN, REQUIRED, Label, LabelError, LabelStore, LabelTable, check_feature, check_value, \
-    load_labels
+from .store import FEATURE_PATTERN, REQUIRED, Label, LabelError, LabelStore, LabelTable, check_feature, check_value, load_labels
 from .suggest import suggest_uncertain
 
-__all__ = ["FEATURE_PATTERN", "FaceSource", "Label", "LabelError", "LabelStore", "LabelTable", "Labeller", "Page",
-           "REQUIRED", "RunSource", "SUGGEST_MIN_PER_CLASS", "SUGGEST_POOL", "canonical_latents", "check_feature",
-           "check_value", "contact_sheet", "fit_label_axes", "load_labels", "suggest_uncertain"]
+__all__ = [
+           "FEATURE_PATTERN",
+           "REQUIRED",
+           "SUGGEST_MIN_PER_CLASS",
+           "SUGGEST_POOL",
+           "FaceSource",
+           "Label",
+           "LabelError",
+           "LabelStore",
+           "LabelTable",
+           "Labeller",
+           "Page",
+           "RunSource",
+           "canonical_latents",
+           "check_feature",
+           "check_value",
+           "contact_sheet",
+           "fit_label_axes",
+           "load_labels",
+           "suggest_uncertain",
+]

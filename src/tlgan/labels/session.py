@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -105,7 +106,7 @@ class Labeller:
             todo = [i for i in dict.fromkeys(int(i) for i in indices) if i not in self._embedded]
             for lo in range(0, len(todo), 64):
                 part = todo[lo:lo + 64]
-                for i, v in zip(part, self._embedder(self.source.images(part))):
+                for i, v in zip(part, self._embedder(self.source.images(part)), strict=True):
                     self._embedded[i] = v
             return np.stack([self._embedded[int(i)] for i in indices]) if len(indices) else np.zeros((0, 0))
 

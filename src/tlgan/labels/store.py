@@ -8,15 +8,14 @@ import re
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..bounds import MAX_SEED
 from ..errors import TLGANError
-
 
 FEATURE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 REQUIRED = ("generator", "seed", "index", "feature", "label")
@@ -50,9 +49,8 @@ def check_value(value) -> int | None:
             return 1
         if v in ("0", "no", "n", "false"):
             return 0
-    elif isinstance(value, (int, np.integer)) and int(value) in (0, 1):
-        return int(value)
-    elif isinstance(value, (float, np.floating)) and float(value) in (0.0, 1.0):
+    elif ((isinstance(value, (int, np.integer)) and int(value) in (0, 1))
+          or (isinstance(value, (float, np.floating)) and float(value) in (0.0, 1.0))):
         return int(value)
     raise LabelError(f"label {value!r} is not valid: use 1 (yes), 0 (no) or null (skip)")
 
@@ -82,7 +80,7 @@ class Label:
                            "feature": self.feature, "label": self.label, "time": self.time})
 
     @classmethod
-    def make(cls, generator: str, seed, index, feature: str, label, when: str | None = None) -> "Label":
+    def make(cls, generator: str, seed, index, feature: str, label, when: str | None = None) -> Label:
         """A validated label; raises :class:`LabelError` on anything that does not fit the format."""
         if not isinstance(generator, str) or not generator.strip():
             raise LabelError(f"generator name {generator!r} is not valid")

@@ -42,7 +42,29 @@ from .job import TrainResult, embed_images, train_extractor
 from .metrics import MIN_PER_CLASS, FeatureResult, TrainError, check_classes, class_problems
 from .probe import NESTED_MAX, ProbeFit, fit_probe
 
-__all__ = ["CELEBA_CROP", "CNNFit", "Dataset", "FeatureResult", "MIN_PER_CLASS", "NESTED_MAX", "PROBE_CS", "ProbeFit",
-           "TrainError", "TrainResult", "auc", "celeba_box", "celeba_name", "check_classes", "choose_c",
-           "class_problems", "combine", "embed_images", "fit_cnn", "fit_probe", "from_celeba", "from_csv_folder",
-           "from_label_files", "train_extractor"]
+__all__ = [
+           "CELEBA_CROP",
+           "MIN_PER_CLASS",
+           "NESTED_MAX",
+           "PROBE_CS",
+           "CNNFit",
+           "Dataset",
+           "FeatureResult",
+           "ProbeFit",
+           "TrainError",
+           "TrainResult",
+           "auc",
+           "celeba_box",
+           "celeba_name",
+           "check_classes",
+           "choose_c",
+           "class_problems",
+           "combine",
+           "embed_images",
+           "fit_cnn",
+           "fit_probe",
+           "from_celeba",
+           "from_csv_folder",
+           "from_label_files",
+           "train_extractor",
+]

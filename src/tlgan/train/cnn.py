@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ def _random_split(n: int, seed: int, val: float = 0.1, test: float = 0.1) -> np.
     rng = np.random.default_rng(seed)
     split = np.zeros(n, np.int64)
     order = rng.permutation(n)
-    n_test, n_val = int(round(n * test)), int(round(n * val))
+    n_test, n_val = round(n * test), round(n * val)
     split[order[:n_test]] = 2
     split[order[n_test:n_test + n_val]] = 1
     return split

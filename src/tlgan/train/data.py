@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from ..formats import pick_columns
 from ..labels.store import LabelError, check_feature, load_labels
 from .metrics import TrainError, _log
-
 
 #: CelebA's aligned 178x218 images cropped like the DigiFace DCGAN's faces: a square of side
 #: 118/178 of the width whose top-left corner is at (30/178 of the width, 58/218 of the height);
@@ -42,7 +41,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.images)
 
-    def select(self, features: Sequence[str] | None) -> "Dataset":
+    def select(self, features: Sequence[str] | None) -> Dataset:
         """Only these features (in this order), and only the faces with a label for one of them."""
         if not features:
             return self

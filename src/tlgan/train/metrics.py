@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import TLGANError
 from ..logistic import auc
-
 
 MIN_PER_CLASS = 10
 
@@ -66,4 +65,4 @@ class FeatureResult:
 def held_out_result(feature: str, y_all: np.ndarray, truth: np.ndarray, p: np.ndarray, how: str, c: float) -> FeatureResult:
     pos = float(truth.mean())
     return FeatureResult(feature, int((y_all == 1).sum()), int((y_all == 0).sum()), auc(truth, p),
-                         float(((p > 0.5) == truth.astype(bool)).mean()), how, int(len(truth)), c, max(pos, 1 - pos))
+                         float(((p > 0.5) == truth.astype(bool)).mean()), how, len(truth), c, max(pos, 1 - pos))

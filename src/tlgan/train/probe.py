@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
 from ..logistic import PROBE_CS, choose_c, fit_logistic, sigmoid
 from .metrics import MIN_PER_CLASS, FeatureResult, _log, check_classes, held_out_result
-
 
 NESTED_MAX = 5000  # up to this many labels, metrics come from nested cross-validation
 
