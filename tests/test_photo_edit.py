@@ -13,7 +13,7 @@ from test_invert import tiny
 
 from tlgan.invert import InversionError
 from tlgan.photo.blend import blend, mask_pyramid, pyramid_levels, region_mask, seam_score
-from tlgan.photo.motion import backward_field, warp_crop
+from tlgan.photo.motion import backward_field, significant_motion, warp_crop
 from tlgan.photo.tuning import load_tuning, save_tuning, tune_pivot, tuned_generator, tuning_path
 
 PHOTO = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
@@ -30,6 +30,29 @@ def test_tuning_draws_the_target_at_the_pivot_and_leaves_the_generator_alone():
         assert torch.equal(v, before[k]), k  # the original generator is untouched
     err = lambda g: np.abs(g.render(pivot).numpy()[0].astype(float) - target).mean()  # noqa: E731
     assert err(tuned_generator(gen, tuning)) < 0.6 * err(gen)
+
+
+def test_tuning_with_the_edits_keeps_their_change_as_the_generator_draws_it():
+    gen = tiny("w")
+    pivot, other = gen.sample(2, 3)
+    target = gen.render(other).numpy()[0]
+    edits = pivot[None] + 2.0 * np.eye(gen.latent_dim, dtype=np.float32)[:4]  # four "axes", one way
+    change = lambda g: g.render(edits).numpy().astype(float) - g.render(pivot).numpy().astype(float)  # noqa: E731
+    settings = dict(steps=40, lr=3e-3, identity_weight=0, locality_weight=0.1, consistency_weight=2.0)
+    off = lambda t: np.abs(change(tuned_generator(gen, t)) - change(gen)).mean()  # noqa: E731
+    with_edits = tune_pivot(gen, target, pivot, edits=edits, **settings)
+    random_moves = tune_pivot(gen, target, pivot, **settings)
+    assert with_edits.meta["settings"]["edit_latents"] == 4
+    assert off(with_edits) < off(random_moves)
+
+
+def test_significant_motion_drops_sub_pixel_shifts_exactly_and_keeps_real_ones():
+    shift = torch.tensor([[0.3, 0.0], [0.0, -0.49], [0.6, 0.0], [3.0, -4.0], [0.0, 0.0]])
+    out = significant_motion(shift, 1.0)
+    assert torch.equal(out[:2], torch.zeros(2, 2)) and torch.equal(out[4], torch.zeros(2))
+    assert 0 < out[2, 0] < 0.6  # between half and one pixel: faded in
+    assert torch.equal(out[3], shift[3])  # a real motion is kept as it is
+    assert torch.equal(significant_motion(shift, 0.0), shift)
 
 
 def test_tuning_round_trips_through_safetensors_and_refuses_another_generator(tmp_path):

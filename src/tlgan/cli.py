@@ -503,7 +503,7 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size,
             if fidelity == "on" and tuning_path(latent).exists():
                 tuning = load_tuning(tuning_path(latent), editor.generator)
         if fidelity == "on" and tuning is None:
-            tuning = tune_photo(editor.generator, inv, tune_steps)
+            tuning = tune_photo(editor.generator, inv, tune_steps, editor=editor)
         edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back,
                             fidelity == "on", region, tuning, force)
         if save_latent:

@@ -256,7 +256,8 @@ def animate_grid(editor: Editor, features: Sequence[str] | None, seeds: Sequence
 
 # ---------------------------------------------------------------- real photos
 
-TUNE_STEPS = 100  # pivotal-tuning steps for a photo (tlgan.photo.tuning)
+TUNE_STEPS = 50  # pivotal-tuning steps for a photo (tlgan.photo.tuning): with 30 inversion steps from the
+# encoder's guess, under 60 s on one thread of the shared 2-core CPU (benchmarks/photo_edits.py)
 
 
 def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: str | Path | Encoder | None = None,
@@ -334,11 +335,14 @@ def default_encoder(generator: Generator, near: str | Path | None = None) -> Enc
 
 
 def tune_photo(generator: Generator, inversion: Inversion, steps: int = TUNE_STEPS,
-               progress: Callable[[int, int, float], Any] | None = None) -> Tuning:
-    """Pivotal tuning of ``generator`` to the inverted photo's crop at its latent (``tlgan.photo.tuning``)."""
-    from .photo.tuning import tune_pivot
+               progress: Callable[[int, int, float], Any] | None = None, editor: Editor | None = None) -> Tuning:
+    """Pivotal tuning of ``generator`` to the inverted photo's crop at its latent (``tlgan.photo.tuning``);
+    with ``editor``, the tuned generator keeps the original's change along each of its axes (so an edit
+    shows on the photo as much as on a generated face), else along random moves."""
+    from .photo.tuning import axis_edits, tune_pivot
 
-    return tune_pivot(generator, inversion.target, inversion.latent, steps=steps, progress=progress)
+    edits = axis_edits(editor, inversion.latent) if editor is not None else None
+    return tune_pivot(generator, inversion.target, inversion.latent, steps=steps, edits=edits, progress=progress)
 
 
 def photo_session(generator: Generator, inversion: Inversion, photo: np.ndarray | None = None,
@@ -386,7 +390,7 @@ def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, m
         raise InputError("--paste-back needs the photo and the alignment of an inversion made from it (--image PHOTO)")
     edited = editor.edit(inversion.latent, moves, locks, layers)
     if fidelity:
-        tuning = tuning if tuning is not None else tune_photo(editor.generator, inversion)
+        tuning = tuning if tuning is not None else tune_photo(editor.generator, inversion, editor=editor)
         session = photo_session(editor.generator, inversion, photo, tuning, region)
         result = session.render(edited)
         if paste_back:

@@ -5,13 +5,16 @@ latent, the (pivot-tuned) generator's picture of the pivot and its landmarks,
 and the region mask, all computed once. ``render(latent)`` then draws the
 edited latent and returns the whole photo at its size::
 
-    field  = backward_field(landmarks(G'(pivot)), landmarks(G'(latent)))      # how the face moved
+    field  = significant(backward_field(landmarks(G'(pivot)), landmarks(G'(latent))))  # how the face moved
     change = warp(photo, field) + up(G'(latent) - warp(G'(pivot), field)) - photo
-    out    = blend(photo, change, mask)                                        # Laplacian bands
+    out    = blend(photo, change, mask)                                                  # Laplacian bands
 
-The photo's own detail moves with the face (the warp); the generator adds only
-what it changes beyond that motion (its difference from the moved
-reconstruction, upsampled), and only inside the mask. At the pivot itself the
+The photo's own detail moves with the face (the warp, only where it moves by
+about a pixel or more: resampling blurs, and a blurred face reads younger); the
+generator adds all it changes beyond that motion (its difference from the
+moved reconstruction, upsampled) on top of the photo's detail, inside the mask.
+Nothing of the photo is repainted with the generator's blurry picture: that lost
+the age edit (wrinkles gone read -3 years for age +2). At the pivot itself the
 photo comes back unchanged, bit for bit.
 """
 
@@ -27,10 +30,12 @@ from PIL import Image
 from ..align import apply, warp
 from ..generators import Generator
 from .blend import blend, mask_pyramid, pyramid_levels, region_mask
-from .motion import backward_field, mesh_landmarks, sample_field, warp_crop
+from .motion import backward_field, mesh_landmarks, sample_field, significant_motion, warp_crop
 
 MESH_SIZE = 192  # the photo's face is meshed on a crop of this size (the mesh's own input size)
-REPAINT = 0.25  # a change of the generator's picture this large (in -1..1 units) replaces the photo's detail
+#: the photo's pixels move with the face only where the motion reaches about this many photo pixels: resampling
+#: blurs, and a blurred photo reads younger (age +2 read -1.4 years on portrait0 with every sub-pixel motion kept)
+MOTION_MIN_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,14 +115,20 @@ class PhotoEdit:
         with torch.inference_mode():
             edited = g.synthesize(g.check_latents(latent).to(g.device))[0].float().cpu()
             landmarks = mesh_landmarks(Generator.postprocess(edited[None]).numpy())[0][0]
-            field = backward_field(self.pivot_landmarks, landmarks)
+            field = self._significant(backward_field(self.pivot_landmarks, landmarks))
             moved = warp_crop(self.pivot_picture, field)
             return self._compose(field, edited, moved)
 
+    def _significant(self, field: np.ndarray) -> np.ndarray:
+        """The field with its motions shorter than ``MOTION_MIN_PX`` photo pixels faded out (``significant_motion``);
+        the photo and the generator's pivot picture then move alike."""
+        linear = self.linear.double()
+        px = torch.from_numpy(field).double() @ linear.T
+        return (significant_motion(px, MOTION_MIN_PX) @ torch.linalg.inv(linear).T).float().numpy()
+
     def _compose(self, field: np.ndarray, edited: torch.Tensor, moved: torch.Tensor) -> np.ndarray:
-        """The working photo with ``photo moved along field + (edited - moved pivot picture)`` blended in; where
-        the generator paints something new (|edited - moved| near ``REPAINT``), its picture replaces the photo's
-        own detail there instead of lying under it (HFGI's residual, faded where the edit repaints)."""
+        """The working photo moved along ``field`` plus the generator's change beyond that motion,
+        ``edited - moved``, upsampled, blended in band by band."""
         b = self.box
         h, w = b.y1 - b.y0, b.x1 - b.x0
         shift = sample_field(field, self.crop_units) @ self.linear.T  # photo pixels
@@ -125,15 +136,9 @@ class PhotoEdit:
         grid = torch.stack([(src[..., 0] - b.x0) / w, (src[..., 1] - b.y0) / h], -1) * 2 - 1
         moved_photo = F.grid_sample(self.photo_roi, grid[None], mode="bilinear", padding_mode="border",
                                     align_corners=False)
-        change = edited - moved
-        keep = (1 - change.abs().mean(0, keepdim=True) / REPAINT).clamp(0, 1)
-        keep = F.avg_pool2d(keep[None], 3, 1, 1, count_include_pad=False)[0]
         at = (self.crop_units * 2 - 1)[None]
-        up = lambda x: F.grid_sample(x[None], at, mode="bicubic", padding_mode="zeros", align_corners=False)  # noqa: E731
-        moved_up = (up(moved) + 1) * 127.5
-        keep_up = F.grid_sample(keep[None], at, mode="bilinear", padding_mode="border", align_corners=False)
-        residual = moved_photo - moved_up  # the photo's detail over the (moved) pivot picture
-        result = moved_photo + up(change) * 127.5 - (1 - keep_up) * residual
+        change = F.grid_sample((edited - moved)[None], at, mode="bicubic", padding_mode="zeros", align_corners=False)
+        result = moved_photo + change * 127.5
         out_roi = blend(self.photo_roi, result - self.photo_roi, self.masks)
         out = self.photo.copy()
         out[b.y0:b.y1, b.x0:b.x1] = out_roi[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()

@@ -81,3 +81,13 @@ def warp_crop(image: torch.Tensor, field: np.ndarray) -> torch.Tensor:
     src = base + sample_field(field, base)
     return F.grid_sample(image[None].float(), (src * 2 - 1)[None], mode="bilinear", padding_mode="border",
                          align_corners=False)[0]
+
+
+def significant_motion(shift: torch.Tensor, min_px: float) -> torch.Tensor:
+    """``shift`` (..., 2) in pixels, faded to exactly zero where it is shorter than ``min_px`` / 2 (a smoothstep
+    of the length between ``min_px`` / 2 and ``min_px``): pixels that would move by a fraction of a pixel
+    stay where they are, bit for bit, instead of being resampled (blurred)."""
+    if min_px <= 0:
+        return shift
+    t = ((shift.norm(dim=-1, keepdim=True) / min_px - 0.5) * 2).clamp(0, 1)
+    return shift * (t * t * (3 - 2 * t))
