@@ -9,28 +9,48 @@ result as ``tlgan CMD``. Progress goes to ``log`` (``None``: silent).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+from PIL import Image
 
-from .bounds import (MAX_COLS, MAX_COMPONENTS, MAX_HELDOUT, MAX_N, check_array_size, check_heldout, check_moves,
-                     check_picture, check_pixels, check_range, check_seed, check_steps)
-from .errors import InputError
+from . import train as T
+from . import weights
+from .align import align_photo, paste_back as paste
+from .app.address import check_address, network_warning
+from .app.explorer import INVERT_STEPS, Explorer
+from .app.undo import MAX_SESSIONS
+from .axes import Axes
+from .bounds import (MAX_COLS, MAX_COMPONENTS, MAX_EPOCHS, MAX_HELDOUT, MAX_N, check_array_size, check_heldout,
+                     check_moves, check_number, check_picture, check_pixels, check_range, check_seed, check_steps)
+from .disentangle import SpaceDCI, dci
+from .distributed import ModelSpec, Report as RayReport, relabel as relabel_on_ray, sample as sample_on_ray
+from .errors import InputError, TLGANError
+from .evaluate import Comparison, Evaluation, Heldout, Scorer, compare_finders, evaluate_axes, heldout_seed, make_heldout
+from .explore import parse_layers
+from .extractors import EXTRACTORS, Extractor, declared_features, load_extractor
+from .figures import image_row, traversal_grid
+from .finders import FINDERS, find_run, fit_quality, load_finder
+from .fit import METHODS
+from .generators import GENERATORS, SPACES, Generator, generator_of, library, load_generator
+from .generators.families import family_names
+from .invert import (Encoder, Inversion, invert as invert_image, load_encoder, load_inversion,
+                     reconstruction_quality, save_inversion, train_encoder as train_image_encoder)
+from .labels import FaceSource, Labeller, LabelStore, LabelTable, RunSource, fit_label_axes, load_labels
+from .pipeline import Editor, showcase_latents
+from .plugins import load_plugins
+from .report.comparison import write_comparison
+from .report.dci import write_dci
+from .report.evaluation import write_evaluation
 from .safeio import Outputs, npy_path, save_image, save_npy
+from .sample import Run, open_run, relabel as relabel_images, sample as sample_images
+from .train import CELEBA_CROP, Dataset, TrainResult, train_extractor
 
-
-if TYPE_CHECKING:
-    from .axes import Axes
-    from .disentangle import SpaceDCI
-    from .evaluate import Comparison, Evaluation, Heldout, Scorer
-    from .invert import Encoder, Inversion
-    from .extractors import Extractor
-    from .generators import Generator
-    from .labels import Labeller, LabelTable
-    from .pipeline import Discovery, Editor
-    from .train import Dataset, TrainResult
+__all__ = ["METHODS", "SPACES", "MAX_SESSIONS", "InputError", "TLGANError", "fit_quality"]  # what the CLI offers too
 
 DEFAULT_GENERATOR = "digiface-dcgan"
 DEFAULT_EXTRACTOR = "faces"
@@ -49,13 +69,115 @@ def load_models(generator: str, extractor: str, device: str | None = "auto",
                 **space: Any) -> tuple[Generator, Extractor]:
     """The generator (a name or checkpoint path; ``space`` options as ``load_generator`` takes them)
     and the extractor (``a+b`` combines extractors)."""
-    from .extractors import load_extractor
-    from .generators import load_generator
-
     return load_generator(generator, device, **space), load_extractor(extractor, device)
 
 
+def startup_checks(verify: bool = False) -> None:
+    """Before any command: with ``verify``, hash every weight file in full before it is used."""
+    weights.full_checks(verify)
+
+
+def family_choices() -> list[str]:
+    """The checkpoint families a file may be forced to, plugins' included (so plugins are loaded first)."""
+    load_plugins()
+    return family_names()
+
+
+# ---------------------------------------------------------------- models and plugins
+
+
+@dataclass
+class ModelsListing:
+    """What ``tlgan models list`` shows: the bundled models and the user's registered generator files."""
+
+    cache: Path
+    bundled: list[dict[str, Any]]
+    library: Path
+    registered: dict[str, dict[str, Any]]
+
+
+def list_models(check: bool = False) -> ModelsListing:
+    """``tlgan models list``: each bundled model (package, licence, status) and each registered generator file
+    with its state; ``check`` hashes every file in full now."""
+    bundled = []
+    for m in weights.MODELS.values():
+        pkg = m.files[0].package
+        bundled.append({"name": m.name, "status": weights.status(m.name, check), "registry": pkg.registry,
+                        "spec": pkg.spec, "license": pkg.license, "purpose": m.purpose, "oracle": m.oracle})
+    mine = {name: dict(e, state=library.state(name, check)) for name, e in library.registered().items()}
+    return ModelsListing(weights.cache_dir(), bundled, library.library_path(), mine)
+
+
+def add_model(path: str | Path, name: str, family: str | None = None, network: str | None = None) -> dict[str, Any]:
+    """``tlgan models add``: register a generator file under ``name`` (read once, safely; its SHA-256 kept)."""
+    return library.add(path, name, family, network)
+
+
+def remove_model(name: str) -> None:
+    """``tlgan models remove``: forget a registered generator (the file itself is not touched)."""
+    library.remove(name)
+
+
+def fetch_models(names: Sequence[str] = (), oracles: bool = False, log: Log = None) -> tuple[list[Path], Path]:
+    """``tlgan models fetch``: fetch ``names`` (default: what the defaults need, plus the test oracles with
+    ``oracles``) and check their SHA-256; returns the files and the cache folder."""
+    chosen = list(names) or weights.DEFAULT_MODELS + ([m.name for m in weights.MODELS.values() if m.oracle]
+                                                     if oracles else [])
+    paths = weights.fetch(chosen, log=log or (lambda s: None))
+    return paths, weights.cache_dir()
+
+
+def list_plugins() -> dict[str, list[tuple[str, str]]]:
+    """``tlgan plugins``: (name, description) of each registered generator, extractor and direction finder."""
+    load_plugins()
+    return {title: [(name, reg.describe(name)) for name in reg.names()]
+            for title, reg in (("generators", GENERATORS), ("extractors", EXTRACTORS),
+                               ("direction finders", FINDERS))}
+
+
 # ---------------------------------------------------------------- steps 3 and 4
+
+
+@dataclass
+class Sampled:
+    """What ``sample`` / ``relabel`` did: the run, the label set written and, on Ray, the cluster's report."""
+
+    run: Run
+    label_set: str
+    features: int
+    ray: RayReport | None = None
+    rate: float | None = None  # images labelled per second this call (local relabel)
+
+
+def sample(out: str | Path, generator: str = DEFAULT_GENERATOR, extractor: str = DEFAULT_EXTRACTOR, n: int = 10_000,
+           seed: int = 0, chunk: int | None = None, save_images: bool = True, device: str | None = "auto",
+           ray_address: str | None = None, workers: int | None = None,
+           space: Mapping[str, Any] | None = None) -> Sampled:
+    """``tlgan sample``: draw ``n`` latents, render and label them into the resumable run folder ``out``;
+    on a Ray cluster when ``ray_address`` is given (``local``, ``auto`` or an address), else here."""
+    options = dict(space or {})
+    if ray_address is not None:
+        run, report = sample_on_ray(out, ModelSpec(generator, extractor, options), n, seed=seed, chunk=chunk,
+                                    save_images=save_images, workers=workers, device=device or "auto", address=ray_address)
+        return Sampled(run, extractor, len(run.features()), report)
+    gen, ext = load_models(generator, extractor, device, **options)
+    run = sample_images(out, gen, ext, n, seed=seed, chunk=chunk, save_images=save_images)
+    return Sampled(run, ext.name, len(ext.features))
+
+
+def relabel(run: str | Path, extractor: str, make_default: bool = False, device: str | None = "auto",
+            ray_address: str | None = None, workers: int | None = None) -> Sampled:
+    """``tlgan relabel``: label a run's cached images with another extractor, without rendering them again."""
+    if ray_address is not None:
+        r, report = relabel_on_ray(run, extractor, make_default, workers=workers, device=device or "auto",
+                                   address=ray_address)
+        return Sampled(r, extractor, len(r.features(extractor)), report)
+    ext = load_extractor(extractor, device)
+    t0 = time.perf_counter()
+    r = relabel_images(run, ext, make_default=make_default)
+    done = r.done(f"labels/{ext.name}")
+    return Sampled(r, ext.name, len(ext.features), rate=done / max(time.perf_counter() - t0, 1e-9))
+
 
 
 def axes_file_name(finder: str) -> str:
@@ -66,9 +188,12 @@ def axes_file_name(finder: str) -> str:
 def fit_file(run: str | Path, finder: str = DEFAULT_FINDER, label_set: str | None = None,
              features: Sequence[str] | None = None, method: str = "auto",
              out: str | Path | None = None) -> tuple[Axes, Path]:
-    """``tlgan fit``: directions of ``finder`` from a run folder, saved to ``out`` (default: beside the run)."""
-    from .finders import find_run, load_finder
+    """``tlgan fit``: directions of ``finder`` from a run folder, saved to ``out`` (default: beside the run).
 
+    ``out`` is checked before the fit (a name that would clobber another kind of file fails at once).
+    """
+    if out is not None:
+        Axes.check_path(out)
     found = load_finder(finder)
     if "method" in found.options:
         found = load_finder(finder, method=method)
@@ -77,26 +202,50 @@ def fit_file(run: str | Path, finder: str = DEFAULT_FINDER, label_set: str | Non
     return axes, path
 
 
-def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
-             method: str = "auto", grid_features: Sequence[str] = ("male", "age", "happy", "mouth_open", "yaw"),
-             grid_lock: Sequence[str] = ("skin_tone",)) -> Discovery:
-    """``tlgan discover``: sample, fit, and draw ``out/traversal.png`` of the ``grid_features`` that got an axis.
+@dataclass
+class Discovery:
+    """What ``discover`` produced, with the wall time of each stage in seconds."""
 
-    ``Discovery.figure`` is the figure's path, or None when no grid feature was fitted.
+    run: Run
+    axes: Axes
+    axes_path: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    figure: Path | None = None  # the traversal figure, when one was drawn
+
+
+def discover(out: str | Path, generator: str | Generator, extractor: str | Extractor, n: int, seed: int = 0,
+             method: str = "auto", grid_features: Sequence[str] | None = None,
+             grid_lock: Sequence[str] | None = None, device: str | None = "auto",
+             space: Mapping[str, Any] | None = None, save_images: bool = True, progress: bool = True) -> Discovery:
+    """``tlgan discover``: sample ``n`` faces into ``out/run`` (resumable), fit ``out/axes.safetensors`` with
+    the default finder, and draw ``out/traversal.png`` of the ``grid_features`` that got an axis, their second
+    rows locking ``grid_lock``.
+
+    ``generator`` / ``extractor``: loaded models or names (loaded on ``device`` with the ``space`` options).
+    The figure's rows default to the extractor's declared summary features (``Extractor.summary``) and its
+    locks to ``Extractor.summary_locks``. ``Discovery.figure`` is None when no row feature was fitted.
     """
-    from .pipeline import discover as sample_and_fit
-
+    if isinstance(generator, str) or isinstance(extractor, str):
+        gen_name = generator if isinstance(generator, str) else None
+        ext_name = extractor if isinstance(extractor, str) else None
+        loaded = load_models(gen_name or DEFAULT_GENERATOR, ext_name or DEFAULT_EXTRACTOR, device, **dict(space or {}))
+        generator = loaded[0] if gen_name else generator
+        extractor = loaded[1] if ext_name else extractor
+    assert not isinstance(generator, str) and not isinstance(extractor, str)
     out = Path(out)
-    d = sample_and_fit(out, generator, extractor, n, seed=seed, method=method)
-    feats = [f for f in grid_features if f in d.axes.names]
+    t0 = time.perf_counter()
+    run = sample_images(out / "run", generator, extractor, n, seed=seed, save_images=save_images, progress=progress)
+    t1 = time.perf_counter()
+    axes = find_run(run, load_finder(DEFAULT_FINDER, method=method))
+    t2 = time.perf_counter()
+    d = Discovery(run, axes, axes.save(out / "axes.safetensors"), {"sample": t1 - t0, "fit": t2 - t1})
+    rows = list(extractor.summary) if grid_features is None else list(grid_features)
+    feats = [f for f in rows if f in axes.names]
     if feats:
-        from .figures import traversal_grid
-        from .pipeline import showcase_latents
-
-        locks = [x for x in grid_lock if x in d.axes.names]
+        locks = [x for x in (extractor.summary_locks if grid_lock is None else grid_lock) if x in axes.names]
         faces = showcase_latents(generator, extractor, 2, seed + 10_000)
         title = f"{generator.name} + {extractor.name}: {n} samples"
-        fig = traversal_grid(generator, d.axes, faces, feats, np.linspace(-3, 3, 7), locks, cell=80,
+        fig = traversal_grid(generator, axes, faces, feats, np.linspace(-3, 3, 7), locks, cell=80,
                              title=f"{title}; second rows lock {', '.join(locks)}" if locks else title)
         d.figure = out / "traversal.png"
         save_image(fig, d.figure)
@@ -108,10 +257,6 @@ def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int
 
 def open_editor(axes_path: str | Path, device: str | None = "auto") -> Editor:
     """An :class:`~tlgan.pipeline.Editor` of the axes file with the generator it was fitted for."""
-    from .axes import Axes
-    from .generators import generator_of
-    from .pipeline import Editor
-
     axes = Axes.load(axes_path)
     return Editor(generator_of(axes.meta, device, axes_path), axes)
 
@@ -156,8 +301,6 @@ FAR_OFF_NORM = 4.0
 
 def warn_off_norm(generator: Generator, latent: np.ndarray, what: str) -> None:
     """Warn when ``latent`` lies far outside the generator's typical shell (``FAR_OFF_NORM`` x its typical norm)."""
-    import warnings
-
     typical = generator.describe_space().typical_norm
     centre = 0.0
     if generator.space != "z":
@@ -180,8 +323,6 @@ def edit_file(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: 
     """
     outputs = Outputs("edit", force)
     outputs.claim(out, save_latent and npy_path(save_latent))
-    from .figures import image_row
-
     check_pixels(size)
     check_picture(2 * size, size, f"--size {size}")
     moves = check_moves(moves)
@@ -198,8 +339,6 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
               locks: Sequence[str], out: str | Path, cell: int = 96, layers: Sequence[int] | None = None,
               force: bool = False) -> list[str]:
     """``tlgan grid``: a traversal figure of ``features`` (default: every axis); returns the rows drawn."""
-    from .figures import traversal_grid
-
     outputs = Outputs("grid", force)
     outputs.claim(out)
     check_steps(steps)
@@ -233,12 +372,9 @@ def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: 
     says how close the reconstruction is (pixel error, identity, and the
     ``extractor``'s labels of photo and reconstruction when one is given).
     """
-    from .align import align_photo
-    from .invert import invert, load_encoder, reconstruction_quality
-
     image, aligned = align_photo(photo, generator.framing, generator.resolution, face=face)
     enc = load_encoder(encoder, generator) if isinstance(encoder, (str, Path)) else encoder
-    inv = invert(generator, aligned.image, enc, steps=steps, identity_weight=identity_weight, progress=progress)
+    inv = invert_image(generator, aligned.image, enc, steps=steps, identity_weight=identity_weight, progress=progress)
     inv.transform = aligned.transform
     inv.quality = reconstruction_quality(aligned.image, inv.reconstruction, extractor)
     return image, inv
@@ -252,9 +388,6 @@ def invert_file(generator: Generator, photo: str | Path, out: str | Path, encode
     Neither replaces an existing file an earlier ``tlgan invert`` did not make (e.g. the user's ``notes.png``
     beside ``-o notes.latent.npz``) unless ``force``.
     """
-    from .figures import image_row
-    from .invert import save_inversion
-
     outputs = Outputs("invert", force)
     png = _png_beside(out, photo)
     outputs.claim(out, png)
@@ -280,11 +413,6 @@ def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, m
                paste_back: bool = False, force: bool = False) -> np.ndarray:
     """``tlgan edit --image``: the photo's crop, its reconstruction and the edit side by side in ``out``;
     with ``paste_back``, the photo with the edited face pasted back in its place instead."""
-    from PIL import Image
-
-    from .align import paste_back as paste
-    from .figures import image_row
-
     outputs = Outputs("edit", force)
     outputs.claim(out)  # never the photo itself (--paste-back -o PHOTO) unless asked with --force
     check_pixels(size)
@@ -301,14 +429,204 @@ def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, m
     return edited
 
 
+def layers_of(editor: Editor, spec: str | None) -> list[int] | None:
+    """The synthesis layers ``--layers SPEC`` names (w+ only): None for all."""
+    return None if spec is None else parse_layers(spec, editor.generator.num_ws)
+
+
+def parse_moves(moves: Iterable[str]) -> dict[str, float]:
+    """``NAME=AMOUNT`` moves (``age=+2``) as a dict, checked."""
+    out: dict[str, float] = {}
+    for m in moves:
+        name, sep, amount = m.partition("=")
+        try:
+            out[name.strip()] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InputError(f"--move {m!r}: write a move as NAME=AMOUNT, e.g. age=+2")
+    return check_moves(out)
+
+
+@dataclass
+class Edited:
+    """What ``edit`` wrote: the picture, the edited latent, what moved, and for a photo its inversion."""
+
+    out: Path
+    latent: np.ndarray
+    moves: dict[str, float]
+    locks: list[str]
+    inversion: Inversion | None = None
+    paste_back: bool = False
+
+    def said(self) -> str:
+        """The moves and locks in words: ``age=+2 locking male``."""
+        return (f"{', '.join(f'{k}={v:+g}' for k, v in self.moves.items()) or '(no move)'}"
+                + (f" locking {', '.join(self.locks)}" if self.locks else ""))
+
+
+def edit(axes: str | Path, moves: Iterable[str] | Mapping[str, float] = (), locks: Sequence[str] = (),
+         out: str | Path = "edit.png", seed: int = 0, latent: str | Path | None = None,
+         image: str | Path | None = None, paste_back: bool = False, size: int = 256,
+         save_latent: str | Path | None = None, layers: str | None = None, encoder: str | Path | None = None,
+         steps: int = 200, face: int = 0, identity_weight: float = 0.3, force: bool = False,
+         device: str | None = "auto") -> Edited:
+    """``tlgan edit``: one face before and after ``moves`` along the axes file's axes, written to ``out``.
+
+    The face is a photo's (``image``: found, aligned and inverted), an inversion's (``latent`` ending in
+    ``.npz``, from ``tlgan invert``), a ``.npy`` latent, or the one ``seed`` draws. ``layers``: a ``--layers``
+    spec (w+ only). Nothing existing is replaced that an earlier ``tlgan edit`` did not make, unless ``force``.
+    """
+    outputs = Outputs("edit", force)
+    outputs.claim(out, save_latent and npy_path(save_latent))  # before any work
+    mv = check_moves(dict(moves)) if isinstance(moves, Mapping) else parse_moves(moves)
+    check_seed(seed)
+    editor = open_editor(axes, device)
+    chosen = layers_of(editor, layers)
+    if image is not None or (latent is not None and str(latent).endswith(".npz")):
+        if image is not None:
+            photo, inv = invert_photo(editor.generator, image, encoder, face, steps, identity_weight)
+        else:
+            photo, inv = None, load_inversion(latent, editor.generator)  # type: ignore[arg-type]
+        edited = edit_photo(editor, inv, photo, mv, locks, out, size, chosen, paste_back, force)
+        if save_latent:
+            outputs.made(save_npy(edited, save_latent))
+        return Edited(Path(out), edited, mv, list(locks), inv, paste_back)
+    z = read_latent(editor, seed, latent)
+    edited = edit_file(editor, z, mv, locks, out, size, save_latent, chosen, force)
+    return Edited(Path(out), edited, mv, list(locks))
+
+
+def grid(axes: str | Path, features: Sequence[str] | None = None, seeds: Sequence[int] = (0, 1, 2),
+         extent: float = 3.0, steps: int = 7, locks: Sequence[str] = (), out: str | Path = "grid.png",
+         cell: int = 96, layers: str | None = None, force: bool = False, device: str | None = "auto") -> list[str]:
+    """``tlgan grid``: the traversal figure of an axes file (``features`` default: every axis); returns its rows."""
+    editor = open_editor(axes, device)
+    for f in list(features or []) + list(locks):
+        editor.axes.index(f)
+    return grid_file(editor, features, seeds, extent, steps, locks, out, cell, layers_of(editor, layers), force)
+
+
+def axes_summary(axes: str | Path) -> dict[str, Any]:
+    """``tlgan axes-info``: what an axes file holds (features, metrics, generator, extractor), as JSON data."""
+    return Axes.load(axes).to_json()
+
+
+@dataclass
+class Inverted:
+    """What ``invert`` wrote: the ``.latent.npz``, the generator, the inversion and the extractor's summary
+    features of photo and reconstruction side by side (``{feature: (photo, reconstruction)}``)."""
+
+    out: Path
+    generator: Generator
+    inversion: Inversion
+    summary: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def quality_extractor(name: str = DEFAULT_EXTRACTOR, device: str | None = "auto") -> Extractor | None:
+    """The extractor that reads a reconstruction's labels beside the photo's: a bonus, so None when it
+    cannot be loaded (e.g. its weights are not fetched)."""
+    try:
+        return load_extractor(name, device)
+    except TLGANError:
+        return None
+
+
+def invert(photo: str | Path, generator: str = DEFAULT_GENERATOR, out: str | Path | None = None,
+           encoder: str | Path | None = None, steps: int = 200, face: int = 0, identity_weight: float = 0.3,
+           extractor: str = DEFAULT_EXTRACTOR, force: bool = False, device: str | None = "auto",
+           space: Mapping[str, Any] | None = None) -> Inverted:
+    """``tlgan invert``: the generator's closest face to the photo's, written to ``out`` (default:
+    ``PHOTO.latent.npz``) with a PNG of crop | reconstruction beside it.
+
+    ``extractor`` reads photo and reconstruction (skipped when it cannot be loaded); the summary holds the
+    features it declares worth showing first (``Extractor.summary``).
+    """
+    check_number(identity_weight, "--identity-weight", 0, 1e6)
+    photo = Path(photo)
+    target = Path(out) if out else photo.with_name(photo.stem + ".latent.npz")
+    Outputs("invert", force).claim(target, _png_beside(target, photo))  # before the models load
+    gen = load_generator(generator, device, **dict(space or {}))
+    ext = quality_extractor(extractor, device)
+    inv = invert_file(gen, photo, target, encoder, face, steps, identity_weight, ext, force)
+    labels = inv.quality.get("labels", {}) if inv.quality else {}
+    summary = {name: (labels[name]["photo"], labels[name]["reconstruction"])
+               for name in (ext.summary if ext is not None else ()) if name in labels}
+    return Inverted(target, gen, inv, summary)
+
+
+def train_encoder(run: str | Path, out: str | Path | None = None, n: int = 20_000, epochs: int = 6,
+                  force: bool = False, device: str | None = "auto", log: Log = None) -> tuple[Path, Generator]:
+    """``tlgan train-encoder``: an encoder image -> latent from a run's own (latent, image) pairs, saved to
+    ``out`` (default: ``encoder.safetensors`` beside the run folder); returns its path and the generator."""
+    check_range(n, "-n", 20, MAX_N, "training pairs")
+    check_range(epochs, "--epochs", 1, MAX_EPOCHS)
+    outputs = Outputs("train-encoder", force)
+    target = Path(out) if out else Path(run).parent / "encoder.safetensors"
+    outputs.claim(target)
+    r = open_run(run)
+    gen = generator_of(r.info, device, r.path / "run.json")
+    enc = train_image_encoder(r, gen, n=n, epochs=epochs, log=log or (lambda s: None))
+    return outputs.made(enc.save(target)), gen
+
+
+# ---------------------------------------------------------------- the explorer
+
+
+def open_explorer(axes_path: str | Path, device: str | None = "auto", readouts: bool = True,
+                  invert_steps: int = INVERT_STEPS, encoder: str | Path | Encoder | None = None) -> Explorer:
+    """The explorer of an axes file: the generator it names and, with ``readouts``, its extractor; an uploaded
+    photo is inverted with :func:`invert_photo` in ``invert_steps`` steps from ``encoder``'s guess."""
+    axes = Axes.load(axes_path)
+    if not axes.meta.get("generator"):
+        raise InputError(f"{axes_path} does not say which generator it was fitted for; fit it with `tlgan fit`")
+    generator = generator_of(axes.meta, device)
+    ext_name = axes.meta.get("extractor")
+    extractor = load_extractor(ext_name, device) if readouts and ext_name else None
+    enc = load_encoder(encoder, generator) if isinstance(encoder, (str, Path)) else encoder
+    return Explorer(axes, generator, extractor, invert_steps, enc, invert=invert_photo)
+
+
+def serve(axes: str | Path = DEFAULT_OUT / "axes.safetensors", host: str = "127.0.0.1", port: int = 7860,
+          seed: int | None = None, invert_steps: int = INVERT_STEPS, encoder: str | Path | None = None,
+          live: str = "auto", max_sessions: int = MAX_SESSIONS, device: str | None = "auto",
+          log: Log = None) -> Any:
+    """``tlgan serve``: the explorer page of an axes file, until stopped (Ctrl+C).
+
+    The address is checked before gradio and the models load (seconds), so a taken port is said at once.
+    """
+    if not Path(axes).exists():
+        hint = ("run `make demo` (or `tlgan discover`) first to make it"
+                if Path(axes) == DEFAULT_OUT / "axes.safetensors" else "make one with `tlgan discover` or `tlgan fit`")
+        raise InputError(f"no axes file at {axes}: {hint}, or pass an axes file: tlgan serve AXES")
+    check_address(host, port)
+    web = _gradio_page("explorer", "web")
+    warning = network_warning(host)
+    if warning:
+        _log(log, warning)
+    _log(log, f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)")
+    return web.serve(lambda: open_explorer(axes, device, invert_steps=invert_steps, encoder=encoder), host, port,
+                     seed=seed, live=live, max_sessions=max_sessions)
+
+
+def _gradio_page(what: str, module: str) -> Any:
+    """``tlgan.app.web`` or ``tlgan.app.label``: imported only when a page is served (gradio takes seconds)."""
+    try:
+        if module == "web":
+            from .app import web
+            return web
+        from .app import label
+        return label
+    except ImportError as e:
+        raise InputError(f"the {what} page needs gradio ({e}): pip install 'tlgan[app]'") from e
+
+
 # ---------------------------------------------------------------- measuring axes
 
 
 def prepare_heldout(generator: Generator, extractor: Extractor, n: int, run_seed: int, identity_n: int = 100,
                     log: Log = None) -> tuple[Scorer, Heldout]:
     """A scorer and the ``n`` held-out latents of a run seeded ``run_seed`` (never used for fitting)."""
-    from .evaluate import Scorer, heldout_seed, make_heldout
-
     scorer = Scorer(generator, extractor)
     seed = heldout_seed(run_seed)
     _log(log, f"held-out latents: {n} from seed {seed}")
@@ -351,20 +669,12 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
     Returns the evaluation and the report's ``index.html`` (default folder:
     ``report/AXES-NAME`` beside the axes file).
     """
-    from .axes import Axes
-    from .evaluate import evaluate_axes
-    from .report.evaluation import write_evaluation
-    from .sample import open_run
-
     check_heldout(n)
     check_measure_counts(identity_n, lock_n)
     axes_path = Path(axes_path)
     folder = Path(out) if out else axes_path.parent / "report" / axes_path.stem
     outputs = report_outputs("evaluate", folder, force)
     a = Axes.load(axes_path)
-    from .extractors import load_extractor
-    from .generators import generator_of
-
     gen = generator_of(a.meta, device, axes_path)
     a.check_generator(gen)
     ext = load_extractor(a.meta.get("extractor", DEFAULT_EXTRACTOR), device)
@@ -388,13 +698,6 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
 
     Returns the comparison and its report page (default folder: ``report/`` beside the run folder).
     """
-    from .evaluate import compare_finders
-    from .report.comparison import write_comparison
-    from .sample import open_run
-
-    from .extractors import load_extractor
-    from .generators import generator_of
-
     check_heldout(n)
     check_measure_counts(identity_n, lock_n)
     check_range(components, "--components", 1, MAX_COMPONENTS)
@@ -418,10 +721,6 @@ def dci_run(run: str | Path, label_set: str | None = None, features: Sequence[st
     out for informativeness. Writes the report (default: ``report/dci`` beside
     the run folder); returns the result and its ``index.html``.
     """
-    from .disentangle import SpaceDCI, dci
-    from .report.dci import write_dci
-    from .sample import open_run
-
     check_range(max_samples, "--samples", 10, MAX_N)
     folder = Path(out) if out else Path(run).parent / "report" / "dci"
     outputs = report_outputs("dci", folder, force)
@@ -448,16 +747,31 @@ def label_session(labels: str | Path, run: str | Path | None = None, generator: 
                   seed: int = 0, page_size: int = 24, probe_input: str = "faceres",
                   device: str | None = "auto") -> Labeller:
     """The labelling session of ``tlgan label``: a run's cached faces (``run``) or fresh samples of ``generator``."""
-    from .labels import FaceSource, Labeller, LabelStore, RunSource
-
     if run is not None:
         source: FaceSource = RunSource(run)
     else:
-        from .generators import load_generator
-
         gen = load_generator(generator, device)
         source = FaceSource(gen.name, seed, None, gen)
     return Labeller(source, LabelStore(labels, source.generator_name), page_size, probe_input, device)
+
+
+def label(labels: str | Path = "labels.jsonl", run: str | Path | None = None, generator: str = DEFAULT_GENERATOR,
+          seed: int = 0, feature: str = "", page_size: int = 24, cols: int = 8, probe_input: str = "faceres",
+          sheets: str | Path | None = None, start: int = 0, count: int = 240, cell: int = 96,
+          host: str = "127.0.0.1", port: int = 7861, force: bool = False, device: str | None = "auto",
+          log: Log = None) -> Iterator[Path]:
+    """``tlgan label``: with ``sheets``, yield the contact sheets as they are written; else serve the labelling
+    page (every click appended to ``labels``) until stopped, yielding nothing."""
+    check_range(cols, "--cols", 1, MAX_COLS)
+    check_range(page_size, "--page-size", 1, 10_000)
+    check_seed(seed)
+    labeller = label_session(labels, run, generator, seed, page_size, probe_input, device)
+    if sheets is not None:
+        yield from label_sheets(labeller, sheets, feature, start, count, cols, cell, force)
+        return
+    page = _gradio_page("labelling", "label")
+    _log(log, f"labelling {labeller.source.describe()} into {labels} on http://{host}:{port}/  (Ctrl+C to stop)")
+    page.launch(page.build_label_app(labeller, feature, cols), host, port)
 
 
 def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", start: int = 0, count: int = 240,
@@ -488,8 +802,6 @@ def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", star
 def parse_crop(text: str) -> tuple[float, float, float] | None:
     """A CelebA crop: ``digiface`` (the generator's framing), ``center`` (None: the centred square) or
     three fractions ``X0,Y0,SIDE`` in [0, 1]."""
-    from .train import CELEBA_CROP
-
     if text == "digiface":
         return CELEBA_CROP
     if text == "center":
@@ -523,8 +835,6 @@ def gather_faces(label_files: Sequence[str | Path] = (), celeba: str | Path | No
 
     Feature names are lower case; ``renames`` maps CelebA attributes to other names.
     """
-    from . import train as T
-
     feats = [f.lower() for f in features or []] or None
     names = dict(renames or {})
     parts = []
@@ -551,8 +861,6 @@ def train_from_sources(name: str, label_files: Sequence[str | Path] = (), celeba
                        batch_size: int = 128, seed: int = 0, device: str | None = "auto",
                        log: Log = None) -> TrainResult:
     """``tlgan train-extractor``: gather the labelled faces and train the extractor ``name`` on them."""
-    from .train import train_extractor
-
     data = gather_faces(label_files, celeba, csv_folder, features, renames, limit, crop, size, seed, device, log)
     return train_extractor(name, data, learner, probe_input, None if out is None else Path(out), force, folds,
                            min_per_class, epochs, batch_size, seed, device, log=log)
@@ -565,16 +873,11 @@ def label_extractor(features: Sequence[str], extractor: str | None = "auto") -> 
     ``none`` or None: none; a name (``a+b``): checked now, so a typo fails here
     and not later in ``tlgan evaluate``.
     """
-    from .extractors import EXTRACTORS
-    from .plugins import load_plugins
-
     if extractor is None or extractor == "none":
         return None
     load_plugins()
     if extractor == "auto":
-        from .extractors.faces import FEATURES
-
-        known = {f.name for f in FEATURES} if DEFAULT_EXTRACTOR in EXTRACTORS else set()
+        known = set(declared_features(DEFAULT_EXTRACTOR) or ()) if DEFAULT_EXTRACTOR in EXTRACTORS else set()
         return DEFAULT_EXTRACTOR if set(features) <= known else None
     for part in extractor.split("+"):
         EXTRACTORS.describe(part.strip())
@@ -594,13 +897,10 @@ def fit_labels(labels: Sequence[str | Path], features: Sequence[str] | None = No
                extractor: str | None = "auto", seed: int = 0, device: str | None = "auto") -> LabelAxes:
     """``tlgan fit-labels``: an axis per feature straight from hand-labelled latents, saved to ``out``
     (default: the first label file with the suffix ``.axes.safetensors``)."""
-    from .generators import load_generator
-    from .labels import fit_label_axes, load_labels
-
-    from .generators.library import check_named_path
-
+    if out is not None:
+        Axes.check_path(out)  # refuse a name that would clobber a file before the fit, not after it
     table = load_labels(list(labels), features or None)
-    check_named_path(table.generator, labels[0])
+    library.check_named_path(table.generator, labels[0])
     gen = load_generator(table.generator, device)
     ext = label_extractor(table.features, extractor)
     axes = fit_label_axes(table, gen, seed=seed, source=", ".join(map(str, labels)), extractor=ext)

@@ -10,14 +10,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
+import torch
 
-from ..axes import Axes, AxesError
+from ..axes import Axes
+from ..pipeline import Editor
 from .codec import decode_state, state_from_token
 from .locks import LockWarning, face_lock_warnings
 from .state import MAX_SEED, STRIP_STEPS, ExplorerState, StateError, layer_indices, parse_seed, strip_states
 
 if TYPE_CHECKING:
     from ..invert import Inversion
+
+#: ``invert(generator, photo, encoder, steps=, progress=)`` -> (photo, inversion): ``tlgan.jobs.invert_photo``
+Inverter = Callable[..., "tuple[np.ndarray, Inversion]"]
 
 INVERT_STEPS = 100  # optimisation steps for an uploaded photo (tlgan serve --invert-steps)
 OPENING_CANDIDATES = 16  # the page opens on the first clear face among seeds 0..15 ...
@@ -28,8 +33,6 @@ RANDOM_CANDIDATES = 8  # ... and "New random face" draws this many seeds and sho
 def every_core() -> Iterator[None]:
     """Within: torch's operations use every core (a server's other calls use one each, see
     ``tlgan.app.web.one_core_per_call``)."""
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
     try:
@@ -43,15 +46,14 @@ class Explorer:
 
     Shared by every page session: it holds no user state. Model calls are
     serialized (one lock for rendering, one for readouts, one for inverting photos),
-    so sessions in different threads are safe. ``invert_steps`` and ``encoder``
-    (an ``Encoder`` or its file, from ``tlgan train-encoder``) set how an uploaded
-    photo is inverted.
+    so sessions in different threads are safe. An uploaded photo is inverted with
+    ``invert`` (``tlgan.jobs.invert_photo``, handed in by ``tlgan.jobs.open_explorer``:
+    the explorer loads no model itself), ``invert_steps`` steps from ``encoder``'s
+    guess (an ``Encoder`` from ``tlgan train-encoder``; None: the mean latent).
     """
 
     def __init__(self, axes: Axes, generator, extractor=None, invert_steps: int = INVERT_STEPS,
-                 encoder: Any = None) -> None:
-        from ..pipeline import Editor
-
+                 encoder: Any = None, invert: Inverter | None = None) -> None:
         self.editor = Editor(generator, axes)  # refuses axes fitted for another generator
         self.linear_editor = self.editor if axes.field.constant else Editor(generator, axes.with_field(axes.field.mean()))
         self.axes = axes
@@ -65,26 +67,11 @@ class Explorer:
             raise StateError(f"inversion steps must be a whole number >= 0, got {invert_steps!r}")
         self.invert_steps = invert_steps
         if encoder is not None and not hasattr(encoder, "predict"):
-            from ..invert import load_encoder
-
-            encoder = load_encoder(encoder, generator)
+            raise StateError(f"encoder must be a loaded Encoder (tlgan.jobs.open_explorer loads a file), got "
+                             f"{type(encoder).__name__}")
         self.encoder = encoder
+        self._invert = invert
         self.features = {f.name: f for f in extractor.features} if extractor is not None else {}
-
-    @classmethod
-    def load(cls, axes_path, device: str | None = None, readouts: bool = True, invert_steps: int = INVERT_STEPS,
-             encoder: Any = None) -> "Explorer":
-        """The generator named in the axes file's metadata and, with ``readouts``, its extractor."""
-        from ..extractors import load_extractor
-        from ..generators import generator_of
-
-        axes = Axes.load(axes_path)
-        if not axes.meta.get("generator"):
-            raise AxesError(f"{axes_path} does not say which generator it was fitted for")
-        generator = generator_of(axes.meta, device)
-        ext_name = axes.meta.get("extractor")
-        extractor = load_extractor(ext_name, device) if readouts and ext_name else None
-        return cls(axes, generator, extractor, invert_steps, encoder)
 
     @property
     def names(self) -> list[str]:
@@ -162,10 +149,10 @@ class Explorer:
         (``tlgan.jobs.invert_photo``): its ``latent`` is the face a state with ``set_latent`` shows, and its
         ``quality`` says how close the reconstruction is. ``progress(step, total, loss)`` returning False
         stops early with the best latent so far. Raises ``tlgan.align.PhotoError`` (no face, not an image)."""
-        from ..jobs import invert_photo
-
+        if self._invert is None:
+            raise StateError("this explorer inverts no photos; open it with tlgan.jobs.open_explorer")
         with self._invert_lock, every_core():
-            _, inv = invert_photo(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
+            _, inv = self._invert(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
         return inv
 
     def render(self, state: ExplorerState) -> np.ndarray:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 from cachetools import LRUCache
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -45,7 +46,7 @@ from ..safeio import atomic_write  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
 from .address import check_address  # noqa: E402
 from .codec import encode_state, state_digest, state_token  # noqa: E402
-from .explorer import INVERT_STEPS, Explorer  # noqa: E402
+from .explorer import Explorer  # noqa: E402
 from .readouts import Readout, describe_readouts, subject_missing  # noqa: E402
 from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, ExplorerState, Latent,  # noqa: E402
                     StateError, as_latent, reset_sliders, set_latent, set_layers, set_linear, set_lock,
@@ -894,8 +895,6 @@ def one_core_per_call() -> None:
     users' actions), and torch's thread teams from several calls on a few cores wait on each other: on 2 busy
     cores a 64-px face took 150-740 ms with 2 threads and 24-34 ms with one. An uploaded photo's inversion,
     one at a time, still uses every core (``Explorer.invert_photo``)."""
-    import torch
-
     torch.set_num_threads(1)
 
 
@@ -917,16 +916,14 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
                        state_session_capacity=max_sessions, **extra)
 
 
-def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
-          block: bool = True, seed: int | None = None, invert_steps: int = INVERT_STEPS, encoder: Any = None,
-          live: str = "auto", max_sessions: int = MAX_SESSIONS) -> Any:
-    """Load the axes' generator and extractor and serve the explorer page (``invert_steps`` and ``encoder``:
-    how an uploaded photo is inverted; ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``;
-    ``max_sessions``: see ``launch``)."""
+def serve(open_explorer: Callable[[], Explorer], host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+          seed: int | None = None, live: str = "auto", max_sessions: int = MAX_SESSIONS) -> Any:
+    """Serve the explorer page of the models ``open_explorer()`` loads (``tlgan.jobs.open_explorer``: the
+    page loads no model itself); ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``;
+    ``max_sessions``: see ``launch``."""
     check_address(host, port)  # before the models load: a taken port is said at once
     if block:
         stop_on_signals()  # before the models load, so a SIGTERM while they load ends cleanly too
         one_core_per_call()
-    explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder)
-    demo = build_app(explorer, seed=seed, live=live)
+    demo = build_app(open_explorer(), seed=seed, live=live)
     return launch(demo, host, port, block=block, max_sessions=max_sessions)
