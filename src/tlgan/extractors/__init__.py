@@ -17,6 +17,7 @@ import torch
 
 from ..devices import default_batch, resolve_device
 from ..errors import InputError
+from ..plugins import load_plugins
 from ..registry import Registry
 from .images import check_images
 
@@ -154,8 +155,6 @@ def declared_features(name: str) -> list[str] | None:
 
 def load_extractor(name: str, device: str | None = None) -> Extractor:
     """Build a registered extractor by name; ``a+b`` combines several."""
-    from ..plugins import load_plugins
-
     load_plugins()
     names = [n.strip() for n in name.split("+") if n.strip()]
     if not names:
