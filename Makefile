@@ -27,6 +27,8 @@ models: setup
 
 demo: models
 	$(TLGAN) discover -n $(DEMO_N) --out $(DEMO_OUT)
+	# the encoder that starts `tlgan edit --image` / `tlgan invert` from a guess, not the mean latent (trained once)
+	test -f $(DEMO_OUT)/encoder.safetensors || $(TLGAN) train-encoder $(DEMO_OUT)/run -n $(DEMO_N)
 	@echo "traversal figure: $(DEMO_OUT)/traversal.png"
 	@echo "explore the axes in your browser: $(TLGAN) serve $(DEMO_OUT)/axes.safetensors   (then open http://127.0.0.1:7860)"
 
@@ -40,6 +42,8 @@ bench: models
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/evaluate.py --run $(DEMO_OUT)/run
 	$(PY) benchmarks/app_latency.py --axes $(DEMO_OUT)/axes.safetensors
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/photo_edits.py --axes $(DEMO_OUT)/axes.safetensors
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

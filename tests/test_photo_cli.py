@@ -42,13 +42,27 @@ def test_edit_an_inverted_photo_and_paste_it_back(axes_file, tmp_path):
     assert Image.open(tmp_path / "e.png").size == (768, 256)  # crop | reconstruction | edit
     moved = np.load(tmp_path / "e.npy") - load_inversion(lat).latent
     np.testing.assert_allclose(np.linalg.norm(moved), 2.0, rtol=1e-4)
-    run("edit", axes_file, "--image", PHOTO, "--steps", 2, "--move", "happy=+1", "--paste-back", "-o",
-        tmp_path / "p.png")
+    run("edit", axes_file, "--image", PHOTO, "--steps", 2, "--move", "happy=+1", "--paste-back", "--fidelity", "off",
+        "-o", tmp_path / "p.png")
     pasted, photo = np.asarray(Image.open(tmp_path / "p.png")), np.asarray(Image.open(PHOTO).convert("RGB"))
     assert pasted.shape == photo.shape
     changed = np.abs(pasted.astype(int) - photo).sum(-1) > 30
     ys, xs = np.nonzero(changed)
     assert changed.mean() < 0.5 and 100 < xs.mean() < 420 and 50 < ys.mean() < 450  # only the face region
+
+
+def test_fidelity_edit_returns_the_photo_at_its_size_changed_only_in_the_face(axes_file, tmp_path):
+    lat = tmp_path / "gh.latent.npz"
+    run("invert", PHOTO, "-o", lat, "--steps", 4, "--tune-steps", 5, "--device", "cpu")
+    assert (tmp_path / "gh.tuning.safetensors").exists()  # the pivotal tuning beside the latent
+    run("edit", axes_file, "--image", PHOTO, "--steps", 2, "--tune-steps", 5, "--move", "happy=+2", "--paste-back",
+        "-o", tmp_path / "p.png")
+    out, photo = np.asarray(Image.open(tmp_path / "p.png")), np.asarray(Image.open(PHOTO).convert("RGB"))
+    assert out.shape == photo.shape
+    changed = np.abs(out.astype(int) - photo).sum(-1) > 0
+    ys, xs = np.nonzero(changed)
+    assert 0 < changed.mean() < 0.25 and 150 < xs.mean() < 370 and 100 < ys.mean() < 350  # the face, not the rest
+    assert not changed[:60].any() and not changed[-100:].any()
 
 
 def test_photos_without_a_usable_face_get_one_line(tmp_path):

@@ -362,6 +362,11 @@ inversion_options = [
     click.option("--face", default=0, show_default=True, help="Which face of the photo, largest first (0 = largest)."),
     click.option("--identity-weight", default=0.3, show_default=True,
                  help="Weight of the faceres identity loss beside the pixel loss."),
+    click.option("--fidelity", type=click.Choice(["on", "off"]), default="on", show_default=True,
+                 help="on: tune the generator to the photo and keep the photo's own pixels, moved with the edit, "
+                      "at its size; off: the generator's reconstruction, pasted back (the old way)."),
+    click.option("--tune-steps", default=100, show_default=True, type=click.IntRange(min=1),
+                 help="Pivotal-tuning steps of the generator (with --fidelity on)."),
 ]
 
 
@@ -384,7 +389,9 @@ def _with(options):
 @lock_option
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("edit.png"), show_default=True,
               help="PNG to write: the face before and after (a photo: its crop, reconstruction and edit).")
-@click.option("--paste-back", is_flag=True, help="With --image: paste the edited face back into the photo.")
+@click.option("--paste-back", is_flag=True, help="With --image: the whole photo comes back, with the edited face.")
+@click.option("--region", type=click.Choice(["face", "head", "all"]), default="face", show_default=True,
+              help="With --fidelity on: how much of the photo the edit may change (all: the generator's whole crop).")
 @click.option("--size", default=256, show_default=True, help="Pixel size of each face in the PNG.")
 @click.option("--save-latent", type=click.Path(path_type=Path), default=None, help="Also save the edited latent (.npy).")
 @layers_option
@@ -392,11 +399,11 @@ def _with(options):
 @force_option
 @device_option
 @friendly
-def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_latent, layers, encoder, inv_steps,
-         face, identity_weight, force, device) -> None:
+def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size, save_latent, layers, encoder,
+         inv_steps, face, identity_weight, fidelity, tune_steps, force, device) -> None:
     """Step 5: render one face (a seed, a latent or a photo) before and after moves along AXES."""
     done = jobs.edit(axes, moves, locks, out, seed, latent, image, paste_back, size, save_latent, layers, encoder,
-                     inv_steps, face, identity_weight, force, device)
+                     inv_steps, face, identity_weight, force, device, fidelity == "on", region, tune_steps)
     if done.inversion is None:
         click.echo(f"{out}: before | after {done.said()}")
         return
@@ -416,13 +423,16 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, size, save_la
 @device_option
 @friendly
 def invert(photo, generator, space, truncation, family, network, out, encoder, inv_steps, face, identity_weight,
-           force, device) -> None:
+           fidelity, tune_steps, force, device) -> None:
     """Find the generator's closest face to PHOTO: align the face to the generator's framing, then invert it.
 
-    Edit the result with `tlgan edit AXES --latent PHOTO.latent.npz --move age=+2`.
+    With --fidelity on (the default) the generator is also tuned to the photo; the weight delta is saved
+    beside the latent as PHOTO.tuning.safetensors. Edit the result with
+    `tlgan edit AXES --latent PHOTO.latent.npz --move age=+2`.
     """
     done = jobs.invert(photo, generator, out, encoder, inv_steps, face, identity_weight, force=force, device=device,
-                       space=_generator_spec(space, truncation, family, network))
+                       space=_generator_spec(space, truncation, family, network),
+                       tune_steps=tune_steps if fidelity == "on" else 0)
     inv, gen, q = done.inversion, done.generator, done.inversion.quality
     click.echo(f"{done.out}: {gen.name} {gen.space} latent {tuple(inv.latent.shape)} after {inv.steps} steps in "
                f"{inv.seconds:.0f} s; identity {q['identity']:.2f}, pixel error {q['pixel_mae']:.1f}, "

@@ -38,9 +38,10 @@ from .finders import FINDERS, find_run, fit_quality, load_finder
 from .fit import METHODS
 from .generators import GENERATORS, SPACES, Generator, generator_of, library, load_generator
 from .generators.families import family_names
-from .invert import (Encoder, Inversion, invert as invert_image, load_encoder, load_inversion,
+from .invert import (Encoder, Inversion, InversionError, invert as invert_image, load_encoder, load_inversion,
                      reconstruction_quality, save_inversion, train_encoder as train_image_encoder)
 from .labels import FaceSource, Labeller, LabelStore, LabelTable, RunSource, fit_label_axes, load_labels
+from .photo import PhotoEdit, Tuning, load_tuning, save_tuning, tune_pivot, tuned_generator, tuning_path
 from .pipeline import Editor, showcase_latents
 from .plugins import load_plugins
 from .report.comparison import write_comparison
@@ -360,6 +361,8 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
 
 # ---------------------------------------------------------------- real photos
 
+TUNE_STEPS = 100  # pivotal-tuning steps for a photo (tlgan.photo.tuning)
+
 
 def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: str | Path | Encoder | None = None,
                  face: int = 0, steps: int = 200, identity_weight: float = 0.3, extractor: Extractor | None = None,
@@ -380,19 +383,22 @@ def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: 
     return image, inv
 
 
-def invert_file(generator: Generator, photo: str | Path, out: str | Path, encoder: str | Path | None = None,
+def invert_file(generator: Generator, photo: str | Path, out: str | Path, encoder: str | Path | Encoder | None = None,
                 face: int = 0, steps: int = 200, identity_weight: float = 0.3,
-                extractor: Extractor | None = None, force: bool = False) -> Inversion:
-    """``tlgan invert``: write ``out`` (.latent.npz) and, beside it, a PNG of the aligned crop and its reconstruction.
+                extractor: Extractor | None = None, tune_steps: int = TUNE_STEPS, force: bool = False) -> Inversion:
+    """``tlgan invert``: write ``out`` (.latent.npz) and, beside it, a PNG of the aligned crop and its reconstruction;
+    with ``tune_steps`` > 0 also the generator's pivotal tuning to the photo, ``NAME.tuning.safetensors``.
 
-    Neither replaces an existing file an earlier ``tlgan invert`` did not make (e.g. the user's ``notes.png``
-    beside ``-o notes.latent.npz``) unless ``force``.
+    None of them replaces an existing file an earlier ``tlgan invert`` did not make (e.g. the user's
+    ``notes.png`` beside ``-o notes.latent.npz``) unless ``force``.
     """
     outputs = Outputs("invert", force)
     png = _png_beside(out, photo)
-    outputs.claim(out, png)
+    outputs.claim(out, png, tuning_path(out) if tune_steps else None)
     _, inv = invert_photo(generator, photo, encoder, face, steps, identity_weight, extractor)
     outputs.made(save_inversion(out, inv))
+    if tune_steps:
+        outputs.made(save_tuning(tuning_path(out), tune_photo(generator, inv, tune_steps)))
     outputs.made(save_image(image_row(np.stack([inv.target, inv.reconstruction]), 256), png))
     return inv
 
@@ -408,25 +414,84 @@ def _png_beside(path: str | Path, photo: str | Path | None = None) -> Path:
     return png
 
 
+def default_encoder(generator: Generator, near: str | Path | None = None) -> Encoder | None:
+    """The encoder that gives a photo's starting latent when none is named: ``encoder.safetensors`` in
+    ``near``'s folder (the axes file's: ``make demo`` trains one there), else in the demo's folder, if it
+    belongs to ``generator``; None when there is none (inversion starts from the mean latent)."""
+    folders = ([Path(near).parent] if near is not None else []) + [DEFAULT_OUT]
+    for folder in folders:
+        path = folder / "encoder.safetensors"
+        if path.is_file():
+            try:
+                return load_encoder(path, generator)
+            except InversionError:
+                continue
+    return None
+
+
+def tune_photo(generator: Generator, inversion: Inversion, steps: int = TUNE_STEPS,
+               progress: Callable[[int, int, float], Any] | None = None) -> Tuning:
+    """Pivotal tuning of ``generator`` to the inverted photo's crop at its latent (``tlgan.photo.tuning``)."""
+    return tune_pivot(generator, inversion.target, inversion.latent, steps=steps, progress=progress)
+
+
+def photo_session(generator: Generator, inversion: Inversion, photo: np.ndarray | None = None,
+                  tuning: Tuning | None = None, region: str = "face", max_side: int | None = None) -> PhotoEdit:
+    """A ``PhotoEdit`` of the inverted photo (its crop alone when ``photo`` is None) with the tuned generator.
+
+    What the explorer calls once per uploaded photo (``max_side=512``); then ``session.render(latent)`` per
+    slider move returns the photo with the edited face.
+    """
+    if photo is None or inversion.transform is None:
+        photo, transform = inversion.target, np.eye(3) * [[inversion.target.shape[1] / generator.resolution],
+                                                         [inversion.target.shape[0] / generator.resolution], [1]]
+    else:
+        transform = inversion.transform
+    if tuning is not None:
+        tuning.check_pivot(inversion.latent)
+    return PhotoEdit(tuned_generator(generator, tuning), photo, transform, inversion.latent, region, max_side)
+
+
 def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, moves: Mapping[str, float],
                locks: Sequence[str], out: str | Path, size: int = 256, layers: Sequence[int] | None = None,
-               paste_back: bool = False, force: bool = False) -> np.ndarray:
+               paste_back: bool = False, fidelity: bool = True, region: str = "face",
+               tuning: Tuning | None = None, force: bool = False) -> np.ndarray:
     """``tlgan edit --image``: the photo's crop, its reconstruction and the edit side by side in ``out``;
-    with ``paste_back``, the photo with the edited face pasted back in its place instead."""
+    with ``paste_back``, the whole photo with the edited face instead.
+
+    ``fidelity`` (the default): the generator is tuned to the photo (``tuning``, made now when None) and the
+    edit keeps the photo's own pixels, moved with the face (``tlgan.photo``); the photo comes back at its
+    size. ``fidelity=False``: the generator's reconstruction, edited, pasted over the face (the old way).
+    """
     outputs = Outputs("edit", force)
     outputs.claim(out)  # never the photo itself (--paste-back -o PHOTO) unless asked with --force
     check_pixels(size)
     check_picture(3 * size, size, f"--size {size}")
     moves = check_moves(moves)
+    if paste_back and (photo is None or inversion.transform is None):
+        raise InputError("--paste-back needs the photo and the alignment of an inversion made from it (--image PHOTO)")
     edited = editor.edit(inversion.latent, moves, locks, layers)
+    if fidelity:
+        tuning = tuning if tuning is not None else tune_photo(editor.generator, inversion)
+        session = photo_session(editor.generator, inversion, photo, tuning, region)
+        result = session.render(edited)
+        if paste_back:
+            outputs.made(save_image(Image.fromarray(result), out))
+        else:
+            tuned = session.generator.render(inversion.latent).cpu().numpy()[0]
+            outputs.made(save_image(image_row(np.stack([session.crop(session.photo, size), _resized(tuned, size),
+                                                        session.crop(result, size)]), size), out))
+        return edited
     face = editor.generator.render(edited).cpu().numpy()[0]
-    if paste_back:
-        if photo is None or inversion.transform is None:
-            raise InputError("--paste-back needs the photo and the alignment of an inversion made from it")
+    if paste_back and photo is not None and inversion.transform is not None:
         outputs.made(save_image(Image.fromarray(paste(photo, face, inversion.transform)), out))
     else:
         outputs.made(save_image(image_row(np.stack([inversion.target, inversion.reconstruction, face]), size), out))
     return edited
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def layers_of(editor: Editor, spec: str | None) -> list[int] | None:
@@ -470,12 +535,16 @@ def edit(axes: str | Path, moves: Iterable[str] | Mapping[str, float] = (), lock
          image: str | Path | None = None, paste_back: bool = False, size: int = 256,
          save_latent: str | Path | None = None, layers: str | None = None, encoder: str | Path | None = None,
          steps: int = 200, face: int = 0, identity_weight: float = 0.3, force: bool = False,
-         device: str | None = "auto") -> Edited:
+         device: str | None = "auto", fidelity: bool = True, region: str = "face",
+         tune_steps: int = TUNE_STEPS) -> Edited:
     """``tlgan edit``: one face before and after ``moves`` along the axes file's axes, written to ``out``.
 
-    The face is a photo's (``image``: found, aligned and inverted), an inversion's (``latent`` ending in
-    ``.npz``, from ``tlgan invert``), a ``.npy`` latent, or the one ``seed`` draws. ``layers``: a ``--layers``
-    spec (w+ only). Nothing existing is replaced that an earlier ``tlgan edit`` did not make, unless ``force``.
+    The face is a photo's (``image``: found, aligned and inverted, from ``encoder``'s guess or the
+    :func:`default_encoder`), an inversion's (``latent`` ending in ``.npz``, from ``tlgan invert``), a ``.npy``
+    latent, or the one ``seed`` draws. ``layers``: a ``--layers`` spec (w+ only). A photo's edit with
+    ``fidelity`` keeps the photo's own pixels within ``region`` (the generator tuned to it: the inversion's
+    saved tuning, else ``tune_steps`` of tuning now; see :func:`edit_photo`). Nothing existing is replaced
+    that an earlier ``tlgan edit`` did not make, unless ``force``.
     """
     outputs = Outputs("edit", force)
     outputs.claim(out, save_latent and npy_path(save_latent))  # before any work
@@ -484,11 +553,18 @@ def edit(axes: str | Path, moves: Iterable[str] | Mapping[str, float] = (), lock
     editor = open_editor(axes, device)
     chosen = layers_of(editor, layers)
     if image is not None or (latent is not None and str(latent).endswith(".npz")):
+        tuning = None
         if image is not None:
-            photo, inv = invert_photo(editor.generator, image, encoder, face, steps, identity_weight)
+            photo, inv = invert_photo(editor.generator, image, encoder or default_encoder(editor.generator, axes),
+                                      face, steps, identity_weight)
         else:
             photo, inv = None, load_inversion(latent, editor.generator)  # type: ignore[arg-type]
-        edited = edit_photo(editor, inv, photo, mv, locks, out, size, chosen, paste_back, force)
+            if fidelity and tuning_path(latent).exists():  # type: ignore[arg-type]
+                tuning = load_tuning(tuning_path(latent), editor.generator)  # type: ignore[arg-type]
+        if fidelity and tuning is None:
+            tuning = tune_photo(editor.generator, inv, tune_steps)
+        edited = edit_photo(editor, inv, photo, mv, locks, out, size, chosen, paste_back, fidelity, region, tuning,
+                            force)
         if save_latent:
             outputs.made(save_npy(edited, save_latent))
         return Edited(Path(out), edited, mv, list(locks), inv, paste_back)
@@ -535,9 +611,10 @@ def quality_extractor(name: str = DEFAULT_EXTRACTOR, device: str | None = "auto"
 def invert(photo: str | Path, generator: str = DEFAULT_GENERATOR, out: str | Path | None = None,
            encoder: str | Path | None = None, steps: int = 200, face: int = 0, identity_weight: float = 0.3,
            extractor: str = DEFAULT_EXTRACTOR, force: bool = False, device: str | None = "auto",
-           space: Mapping[str, Any] | None = None) -> Inverted:
+           space: Mapping[str, Any] | None = None, tune_steps: int = TUNE_STEPS) -> Inverted:
     """``tlgan invert``: the generator's closest face to the photo's, written to ``out`` (default:
-    ``PHOTO.latent.npz``) with a PNG of crop | reconstruction beside it.
+    ``PHOTO.latent.npz``) with a PNG of crop | reconstruction beside it and, with ``tune_steps`` > 0, the
+    generator's tuning to the photo (``PHOTO.tuning.safetensors``). ``encoder`` default: :func:`default_encoder`.
 
     ``extractor`` reads photo and reconstruction (skipped when it cannot be loaded); the summary holds the
     features it declares worth showing first (``Extractor.summary``).
@@ -545,10 +622,12 @@ def invert(photo: str | Path, generator: str = DEFAULT_GENERATOR, out: str | Pat
     check_number(identity_weight, "--identity-weight", 0, 1e6)
     photo = Path(photo)
     target = Path(out) if out else photo.with_name(photo.stem + ".latent.npz")
-    Outputs("invert", force).claim(target, _png_beside(target, photo))  # before the models load
+    Outputs("invert", force).claim(target, _png_beside(target, photo),  # before the models load
+                                   tuning_path(target) if tune_steps else None)
     gen = load_generator(generator, device, **dict(space or {}))
     ext = quality_extractor(extractor, device)
-    inv = invert_file(gen, photo, target, encoder, face, steps, identity_weight, ext, force)
+    inv = invert_file(gen, photo, target, encoder or default_encoder(gen), face, steps, identity_weight, ext,
+                      tune_steps, force)
     labels = inv.quality.get("labels", {}) if inv.quality else {}
     summary = {name: (labels[name]["photo"], labels[name]["reconstruction"])
                for name in (ext.summary if ext is not None else ()) if name in labels}
