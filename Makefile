@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_N ?= 10000
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup models demo test bench clean
+.PHONY: setup models demo test check-dist bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	# the Ray release tested here (a wheel of it lies on this disk); any ray>=2.9 should work
 	$(PY) -m pip install -q 'ray==2.58.0'
-	$(PY) -m pip install -q -e '.[app,test,browser,ray]'
+	$(PY) -m pip install -q -e '.[app,test,browser,ray,notebook]'
 	touch $@
 
 setup: $(STAMP)
@@ -36,6 +36,11 @@ test: models
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q
+
+# the sdist and wheel, installed into a fresh venv in a temporary folder outside the checkout, run the user's verbs
+# (models fetch, discover -n 300, edit, serve, invert); .ci/run calls it after `make test`
+check-dist: models
+	PY=$(abspath $(PY)) tests/dist_check.sh
 
 # benchmarks write benchmarks/results/*.json; evaluate and app_latency use the demo's run and axes
 bench: models

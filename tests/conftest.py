@@ -1,16 +1,9 @@
 import numpy as np
 import pytest
 
-from tlgan import weights
 from tlgan.plugins import load_plugins
 
 load_plugins()
-
-
-def need_models(*names: str):
-    """Skip (with the command to run) when the default weights are not fetched."""
-    missing = [n for n in names if weights.status(n) != "present"]
-    return pytest.mark.skipif(bool(missing), reason=f"weights missing: {missing}; run `tlgan models fetch`")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tlgan.align import (DIGIFACE_TEMPLATE, EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, MOU
                          FRAMINGS, PhotoError, align_face, align_photo, anchor_points, apply, crop_transform,
                          ffhq_quad, load_photo, paste_back, similarity, warp)
 
-from conftest import need_models
+from model_support import need_models
 
 
 def similarity_matrix(scale: float, degrees: float, tx: float, ty: float) -> np.ndarray:

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from browser_support import BROWSER_MARKS, ROOT, serving as serve_cmd, shot
-from conftest import need_models
+from model_support import need_models
 
 DEMO_AXES = Path(os.environ.get("TLGAN_DEMO_AXES", ROOT / "runs" / "demo" / "axes.safetensors"))
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from tlgan.extractors.detect import SIZE, anchors, crop_square, decode, iou, letterbox, nms
 
-from conftest import need_models
+from model_support import need_models
 
 
 def grace_hopper() -> np.ndarray:

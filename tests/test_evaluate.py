@@ -15,7 +15,7 @@ from tlgan.finders import FINDERS, load_finder, sefa_directions
 from tlgan.report import write_comparison, write_evaluation
 from tlgan.toy import ToyLinearExtractor, toy_directions
 
-from conftest import need_models
+from model_support import need_models
 
 B = toy_directions()  # rows: a, b = 0.8 a + 0.6 e1, p (binary, sigmoid(2 e2 . z)), c
 

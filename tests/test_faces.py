@@ -8,7 +8,7 @@ from tlgan.extractors.geometry import (CHIN, FACE_OVAL, FOREHEAD, LEFT_EYE_OUTER
                                        RIGHT_EYE_OUTER, UPPER_LIP, head_pose, mouth_eyes_smile,
                                        skin_and_background)
 
-from conftest import need_models
+from model_support import need_models
 
 
 def rotation(yaw, pitch, roll):

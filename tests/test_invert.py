@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import need_models
+from model_support import need_models
 from torch import nn
 
 from tlgan.generators.checkpoints import CheckpointGenerator, Family

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import need_models
+from model_support import need_models
 from tlgan.app.live import Live, LiveError, check_onnx, export_onnx, generator_key
 from tlgan.app.state import Explorer, ExplorerState
 from tlgan.axes import Axes

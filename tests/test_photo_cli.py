@@ -8,7 +8,7 @@ import pytest
 from cli_support import run
 from PIL import Image
 
-from conftest import need_models
+from model_support import need_models
 from tlgan.invert import load_inversion
 
 pytestmark = need_models("digiface-dcgan", "faceres", "facemesh", "blazeface", "human-emotion", "fer-emotion")

@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from conftest import need_models
+from model_support import need_models
 from test_invert import tiny
 
 from tlgan.invert import InversionError

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import need_models
+from model_support import need_models
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'tlgan[ray]')")
 

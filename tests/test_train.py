@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import need_models
+from model_support import need_models
 from tlgan.axes import Axes
 from tlgan.cli import main
 from tlgan.extractors import load_extractor

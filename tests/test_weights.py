@@ -9,7 +9,7 @@ import pytest
 from tlgan import weights
 from tlgan.weights import Model, Package, WeightFile, WeightsError
 
-from conftest import need_models
+from model_support import need_models
 
 PKG = Package("pypi", "fake-pkg", "1.0", "MIT")
 GOOD = b"good weights"

@@ -362,6 +362,10 @@ inversion_options = [
     click.option("--face", default=0, show_default=True, help="Which face of the photo, largest first (0 = largest)."),
     click.option("--identity-weight", default=0.3, show_default=True,
                  help="Weight of the faceres identity loss beside the pixel loss."),
+]
+
+#: how a photo's edit keeps the person (``tlgan.photo``): for the commands that edit or invert a photo
+fidelity_options = [
     click.option("--fidelity", type=click.Choice(["on", "off"]), default="on", show_default=True,
                  help="on: tune the generator to the photo and keep the photo's own pixels, moved with the edit, "
                       "at its size; off: the generator's reconstruction, pasted back (the old way)."),
@@ -376,6 +380,14 @@ def _with(options):
             fn = opt(fn)
         return fn
     return decorate
+
+
+animate_options = _with([
+    click.option("--animate", type=click.Path(path_type=Path), default=None,
+                 help="Also write the face morphing along the move, forth and back (.gif or .mp4)."),
+    click.option("--frames", default=7, show_default=True, help="Frames from the start to the end of --animate."),
+    click.option("--fps", default=8.0, show_default=True, help="Frames per second of --animate."),
+])
 
 
 @main.command()
@@ -396,21 +408,31 @@ def _with(options):
 @click.option("--save-latent", type=click.Path(path_type=Path), default=None, help="Also save the edited latent (.npy).")
 @layers_option
 @_with(inversion_options)
+@_with(fidelity_options)
 @force_option
+@animate_options
 @device_option
 @friendly
 def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size, save_latent, layers, encoder,
-         inv_steps, face, identity_weight, fidelity, tune_steps, force, device) -> None:
-    """Step 5: render one face (a seed, a latent or a photo) before and after moves along AXES."""
+         inv_steps, face, identity_weight, fidelity, tune_steps, animate, frames, fps, force, device) -> None:
+    """Step 5: render one face (a seed, a latent or a photo) before and after moves along AXES.
+
+    With --animate out.gif (or .mp4), also the face morphing along the whole move, locks held at every frame.
+    """
+    if animate is not None and layers is not None:
+        raise click.UsageError("--animate moves every layer; leave out --layers to animate")
     done = jobs.edit(axes, moves, locks, out, seed, latent, image, paste_back, size, save_latent, layers, encoder,
-                     inv_steps, face, identity_weight, force, device, fidelity == "on", region, tune_steps)
+                     inv_steps, face, identity_weight, force, device, fidelity == "on", region, tune_steps, animate,
+                     frames, fps)
     if done.inversion is None:
         click.echo(f"{out}: before | after {done.said()}")
-        return
-    q = done.inversion.quality
-    click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
-               + f" {done.said()}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
-                                      f"{q['pixel_mae']:.1f})" if q else ""))
+    else:
+        q = done.inversion.quality
+        click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
+                   + f" {done.said()}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
+                                          f"{q['pixel_mae']:.1f})" if q else ""))
+    if done.animation is not None:
+        click.echo(f"{done.animation}: {frames} frames along the move, forth and back")
 
 
 @main.command()
@@ -419,6 +441,7 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size,
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="The .latent.npz to write [default: PHOTO.latent.npz]; a PNG of crop | reconstruction beside it.")
 @_with(inversion_options)
+@_with(fidelity_options)
 @force_option
 @device_option
 @friendly
@@ -467,18 +490,23 @@ def train_encoder_cmd(run, out, n, epochs, force, device) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
 @click.option("--cell", default=96, show_default=True, help="Pixel size of each face.")
 @layers_option
+@click.option("--animate", type=click.Path(path_type=Path), default=None,
+              help="Also write every row as a loop, frame t showing each row at step t (.gif or .mp4).")
+@click.option("--fps", default=8.0, show_default=True, help="Frames per second of --animate.")
 @force_option
 @device_option
 @friendly
-def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, force, device) -> None:
+def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, animate, fps, force, device) -> None:
     """Step 5: a traversal figure, rows of features and columns of steps, with and without locks."""
     try:
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
     feats = jobs.grid(axes, features.split(",") if features else None, seed_list, extent, steps, locks, out, cell,
-                      layers, force, device)
+                      layers, force, device, animate, fps)
     click.echo(f"{out}: {len(feats)} features x {steps} steps for seeds {seed_list}")
+    if animate is not None:
+        click.echo(f"{animate}: every row as a loop of {steps} steps")
 
 
 @main.command()
@@ -751,6 +779,92 @@ def fit_labels(labels, features, out, extractor, seed, device) -> None:
     axes, path, table = done.axes, done.path, done.table
     _print_axes(axes)
     click.echo(f"fitted {len(axes.names)} axes from {len(table)} labelled latents -> {path}")
+
+
+# ---------------------------------------------------------------- generate to order (generate, dataset)
+
+
+@main.command()
+@axes_argument
+@click.option("--want", "wants", multiple=True, required=True,
+              help="A condition a face must meet (repeatable; all must hold): age>=60, happy>0.8, male<0.2, "
+                   "yaw=-20..-10, eyeglasses (present, P >= 0.5) or !eyeglasses (absent).")
+@click.option("-n", "--n", "n", default=None, type=int,
+              help="How many different faces to deliver [default: 16; 1 from --from-latent or --image].")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("generated"), show_default=True,
+              help="Folder: faces/ (PNGs + metadata.jsonl), contact-sheet.png, summary.json.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random faces the search starts from.")
+@click.option("--keep", multiple=True, help="A feature to hold at each face's random value (repeatable).")
+@click.option("--from-latent", "latent", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Start from this face instead (.npy, or .latent.npz from `tlgan invert`); makes one face.")
+@click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Start from this photo's face, inverted first; makes one face.")
+@click.option("--max-tries", default=5, show_default=True,
+              help="Corrections per face before it is given up and another is drawn.")
+@click.option("--baseline", default=2000, show_default=True,
+              help="Also draw up to this many random faces to measure rejection sampling's cost on the same "
+                   "spec (0 = skip).")
+@click.option("--cell", default=96, show_default=True, help="Pixel size of each face on the contact sheet.")
+@_with(inversion_options)
+@device_option
+@friendly
+def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, encoder, inv_steps, face,
+             identity_weight, device) -> None:
+    """Faces made to order: N different faces that the extractor confirms meet every --want.
+
+    Each random face is moved along AXES toward the wanted values, with the features already right (and
+    --keep) locked, then rendered, relabelled and corrected up to --max-tries times; a face that cannot get
+    there is replaced. Only confirmed faces are written. A spec no face can meet (out of reach, or conditions
+    that fight each other) is refused with the conditions named.
+
+    \b
+    Example: tlgan generate runs/demo/axes.safetensors --want male<0.2 --want age>=55 --want happy -n 16
+    """
+    if latent is not None and image is not None:
+        raise click.UsageError("give --from-latent or --image, not both")
+    res = jobs.generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, encoder, inv_steps,
+                        face, identity_weight, device, log=_err)
+    o = res.outcome
+    click.echo(f"{res.folder}: {len(res.faces)} faces meeting {res.spec} (confirmed by {res.extractor}); "
+               f"contact sheet {res.contact_sheet}")
+    click.echo(f"cost: {o.rendered} faces rendered for {len(res.faces)} delivered ({o.renders_per_face:.1f} per face), "
+               f"{o.started} started, {o.gave_up} given up, {res.seconds:.1f} s")
+    if res.baseline_rendered:
+        found = res.baseline_found
+        bound = "at least " if found == 0 else ""
+        click.echo(f"rejection sampling, same spec: {found} of {res.baseline_rendered} random faces met it "
+                   f"({bound}{res.baseline_cost:.0f} rendered per face, {res.baseline_seconds:.1f} s): "
+                   f"{bound}{res.baseline_cost / o.renders_per_face:.0f}x the cost")
+
+
+@main.command()
+@axes_argument
+@click.option("--balance", multiple=True, required=True,
+              help="FEATURE[:BINS] to balance (repeatable): a binary feature splits at 0.5, a continuous one into "
+                   "BINS quantile bins of random faces' labels [default 2]; e.g. --balance male --balance age:4.")
+@click.option("-n", "--n", "n", default=1000, show_default=True, help="Faces in the data set, split evenly over cells.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Folder: train/ (PNGs + metadata.jsonl, a Hugging Face imagefolder) and progress.json; "
+                   "rerunning the same command continues a stopped run.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random faces: same seed, same set.")
+@click.option("--chunk", default=None, type=int, help="Faces drawn per step [default: the generator's batch].")
+@click.option("--max-tries", default=4, show_default=True, help="Corrections per steered face.")
+@click.option("--parquet", is_flag=True, help="Also write data.parquet (images and labels; needs pyarrow).")
+@device_option
+@friendly
+def dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device) -> None:
+    """A balanced data set for augmentation: equal counts in every cell of the --balance features.
+
+    Random faces fill the cells they fall in; faces from full cells are steered along AXES into the cells
+    still short, and every face is confirmed by the extractor. Load it with
+    datasets.load_dataset("imagefolder", data_dir=OUT).
+    """
+    t0 = time.perf_counter()
+    built = jobs.dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device)
+    cells = ", ".join(f"{k}: {v}" for k, v in built.counts.items())
+    again = f" (continued from {built.resumed_from})" if built.resumed_from else ""
+    click.echo(f"{built.folder}: {sum(built.counts.values())} faces{again} in {len(built.counts)} cells ({cells}); "
+               f"{built.drawn} drawn, {built.steered} steered, {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .safeio import atomic_write
+from .safeio import atomic_write, read_tagged_safetensors
 from .bounds import MAX_EPOCHS, MAX_N, check_number, check_range
 from .errors import InputError
 from .generators import Generator
@@ -214,20 +214,8 @@ class Encoder:
     @classmethod
     def load(cls, path: str | Path, generator: Generator | None = None, device: str | None = None) -> "Encoder":
         """Read an encoder file; with ``generator``, refuse one trained for another generator or space."""
-        from safetensors import SafetensorError, safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise InversionError(f"encoder file {path} does not exist; train one with `tlgan train-encoder RUN`")
-        try:
-            with safe_open(str(path), "pt") as fh:
-                header = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        except (SafetensorError, OSError, ValueError) as e:
-            raise InversionError(f"{path} is not a readable safetensors encoder file: {e}") from e
-        if "tlgan_encoder" not in header:
-            raise InversionError(f"{path} is a safetensors file but not a tlgan encoder (no 'tlgan_encoder' header)")
-        doc = json.loads(header["tlgan_encoder"])
+        doc, tensors = read_tagged_safetensors(path, "tlgan_encoder", "encoder",
+                                               "train one with `tlgan train-encoder RUN`", InversionError)
         if doc.get("format") != ENCODER_FORMAT:
             raise InversionError(f"{path} has encoder format {doc.get('format')}; this tlgan reads format "
                                  f"{ENCODER_FORMAT}: train the encoder again")

@@ -8,6 +8,7 @@ result as ``tlgan CMD``. Progress goes to ``log`` (``None``: silent).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -21,11 +22,12 @@ from PIL import Image
 from . import train as T
 from . import weights
 from .align import align_photo, paste_back as paste
+from .animate import check_animation_path, grid_frames, move_frames, write_animation
 from .app.address import check_address, network_warning
 from .app.explorer import INVERT_STEPS, Explorer
 from .app.undo import MAX_SESSIONS
 from .axes import Axes
-from .bounds import (MAX_COLS, MAX_COMPONENTS, MAX_EPOCHS, MAX_HELDOUT, MAX_N, check_array_size, check_heldout,
+from .bounds import (MAX_COLS, MAX_COMPONENTS, MAX_EPOCHS, MAX_HELDOUT, MAX_N, MAX_SEED, check_array_size, check_heldout,
                      check_moves, check_number, check_picture, check_pixels, check_range, check_seed, check_steps)
 from .disentangle import SpaceDCI, dci
 from .distributed import ModelSpec, Report as RayReport, relabel as relabel_on_ray, sample as sample_on_ray
@@ -33,7 +35,12 @@ from .errors import InputError, TLGANError
 from .evaluate import Comparison, Evaluation, Heldout, Scorer, compare_finders, evaluate_axes, heldout_seed, make_heldout
 from .explore import parse_layers
 from .extractors import EXTRACTORS, Extractor, declared_features, load_extractor
-from .figures import image_row, traversal_grid
+from .figures import image_row, traversal_grid, traversal_rows
+from .generate.dataset import SPLIT, DatasetError, axes_fingerprint, bin_edges, build, parse_balance
+from .generate.folder import contact_sheet, face_record, read_metadata, save_faces, write_metadata
+from .generate.plan import calibrate, rejection, steer
+from .generate.spec import Condition, Spec, SpecError, parse_spec, presence_condition, with_condition
+from .generate.stream import LatentStream
 from .finders import FINDERS, find_run, fit_quality, load_finder
 from .fit import METHODS
 from .generators import GENERATORS, SPACES, Generator, generator_of, library, load_generator
@@ -47,8 +54,8 @@ from .plugins import load_plugins
 from .report.comparison import write_comparison
 from .report.dci import write_dci
 from .report.evaluation import write_evaluation
-from .safeio import Outputs, npy_path, save_image, save_npy
-from .sample import Run, open_run, relabel as relabel_images, sample as sample_images
+from .safeio import Outputs, atomic_write, atomic_write_text, npy_path, save_image, save_npy
+from .sample import Run, RunError, open_run, relabel as relabel_images, sample as sample_images
 from .train import CELEBA_CROP, Dataset, TrainResult, train_extractor
 
 __all__ = ["METHODS", "SPACES", "MAX_SESSIONS", "InputError", "TLGANError", "fit_quality"]  # what the CLI offers too
@@ -359,6 +366,35 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
     return feats
 
 
+def animate_edit(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: Sequence[str],
+                 out: str | Path, steps: int = 7, fps: float = 8.0, size: int = 256) -> Path:
+    """``tlgan edit --animate``: the face morphing along the whole move (``steps`` frames, forth and back),
+    with the locks applied at every frame; a GIF or MP4 by ``out``'s suffix."""
+    check_animation_path(out)
+    check_steps(steps)
+    check_pixels(size)
+    frames = editor.generator.render(move_frames(z, editor.axes, moves, locks, steps)).cpu().numpy()
+    return write_animation(frames, out, fps, size)
+
+
+def animate_grid(editor: Editor, features: Sequence[str] | None, seeds: Sequence[int], extent: float, steps: int,
+                 locks: Sequence[str], out: str | Path, cell: int = 96, layers: Sequence[int] | None = None,
+                 fps: float = 8.0) -> Path:
+    """``tlgan grid --animate``: every row of the traversal grid as a loop (frame t shows each row at step t)."""
+    check_animation_path(out)
+    check_steps(steps)
+    check_pixels(cell, "--cell")
+    feats = list(features) if features else list(editor.axes.names)
+    if not seeds:
+        raise InputError("give at least one seed (--seeds 0,1,2)")
+    z = np.stack([editor.latent(s) for s in seeds])
+    rows = traversal_rows(editor.generator, editor.axes, z, feats, np.linspace(-extent, extent, steps), locks,
+                          layers)
+    images = editor.generator.render(np.concatenate([r[1] for r in rows])).cpu().numpy()
+    cells = images.reshape(len(rows), steps, *images.shape[1:])
+    return write_animation(grid_frames(cells, [r[0] for r in rows], cell), out, fps, size=None)
+
+
 # ---------------------------------------------------------------- real photos
 
 TUNE_STEPS = 100  # pivotal-tuning steps for a photo (tlgan.photo.tuning)
@@ -523,6 +559,7 @@ class Edited:
     locks: list[str]
     inversion: Inversion | None = None
     paste_back: bool = False
+    animation: Path | None = None  # the move as a GIF / MP4 (--animate)
 
     def said(self) -> str:
         """The moves and locks in words: ``age=+2 locking male``."""
@@ -536,20 +573,26 @@ def edit(axes: str | Path, moves: Iterable[str] | Mapping[str, float] = (), lock
          save_latent: str | Path | None = None, layers: str | None = None, encoder: str | Path | None = None,
          steps: int = 200, face: int = 0, identity_weight: float = 0.3, force: bool = False,
          device: str | None = "auto", fidelity: bool = True, region: str = "face",
-         tune_steps: int = TUNE_STEPS) -> Edited:
+         tune_steps: int = TUNE_STEPS, animate: str | Path | None = None, frames: int = 7,
+         fps: float = 8.0) -> Edited:
     """``tlgan edit``: one face before and after ``moves`` along the axes file's axes, written to ``out``.
 
     The face is a photo's (``image``: found, aligned and inverted, from ``encoder``'s guess or the
     :func:`default_encoder`), an inversion's (``latent`` ending in ``.npz``, from ``tlgan invert``), a ``.npy``
     latent, or the one ``seed`` draws. ``layers``: a ``--layers`` spec (w+ only). A photo's edit with
     ``fidelity`` keeps the photo's own pixels within ``region`` (the generator tuned to it: the inversion's
-    saved tuning, else ``tune_steps`` of tuning now; see :func:`edit_photo`). Nothing existing is replaced
+    saved tuning, else ``tune_steps`` of tuning now; see :func:`edit_photo`). ``animate``: also the face
+    morphing along the whole move (:func:`animate_edit`, ``frames`` at ``fps``). Nothing existing is replaced
     that an earlier ``tlgan edit`` did not make, unless ``force``.
     """
     outputs = Outputs("edit", force)
-    outputs.claim(out, save_latent and npy_path(save_latent))  # before any work
+    outputs.claim(out, save_latent and npy_path(save_latent), animate)  # before any work
     mv = check_moves(dict(moves)) if isinstance(moves, Mapping) else parse_moves(moves)
     check_seed(seed)
+    if animate is not None:
+        check_animation_path(animate)
+        if layers is not None:
+            raise InputError("--animate moves every layer; leave out --layers to animate")
     editor = open_editor(axes, device)
     chosen = layers_of(editor, layers)
     if image is not None or (latent is not None and str(latent).endswith(".npz")):
@@ -567,20 +610,33 @@ def edit(axes: str | Path, moves: Iterable[str] | Mapping[str, float] = (), lock
                             force)
         if save_latent:
             outputs.made(save_npy(edited, save_latent))
-        return Edited(Path(out), edited, mv, list(locks), inv, paste_back)
-    z = read_latent(editor, seed, latent)
-    edited = edit_file(editor, z, mv, locks, out, size, save_latent, chosen, force)
-    return Edited(Path(out), edited, mv, list(locks))
+        done = Edited(Path(out), edited, mv, list(locks), inv, paste_back)
+        z = inv.latent
+    else:
+        z = read_latent(editor, seed, latent)
+        done = Edited(Path(out), edit_file(editor, z, mv, locks, out, size, save_latent, chosen, force), mv,
+                      list(locks))
+    if animate is not None:
+        done.animation = outputs.made(animate_edit(editor, z, mv, locks, animate, frames, fps, size))
+    return done
 
 
 def grid(axes: str | Path, features: Sequence[str] | None = None, seeds: Sequence[int] = (0, 1, 2),
          extent: float = 3.0, steps: int = 7, locks: Sequence[str] = (), out: str | Path = "grid.png",
-         cell: int = 96, layers: str | None = None, force: bool = False, device: str | None = "auto") -> list[str]:
-    """``tlgan grid``: the traversal figure of an axes file (``features`` default: every axis); returns its rows."""
+         cell: int = 96, layers: str | None = None, force: bool = False, device: str | None = "auto",
+         animate: str | Path | None = None, fps: float = 8.0) -> list[str]:
+    """``tlgan grid``: the traversal figure of an axes file (``features`` default: every axis); returns its rows.
+    ``animate``: also every row as a loop (:func:`animate_grid`)."""
+    if animate is not None:
+        check_animation_path(animate)
     editor = open_editor(axes, device)
     for f in list(features or []) + list(locks):
         editor.axes.index(f)
-    return grid_file(editor, features, seeds, extent, steps, locks, out, cell, layers_of(editor, layers), force)
+    chosen = layers_of(editor, layers)
+    feats = grid_file(editor, features, seeds, extent, steps, locks, out, cell, chosen, force)
+    if animate is not None:
+        animate_grid(editor, feats, seeds, extent, steps, locks, animate, cell, chosen, fps)
+    return feats
 
 
 def axes_summary(axes: str | Path) -> dict[str, Any]:
@@ -986,3 +1042,242 @@ def fit_labels(labels: Sequence[str | Path], features: Sequence[str] | None = No
     path = axes.save(out or Path(labels[0]).with_suffix(".axes.safetensors"))
     return LabelAxes(axes, path, table)
 
+
+
+# ---------------------------------------------------------------- generate to order (tlgan generate / dataset)
+
+
+def open_generation(axes_path: str | Path, device: str | None = "auto") -> tuple[Editor, Extractor]:
+    """The editor of an axes file and the extractor its axes were fitted on (which confirms generated faces)."""
+    editor = open_editor(axes_path, device)
+    return editor, load_extractor(editor.axes.meta.get("extractor") or DEFAULT_EXTRACTOR, device)
+
+
+def measure_faces(editor: Editor, extractor: Extractor) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Latents -> (labels, images): render with the editor's generator, label with the extractor."""
+    def measure(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        images = editor.generator.render(latents)
+        return extractor(images), images.cpu().numpy()
+    return measure
+
+
+@dataclass
+class Generated:
+    """What ``generate_faces`` delivered and what it cost, beside rejection sampling on the same spec."""
+
+    spec: Any  # tlgan.generate.spec.Spec
+    names: list[str]
+    faces: list  # tlgan.generate.plan.Face: latent, start, labels, image, steps (moves and locks)
+    outcome: Any  # tlgan.generate.plan.Outcome: started, rendered, gave_up
+    seconds: float
+    baseline_found: int = 0
+    baseline_rendered: int = 0
+    baseline_seconds: float = 0.0
+    folder: Path | None = None
+    contact_sheet: Path | None = None
+    extractor: str = ""  # the extractor that confirmed the faces
+
+    @property
+    def images(self) -> np.ndarray:
+        return np.stack([f.image for f in self.faces])
+
+    @property
+    def latents(self) -> np.ndarray:
+        return np.stack([f.latent for f in self.faces])
+
+    @property
+    def baseline_cost(self) -> float:
+        """Faces rendered per matching face by rejection sampling (a lower bound when it found none)."""
+        return self.baseline_rendered / max(self.baseline_found, 1)
+
+    def summary(self) -> dict[str, Any]:
+        o = self.outcome
+        out = {"spec": str(self.spec), "delivered": len(self.faces), "started": o.started, "rendered": o.rendered,
+               "gave_up": o.gave_up, "yield": o.yield_, "renders_per_face": o.renders_per_face,
+               "seconds": self.seconds}
+        if self.baseline_rendered:
+            out.update(rejection_found=self.baseline_found, rejection_rendered=self.baseline_rendered,
+                       rejection_renders_per_face=self.baseline_cost, rejection_seconds=self.baseline_seconds,
+                       rejection_lower_bound=self.baseline_found == 0,
+                       cost_ratio=self.baseline_cost / o.renders_per_face)
+        return out
+
+
+def _spec_for(editor: Editor, extractor: Extractor, wants: Sequence[str], keep: Sequence[str]) -> Any:
+    """The spec of ``wants`` on the extractor's features, plus the subject's presence when it has an axis;
+    every feature it names (and every kept one) must have an axis to move along."""
+    spec = parse_spec(wants, extractor.features)
+    axes = editor.axes
+    for f in list(spec.features) + list(keep):
+        if f not in axes.names:
+            raise SpecError(f"feature {f!r} has no axis in this axes file, so faces cannot be moved along it; "
+                            f"it has: {', '.join(axes.names)}")
+    both = sorted(set(keep) & set(spec.features))
+    if both:
+        raise SpecError(f"--keep {', '.join(both)} and a condition on the same feature: keep a feature or ask for "
+                        "a value of it, not both")
+    presence = presence_condition(extractor.features, extractor.presence)
+    return with_condition(spec, presence if presence and presence.feature in axes.names else None)
+
+
+def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n: int = 16,
+                   out: str | Path | None = None, seed: int = 0, keep: Sequence[str] = (),
+                   start: np.ndarray | None = None, max_tries: int = 5, baseline: int = 0, cell: int = 96,
+                   log: Log = None) -> Generated:
+    """``tlgan generate``: ``n`` different faces that the extractor confirms meet every condition of ``wants``.
+
+    Each face starts random (face ``i`` of ``seed``; or ``start``, one given latent, with ``n`` = 1), is moved
+    along the axes toward the wanted region with the features already right (and ``keep``) locked, and is
+    rendered, relabelled and corrected up to ``max_tries`` times; a face that cannot get there is replaced by
+    the next one. ``baseline`` > 0 also draws up to that many random faces (the next ones of the same seed) to
+    measure rejection sampling's cost on the same spec. With ``out``, writes ``out/faces/`` (PNGs and
+    ``metadata.jsonl``: labels, seed, index, latent, moves), ``out/contact-sheet.png`` and ``out/summary.json``.
+    """
+    check_range(n, "-n", 1, 100_000, "faces")
+    check_range(max_tries, "--max-tries", 1, 100)
+    spec = _spec_for(editor, extractor, wants, keep)
+    names = extractor.feature_names
+    measure = measure_faces(editor, extractor)
+    stream = LatentStream(editor.generator, seed)
+    draw: Callable[[int], tuple[np.ndarray, np.ndarray]] = stream.draw
+    if start is not None:
+        if n != 1:
+            raise InputError(f"starting from one given face makes one face: use -n 1 (not {n})")
+        given = [np.asarray(start, np.float32)]
+
+        def given_once(k: int) -> tuple[np.ndarray, np.ndarray]:  # the given face once, then nothing
+            if not given or k < 1:
+                return np.zeros(0, int), np.zeros((0, *np.shape(start)), np.float32)
+            return np.array([0]), given.pop()[None]
+        draw = given_once
+    t0 = time.perf_counter()
+    _log(log, f"generate {n} faces meeting {spec}")
+    outcome = steer(spec, editor.axes, names, measure, draw, n, keep, max_tries,
+                    max_started=1 if start is not None else None, calibration_draw=stream.draw)
+    result = Generated(spec, names, outcome.delivered, outcome, time.perf_counter() - t0, extractor=extractor.name)
+    if baseline > 0:
+        t0 = time.perf_counter()
+        result.baseline_found, result.baseline_rendered = rejection(spec, names, measure, LatentStream(
+            editor.generator, seed, start=stream.position).draw, n, baseline)
+        result.baseline_seconds = time.perf_counter() - t0
+    if out is not None:
+        folder = Path(out)
+        faces_dir = folder / "faces"
+        files = [f"face-{k:04d}.png" for k in range(len(result.faces))]
+        save_faces(faces_dir, result.images, files)
+        write_metadata(faces_dir, [face_record(f, file, names, None if start is not None else seed, spec=str(spec))
+                                   for f, file in zip(result.faces, files)])
+        captions = ["\n".join(f"{c.feature} {f.labels[names.index(c.feature)]:.3g}" for c in spec.conditions
+                               if c.feature != extractor.presence) for f in result.faces]
+        result.contact_sheet = save_image(contact_sheet(result.images, captions, cell, title=str(spec)),
+                                          folder / "contact-sheet.png")
+        atomic_write_text(folder / "summary.json", json.dumps(result.summary(), indent=2) + "\n")
+        result.folder = folder
+    return result
+
+
+def start_latent(editor: Editor, latent: str | Path | None = None, image: str | Path | None = None,
+                 encoder: str | Path | None = None, steps: int = 200, face: int = 0,
+                 identity_weight: float = 0.3) -> np.ndarray | None:
+    """The one face ``latent`` (``.npy``, or ``.latent.npz`` from ``tlgan invert``) or ``image`` (inverted now)
+    gives; None for neither."""
+    if latent is not None and image is not None:
+        raise InputError("give --from-latent or --image, not both")
+    if image is not None:
+        return invert_photo(editor.generator, image, encoder, face, steps, identity_weight)[1].latent
+    if latent is not None and str(latent).endswith(".npz"):
+        return load_inversion(latent, editor.generator).latent
+    if latent is not None:
+        return read_latent(editor, 0, latent)
+    return None
+
+
+def generate(axes: str | Path, wants: Sequence[str], n: int | None = None, out: str | Path | None = "generated",
+             seed: int = 0, keep: Sequence[str] = (), latent: str | Path | None = None,
+             image: str | Path | None = None, max_tries: int = 5, baseline: int = 0, cell: int = 96,
+             encoder: str | Path | None = None, steps: int = 200, face: int = 0, identity_weight: float = 0.3,
+             device: str | None = "auto", log: Log = None) -> Generated:
+    """``tlgan generate``: the axes file's editor and extractor, the start face (``latent`` or ``image``, if
+    given), then :func:`generate_faces`; ``n`` default: 16, or 1 from a given face."""
+    editor, extractor = open_generation(axes, device)
+    start = start_latent(editor, latent, image, encoder, steps, face, identity_weight)
+    n = n if n is not None else 1 if start is not None else 16
+    return generate_faces(editor, extractor, wants, n, out, seed, keep, start, max_tries, baseline, cell, log=log)
+
+
+def dataset(axes: str | Path, balance: Sequence[str], n: int, out: str | Path, seed: int = 0,
+            chunk: int | None = None, max_tries: int = 4, parquet: bool = False, device: str | None = "auto") -> Any:
+    """``tlgan dataset``: :func:`make_dataset` with the axes file's editor and extractor."""
+    editor, extractor = open_generation(axes, device)
+    return make_dataset(editor, extractor, balance, n, out, seed, chunk, max_tries, parquet=parquet)
+
+
+def _calibration_faces(editor: Editor, extractor: Extractor, measure: Callable, count: int,
+                       seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Latents and labels of random faces to read label spreads from: the first ``count`` samples of the
+    axes' own run when it is on disk with these labels (nothing to render), else ``count`` faces rendered
+    from the seed after ``seed``."""
+    where = editor.axes.meta.get("run")
+    if where and (Path(where) / "run.json").exists():
+        try:
+            run = open_run(where)
+            if extractor.name in run.label_sets and run.generator == editor.generator.name:
+                labels = run.labels(extractor.name)[:count]
+                if len(labels) >= min(count, 100):
+                    return run.latents[: len(labels)], labels
+        except RunError:
+            pass
+    _, z = LatentStream(editor.generator, (seed + 1) % (MAX_SEED + 1)).draw(count)
+    return z, measure(z)[0]
+
+
+def make_dataset(editor: Editor, extractor: Extractor, balance: Sequence[str], n: int, out: str | Path,
+                 seed: int = 0, chunk: int | None = None, max_tries: int = 4, pool: int = 1024,
+                 parquet: bool = False, progress: bool = True) -> Any:
+    """``tlgan dataset``: ``n`` faces with equal counts in every cell of the ``balance`` features
+    (``FEATURE[:BINS]``), each confirmed by the extractor, in ``out`` as a Hugging Face imagefolder
+    (``out/train/``: PNGs and ``metadata.jsonl``); resumable. Bin edges come from ``pool`` random faces
+    (the axes' run when it is on disk). ``parquet`` also writes ``out/data.parquet`` (``moves`` and ``steps``
+    as JSON text there).
+    Returns a :class:`tlgan.generate.dataset.Built`."""
+    check_range(n, "-n", 1, 1_000_000, "faces")
+    chunk = check_range(chunk or editor.generator.batch_size, "--chunk", 1, 65_536)
+    balances = parse_balance(balance, extractor.features)
+    for b in balances:
+        if b.feature not in editor.axes.names:
+            raise DatasetError(f"feature {b.feature!r} has no axis in this axes file; it has: "
+                               f"{', '.join(editor.axes.names)}")
+    names = extractor.feature_names
+    measure = measure_faces(editor, extractor)
+    z, labels = _calibration_faces(editor, extractor, measure, pool, seed)
+    presence = presence_condition(extractor.features, extractor.presence)
+    presence = presence if presence is not None and presence.feature in editor.axes.names else None
+    any_value = Spec(tuple(Condition(b.feature, "binary" if b.kind == "binary" else "continuous")
+                           for b in balances) + ((presence,) if presence else ()))
+    cal = calibrate(any_value, editor.axes, names, z, labels)
+    settings = {"axes": axes_fingerprint(editor.axes), "generator": editor.generator.name, "extractor": extractor.name,
+                "balance": [f"{b.feature}:{b.bins}" for b in balances], "n": n, "seed": seed, "chunk": chunk,
+                "max_tries": max_tries, "pool": pool}
+    built = build(Path(out), settings, balances, bin_edges(balances, labels, names), names, editor.axes, cal,
+                  measure, lambda start: LatentStream(editor.generator, seed, start), n, seed, chunk, presence,
+                  max_tries, progress=progress)
+    if parquet:
+        write_parquet(Path(out))
+    return built
+
+
+def write_parquet(folder: Path) -> Path:
+    """``folder/data.parquet``: the imagefolder's rows with each image's PNG bytes (the ``datasets`` Image layout)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("--parquet needs pyarrow: pip install pyarrow") from None
+    split = folder / SPLIT
+    def flat(r: dict) -> dict:  # moves differ in their keys from face to face: kept as JSON text
+        return {k: json.dumps(v) if k in ("moves", "steps") else v for k, v in r.items()}
+
+    rows = [{"image": {"bytes": (split / r["file_name"]).read_bytes(), "path": r["file_name"]}, **flat(r)}
+            for r in read_metadata(split)]
+    table = pa.Table.from_pylist(rows)
+    return atomic_write(folder / "data.parquet", lambda tmp: pq.write_table(table, tmp))

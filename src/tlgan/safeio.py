@@ -99,7 +99,8 @@ def _record_of(folder: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
-def _digest(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256 (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -124,7 +125,7 @@ class Outputs:
         if not isinstance(entry, dict) or entry.get("command") != self.command:
             return False
         try:
-            return entry.get("sha256") == _digest(path)
+            return entry.get("sha256") == sha256_of(path)
         except OSError:
             return False
 
@@ -148,8 +149,37 @@ class Outputs:
         path = Path(path)
         try:
             record = _record_of(path.parent)
-            record[path.name] = {"command": self.command, "sha256": _digest(path)}
+            record[path.name] = {"command": self.command, "sha256": sha256_of(path)}
             atomic_write_text(path.parent / OUTPUT_RECORD, json.dumps(record, indent=1) + "\n")
         except OSError:
             pass
         return path
+
+
+def read_tagged_safetensors(path: str | Path, key: str, what: str, make_hint: str,
+                            error: type[Exception] = InputError) -> tuple[dict, dict]:
+    """The JSON header under ``key`` and the tensors of a tlgan safetensors file (an encoder, a tuning...).
+
+    Each failure is one ``error`` naming the file: missing (``make_hint`` says how to make one), unreadable,
+    or a safetensors file of something else (no ``key`` header).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{what} file {path} does not exist; {make_hint}")
+    try:
+        with safe_open(str(path), "pt") as fh:
+            header = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise error(f"{path} is not a readable safetensors {what} file: {e}") from e
+    if key not in header:
+        raise error(f"{path} is a safetensors file but not a tlgan {what} (no {key!r} header)")
+    try:
+        doc = json.loads(header[key])
+    except ValueError as e:
+        raise error(f"{path}: its {key!r} header is not JSON ({e}); make the {what} again") from e
+    if not isinstance(doc, dict):
+        raise error(f"{path}: its {key!r} header is not a JSON object; make the {what} again")
+    return doc, tensors

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TLGANError
-from .safeio import atomic_write_text
+from .safeio import atomic_write_text, sha256_of
 
 CACHE_ENV = "TLGAN_HOME"
 
@@ -172,12 +172,6 @@ def local_path(f: WeightFile) -> Path:
     return cache_dir() / f"{f.package.name.replace('/', '_').lstrip('@')}-{f.package.version}" / f.filename
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 STAMP_SUFFIX = ".verified"

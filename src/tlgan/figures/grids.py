@@ -17,7 +17,7 @@ def upscale(image: np.ndarray, size: int) -> Image.Image:
     return Image.fromarray(np.asarray(image)).resize((size, size), Image.Resampling.LANCZOS)
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
@@ -26,6 +26,15 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
                    title: str = "", layers: Sequence[int] | None = None) -> Image.Image:
     """One block per latent; in each block a row per feature (and, with ``locks``, a second row with
     the locks applied), a column per step along the axis. ``layers`` (w+) limits the moves to those layers."""
+    rows = traversal_rows(generator, axes, latents, features, steps, locks, layers)
+    return _sheet(generator, rows, steps, len(np.atleast_2d(latents)), cell, title)
+
+
+def traversal_rows(generator: Generator, axes: Axes, latents: np.ndarray, features: Sequence[str],
+                   steps: Sequence[float] | np.ndarray, locks: Sequence[str] = (),
+                   layers: Sequence[int] | None = None) -> list[tuple[str, np.ndarray]]:
+    """The rows of :func:`traversal_grid` as (label, latents (steps, ...)): per latent, a row per feature and,
+    with ``locks``, a second row with the locks applied."""
     steps_ = np.asarray(steps, dtype=np.float32)
     latents = np.atleast_2d(latents)
     if layers is not None and latents.ndim == 2:  # layer-shared w+ codes: one copy per layer
@@ -37,7 +46,7 @@ def traversal_grid(generator: Generator, axes: Axes, latents: np.ndarray, featur
             kept = [lk for lk in locks if lk != name]
             if kept:
                 rows.append((f"{name} | lock {','.join(kept)}", traversal(z, axes, name, steps_, kept, layers)))
-    return _sheet(generator, rows, steps, len(latents), cell, title)
+    return rows
 
 
 def compare_traversals(generator: Generator, variants: Sequence[tuple[str, Axes]], latents: np.ndarray,
@@ -61,17 +70,17 @@ def _sheet(generator: Generator, rows: list[tuple[str, np.ndarray]], steps: Sequ
            n_blocks: int, cell: int, title: str) -> Image.Image:
     """Render every row's latents and lay them out: a label column, a column per step, a line between blocks."""
     images = generator.render(np.concatenate([r[1] for r in rows])).cpu().numpy()
-    font = _font(13)
+    font = label_font(13)
     label_w = 12 + max(int(font.getlength(name)) for name, _ in rows)
     head_h, gap = 28 + (24 if title else 0), 2
     n_cols, n_rows = len(steps), len(rows)
     sheet = Image.new("RGB", (label_w + n_cols * (cell + gap), head_h + n_rows * (cell + gap)), "white")
     draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((8, 4), title, fill="black", font=_font(16))
+        draw.text((8, 4), title, fill="black", font=label_font(16))
     for c, s in enumerate(steps):
         draw.text((label_w + c * (cell + gap) + cell // 2, head_h - 14), f"{s:+g}", fill="black",
-                  font=_font(14), anchor="mm")
+                  font=label_font(14), anchor="mm")
     per_z = len(rows) // n_blocks
     for r, (name, _) in enumerate(rows):
         y = head_h + r * (cell + gap)

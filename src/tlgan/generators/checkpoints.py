@@ -193,7 +193,7 @@ def open_checkpoint(path: str | Path, family: str | None = None, space: str = "z
     which network of a training snapshot (default: the averaged one,
     ``G_ema`` / ``g_ema`` / ``avgG`` / ``Gs``).
     """
-    from ..weights import sha256_of
+    from ..safeio import sha256_of
 
     path = Path(path)
     payload = read_checkpoint(path)

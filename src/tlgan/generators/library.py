@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..weights import CACHE_ENV, WeightsError, sha256_of, verify
+from ..safeio import sha256_of
+from ..weights import CACHE_ENV, WeightsError, verify
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

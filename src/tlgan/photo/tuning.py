@@ -32,7 +32,7 @@ from .. import __version__
 from ..generators import Generator
 from ..invert import (InversionError, check_identity, check_image, face_identity, generator_meta, pyramid_loss,
                       space_frame, to_float)
-from ..safeio import atomic_write
+from ..safeio import atomic_write, read_tagged_safetensors
 
 TUNING_FORMAT = 1
 TUNING_SUFFIX = ".tuning.safetensors"
@@ -221,20 +221,10 @@ def save_tuning(path: str | Path, tuning: Tuning) -> Path:
 
 def load_tuning(path: str | Path, generator: Generator | None = None) -> Tuning:
     """Read a tuning file; with ``generator``, refuse one made for another generator (name, space, SHA-256)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.exists():
-        raise InversionError(f"tuning file {path} does not exist; make one with `tlgan invert PHOTO`")
-    try:
-        with safe_open(str(path), "pt") as fh:
-            header = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise InversionError(f"{path} is not a readable safetensors tuning file: {e}") from e
-    if "tlgan_tuning" not in header or "pivot" not in tensors:
-        raise InversionError(f"{path} is a safetensors file but not a tlgan tuning (no 'tlgan_tuning' header)")
-    doc = json.loads(header["tlgan_tuning"])
+    doc, tensors = read_tagged_safetensors(path, "tlgan_tuning", "tuning", "make one with `tlgan invert PHOTO`",
+                                           InversionError)
+    if "pivot" not in tensors:
+        raise InversionError(f"{path} is a tlgan tuning without its pivot latent; invert and tune the photo again")
     if doc.get("format") != TUNING_FORMAT:
         raise InversionError(f"{path} has tuning format {doc.get('format')}; this tlgan reads {TUNING_FORMAT}: "
                              "invert the photo again")

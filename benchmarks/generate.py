@@ -1,0 +1,137 @@
+"""Generate to order (issue 19's goals), with rejection sampling as the baseline in the same run.
+
+- Spec: ``--want`` (default: female, age >= 35, smiling: about 0.5% of the demo run's faces, the rate read
+  from the axes' run). ``-n`` faces by steering (``tlgan.jobs.generate_faces``), then random faces drawn until
+  they match or ``--budget`` are rendered. Reported: every delivered face relabelled (rendered again and
+  labelled) meets the spec; yield (delivered / started, goal >= 80%); faces rendered per delivered face,
+  steering and rejection, and their ratio (goal >= 20x).
+- Diversity: mean pairwise identity distance (1 - cosine of the extractor's descriptor) of the delivered
+  faces over that of random faces (max(n, 100) of them; goal >= 90%), and the closest delivered pair beside
+  the 1st percentile of random pairs (no near-duplicates: no delivered pair closer than that).
+- Animation: a GIF of a 7-step move: rendering, and writing beyond it (goal <= 2 s).
+- Balanced data set: ``--dataset-n`` faces over male x age:4 (``tlgan.jobs.make_dataset``), every cell's count
+  against its quota (goal: within 2%), and its time over ``tlgan sample -n`` of as many faces in the same run
+  (goal <= 2x).
+
+Usage: python benchmarks/generate.py [--axes runs/demo/axes.safetensors] [--n 40] [--dataset-n 2000]
+Writes benchmarks/results/generate[-TAG].json after each part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import RESULTS, machine
+from tlgan.animate import move_frames, write_animation
+from tlgan.generate.stream import LatentStream
+from tlgan.jobs import generate_faces, make_dataset, open_generation
+from tlgan.sample import open_run, sample
+
+WANT = ("male<0.5", "age>=35", "happy")
+
+
+def identity_distances(descriptors: np.ndarray) -> np.ndarray:
+    """1 - cosine similarity of every pair of descriptors (upper triangle)."""
+    d = descriptors / np.linalg.norm(descriptors, axis=1, keepdims=True)
+    sim = d @ d.T
+    return 1 - sim[np.triu_indices(len(d), 1)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--axes", default="runs/demo/axes.safetensors")
+    ap.add_argument("--want", action="append", default=None)
+    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--budget", type=int, default=3000, help="random faces rendered at most by rejection sampling")
+    ap.add_argument("--dataset-n", type=int, default=2000, help="0 = skip the data set part")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    wants = args.want or list(WANT)
+    out_path = RESULTS / f"generate{'-' + args.tag if args.tag else ''}.json"
+    result: dict = {"machine": machine(), "axes": args.axes, "want": wants, "n": args.n}
+
+    def save() -> None:
+        result["machine_after"] = machine()
+        out_path.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2)[-1500:], flush=True)
+
+    editor, ext = open_generation(args.axes, "cpu")
+    result["local"] = editor.axes.is_local
+    names = ext.feature_names
+    work = Path(tempfile.mkdtemp(prefix="tlgan-generate-bench-"))
+    try:
+        # ---- the spec, by steering and by rejection sampling
+        res = generate_faces(editor, ext, wants, args.n, work / "faces", seed=args.seed, baseline=args.budget)
+        relabelled = ext(editor.generator.render(res.latents))
+        run = editor.axes.meta.get("run")
+        freq = None
+        if run and Path(run, "run.json").exists():
+            labels = open_run(run).labels(ext.name)
+            freq = float(res.spec.holds(labels, names).mean())
+        summary = res.summary()
+        result["spec"] = {**summary, "random_frequency_in_run": freq,
+                          "all_relabelled_meet_spec": bool(res.spec.holds(relabelled, names).all()),
+                          "goals": {"yield>=0.8": summary["yield"] >= 0.8,
+                                    "cost_ratio>=20": summary.get("cost_ratio", 0) >= 20}}
+        save()
+
+        # ---- diversity
+        if ext.has_descriptor:
+            _, z = LatentStream(editor.generator, args.seed + 7).draw(max(len(res.faces), 100))
+            random_images = editor.generator.render(z)
+            import torch
+
+            d_gen = identity_distances(ext.descriptor(torch.from_numpy(res.images)))
+            d_rand = identity_distances(ext.descriptor(random_images))
+            result["diversity"] = {
+                "mean_pairwise_identity_distance": float(d_gen.mean()), "random_mean": float(d_rand.mean()),
+                "ratio": float(d_gen.mean() / d_rand.mean()), "closest_pair": float(d_gen.min()),
+                "random_pairs_1st_percentile": float(np.quantile(d_rand, 0.01)),
+                "distinct_starting_faces": len({f.index for f in res.faces}),
+                "goals": {"ratio>=0.9": bool(d_gen.mean() >= 0.9 * d_rand.mean()),
+                          "no_near_duplicates": bool(d_gen.min() > np.quantile(d_rand, 0.01))}}
+            save()
+
+        # ---- animation: a 7-step move with a lock
+        t = time.perf_counter()
+        frames = editor.generator.render(move_frames(editor.latent(1), editor.axes, {"age": 3.0}, ["male"], 7))
+        frames = frames.cpu().numpy()
+        render_s = time.perf_counter() - t
+        t = time.perf_counter()
+        gif = write_animation(frames, work / "move.gif")
+        write_s = time.perf_counter() - t
+        result["animation"] = {"frames": 7, "render_s": render_s, "gif_write_s": write_s,
+                               "gif_bytes": gif.stat().st_size, "goals": {"write<=2s": write_s <= 2.0}}
+        save()
+
+        # ---- balanced data set vs plain sampling of as many faces
+        if args.dataset_n:
+            t = time.perf_counter()
+            sample(work / "sample", editor.generator, ext, args.dataset_n, seed=args.seed, save_images=True,
+                   progress=False)
+            sample_s = time.perf_counter() - t
+            t = time.perf_counter()
+            built = make_dataset(editor, ext, ["male", "age:4"], args.dataset_n, work / "dataset", seed=args.seed,
+                                 progress=False)
+            dataset_s = time.perf_counter() - t
+            quota = args.dataset_n / len(built.counts)
+            worst = max(abs(c - quota) / quota for c in built.counts.values())
+            result["dataset"] = {"n": args.dataset_n, "cells": built.counts, "worst_cell_off_quota": worst,
+                                 "drawn": built.drawn, "steered": built.steered, "rendered": built.rendered,
+                                 "seconds": dataset_s, "sample_seconds": sample_s, "ratio": dataset_s / sample_s,
+                                 "goals": {"cells_within_2%": worst <= 0.02, "time<=2x_sample": dataset_s <= 2 * sample_s}}
+            save()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
