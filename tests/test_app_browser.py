@@ -489,10 +489,12 @@ def upload(page, path: Path) -> None:
 
 @need_models("digiface-dcgan", "faceres", "facemesh", "fer-emotion")
 @pytest.mark.models
-def test_upload_a_photo_and_edit_its_reconstruction(page, tmp_path):
-    """Grace Hopper's photo (matplotlib's sample) is aligned and inverted (3 steps, to be quick), shown beside its
-    reconstruction with the identity similarity, and a slider then edits the reconstruction; a photo with no face
-    and a file that is no image get a message in the status box, and the page keeps working."""
+def test_upload_a_photo_and_edit_the_photo_itself(page, tmp_path):
+    """Grace Hopper's photo (matplotlib's sample) is aligned, inverted and the generator tuned to it (3 and 2 steps,
+    to be quick); the page then shows the photo itself (its aspect, 512 px high), which a slider edits, beside the
+    aligned crop and reconstruction with the identity similarity; fidelity off shows the 64-px reconstruction
+    instead. A photo with no face and a file that is no image get a message in the status box, and the page
+    keeps working."""
     import matplotlib
 
     grace = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -500,35 +502,53 @@ def test_upload_a_photo_and_edit_its_reconstruction(page, tmp_path):
     Image.new("RGB", (300, 300), (200, 200, 200)).save(blank)
     notes = tmp_path / "notes.jpg"
     notes.write_text("not a picture")
-    with serving(default_axes(tmp_path), tmp_path / "serve.log", extra=("--invert-steps", "3")) as url:
+    width, height = Image.open(grace).size
+    with serving(default_axes(tmp_path), tmp_path / "serve.log",
+                 extra=("--invert-steps", "3", "--tune-steps", "2")) as url:
         open_page(page, url)
         src = face_src(page)
         upload(page, grace)
         page.wait_for_function("s => document.querySelector('#tl-face img').getAttribute('src') !== s", arg=src,
                                timeout=120_000)
-        wait_status(page, r"the reconstruction of grace_hopper\.jpg; no edit", timeout=60)
+        wait_status(page, r"the photo grace_hopper\.jpg \(face region edited\); no edit", timeout=60)
+        shown = face_pixels(page)
+        assert shown.shape[0] == 512 and abs(shown.shape[1] / shown.shape[0] - width / height) < 0.01  # the photo
+        page.wait_for_function("() => { const i = document.querySelector('#tl-face img');"
+                               " return i.complete && i.naturalHeight === 512; }")
         quality = page.locator("#tl-photo-quality").inner_text()
         assert re.search(r"Identity similarity -?\d\.\d\d", quality) and "Pixel error" in quality, quality
         page.wait_for_selector("#tl-photo-aligned img", state="visible")  # the pictures may land after the text
         page.wait_for_selector("#tl-photo-recon img", state="visible")
         assert "photo" in face_src(page)
         wait_readouts(page)
-        recon = face_pixels(page)
+        photo = face_pixels(page)  # the photo as uploaded (shrunk to 512 px high)
         page.wait_for_function("() => { const m = location.search.match(/state=([A-Za-z0-9_-]+)/); if (!m) return false;"
                                " const t = m[1].replace(/-/g, '+').replace(/_/g, '/');"
                                " return atob(t + '='.repeat((4 - t.length % 4) % 4)).includes('\"latent\"'); }")
         assert token_in_url(page)["latent"] and "seed" not in token_in_url(page)  # the link holds the photo's face
         set_slider(page, "age", 2)
-        wait_status(page, r"the reconstruction of grace_hopper\.jpg; age \+2")
-        assert np.abs(face_pixels(page).astype(int) - recon).mean() > 1  # the slider edits the reconstruction
+        wait_status(page, r"the photo grace_hopper\.jpg \(face region edited\); age \+2")
+        edited = face_pixels(page)
+        assert edited.shape == photo.shape and np.abs(edited.astype(int) - photo).mean() > 0.05  # the face moved ...
+        assert np.array_equal(edited[:24], photo[:24])  # ... and the top of the photo did not (whole JPEG blocks)
         page.wait_for_function("() => document.querySelector('#tl-cancel') === null"
                                " || document.querySelector('#tl-cancel').offsetParent === null")
         wait_readouts(page)
         shot(page, "upload.png")
+        during = drag_slider(page, "happy", [0.5, 0.6, 0.7], pause_ms=200)  # dragging: server frames of the photo
+        assert during["server_face_unchanged"] and during["frames"] >= 1 and during["error"] is None
+        assert during["latent"] is None  # ... not the page's own 64-px face
+        assert page.evaluate("() => [tlganLive.frames && document.querySelector('#tl-live-canvas').width,"
+                             " document.querySelector('#tl-live-canvas').height]") == [photo.shape[1], photo.shape[0]]
+        wait_status(page, r"the photo grace_hopper\.jpg \(face region edited\); age \+2, happy \+")
+        page.locator("#tl-fidelity input[type=checkbox]").uncheck()  # fidelity off: today's look-alike, 64 px
+        wait_status(page, r"the reconstruction of grace_hopper\.jpg; age \+2")
+        page.wait_for_function("() => { const i = document.querySelector('#tl-face img');"
+                               " return i.complete && i.naturalWidth === i.naturalHeight; }")
 
         upload(page, blank)
         assert "no face found in blank.png" in wait_status(page, "could not use the photo blank.png", timeout=60)
-        assert "reconstruction of grace_hopper.jpg; age +2" in status(page)  # the face stays as it was
+        assert "grace_hopper.jpg; age +2" in status(page)  # the face stays as it was
         dismiss_toasts(page)
         upload(page, notes)
         wait_status(page, "could not use the photo notes.jpg", timeout=60)

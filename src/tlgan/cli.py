@@ -641,8 +641,12 @@ def dci(run, label_set, features, max_samples, seed, out, force) -> None:
 @click.option("--invert-steps", default=100, show_default=True, type=click.IntRange(min=0),
               help="Optimisation steps when a photo is uploaded (more: a closer reconstruction, slower; "
                    "the page's Cancel button stops early with the best so far).")
+@click.option("--tune-steps", default=100, show_default=True, type=click.IntRange(min=0),
+              help="Pivotal-tuning steps of the generator to an uploaded photo (with the page's fidelity on: "
+                   "edits keep the person and the photo's own pixels).")
 @click.option("--encoder", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Encoder from `tlgan train-encoder` that gives an uploaded photo's starting latent.")
+              help="Encoder from `tlgan train-encoder` that gives an uploaded photo's starting latent "
+                   "[default: encoder.safetensors beside AXES, when there is one].")
 @click.option("--live", type=click.Choice(["auto", "browser", "server", "off"]), default="auto", show_default=True,
               help="While a slider is dragged, draw the face in the page (browser: small generators, exported to "
                    "ONNX), as server frames, or not at all (off); auto: in the page when it can.")
@@ -651,9 +655,9 @@ def dci(run, label_set, features, max_samples, seed, out, force) -> None:
                    "beyond this are forgotten. Each costs about 0.5 MB on the demo's page.")
 @device_option
 @friendly
-def serve(axes, host, port, seed, invert_steps, encoder, live, max_sessions, device) -> None:
+def serve(axes, host, port, seed, invert_steps, tune_steps, encoder, live, max_sessions, device) -> None:
     """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
-    jobs.serve(axes, host, port, seed, invert_steps, encoder, live, max_sessions, device, log=_err)
+    jobs.serve(axes, host, port, seed, invert_steps, encoder, live, max_sessions, device, tune_steps, log=_err)
 
 
 # ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels

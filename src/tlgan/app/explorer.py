@@ -10,19 +10,18 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from ..axes import Axes
+from ..jobs.core import TUNE_STEPS, invert_photo
 from ..pipeline import Editor
 from .codec import decode_state, state_from_token
 from .locks import LockWarning, face_lock_warnings
+from .photos import PhotoWork, Progress, prepare, shrunk
 from .state import MAX_SEED, STRIP_STEPS, ExplorerState, StateError, layer_indices, parse_seed, strip_states
 
 if TYPE_CHECKING:
     from ..invert import Inversion
-
-#: ``invert(generator, photo, encoder, steps=, progress=)`` -> (photo, inversion): ``tlgan.jobs.invert_photo``
-Inverter = Callable[..., "tuple[np.ndarray, Inversion]"]
+    from ..photo.edit import PhotoEdit
 
 INVERT_STEPS = 100  # optimisation steps for an uploaded photo (tlgan serve --invert-steps)
 OPENING_CANDIDATES = 16  # the page opens on the first clear face among seeds 0..15 ...
@@ -33,6 +32,8 @@ RANDOM_CANDIDATES = 8  # ... and "New random face" draws this many seeds and sho
 def every_core() -> Iterator[None]:
     """Within: torch's operations use every core (a server's other calls use one each, see
     ``tlgan.app.web.one_core_per_call``)."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
     try:
@@ -46,14 +47,14 @@ class Explorer:
 
     Shared by every page session: it holds no user state. Model calls are
     serialized (one lock for rendering, one for readouts, one for inverting photos),
-    so sessions in different threads are safe. An uploaded photo is inverted with
-    ``invert`` (``tlgan.jobs.invert_photo``, handed in by ``tlgan.jobs.open_explorer``:
-    the explorer loads no model itself), ``invert_steps`` steps from ``encoder``'s
-    guess (an ``Encoder`` from ``tlgan train-encoder``; None: the mean latent).
+    so sessions in different threads are safe. ``invert_steps`` and ``encoder``
+    (an ``Encoder`` from ``tlgan train-encoder``; ``tlgan.jobs.open_explorer`` loads the
+    models and the encoder of an axes file) set how an uploaded
+    photo is inverted, ``tune_steps`` how long the generator is tuned to it.
     """
 
     def __init__(self, axes: Axes, generator, extractor=None, invert_steps: int = INVERT_STEPS,
-                 encoder: Any = None, invert: Inverter | None = None) -> None:
+                 encoder: Any = None, tune_steps: int = TUNE_STEPS) -> None:
         self.editor = Editor(generator, axes)  # refuses axes fitted for another generator
         self.linear_editor = self.editor if axes.field.constant else Editor(generator, axes.with_field(axes.field.mean()))
         self.axes = axes
@@ -63,14 +64,17 @@ class Explorer:
         self._render_lock = threading.Lock()  # rendering need not wait for a (slower) readout
         self._extract_lock = threading.Lock()
         self._invert_lock = threading.Lock()  # one inversion at a time: each one uses every CPU core
+        self._photo_lock = threading.Lock()  # photo edits share the face-mesh model
         if isinstance(invert_steps, bool) or not isinstance(invert_steps, int) or invert_steps < 0:
             raise StateError(f"inversion steps must be a whole number >= 0, got {invert_steps!r}")
         self.invert_steps = invert_steps
+        if isinstance(tune_steps, bool) or not isinstance(tune_steps, int) or tune_steps < 0:
+            raise StateError(f"tuning steps must be a whole number >= 0, got {tune_steps!r}")
+        self.tune_steps = tune_steps
         if encoder is not None and not hasattr(encoder, "predict"):
             raise StateError(f"encoder must be a loaded Encoder (tlgan.jobs.open_explorer loads a file), got "
                              f"{type(encoder).__name__}")
         self.encoder = encoder
-        self._invert = invert
         self.features = {f.name: f for f in extractor.features} if extractor is not None else {}
 
     @property
@@ -149,11 +153,28 @@ class Explorer:
         (``tlgan.jobs.invert_photo``): its ``latent`` is the face a state with ``set_latent`` shows, and its
         ``quality`` says how close the reconstruction is. ``progress(step, total, loss)`` returning False
         stops early with the best latent so far. Raises ``tlgan.align.PhotoError`` (no face, not an image)."""
-        if self._invert is None:
-            raise StateError("this explorer inverts no photos; open it with tlgan.jobs.open_explorer")
+        return self.open_photo(photo, progress).inversion
+
+    def open_photo(self, photo: Any, progress: Progress | None = None) -> PhotoWork:
+        """``invert_photo``, keeping the photo itself: a ``PhotoWork`` to ``prepare_photo`` for edits."""
         with self._invert_lock, every_core():
-            _, inv = self._invert(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
-        return inv
+            image, inv = invert_photo(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
+        return PhotoWork(*shrunk(image, inv))
+
+    def prepare_photo(self, work: PhotoWork, fidelity: bool = True, region: str = "face",
+                      progress: Progress | None = None) -> PhotoWork:
+        """The photo ready to edit with ``fidelity`` (the generator tuned to it, the edit at the photo's own
+        resolution) in ``region`` (face, head or all), or without (the generator's reconstruction, as before);
+        see ``tlgan.app.photos.prepare``. ``progress(step, total, loss)`` follows the tuning."""
+        with self._invert_lock, every_core():
+            return prepare(self.generator, work, fidelity, region, self.tune_steps, progress)
+
+    def render_photo(self, edit: PhotoEdit, state: ExplorerState) -> np.ndarray:
+        """uint8 (H, W, 3): the photo of ``edit`` with its face edited as ``state`` says (``PhotoEdit.render``),
+        at the photo's working size."""
+        latent = self.latent(state)
+        with self._photo_lock:
+            return edit.render(latent)
 
     def render(self, state: ExplorerState) -> np.ndarray:
         """uint8 (H, W, 3): the state's face at the generator's resolution."""

@@ -14,6 +14,9 @@ downloads) is updated exactly as for any other change. Two ways to draw:
 - ``server``: for any other generator (StyleGAN files, w+ layer ranges) the page
   posts the slider values to ``/tlgan-live/frame`` and gets a JPEG back, one
   request at a time, so stale positions are dropped rather than queued.
+  An uploaded photo edited with fidelity (``tlgan.app.photos``) is always
+  dragged this way, whatever the mode: its frames are the photo itself, edited
+  (``PhotoEdit.render``), which the page's 64-px generator cannot draw.
 
 ``Live`` holds what both need: the mode, the page's configuration, the exported
 model, and the states the page has been shown (by digest), so a frame request
@@ -30,7 +33,7 @@ import logging
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -177,6 +180,9 @@ def ort_files() -> dict[str, Path]:
     return {name: path_of(ORT_MODEL, name) for name in ORT_FILES}
 
 
+Renderer = Callable[[ExplorerState], np.ndarray]  # a state -> the picture its frame shows (uint8 H, W, 3)
+
+
 class Live:
     """The explorer's drag path for one explorer: which mode, the page's configuration, and the frame renderer."""
 
@@ -187,7 +193,7 @@ class Live:
         self.model: Path | None = None
         self.ort: dict[str, Path] = {}
         self.reason = ""  # why the page does not draw the face itself
-        self._states: LRUCache[str, ExplorerState] = LRUCache(maxsize=KEEP_STATES)
+        self._states: LRUCache[str, tuple[ExplorerState, Renderer | None]] = LRUCache(maxsize=KEEP_STATES)
         self._lock = threading.Lock()
         self._published = 0
         if mode in ("auto", "browser"):
@@ -214,15 +220,18 @@ class Live:
             doc.update(axes=np.asarray(axes.vectors, np.float64).tolist(), model="model.onnx", ort="ort/")
         return doc
 
-    def publish(self, state: ExplorerState) -> str:
+    def publish(self, state: ExplorerState, render: Renderer | None = None) -> str:
         """The hidden element of the page that tells the script the state shown (its digest, base latent, locks);
-        the state is remembered so a frame request can name it."""
+        the state is remembered so a frame request can name it. ``render``: how its frames are drawn when not by
+        the generator (an uploaded photo's edit); such a state is always dragged with server frames."""
         digest = state_digest(state)
         with self._lock:
-            self._states[digest] = state
+            self._states[digest] = (state, render)
         doc: dict[str, Any] = {"digest": digest, "sliders": dict(state.sliders), "locks": list(state.locks),
                                "layers": dict(state.layers)}
-        if self.mode == "browser":
+        if render is not None:
+            doc["frames"] = "server"
+        elif self.mode == "browser":
             doc["base"] = [float(x) for x in np.asarray(self.explorer.base_latent(state), np.float32).reshape(-1)]
         with self._lock:
             self._published += 1  # every update differs, so the page sees even a refused change answered
@@ -232,10 +241,14 @@ class Live:
     def state_for(self, request: Any) -> ExplorerState:
         """The state a frame request asks for: a published state (by digest) with the page's slider values,
         validated like every slider change."""
+        return self.request_for(request)[0]
+
+    def request_for(self, request: Any) -> tuple[ExplorerState, Renderer | None]:
+        """``state_for``, and how the published state's frames are drawn (None: by the generator)."""
         if not isinstance(request, dict):
             raise StateError("a frame request is a JSON object {digest, sliders}")
         with self._lock:
-            state = self._states.get(str(request.get("digest")))
+            state, render = self._states.get(str(request.get("digest")), (None, None))
         if state is None:
             raise StateError("unknown state: reload the page")
         sliders = request.get("sliders", {})
@@ -244,13 +257,13 @@ class Live:
         axes = self.explorer.axes
         for name, value in sliders.items():
             state = set_slider(state, axes, name, value)
-        return state
+        return state, render
 
-    def frame(self, state: ExplorerState) -> bytes:
-        """The state's face as a JPEG (at most ``FRAME_SIZE`` px wide)."""
+    def frame(self, state: ExplorerState, render: Renderer | None = None) -> bytes:
+        """The state's face (or ``render``'s picture of it) as a JPEG (at most ``FRAME_SIZE`` px wide)."""
         from PIL import Image
 
-        image = Image.fromarray(self.explorer.render(state))
+        image = Image.fromarray(render(state) if render is not None else self.explorer.render(state))
         if image.width > FRAME_SIZE:
             image = image.resize((FRAME_SIZE, FRAME_SIZE * image.height // image.width), Image.Resampling.BILINEAR)
         buf = io.BytesIO()
@@ -289,8 +302,8 @@ class Live:
             from starlette.concurrency import run_in_threadpool
 
             try:
-                state = self.state_for(parse_json(await request.body()))
-                data = await run_in_threadpool(self.frame, state)
+                state, render = self.request_for(parse_json(await request.body()))
+                data = await run_in_threadpool(self.frame, state, render)
             except StateError as e:
                 return JSONResponse({"error": str(e)}, status_code=400)
             return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import atexit
 import html
+import itertools
+import uuid
 import os
 import re
 import shutil
@@ -28,7 +30,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 from cachetools import LRUCache
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -47,10 +48,11 @@ from ..explore import parse_layers  # noqa: E402
 from .address import check_address  # noqa: E402
 from .codec import encode_state, state_digest, state_token  # noqa: E402
 from .explorer import Explorer  # noqa: E402
+from .photos import REGIONS, PhotoStore, PhotoWork, save_shown  # noqa: E402
 from .readouts import Readout, describe_readouts, subject_missing  # noqa: E402
 from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, ExplorerState, Latent,  # noqa: E402
                     StateError, as_latent, reset_sliders, set_latent, set_layers, set_linear, set_lock,
-                    set_seed, set_slider)
+                    set_seed, set_slider, strip_states)
 from .undo import MAX_SESSIONS, Session  # noqa: E402
 from .live import Live  # noqa: E402
 
@@ -116,6 +118,7 @@ class View:
     session: Session
     image: np.ndarray | None = None  # the displayed face, at the generator's resolution
     image_for: ExplorerState | None = None
+    image_look: int | None = None  # the photo edit (its serial) ``image`` was drawn with; None: the generator's face
     readouts_for: ExplorerState | None = None
     strip_for: tuple | None = None
     shared_for: ExplorerState | None = None  # the state the JSON box and the link show
@@ -135,6 +138,11 @@ class View:
         """True when the face shown (before the sliders) is the uploaded photo's reconstruction."""
         return self.photo is not None and self.state.latent == self.photo.latent
 
+    def fresh(self) -> "View":
+        """This view with everything shown to be redrawn (the photo's fidelity or region changed)."""
+        return replace(self, image=None, image_for=None, image_look=None, readouts_for=None, strip_for=None,
+                       download_for=None)
+
 
 @dataclass(frozen=True)
 class Photo:
@@ -148,6 +156,12 @@ class Photo:
     steps: int  # optimisation steps run ...
     total: int  # ... of this many
     seconds: float
+    key: str = ""  # the browser session's entry in ``Page.photos`` (its ``PhotoWork``) ...
+    serial: int = 0  # ... as made for this upload and these settings
+    fidelity: bool = False  # the page shows the photo itself, edited (a ``PhotoEdit``) ...
+    region: str = "face"  # ... in this region
+    size: tuple[int, int] | None = None  # (width, height) of the photo as edited and shown, with fidelity
+    tune_steps: int = 0
 
     def summary(self) -> str:
         q = self.quality
@@ -158,6 +172,14 @@ class Photo:
                  f" · {self.steps} optimisation steps in {self.seconds:.0f} s"
                  + (f" (**cancelled** at step {self.steps} of {self.total}: the best latent so far)"
                     if self.steps < self.total else "")]
+        if self.fidelity and self.size is not None:
+            lines.append(f"**Fidelity on:** the generator was tuned to the photo ({self.tune_steps} steps); the sliders "
+                         f"edit the photo itself ({self.size[0]}×{self.size[1]} px), changing only the "
+                         f"**{self.region}** region. The readouts read the edited photo's face, cropped as the "
+                         "generator frames it.")
+        else:
+            lines.append("**Fidelity off:** the sliders edit the generator's reconstruction (its "
+                         "look-alike), shown instead of the photo.")
         return "\n\n".join(lines)
 
 
@@ -293,7 +315,10 @@ class Page:
         self.face_image: Any = None  # the face panel's image (an inversion's progress bar is shown on it)
         self.share_link: Any = None  # the share panel's link box (the address bar follows it)
         self.live: Live | None = None  # the drag path (tlgan.app.live), when the page has one
+        self.photo_settings: list = []  # the photo panel's fidelity and region choices (inputs of an upload)
         self.cancels: dict[str, threading.Event] = {}  # per browser session: its running inversion should stop
+        self.photos = PhotoStore()  # per browser session: its uploaded photo, ready to edit (tlgan.app.photos)
+        self.serials = itertools.count(1)  # numbers each photo work, so a view knows which one it drew with
         self._wiring: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ how panels join in
@@ -321,9 +346,30 @@ class Page:
     def new_view(self) -> View:
         return View(Session(self.explorer.initial(self.seed)))
 
+    def photo_work(self, view: View) -> PhotoWork | None:
+        """The uploaded photo's ``PhotoWork`` when the view shows that photo with fidelity (None: the page shows
+        the generator's face, e.g. with fidelity off, or after the server let the photo go)."""
+        p = view.photo
+        if p is None or not p.fidelity or not view.on_photo:
+            return None
+        work = self.photos.get(p.key)
+        return work if work is not None and work.edit is not None and work.serial == p.serial else None
+
+    def render_photo_state(self, key: str, serial: int, state: ExplorerState) -> np.ndarray:
+        """A live frame of a photo's session (``key``, ``serial``): its edit as ``state`` says, or the generator's
+        face when the session has let that photo go."""
+        work = self.photos.get(key)
+        if work is None or work.edit is None or work.serial != serial:
+            return self.explorer.render(state)
+        return self.explorer.render_photo(work.edit, state)
+
     def rendered(self, view: View) -> View:
-        if view.image is None or view.image_for != view.state:
-            view.image, view.image_for = self.explorer.render(view.state), view.state
+        work = self.photo_work(view)
+        look = work.serial if work is not None else None
+        if view.image is None or view.image_for != view.state or view.image_look != look:
+            image = (self.explorer.render_photo(work.edit, view.state) if work is not None and work.edit is not None
+                     else self.explorer.render(view.state))
+            view.image, view.image_for, view.image_look = image, view.state, look
         return view
 
     def show(self, view: View, all_controls: bool = True, skip: str | None = None) -> dict:
@@ -353,7 +399,13 @@ class Page:
         self.rendered(view)
         assert view.image is not None  # rendered() drew it
         explorer, start = self.explorer, self.starts.get(s)
-        if not s.sliders:
+        work = self.photo_work(view)
+        if work is not None and work.edit is not None:  # the face of the photo shown, framed as the generator's
+            res = explorer.generator.resolution
+            if work.start is None:
+                work.start = explorer.readouts(work.edit.crop(work.edit.photo, res))
+            values, start = explorer.readouts(work.edit.crop(view.image, res)), work.start
+        elif not s.sliders:
             values = explorer.readouts(view.image)
             start = values
             self.starts.put(s, values)
@@ -366,13 +418,22 @@ class Page:
         view.readouts_for, view.values, view.start = s, values, start
         return True
 
-    def face_file(self, view: View) -> str:
+    def face_file(self, view: View, download: bool = False) -> str:
         """The displayed face as a PNG file (shown, and offered for download): upscaled with Lanczos,
-        written with light compression, which is 4x faster than gradio's default and still lossless."""
+        written with light compression, which is 4x faster than gradio's default and still lossless.
+        An edited photo is shown as a JPEG (``photos.save_shown``: 80x faster to write) and downloaded as a PNG."""
         s = view.image_for
         assert s is not None and view.image is not None, "face_file is called after rendered()"
         face = f"seed{s.seed}" if s.latent is None else "photo" if view.on_photo else "latent"
         image = view.image
+        if view.image_look is not None:  # the photo itself, at its working size (longest side <= 512)
+            from PIL import Image
+
+            name = f"tlgan-photo{view.image_look}-{state_digest(s)}"
+            if not download:
+                return str(self.files.get(f"{name}.jpg", lambda tmp: save_shown(image, tmp)))
+            return str(self.files.get(f"{name}.png",
+                                      lambda tmp: Image.fromarray(image).save(tmp, format="PNG", compress_level=1)))
         return str(self.files.get(f"tlgan-{face}-{state_digest(s)}.png",
                                   lambda tmp: upscale(image, IMAGE_SIZE).save(tmp, format="PNG", compress_level=1)))
 
@@ -433,7 +494,8 @@ class Page:
 def face_panel(page: Page) -> None:
     """The face itself, and the note when the extractor finds no face in it."""
     gen = page.explorer.generator
-    image = gr.Image(label=f"Current face ({gen.resolution} px, shown at {IMAGE_SIZE} px)", type="filepath",
+    face_label = f"Current face ({gen.resolution} px, shown at {IMAGE_SIZE} px)"
+    image = gr.Image(label=face_label, type="filepath",
                      format="png", interactive=False, height=IMAGE_HEIGHT, buttons=["download", "fullscreen"],
                      elem_id="tl-face")
     face_note = gr.Markdown("", elem_id="tl-facenote")
@@ -443,7 +505,11 @@ def face_panel(page: Page) -> None:
 
     @page.shows(page.face, [image])
     def _face(view: View, all_controls: bool, skip: str | None) -> dict:
-        return {image: page.face_file(view)}
+        file = page.face_file(view)
+        if view.image_look is not None and view.image is not None:
+            h, w = view.image.shape[:2]
+            return {image: gr.update(value=file, label=f"Your photo, edited ({w}×{h} px)")}
+        return {image: gr.update(value=file, label=face_label)}
 
     @page.shows(page.measures, [face_note])
     def _note(view: View, data: dict) -> dict:
@@ -458,7 +524,11 @@ def live_panel(page: Page, live: Live) -> None:
 
     @page.shows(page.face, [box])
     def _live(view: View, all_controls: bool, skip: str | None) -> dict:
-        return {box: live.publish(view.state)}
+        work, p = page.photo_work(view), view.photo
+        if work is None or p is None:
+            return {box: live.publish(view.state)}
+        key, serial = p.key, p.serial  # (the frame looks the photo up when drawn: it does not keep it alive)
+        return {box: live.publish(view.state, lambda state: page.render_photo_state(key, serial, state))}
 
 
 def new_face_panel(page: Page) -> None:
@@ -494,11 +564,13 @@ def new_face_panel(page: Page) -> None:
         outputs = [*page.face.outputs, *page.photo.outputs]
         shown = upload_btn.upload(lambda: gr.update(visible=True), None, [cancel_btn], queue=False,
                                   show_progress="hidden", api_visibility="private")
-        def run_upload(view: View | None, data: Any, request: gr.Request, progress=gr.Progress()) -> dict:
-            return upload(page, view, data, request, progress)
+        def run_upload(view: View | None, data: Any, fidelity: Any, region: Any, request: gr.Request,
+                       progress=gr.Progress()) -> dict:
+            return upload(page, view, data, request, progress, fidelity=fidelity, region=region)
 
-        inverted = shown.then(run_upload, [page.view_state, upload_btn], outputs, preprocess=False, queue=True,
-                              show_progress="full", show_progress_on=[page.face_image], api_visibility="private")
+        inverted = shown.then(run_upload, [page.view_state, upload_btn, *page.photo_settings], outputs,
+                              preprocess=False, queue=True, show_progress="full", show_progress_on=[page.face_image],
+                              api_visibility="private")
         page.chain(inverted)
         inverted.then(lambda: gr.update(visible=False), None, [cancel_btn], queue=False, show_progress="hidden",
                       api_visibility="private")
@@ -517,13 +589,51 @@ def _upload_name(data: Any) -> tuple[str | None, str]:
     return None, "photo"
 
 
-def upload(page: Page, view: View | None, data: Any, request: gr.Request | None, progress: Any) -> dict:
-    """Invert an uploaded photo and make its reconstruction the face every slider edits (the sliders, locks
-    and layer ranges stay, as with a new seed); a photo without a face, or a file that is not an image, is
-    refused with a message in the status box."""
+def _session_key(request: gr.Request | None) -> str:
+    return (request.session_hash if request is not None else None) or ""
+
+
+def _fidelity_on(value: Any) -> bool:
+    if value is None:
+        return True  # the default (an API call that does not say)
+    if not isinstance(value, (bool, np.bool_)):
+        raise StateError(f"fidelity: expected true or false, got {value!r}")
+    return bool(value)
+
+
+def _ready(page: Page, view: View, work: PhotoWork, photo: Photo, request: gr.Request | None, progress: Any,
+           flag: threading.Event, fidelity: Any, region: Any) -> View:
+    """``view`` showing ``work`` (an inverted photo) with the fidelity and region asked for: the generator is tuned
+    to the photo when fidelity is first asked for (with a progress bar), then kept in ``page.photos``."""
+    on = _fidelity_on(fidelity)
+    region = "face" if region is None else region
+
+    def tune_step(i: int, n: int, loss: float) -> bool:
+        progress((i, n), desc=f"Tuning the generator to the photo: step {i} of {n} (loss {loss:.3f})")
+        return not flag.is_set()
+
+    if on and work.tuning is None and page.explorer.tune_steps:
+        progress(0, desc="Tuning the generator to the photo")
+    work = page.explorer.prepare_photo(work, on, region, progress=tune_step)
+    work.serial = next(page.serials)
+    key = photo.key or _session_key(request) or uuid.uuid4().hex
+    page.photos.put(key, work)
+    size = (work.edit.photo.shape[1], work.edit.photo.shape[0]) if work.edit is not None else None
+    tuned = int(work.tuning.meta.get("steps", page.explorer.tune_steps)) if work.tuning is not None else 0
+    photo = replace(photo, key=key, serial=work.serial, fidelity=work.edit is not None, region=work.region,
+                    size=size, tune_steps=tuned)
+    return replace(view, photo=photo).fresh()
+
+
+def upload(page: Page, view: View | None, data: Any, request: gr.Request | None, progress: Any,
+           fidelity: Any = True, region: Any = "face") -> dict:
+    """Invert an uploaded photo and make it the face every slider edits (the sliders, locks and layer ranges
+    stay, as with a new seed): with ``fidelity`` the generator is tuned to it and the page shows the photo itself,
+    edited in ``region``; without, the generator's reconstruction (tlgan.app.photos). A photo without a face, or
+    a file that is not an image, is refused with a message in the status box."""
     view = view or page.new_view()
     path, name = _upload_name(data)
-    key = (request.session_hash if request is not None else None) or ""
+    key = _session_key(request)
     flag = page.cancels[key] = threading.Event()
     total = page.explorer.invert_steps
 
@@ -534,12 +644,14 @@ def upload(page: Page, view: View | None, data: Any, request: gr.Request | None,
     try:
         if path is None:
             raise StateError("no file arrived; choose a photo again")
+        _fidelity_on(fidelity)
         progress(0, desc="Finding and aligning the face")
-        inv = page.explorer.invert_photo(path, progress=step)
+        work = page.explorer.open_photo(path, progress=step)
+        inv = work.inversion
         photo = Photo(name, as_latent(inv.latent), inv.target, inv.reconstruction, dict(inv.quality), inv.steps,
-                      total, inv.seconds)
-        view = replace(view, session=view.session.push(set_latent(view.state, inv.latent)), photo=photo,
-                       message="")
+                      total, inv.seconds, key=key or uuid.uuid4().hex)
+        view = replace(view, session=view.session.push(set_latent(view.state, inv.latent)), message="")
+        view = _ready(page, view, work, photo, request, progress, flag, fidelity, region)
     except (TLGANError, ValueError, OSError) as e:
         text = str(e).replace(str(path), name) if path else str(e)
         gr.Warning(html.escape(f"could not use {name}: {text}"))
@@ -553,10 +665,44 @@ def upload(page: Page, view: View | None, data: Any, request: gr.Request | None,
     return out
 
 
+def photo_settings(page: Page, view: View | None, fidelity: Any, region: Any, request: gr.Request | None,
+                   progress: Any) -> dict:
+    """The photo panel's fidelity or region changed: the photo shown again that way (tuning the generator first
+    when fidelity is turned on for a photo uploaded without it)."""
+    view = view or page.new_view()
+    p = view.photo
+    work = page.photos.get(p.key) if p is not None else None
+    if p is None or work is None:
+        out = unchanged([*page.face.outputs, *page.photo.outputs])
+        if p is not None:
+            gr.Warning("the server let this photo go: upload it again")
+        return out
+    key = _session_key(request)
+    flag = page.cancels[key] = threading.Event()
+    try:
+        view = replace(_ready(page, view, work, p, request, progress, flag, fidelity, region), message="")
+    except (TLGANError, ValueError) as e:
+        gr.Warning(html.escape(str(e)))
+        view = replace(view, message=str(e))
+    finally:
+        if page.cancels.get(key) is flag:
+            del page.cancels[key]
+    out = page.show(view)
+    for part in page.photo.parts:
+        out.update(part(view))
+    return out
+
+
 def photo_panel(page: Page) -> None:
-    """The last uploaded photo, aligned to the generator's framing, beside its reconstruction, and how close
-    the two are (hidden until a photo is uploaded)."""
+    """How an uploaded photo is edited (fidelity, region); the last uploaded photo, aligned to the generator's
+    framing, beside its reconstruction, and how close the two are (hidden until a photo is uploaded)."""
     res = page.explorer.generator.resolution
+    with gr.Row(equal_height=True, elem_id="tl-photo-settings"):
+        fidelity = gr.Checkbox(label="fidelity", value=True, elem_id="tl-fidelity", scale=2,
+                               info="edit the photo itself: tune the generator to it (off: edit its look-alike)")
+        region = gr.Radio(list(REGIONS), value="face", label="region the edit may change", elem_id="tl-region",
+                          scale=3)
+    page.photo_settings = [fidelity, region]
     with gr.Group(visible=False, elem_id="tl-photo") as box:
         name = gr.Markdown("", elem_id="tl-photo-name", padding=True)
         with gr.Row(equal_height=True):  # (no labels: gradio draws them over the picture)
@@ -566,15 +712,27 @@ def photo_panel(page: Page) -> None:
                              elem_id="tl-photo-recon")
         quality = gr.Markdown("", elem_id="tl-photo-quality", padding=True)
 
-    @page.shows(page.photo, [box, name, aligned, recon, quality])
+    @page.wiring
+    def _wire() -> None:
+        def run_settings(view: View | None, on: Any, where: Any, request: gr.Request, progress=gr.Progress()) -> dict:
+            return photo_settings(page, view, on, where, request, progress)
+
+        for control in (fidelity, region):
+            page.chain(control.input(run_settings, [page.view_state, fidelity, region],
+                                     [*page.face.outputs, *page.photo.outputs], queue=True, show_progress="full",
+                                     show_progress_on=[page.face_image], api_visibility="private"))
+
+    @page.shows(page.photo, [box, name, aligned, recon, quality, fidelity, region])
     def _photo(view: View) -> dict:
         p = view.photo
         if p is None:
             return {}
-        return {box: gr.update(visible=True), aligned: upscale(p.target, PHOTO_SIZE),
+        return {fidelity: p.fidelity, region: p.region,
+                box: gr.update(visible=True), aligned: upscale(p.target, PHOTO_SIZE),
                 recon: upscale(p.reconstruction, PHOTO_SIZE), quality: p.summary(),
-                name: f"**{md_text(p.name)}**, aligned to the generator's framing ({res} px), and **its reconstruction**: "
-                      "the face the sliders now edit."}
+                name: f"**{md_text(p.name)}**, aligned to the generator's framing ({res} px), and **its reconstruction**"
+                      + (" (the pivot the generator was tuned to): the sliders edit the photo above."
+                         if p.fidelity else ": the face the sliders now edit.")}
 
 
 def history_panel(page: Page) -> None:
@@ -621,7 +779,7 @@ def download_panel(page: Page) -> None:
         if view.download_for == s or view.image is None or view.image_for != s:
             return {}
         view.download_for = s
-        return {download: gr.update(value=page.face_file(view), interactive=True)}
+        return {download: gr.update(value=page.face_file(view, download=True), interactive=True)}
 
 
 def status_panel(page: Page) -> None:
@@ -630,7 +788,12 @@ def status_panel(page: Page) -> None:
 
     @page.shows(page.face, [status])
     def _status(view: View, all_controls: bool, skip: str | None) -> dict:
-        face = f"the reconstruction of {view.photo.name}" if view.photo is not None and view.on_photo else None
+        p = view.photo
+        face = None
+        if p is not None and view.on_photo:
+            face = (f"the photo {p.name} ({p.region} region edited)" if page.photo_work(view) is not None
+                    else f"the reconstruction of {p.name}"
+                    + ("" if not p.fidelity else " (the server let the photo go: upload it again to edit the photo)"))
         lines = [f"**Showing** {md_text(view.state.describe(face))}."]
         if view.message:
             lines.append(f"**Not applied:** {md_text(view.message)}")
@@ -686,7 +849,13 @@ def strip_panel(page: Page) -> None:
         if axis in s.locks:
             return {strip: gr.update(value=None, visible=False),
                     strip_note: f"**{md_text(_pretty(axis))}** is locked: unlock it to see its variations."}
-        states, images = explorer.strip(s, axis)
+        work = page.photo_work(view)
+        if work is not None and work.edit is not None:  # the photo's face, edited, cropped as the generator frames it
+            edit = work.edit
+            states = strip_states(s, page.axes, axis, STRIP_STEPS)
+            images = np.stack([edit.crop(explorer.render_photo(edit, st), STRIP_CELL) for st in states])
+        else:
+            states, images = explorer.strip(s, axis)
         now, label = s.slider(axis), _pretty(axis)
         steps = [st.slider(axis) for st in states]
         items = [(upscale(im, STRIP_CELL), f"{'● ' if abs(x - now) < 1e-6 else ''}{label} {x:+g}")
@@ -895,6 +1064,8 @@ def one_core_per_call() -> None:
     users' actions), and torch's thread teams from several calls on a few cores wait on each other: on 2 busy
     cores a 64-px face took 150-740 ms with 2 threads and 24-34 ms with one. An uploaded photo's inversion,
     one at a time, still uses every core (``Explorer.invert_photo``)."""
+    import torch
+
     torch.set_num_threads(1)
 
 

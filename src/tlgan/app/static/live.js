@@ -7,6 +7,8 @@
 // locked axes and rescaled to unit length); in "server" mode by posting the slider values for a JPEG frame, one
 // request at a time. On release one input event goes to gradio, which updates the server's state (undo, share
 // link, readouts, download) as for any change; the canvas goes once the server's face has loaded.
+// A state published with frames: "server" (an uploaded photo, edited at its own size) is dragged with server
+// frames in either mode.
 // window.tlganLive exposes the mode, the last latent and pixels drawn and the timings (tests, benchmarks).
 (() => {
   'use strict';
@@ -169,7 +171,7 @@
       const job = pending; pending = null;
       try {
         let source;
-        if (cfg.mode === 'browser') {
+        if (!job.server) {
           const z = job.plan.rest.map((x, i) => x + job.value * job.plan.dir[i]);
           source = await renderBrowser(z);
         } else {
@@ -200,8 +202,8 @@
     const value = parseFloat(e.target.value), time = performance.now();
     live.inputs += 1; unpainted.push(time);
     if (live.firstInput === null) live.firstInput = time;
-    if (cfg.mode === 'browser' && !drag.plan) return;
-    pending = {name: drag.name, value, time, plan: drag.plan, digest: drag.digest};
+    if (!drag.server && !drag.plan) return;
+    pending = {name: drag.name, value, time, plan: drag.plan, digest: drag.digest, server: drag.server};
     pump();
   }
 
@@ -214,8 +216,9 @@
     if (!cfg.names.includes(name)) return;
     if (!range.__tlLive) { range.addEventListener('input', onInput); range.__tlLive = true; }
     const state = published();
-    drag = {name, range, start: range.value, digest: state?.digest,
-            plan: cfg.mode === 'browser' ? plan(name) : null};
+    const server = cfg.mode !== 'browser' || state?.frames === 'server';
+    drag = {name, range, start: range.value, digest: state?.digest, server,
+            plan: server ? null : plan(name)};
     clearTimeout(hideTimer);
     shown = true;
   }

@@ -14,51 +14,48 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
-from . import train as T
-from . import weights
-from .align import align_photo, paste_back as paste
-from .animate import check_animation_path, grid_frames, move_frames, write_animation
-from .app.address import check_address, network_warning
-from .app.explorer import INVERT_STEPS, Explorer
-from .app.undo import MAX_SESSIONS
-from .axes import Axes
-from .bounds import (MAX_COLS, MAX_COMPONENTS, MAX_EPOCHS, MAX_HELDOUT, MAX_N, MAX_SEED, check_array_size, check_heldout,
+from .. import train as T
+from .. import weights
+from ..align import align_photo, paste_back as paste
+from ..animate import check_animation_path, grid_frames, move_frames, write_animation
+from ..axes import Axes
+from ..bounds import (MAX_COLS, MAX_COMPONENTS, MAX_EPOCHS, MAX_HELDOUT, MAX_N, MAX_SEED, check_array_size, check_heldout,
                      check_moves, check_number, check_picture, check_pixels, check_range, check_seed, check_steps)
-from .disentangle import SpaceDCI, dci
-from .distributed import ModelSpec, Report as RayReport, relabel as relabel_on_ray, sample as sample_on_ray
-from .errors import InputError, TLGANError
-from .evaluate import Comparison, Evaluation, Heldout, Scorer, compare_finders, evaluate_axes, heldout_seed, make_heldout
-from .explore import parse_layers
-from .extractors import EXTRACTORS, Extractor, declared_features, load_extractor
-from .figures import image_row, traversal_grid, traversal_rows
-from .generate.dataset import SPLIT, DatasetError, axes_fingerprint, bin_edges, build, parse_balance
-from .generate.folder import contact_sheet, face_record, read_metadata, save_faces, write_metadata
-from .generate.plan import calibrate, rejection, steer
-from .generate.spec import Condition, Spec, SpecError, parse_spec, presence_condition, with_condition
-from .generate.stream import LatentStream
-from .finders import FINDERS, find_run, fit_quality, load_finder
-from .fit import METHODS
-from .generators import GENERATORS, SPACES, Generator, generator_of, library, load_generator
-from .generators.families import family_names
-from .invert import (Encoder, Inversion, InversionError, invert as invert_image, load_encoder, load_inversion,
+from ..disentangle import SpaceDCI, dci
+from ..distributed import ModelSpec, Report as RayReport, relabel as relabel_on_ray, sample as sample_on_ray
+from ..errors import InputError, TLGANError
+from ..evaluate import Comparison, Evaluation, Heldout, Scorer, compare_finders, evaluate_axes, heldout_seed, make_heldout
+from ..explore import parse_layers
+from ..extractors import EXTRACTORS, Extractor, declared_features, load_extractor
+from ..figures import image_row, traversal_grid, traversal_rows
+from ..generate.dataset import SPLIT, DatasetError, axes_fingerprint, bin_edges, build, parse_balance
+from ..generate.folder import contact_sheet, face_record, read_metadata, save_faces, write_metadata
+from ..generate.plan import calibrate, rejection, steer
+from ..generate.spec import Condition, Spec, SpecError, parse_spec, presence_condition, with_condition
+from ..generate.stream import LatentStream
+from ..finders import FINDERS, find_run, fit_quality, load_finder  # noqa: F401 (fit_quality: printed by the CLI)
+from ..fit import METHODS  # noqa: F401 (offered to the command line: --method's choices)
+from ..generators import SPACES  # noqa: F401 (offered to the command line: --space's choices)
+from ..generators import GENERATORS, Generator, generator_of, library, load_generator
+from ..generators.families import family_names
+from ..invert import (Encoder, Inversion, InversionError, invert as invert_image, load_encoder, load_inversion,
                      reconstruction_quality, save_inversion, train_encoder as train_image_encoder)
-from .labels import FaceSource, Labeller, LabelStore, LabelTable, RunSource, fit_label_axes, load_labels
-from .photo import PhotoEdit, Tuning, load_tuning, save_tuning, tune_pivot, tuned_generator, tuning_path
-from .pipeline import Editor, showcase_latents
-from .plugins import load_plugins
-from .report.comparison import write_comparison
-from .report.dci import write_dci
-from .report.evaluation import write_evaluation
-from .safeio import Outputs, atomic_write, atomic_write_text, npy_path, save_image, save_npy
-from .sample import Run, RunError, open_run, relabel as relabel_images, sample as sample_images
-from .train import CELEBA_CROP, Dataset, TrainResult, train_extractor
+from ..labels import FaceSource, Labeller, LabelStore, LabelTable, RunSource, fit_label_axes, load_labels
+from ..photo import PhotoEdit, Tuning, load_tuning, save_tuning, tune_pivot, tuned_generator, tuning_path
+from ..pipeline import Editor, showcase_latents
+from ..plugins import load_plugins
+from ..report.comparison import write_comparison
+from ..report.dci import write_dci
+from ..report.evaluation import write_evaluation
+from ..safeio import Outputs, atomic_write, atomic_write_text, npy_path, save_image, save_npy
+from ..sample import Run, RunError, open_run, relabel as relabel_images, sample as sample_images
+from ..train import CELEBA_CROP, Dataset, TrainResult, train_extractor
 
-__all__ = ["METHODS", "SPACES", "MAX_SESSIONS", "InputError", "TLGANError", "fit_quality"]  # what the CLI offers too
 
 DEFAULT_GENERATOR = "digiface-dcgan"
 DEFAULT_EXTRACTOR = "faces"
@@ -705,57 +702,6 @@ def train_encoder(run: str | Path, out: str | Path | None = None, n: int = 20_00
     return outputs.made(enc.save(target)), gen
 
 
-# ---------------------------------------------------------------- the explorer
-
-
-def open_explorer(axes_path: str | Path, device: str | None = "auto", readouts: bool = True,
-                  invert_steps: int = INVERT_STEPS, encoder: str | Path | Encoder | None = None) -> Explorer:
-    """The explorer of an axes file: the generator it names and, with ``readouts``, its extractor; an uploaded
-    photo is inverted with :func:`invert_photo` in ``invert_steps`` steps from ``encoder``'s guess."""
-    axes = Axes.load(axes_path)
-    if not axes.meta.get("generator"):
-        raise InputError(f"{axes_path} does not say which generator it was fitted for; fit it with `tlgan fit`")
-    generator = generator_of(axes.meta, device)
-    ext_name = axes.meta.get("extractor")
-    extractor = load_extractor(ext_name, device) if readouts and ext_name else None
-    enc = load_encoder(encoder, generator) if isinstance(encoder, (str, Path)) else encoder
-    return Explorer(axes, generator, extractor, invert_steps, enc, invert=invert_photo)
-
-
-def serve(axes: str | Path = DEFAULT_OUT / "axes.safetensors", host: str = "127.0.0.1", port: int = 7860,
-          seed: int | None = None, invert_steps: int = INVERT_STEPS, encoder: str | Path | None = None,
-          live: str = "auto", max_sessions: int = MAX_SESSIONS, device: str | None = "auto",
-          log: Log = None) -> Any:
-    """``tlgan serve``: the explorer page of an axes file, until stopped (Ctrl+C).
-
-    The address is checked before gradio and the models load (seconds), so a taken port is said at once.
-    """
-    if not Path(axes).exists():
-        hint = ("run `make demo` (or `tlgan discover`) first to make it"
-                if Path(axes) == DEFAULT_OUT / "axes.safetensors" else "make one with `tlgan discover` or `tlgan fit`")
-        raise InputError(f"no axes file at {axes}: {hint}, or pass an axes file: tlgan serve AXES")
-    check_address(host, port)
-    web = _gradio_page("explorer", "web")
-    warning = network_warning(host)
-    if warning:
-        _log(log, warning)
-    _log(log, f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)")
-    return web.serve(lambda: open_explorer(axes, device, invert_steps=invert_steps, encoder=encoder), host, port,
-                     seed=seed, live=live, max_sessions=max_sessions)
-
-
-def _gradio_page(what: str, module: str) -> Any:
-    """``tlgan.app.web`` or ``tlgan.app.label``: imported only when a page is served (gradio takes seconds)."""
-    try:
-        if module == "web":
-            from .app import web
-            return web
-        from .app import label
-        return label
-    except ImportError as e:
-        raise InputError(f"the {what} page needs gradio ({e}): pip install 'tlgan[app]'") from e
-
-
 # ---------------------------------------------------------------- measuring axes
 
 
@@ -888,25 +834,6 @@ def label_session(labels: str | Path, run: str | Path | None = None, generator: 
         gen = load_generator(generator, device)
         source = FaceSource(gen.name, seed, None, gen)
     return Labeller(source, LabelStore(labels, source.generator_name), page_size, probe_input, device)
-
-
-def label(labels: str | Path = "labels.jsonl", run: str | Path | None = None, generator: str = DEFAULT_GENERATOR,
-          seed: int = 0, feature: str = "", page_size: int = 24, cols: int = 8, probe_input: str = "faceres",
-          sheets: str | Path | None = None, start: int = 0, count: int = 240, cell: int = 96,
-          host: str = "127.0.0.1", port: int = 7861, force: bool = False, device: str | None = "auto",
-          log: Log = None) -> Iterator[Path]:
-    """``tlgan label``: with ``sheets``, yield the contact sheets as they are written; else serve the labelling
-    page (every click appended to ``labels``) until stopped, yielding nothing."""
-    check_range(cols, "--cols", 1, MAX_COLS)
-    check_range(page_size, "--page-size", 1, 10_000)
-    check_seed(seed)
-    labeller = label_session(labels, run, generator, seed, page_size, probe_input, device)
-    if sheets is not None:
-        yield from label_sheets(labeller, sheets, feature, start, count, cols, cell, force)
-        return
-    page = _gradio_page("labelling", "label")
-    _log(log, f"labelling {labeller.source.describe()} into {labels} on http://{host}:{port}/  (Ctrl+C to stop)")
-    page.launch(page.build_label_app(labeller, feature, cols), host, port)
 
 
 def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", start: int = 0, count: int = 240,
