@@ -33,6 +33,8 @@ demo: models
 	@echo "explore the axes in your browser: $(TLGAN) serve $(DEMO_OUT)/axes.safetensors   (then open http://127.0.0.1:7860)"
 
 test: models
+	# a test photo of the face detector (from the same npm package as the face models), so no test is skipped
+	$(TLGAN) models fetch human-test-photos
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q

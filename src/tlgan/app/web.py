@@ -55,6 +55,7 @@ from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, Explo
                     set_seed, set_slider, strip_states)
 from .undo import MAX_SESSIONS, Session  # noqa: E402
 from .live import Live  # noqa: E402
+from .generate_panel import generate_panel, gif_panel  # noqa: E402
 
 IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
 IMAGE_HEIGHT = 420
@@ -1014,9 +1015,11 @@ def build_app(explorer: Explorer, title: str = "", seed: int | None = None, live
                 with gr.Row(equal_height=True):
                     seed_panel(page)
                     download_panel(page)
+                    gif_panel(page)
                 status_panel(page)
                 share_panel(page)
             with gr.Column(scale=6, min_width=420):
+                generate_panel(page)
                 strip_panel(page)
                 axes_panel(page)
         page.wire()
