@@ -91,11 +91,9 @@ def free_port() -> int:
 
 
 def toy_axes(folder: Path) -> Path:
-    from tlgan.extractors import load_extractor
-    from tlgan.generators import load_generator
-    from tlgan.pipeline import discover
+    from tlgan.jobs import discover
 
-    return discover(folder, load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu"), 1500,
+    return discover(folder, "toy-linear", "toy-linear", 1500, device="cpu",
                     save_images=False, progress=False).axes_path
 
 

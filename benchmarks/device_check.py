@@ -17,7 +17,7 @@ import torch
 
 from tlgan.extractors import load_extractor
 from tlgan.generators import load_generator
-from tlgan.pipeline import fit_run
+from tlgan.jobs import fit_file
 from tlgan.sample import sample
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,7 +44,7 @@ def main() -> None:
         run = sample(Path(tmp) / "run", gpu_g, gpu_e, n=args.n, seed=0, save_images=True, progress=False)
         sample_s = time.perf_counter() - t
         t = time.perf_counter()
-        axes = fit_run(run)
+        axes, _ = fit_file(run.path)
         fit_s = time.perf_counter() - t
     report = {
         "gpu": torch.cuda.get_device_name(), "torch": torch.__version__,

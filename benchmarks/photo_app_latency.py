@@ -1,6 +1,6 @@
 """Per-move latency of a photo in the explorer, server side, at 512 px (issue 18).
 
-Loads the explorer the way ``tlgan serve`` does (``Explorer.load`` on the demo's
+Loads the explorer the way ``tlgan serve`` does (``jobs.open_explorer`` on the demo's
 axes, one torch thread per call), opens Grace Hopper's photo (matplotlib's
 sample) with fidelity on (inversion, pivotal tuning, a ``PhotoEdit`` at 512 px:
 ``Explorer.open_photo`` / ``prepare_photo``), then makes ~30 slider moves one at
@@ -49,13 +49,13 @@ def main() -> None:
 
     import matplotlib
     import torch
-    from tlgan.app.explorer import Explorer
     from tlgan.app.photos import save_shown
     from tlgan.app.state import set_latent, set_slider
     from tlgan.figures import upscale
+    from tlgan.jobs import open_explorer
 
     photo = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    explorer = Explorer.load(args.axes, "cpu", readouts=False, invert_steps=args.invert_steps,
+    explorer = open_explorer(args.axes, "cpu", readouts=False, invert_steps=args.invert_steps,
                              tune_steps=args.tune_steps)
     t0 = time.perf_counter()
     work = explorer.open_photo(photo)

@@ -50,12 +50,10 @@ def default_axes(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def toy_axes(tmp_path_factory):
-    from tlgan.extractors import load_extractor
-    from tlgan.generators import load_generator
-    from tlgan.pipeline import discover
+    from tlgan.jobs import discover
 
-    d = discover(tmp_path_factory.mktemp("toy"), load_generator("toy-linear", "cpu"),
-                 load_extractor("toy-linear", "cpu"), 1500, save_images=False, progress=False)
+    d = discover(tmp_path_factory.mktemp("toy"), "toy-linear", "toy-linear", 1500, device="cpu",
+                 save_images=False, progress=False)
     return d.axes_path
 
 

@@ -16,7 +16,7 @@ from tlgan.app.undo import Session
 from tlgan.extractors import load_extractor
 from tlgan.generate.spec import SpecError
 from tlgan.generators import load_generator
-from tlgan.pipeline import discover
+from tlgan.jobs import discover
 
 
 @pytest.fixture(scope="module")

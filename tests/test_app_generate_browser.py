@@ -22,7 +22,7 @@ pytestmark = BROWSER_MARKS
 def toy_url(tmp_path_factory):
     from tlgan.extractors import load_extractor
     from tlgan.generators import load_generator
-    from tlgan.pipeline import discover
+    from tlgan.jobs import discover
 
     d = discover(tmp_path_factory.mktemp("toy"), load_generator("toy-linear", "cpu"),
                  load_extractor("toy-linear", "cpu"), 1500, save_images=False, progress=False)

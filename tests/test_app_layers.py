@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from tlgan.app.codec import decode_state, encode_state, state_from_token, state_token
-from tlgan.app.explorer import Explorer
 from tlgan.app.state import ExplorerState, StateError, set_layers, set_lock, set_slider
 from tlgan.app.undo import Session
 from tlgan.explore import edit_delta
+from tlgan.jobs import open_explorer
 from wplus_support import wplus_axes
 
 
 @pytest.fixture(scope="module")
 def explorer(tmp_path_factory):
-    return Explorer.load(wplus_axes(tmp_path_factory.mktemp("wplus")), "cpu", readouts=False)
+    return open_explorer(wplus_axes(tmp_path_factory.mktemp("wplus")), "cpu", readouts=False)
 
 
 def test_serve_reopens_the_users_checkpoint_in_the_axes_space(explorer):

@@ -25,7 +25,7 @@ from tlgan.app.undo import MAX_UNDO, Session
 from tlgan.axes import Axes, AxesError
 from tlgan.extractors import load_extractor
 from tlgan.generators import load_generator
-from tlgan.pipeline import discover
+from tlgan.jobs import discover, open_explorer
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def read(explorer, state):
 
 def test_loads_generator_and_extractor_from_the_axes_metadata(explorer, tmp_path):
     path = explorer.axes.save(tmp_path / "axes.safetensors")
-    ex = Explorer.load(path, "cpu")
+    ex = open_explorer(path, "cpu")
     assert ex.generator.name == "toy-linear" and ex.extractor.name == "toy-linear"
     assert ex.names == ["a", "b", "p", "c"]
 

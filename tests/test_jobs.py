@@ -1,5 +1,6 @@
 """The jobs layer: what each command does, called from Python on the toy model (seconds)."""
 
+import numpy as np
 import pytest
 
 from tlgan import jobs
@@ -90,3 +91,32 @@ def test_showcase_latents_asks_the_extractor_and_a_combined_one_asks_its_part(to
         assert ext.has_showcase
         picked = showcase_latents(gen, ext, 3, 5)
         assert (picked == z[a > 0][:3]).all()
+
+
+def test_discover_draws_the_extractors_declared_summary_by_default(tmp_path):
+    """With no rows asked for, the figure shows what the extractor declares worth showing (a non-face one too)."""
+    gen, ext = jobs.load_models("toy-linear", "toy-linear", "cpu")
+    plain = jobs.discover(tmp_path / "plain", gen, ext, 600)
+    assert plain.figure is None  # the toy extractor declares no summary features
+    ext.summary, ext.summary_locks = ("c", "a"), ("b",)
+    shown = jobs.discover(tmp_path / "shown", gen, ext, 600)
+    assert shown.figure is not None and shown.figure.exists()
+
+
+def test_label_extractor_auto_asks_what_the_default_extractor_declares():
+    assert jobs.label_extractor(["male", "age"], "auto") == jobs.DEFAULT_EXTRACTOR
+    assert jobs.label_extractor(["male", "wears_a_hat"], "auto") is None
+
+
+def test_edit_decides_seed_latent_or_inversion_and_says_what_moved(discovered, tmp_path):
+    z = discovered.run.noise[0]
+    seeded = jobs.edit(discovered.axes_path, ["a=+2"], ["b"], tmp_path / "seed.png", seed=3, device="cpu",
+                       save_latent=tmp_path / "seed.npy")
+    assert seeded.inversion is None and seeded.said() == "a=+2 locking b" and (tmp_path / "seed.png").exists()
+    np.save(tmp_path / "z.npy", z)
+    from_file = jobs.edit(discovered.axes_path, {"a": -1.0}, (), tmp_path / "z.png", latent=tmp_path / "z.npy",
+                          device="cpu")
+    assert from_file.latent.shape == z.shape and not np.allclose(from_file.latent, z)
+    with pytest.raises(InputError, match="NAME=AMOUNT"):
+        jobs.edit(discovered.axes_path, ["a+2"], (), tmp_path / "bad.png", device="cpu")
+    assert not (tmp_path / "bad.png").exists()

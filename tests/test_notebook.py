@@ -15,7 +15,7 @@ from tlgan.app.state import Explorer  # noqa: E402
 from tlgan.extractors import load_extractor  # noqa: E402
 from tlgan.generators import load_generator  # noqa: E402
 from tlgan.notebook import NotebookExplorer, explore  # noqa: E402
-from tlgan.pipeline import discover  # noqa: E402
+from tlgan.jobs import discover  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from tlgan import jobs, plugins
+from tlgan.cli import main
 from tlgan.axes import Axes
 from tlgan.explore import move
 from tlgan.fields import FIELDS
@@ -110,3 +111,11 @@ def test_a_toy_family_finder_and_field_each_from_one_file_run_through_every_job(
     assert ev.finder == FINDER and page.exists() and FINDER in page.read_text()
     control = {s["axis"]: s["control"] for s in ev.summary()}
     assert control["a"] > 1.0 and control["c"] > 1.0
+
+
+def test_a_plugin_family_is_a_choice_of_the_command_line(toy_plugins):
+    """`--family` offers the families known when the command runs, plugins' included (the command line was
+    imported at collection, before the toy plugins were named)."""
+    for command in (main.commands["models"].commands["add"], main.commands["sample"]):  # type: ignore[attr-defined]
+        family = next(p for p in command.params if p.name == "family")
+        assert FAMILY in family.type.choices

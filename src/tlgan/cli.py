@@ -9,19 +9,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import click
 
-from . import __version__, weights
-from .app.undo import MAX_SESSIONS
-from .axes import Axes
+from . import __version__, jobs
 from .errors import InputError, TLGANError
-from .safeio import save_npy
-from .fit import METHODS
-
-from .generators import SPACES
-from .generators.families import family_names
-from .jobs import DEFAULT_EXTRACTOR, DEFAULT_FINDER, DEFAULT_GENERATOR, DEFAULT_OUT, load_models
 
 
 def _debug() -> bool:
@@ -80,10 +73,21 @@ def _err(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _plugins() -> None:
-    from .plugins import load_plugins
+class LazyChoice(click.Choice):
+    """A choice whose names are asked for when a value is checked or help is shown, not at import: plugins
+    (loaded then) may add to them."""
 
-    load_plugins()
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> Sequence[str]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, _: Sequence[str]) -> None:
+        pass
 
 
 force_option = click.option("--force", is_flag=True,
@@ -111,7 +115,7 @@ def main(debug: bool, verify: bool) -> None:
       5. explore    move a latent along axes with locks       (tlgan edit / grid / serve)
     `tlgan discover` runs 3 and 4 in one go; `tlgan invert PHOTO` turns a photo into a latent to edit.
     """
-    weights.full_checks(verify)
+    jobs.startup_checks(verify)
 
 
 # ---------------------------------------------------------------- models
@@ -128,36 +132,31 @@ def models() -> None:
 @friendly
 def models_list(check: bool) -> None:
     """Show each bundled model (package, licence, present?) and each registered generator file."""
-    from .generators import library
-
-    click.echo(f"cache: {weights.cache_dir()}")
-    for m in weights.MODELS.values():
-        pkg = m.files[0].package
-        kind = " (test oracle)" if m.oracle else ""
-        click.echo(f"{m.name:20s} {weights.status(m.name, check):8s} {pkg.registry}:{pkg.spec:32s} {pkg.license:11s}"
-                   f" {m.purpose}{kind}")
-    mine = library.registered()
-    click.echo(f"your generators ({library.library_path()}):" + ("" if mine else " none; add one with "
-                                                                "`tlgan models add FILE --name NAME`"))
+    listing = jobs.list_models(check)
+    click.echo(f"cache: {listing.cache}")
+    for m in listing.bundled:
+        kind = " (test oracle)" if m["oracle"] else ""
+        click.echo(f"{m['name']:20s} {m['status']:8s} {m['registry']}:{m['spec']:32s} {m['license']:11s}"
+                   f" {m['purpose']}{kind}")
+    mine = listing.registered
+    click.echo(f"your generators ({listing.library}):" + ("" if mine else " none; add one with "
+                                                          "`tlgan models add FILE --name NAME`"))
     for name, e in mine.items():
-        state = library.state(name, check)
         ws = f", w {e['w_dim']} x {e['num_ws']} layers" if e.get("w_dim") else ""
         click.echo(f"{name:20s} {e['family']:11s} {e['resolution']:5d} px  spaces {','.join(e['spaces']):7s} "
-                   f"z {e['z_dim']}{ws}  sha256 {e['sha256'][:16]}  {state}  {e['path']}")
+                   f"z {e['z_dim']}{ws}  sha256 {e['sha256'][:16]}  {e['state']}  {e['path']}")
 
 
 @models.command("add")
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--name", required=True, help="The name to use with --generator (letters, digits, '.', '_', '-').")
-@click.option("--family", type=click.Choice(family_names()), default=None,
+@click.option("--family", type=LazyChoice(jobs.family_choices), default=None,
               help="Force the family instead of recognising it from the file's content.")
 @click.option("--network", default=None, help="Which network of a training snapshot [default: the averaged one].")
 @friendly
 def models_add(path: Path, name: str, family: str | None, network: str | None) -> None:
     """Register a generator file under NAME: it is read once (safely: nothing in it runs) and its SHA-256 kept."""
-    from .generators import library
-
-    e = library.add(path, name, family, network)
+    e = jobs.add_model(path, name, family, network)
     click.echo(f"{name}: {e['family']} generator, {e['resolution']} px, spaces {', '.join(e['spaces'])}, "
                f"sha256 {e['sha256'][:16]}...; use it with --generator {name}")
 
@@ -167,9 +166,7 @@ def models_add(path: Path, name: str, family: str | None, network: str | None) -
 @friendly
 def models_remove(name: str) -> None:
     """Forget a registered generator NAME (the file itself is not touched)."""
-    from .generators import library
-
-    library.remove(name)
+    jobs.remove_model(name)
     click.echo(f"forgot {name}")
 
 
@@ -179,24 +176,17 @@ def models_remove(name: str) -> None:
 @friendly
 def models_fetch(names: tuple[str, ...], oracles: bool) -> None:
     """Fetch NAMES (default: every model the defaults need) and check their SHA-256."""
-    chosen = list(names) or weights.DEFAULT_MODELS + ([m.name for m in weights.MODELS.values() if m.oracle]
-                                                     if oracles else [])
-    paths = weights.fetch(chosen, log=lambda s: click.echo(s, err=True))
-    click.echo(f"{len(paths)} files verified in {weights.cache_dir()}")
+    paths, cache = jobs.fetch_models(names, oracles, log=_err)
+    click.echo(f"{len(paths)} files verified in {cache}")
 
 
 @main.command()
 def plugins() -> None:
     """List the registered generators and extractors (add your own with $TLGAN_PLUGINS)."""
-    from .extractors import EXTRACTORS
-    from .finders import FINDERS
-    from .generators import GENERATORS
-
-    _plugins()
-    for title, reg in (("generators", GENERATORS), ("extractors", EXTRACTORS), ("direction finders", FINDERS)):
+    for title, entries in jobs.list_plugins().items():
         click.echo(f"{title}:")
-        for name in reg.names():
-            click.echo(f"  {name:18s} {reg.describe(name)}")
+        for name, description in entries:
+            click.echo(f"  {name:18s} {description}")
 
 
 # ---------------------------------------------------------------- steps 3 and 4
@@ -204,15 +194,15 @@ def plugins() -> None:
 def generator_options(fn):
     """--generator and how to drive it: latent space, truncation, family, network."""
     for opt in reversed((
-        click.option("--generator", "-g", default=DEFAULT_GENERATOR, show_default=True,
+        click.option("--generator", "-g", default=jobs.DEFAULT_GENERATOR, show_default=True,
                      help="A generator name (`tlgan plugins`, `tlgan models list`) or a checkpoint file: NVlabs "
                           "StyleGAN2-ADA/StyleGAN3 .pkl, rosinality .pt, pytorch_GAN_zoo PGAN .pt, TF1 PGGAN .pkl."),
-        click.option("--space", type=click.Choice(SPACES), default="z", show_default=True,
+        click.option("--space", type=click.Choice(jobs.SPACES), default="z", show_default=True,
                      help="Latent space to sample and fit in: z, or w / w+ for StyleGAN files (w+ edits can be "
                           "limited to layers)."),
         click.option("--truncation", default=1.0, show_default=True,
                      help="Truncation psi toward the file's average w (StyleGAN files; 0.7 is usual, 1 = none)."),
-        click.option("--family", type=click.Choice(family_names()), default=None,
+        click.option("--family", type=LazyChoice(jobs.family_choices), default=None,
                      help="Force the checkpoint family instead of recognising it from the file's content."),
         click.option("--network", default=None,
                      help="Which network of a training snapshot [default: the averaged one: G_ema, g_ema, avgG, Gs]."),
@@ -221,7 +211,7 @@ def generator_options(fn):
     return fn
 
 
-generator_option = click.option("--generator", "-g", default=DEFAULT_GENERATOR, show_default=True,
+generator_option = click.option("--generator", "-g", default=jobs.DEFAULT_GENERATOR, show_default=True,
                                 help="A generator name (`tlgan plugins`, `tlgan models list`) or a checkpoint file.")
 
 
@@ -234,10 +224,6 @@ layers_option = click.option("--layers", default=None,
                                   "a range like 0-5 or indices like 2,4,6 [default: all].")
 
 
-def _layers(editor, spec: str | None) -> list[int] | None:
-    from .explore import parse_layers
-
-    return None if spec is None else parse_layers(spec, editor.generator.num_ws)
 def ray_options(fn):
     """--ray [ADDRESS] and --workers: run the step on a Ray cluster (the optional extra tlgan[ray])."""
     fn = click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -257,7 +243,7 @@ def _ray_said(report) -> str:
             f"{report.seconds:.0f} s, {report.rate:.0f} img/s after {report.startup:.0f} s of worker start{lost}")
 
 
-extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, show_default=True,
+extractor_option = click.option("--extractor", "-e", default=jobs.DEFAULT_EXTRACTOR, show_default=True,
                                 help="Registered extractor name; combine several with '+' (faces+mine).")
 
 
@@ -266,7 +252,7 @@ extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, 
 @extractor_option
 @click.option("-n", "--n", "n", default=10_000, show_default=True, help="How many latents to draw.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the latents: same seed, same samples.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run", show_default=True,
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=jobs.DEFAULT_OUT / "run", show_default=True,
               help="Run folder; rerunning the same command continues an interrupted run.")
 @click.option("--chunk", default=None, type=int,
               help="Samples per batch and per stored chunk [default: a run's own when continuing it, else "
@@ -279,20 +265,11 @@ extractor_option = click.option("--extractor", "-e", default=DEFAULT_EXTRACTOR, 
 def sample_cmd(generator, space, truncation, family, network, extractor, n, seed, out, chunk, save_images,
                device, ray_address, workers) -> None:
     """Step 3: draw latents, render and label them into a resumable run folder."""
-    from .sample import sample
-
-    options = _generator_spec(space, truncation, family, network)
-    if ray_address is not None:
-        from .distributed import ModelSpec, sample as sample_on_ray
-
-        run, report = sample_on_ray(out, ModelSpec(generator, extractor, options), n, seed=seed, chunk=chunk,
-                                    save_images=save_images, workers=workers, device=device, address=ray_address)
-        feats = len(run.features())
-        click.echo(f"run {run.path}: {run.n} samples labelled with {extractor} ({feats} features); {_ray_said(report)}")
-        return
-    gen, ext = load_models(generator, extractor, device, **options)
-    run = sample(out, gen, ext, n, seed=seed, chunk=chunk, save_images=save_images)
-    click.echo(f"run {run.path}: {run.n} samples labelled with {ext.name} ({len(ext.features)} features)")
+    done = jobs.sample(out, generator, extractor, n, seed, chunk, save_images, device, ray_address, workers,
+                       _generator_spec(space, truncation, family, network))
+    on_ray = f"; {_ray_said(done.ray)}" if done.ray is not None else ""
+    click.echo(f"run {done.run.path}: {done.run.n} samples labelled with {done.label_set} ({done.features} "
+               f"features){on_ray}")
 
 
 @main.command()
@@ -304,30 +281,17 @@ def sample_cmd(generator, space, truncation, family, network, extractor, n, seed
 @friendly
 def relabel(run, extractor, make_default, device, ray_address, workers) -> None:
     """Label RUN's cached images with another extractor, without rendering them again."""
-    from .sample import relabel as do_relabel
-
-    if ray_address is not None:
-        from .distributed import relabel as relabel_on_ray
-
-        r, report = relabel_on_ray(run, extractor, make_default, workers=workers, device=device, address=ray_address)
-        click.echo(f"labelled {r.done(f'labels/{extractor}')} images with {extractor}; {_ray_said(report)}")
-        return
-    from .extractors import load_extractor
-
-    ext = load_extractor(extractor, device)
-    t0 = time.perf_counter()
-    r = do_relabel(run, ext, make_default=make_default)
-    done = r.done(f"labels/{ext.name}")
-    click.echo(f"labelled {done} images with {ext.name} ({done / (time.perf_counter() - t0):.0f} img/s this call)")
+    done = jobs.relabel(run, extractor, make_default, device, ray_address, workers)
+    count = done.run.done(f"labels/{done.label_set}")
+    said = _ray_said(done.ray) if done.ray is not None else f"{done.rate:.0f} img/s this call"
+    click.echo(f"labelled {count} images with {done.label_set} " + (f"({said})" if done.ray is None else f"; {said}"))
 
 
 def _print_axes(axes) -> None:
     click.echo(f"{'feature':16s} {'kind':10s} {'method':9s} {'n':>7s}  held-out")
-    from .finders import fit_quality
-
     for name, kind in zip(axes.names, axes.kinds):
         m = axes.metrics[name]
-        quality = fit_quality(m)
+        quality = jobs.fit_quality(m)
         score = f"{quality[0]} {quality[2]:.3f}" if quality else ""
         click.echo(f"{name:16s} {kind:10s} {m.get('method', ''):9s} {m.get('n_used', 0):7d}  {score}")
     for name, why in axes.skipped.items():
@@ -337,23 +301,19 @@ def _print_axes(axes) -> None:
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--labels", "label_set", default=None, help="Which label set of the run [default: the sampling one].")
-@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
+@click.option("--method", type=click.Choice(jobs.METHODS), default="auto", show_default=True,
               help="auto = linear for continuous and logistic for binary features; arctanh = TL-GAN's recipe.")
 @click.option("--features", default=None, help="Comma-separated subset of features [default: all].")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Axes file [default: axes.safetensors (glm) or axes-FINDER.safetensors beside the run folder].")
-@click.option("--finder", default=DEFAULT_FINDER, show_default=True,
+@click.option("--finder", default=jobs.DEFAULT_FINDER, show_default=True,
               help="Direction finder: glm (tlgan's GLMs), local (an MLP: latent-dependent axes), interfacegan, ganspace, "
                    "sefa (see `tlgan plugins`).")
 @friendly
 def fit(run, label_set, method, features, out, finder) -> None:
     """Step 4: fit one generalized linear model per feature of RUN (or use another --finder); write the axes file."""
-    from .jobs import fit_file
-
-    if out is not None:
-        Axes.check_path(out)  # refuse a name that would clobber a file before the fit, not after it
     t0 = time.perf_counter()
-    axes, path = fit_file(run, finder, label_set, features.split(",") if features else None, method, out)
+    axes, path = jobs.fit_file(run, finder, label_set, features.split(",") if features else None, method, out)
     _print_axes(axes)
     click.echo(f"fitted {len(axes.names)} axes from {axes.meta['n_samples']} samples in "
                f"{time.perf_counter() - t0:.1f} s -> {path}")
@@ -364,22 +324,22 @@ def fit(run, label_set, method, features, out, finder) -> None:
 @extractor_option
 @click.option("-n", "--n", "n", default=10_000, show_default=True, help="How many latents to draw.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the latents.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=jobs.DEFAULT_OUT, show_default=True,
               help="Output folder: run/, axes.safetensors, traversal.png.")
-@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help="As in `tlgan fit`.")
-@click.option("--grid-features", default="male,age,happy,mouth_open,yaw",
-              show_default=True, help="Rows of the traversal figure (features that were fitted).")
-@click.option("--grid-lock", default="skin_tone", show_default=True,
-              help="Comma-separated features to lock in the figure's second rows ('' for none).")
+@click.option("--method", type=click.Choice(jobs.METHODS), default="auto", show_default=True, help="As in `tlgan fit`.")
+@click.option("--grid-features", default=None,
+              help="Comma-separated rows of the traversal figure (features that were fitted) [default: the "
+                   "extractor's summary features, e.g. male,age,happy,mouth_open,yaw for faces].")
+@click.option("--grid-lock", default=None,
+              help="Comma-separated features to lock in the figure's second rows ('' for none) [default: the "
+                   "extractor's, e.g. skin_tone for faces].")
 @device_option
 @friendly
 def discover(generator, space, truncation, family, network, extractor, n, seed, out, method, grid_features,
              grid_lock, device) -> None:
     """Steps 3 + 4: sample, fit and draw a traversal figure, all into one folder (resumable)."""
-    from .jobs import discover as do_discover
-
-    gen, ext = load_models(generator, extractor, device, **_generator_spec(space, truncation, family, network))
-    d = do_discover(out, gen, ext, n, seed, method, grid_features.split(","), grid_lock.split(","))
+    d = jobs.discover(out, generator, extractor, n, seed, method, _csv_list(grid_features, keep_empty=True),
+                      _csv_list(grid_lock, keep_empty=True), device, _generator_spec(space, truncation, family, network))
     _print_axes(d.axes)
     click.echo(f"sampled {n} in {d.seconds['sample']:.0f} s, fitted in {d.seconds['fit']:.1f} s -> {d.axes_path}")
     if d.figure:
@@ -389,20 +349,7 @@ def discover(generator, space, truncation, family, network, extractor, n, seed, 
 # ---------------------------------------------------------------- step 5
 
 
-def _parse_moves(moves: tuple[str, ...]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for m in moves:
-        name, sep, amount = m.partition("=")
-        try:
-            out[name.strip()] = float(amount)
-        except ValueError:
-            raise click.BadParameter(f"{m!r}: write a move as NAME=AMOUNT, e.g. age=+2", param_hint="--move")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{m!r}: write a move as NAME=AMOUNT, e.g. age=+2", param_hint="--move")
-    return out
-
-
-axes_argument = click.argument("axes", type=click.Path(path_type=Path), default=DEFAULT_OUT / "axes.safetensors")
+axes_argument = click.argument("axes", type=click.Path(path_type=Path), default=jobs.DEFAULT_OUT / "axes.safetensors")
 lock_option = click.option("--lock", "locks", multiple=True,
                            help="Feature to keep fixed while moving others (repeatable).")
 
@@ -472,56 +419,20 @@ def edit(axes, seed, latent, image, moves, locks, out, paste_back, region, size,
 
     With --animate out.gif (or .mp4), also the face morphing along the whole move, locks held at every frame.
     """
-    from .bounds import check_moves, check_seed
-    from .jobs import (animate_edit, default_encoder, edit_file, edit_photo, invert_photo, open_editor, read_latent,
-                       tune_photo)
-    from .safeio import Outputs, npy_path
-
-    outputs = Outputs("edit", force)
-    outputs.claim(out, save_latent and npy_path(save_latent), animate)  # before any work
-    mv = check_moves(_parse_moves(moves))
-    check_seed(seed)
-    if animate is not None:
-        from .animate import check_animation_path
-
-        check_animation_path(animate)
-        if layers is not None:
-            raise click.UsageError("--animate moves every layer; leave out --layers to animate")
-    editor = open_editor(axes, device)
-    said = (f"{', '.join(f'{k}={v:+g}' for k, v in mv.items()) or '(no move)'}"
-            + (f" locking {', '.join(locks)}" if locks else ""))
-    if image is not None or (latent is not None and str(latent).endswith(".npz")):
-        from .invert import load_inversion
-        from .photo.tuning import load_tuning, tuning_path
-
-        tuning = None
-        if image is not None:
-            photo, inv = invert_photo(editor.generator, image, encoder or default_encoder(editor.generator, axes),
-                                      face, inv_steps, identity_weight)
-        else:
-            photo, inv = None, load_inversion(latent, editor.generator)
-            if fidelity == "on" and tuning_path(latent).exists():
-                tuning = load_tuning(tuning_path(latent), editor.generator)
-        if fidelity == "on" and tuning is None:
-            tuning = tune_photo(editor.generator, inv, tune_steps, editor=editor)
-        edited = edit_photo(editor, inv, photo, mv, locks, out, size, _layers(editor, layers), paste_back,
-                            fidelity == "on", region, tuning, force)
-        if save_latent:
-            outputs.made(save_npy(edited, save_latent))
-        if animate is not None:
-            outputs.made(animate_edit(editor, inv.latent, mv, locks, animate, frames, fps, size))
-            click.echo(f"{animate}: {frames} frames along the move, forth and back")
-        q = inv.quality
+    if animate is not None and layers is not None:
+        raise click.UsageError("--animate moves every layer; leave out --layers to animate")
+    done = jobs.edit(axes, moves, locks, out, seed, latent, image, paste_back, size, save_latent, layers, encoder,
+                     inv_steps, face, identity_weight, force, device, fidelity == "on", region, tune_steps, animate,
+                     frames, fps)
+    if done.inversion is None:
+        click.echo(f"{out}: before | after {done.said()}")
+    else:
+        q = done.inversion.quality
         click.echo(f"{out}: " + ("the photo with its edited face" if paste_back else "crop | reconstruction | edit")
-                   + f" {said}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
-                                    f"{q['pixel_mae']:.1f})" if q else ""))
-        return
-    z = read_latent(editor, seed, latent)
-    edit_file(editor, z, mv, locks, out, size, save_latent, _layers(editor, layers), force)
-    click.echo(f"{out}: before | after {said}")
-    if animate is not None:
-        outputs.made(animate_edit(editor, z, mv, locks, animate, frames, fps, size))
-        click.echo(f"{animate}: {frames} frames along the move, forth and back")
+                   + f" {done.said()}" + (f" (reconstruction: identity {q['identity']:.2f}, pixel error "
+                                          f"{q['pixel_mae']:.1f})" if q else ""))
+    if done.animation is not None:
+        click.echo(f"{done.animation}: {frames} frames along the move, forth and back")
 
 
 @main.command()
@@ -542,31 +453,15 @@ def invert(photo, generator, space, truncation, family, network, out, encoder, i
     beside the latent as PHOTO.tuning.safetensors. Edit the result with
     `tlgan edit AXES --latent PHOTO.latent.npz --move age=+2`.
     """
-    from .extractors import load_extractor
-    from .generators import load_generator
-    from .bounds import check_number
-    from .jobs import _png_beside, default_encoder, invert_file
-    from .safeio import Outputs
-
-    check_number(identity_weight, "--identity-weight", 0, 1e6)
-    Outputs("invert", force).claim(out or photo.with_name(photo.stem + ".latent.npz"),
-                                   _png_beside(out or photo.with_name(photo.stem + ".latent.npz"), photo))
-    gen = load_generator(generator, device, **_generator_spec(space, truncation, family, network))
-    try:
-        ext = load_extractor("faces", device)
-    except TLGANError:  # the labels of photo and reconstruction are a bonus, not a need
-        ext = None
-    out = out or photo.with_name(photo.stem + ".latent.npz")
-    inv = invert_file(gen, photo, out, encoder or default_encoder(gen), face, inv_steps, identity_weight, ext,
-                      tune_steps if fidelity == "on" else 0, force)
-    q = inv.quality
-    click.echo(f"{out}: {gen.name} {gen.space} latent {tuple(inv.latent.shape)} after {inv.steps} steps in "
+    done = jobs.invert(photo, generator, out, encoder, inv_steps, face, identity_weight, force=force, device=device,
+                       space=_generator_spec(space, truncation, family, network),
+                       tune_steps=tune_steps if fidelity == "on" else 0)
+    inv, gen, q = done.inversion, done.generator, done.inversion.quality
+    click.echo(f"{done.out}: {gen.name} {gen.space} latent {tuple(inv.latent.shape)} after {inv.steps} steps in "
                f"{inv.seconds:.0f} s; identity {q['identity']:.2f}, pixel error {q['pixel_mae']:.1f}, "
                f"PSNR {q['psnr']:.1f} dB")
-    for name in ("age", "male", "yaw", "happy"):
-        if name in q.get("labels", {}):
-            a, b = q["labels"][name]["photo"], q["labels"][name]["reconstruction"]
-            click.echo(f"  {name:6s} photo {a:7.2f}  reconstruction {b:7.2f}")
+    for name, (a, b) in done.summary.items():
+        click.echo(f"  {name:10s} photo {a:7.2f}  reconstruction {b:7.2f}")
 
 
 @main.command("train-encoder")
@@ -581,21 +476,7 @@ def invert(photo, generator, space, truncation, family, network, out, encoder, i
 @friendly
 def train_encoder_cmd(run, out, n, epochs, force, device) -> None:
     """Train a fast encoder image -> latent from RUN's own (latent, image) pairs: the starting point of `invert`."""
-    from .generators import generator_of
-    from .invert import train_encoder
-    from .bounds import MAX_EPOCHS, MAX_N, check_range
-    from .safeio import Outputs
-    from .sample import open_run
-
-    check_range(n, "-n", 20, MAX_N, "training pairs")
-    check_range(epochs, "--epochs", 1, MAX_EPOCHS)
-    outputs = Outputs("train-encoder", force)
-    target = out or Path(run).parent / "encoder.safetensors"
-    outputs.claim(target)
-    r = open_run(run)
-    gen = generator_of(r.info, device, r.path / "run.json")
-    enc = train_encoder(r, gen, n=n, epochs=epochs, log=_err)
-    path = outputs.made(enc.save(target))
+    path, gen = jobs.train_encoder(run, out, n, epochs, force, device, log=_err)
     click.echo(f"encoder for {gen.name} ({gen.space}) -> {path}")
 
 
@@ -617,24 +498,14 @@ def train_encoder_cmd(run, out, n, epochs, force, device) -> None:
 @friendly
 def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, animate, fps, force, device) -> None:
     """Step 5: a traversal figure, rows of features and columns of steps, with and without locks."""
-    from .jobs import animate_grid, grid_file, open_editor
-
-    if animate is not None:
-        from .animate import check_animation_path
-
-        check_animation_path(animate)
-    editor = open_editor(axes, device)
-    feats = features.split(",") if features else None
-    for f in list(feats or []) + list(locks):
-        editor.axes.index(f)
     try:
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
-    feats = grid_file(editor, feats, seed_list, extent, steps, locks, out, cell, _layers(editor, layers), force)
+    feats = jobs.grid(axes, features.split(",") if features else None, seed_list, extent, steps, locks, out, cell,
+                      layers, force, device, animate, fps)
     click.echo(f"{out}: {len(feats)} features x {steps} steps for seeds {seed_list}")
     if animate is not None:
-        animate_grid(editor, feats, seed_list, extent, steps, locks, animate, cell, _layers(editor, layers), fps)
         click.echo(f"{animate}: every row as a loop of {steps} steps")
 
 
@@ -643,10 +514,7 @@ def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, animate
 @friendly
 def axes_info(axes) -> None:
     """Print what an axes file holds (features, metrics, generator, extractor)."""
-    from .axes import Axes
-
-    a = Axes.load(axes)
-    click.echo(json.dumps(a.to_json(), indent=2, allow_nan=True))
+    click.echo(json.dumps(jobs.axes_summary(axes), indent=2, allow_nan=True))
 
 
 # ---------------------------------------------------------------- measuring axes (evaluate, compare)
@@ -707,9 +575,7 @@ def measure_options(fn):
 def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm, norm_check, device, out,
              force) -> None:
     """Measure AXES: re-score edited held-out faces (control, leakage, locking, identity, face found, range)."""
-    from .jobs import evaluate_file
-
-    ev, page = evaluate_file(axes, n, _floats(distances, "--distances"), features.split(",") if features else None,
+    ev, page = jobs.evaluate_file(axes, n, _floats(distances, "--distances"), features.split(",") if features else None,
                              _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err,
                              force=force)
     for s in ev.summary():
@@ -719,7 +585,7 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
 
 
 @main.command()
-@click.argument("run", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run")
+@click.argument("run", type=click.Path(path_type=Path), default=jobs.DEFAULT_OUT / "run")
 @click.option("--finders", default="glm,interfacegan,ganspace,sefa", show_default=True,
               help="Comma-separated direction finders to compare.")
 @click.option("--features", default=None, help="Comma-separated features to compare [default: all but face_found].")
@@ -733,9 +599,7 @@ def evaluate(axes, features, n, distances, locks, lock_n, identity_n, keep_norm,
 def compare(run, finders, features, components, n, distances, locks, lock_n, identity_n, keep_norm, norm_check,
             device, out, force) -> None:
     """Find directions with several finders on RUN and measure them side by side on the same held-out faces."""
-    from .jobs import compare as do_compare
-
-    cmp, page = do_compare(run, [f.strip() for f in finders.split(",") if f.strip()], n,
+    cmp, page = jobs.compare(run, [f.strip() for f in finders.split(",") if f.strip()], n,
                            _floats(distances, "--distances"), features.split(",") if features else None, components,
                            _locks(locks), lock_n, identity_n, keep_norm, norm_check, device, out, log=_err,
                            force=force)
@@ -747,7 +611,7 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
 
 
 @main.command()
-@click.argument("run", type=click.Path(path_type=Path), default=DEFAULT_OUT / "run")
+@click.argument("run", type=click.Path(path_type=Path), default=jobs.DEFAULT_OUT / "run")
 @click.option("--labels", "label_set", default=None, help="Label set (extractor) of the run [default: its default].")
 @click.option("--features", default=None, help="Comma-separated factors [default: every feature of the label set].")
 @click.option("--samples", "max_samples", default=5000, show_default=True,
@@ -759,9 +623,7 @@ def compare(run, finders, features, components, n, distances, locks, lock_n, ide
 @friendly
 def dci(run, label_set, features, max_samples, seed, out, force) -> None:
     """DCI disentanglement / completeness / informativeness of RUN's latents (z, and w or w+ codes) vs its labels."""
-    from .jobs import dci_run
-
-    res, page = dci_run(run, label_set, features.split(",") if features else None, max_samples, seed, out, log=_err,
+    res, page = jobs.dci_run(run, label_set, features.split(",") if features else None, max_samples, seed, out, log=_err,
                         force=force)
     for space, d in res.spaces.items():
         click.echo(f"{space:4s} disentanglement {d.disentanglement:.3f}  completeness {d.completeness:.3f}  "
@@ -770,7 +632,7 @@ def dci(run, label_set, features, max_samples, seed, out, force) -> None:
 
 
 @main.command()
-@click.argument("axes", type=click.Path(path_type=Path), default=DEFAULT_OUT / "axes.safetensors")
+@click.argument("axes", type=click.Path(path_type=Path), default=jobs.DEFAULT_OUT / "axes.safetensors")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 lets other machines on the network in.")
 @click.option("--port", default=7860, show_default=True, help="Port of the web page.")
@@ -788,30 +650,14 @@ def dci(run, label_set, features, max_samples, seed, out, force) -> None:
 @click.option("--live", type=click.Choice(["auto", "browser", "server", "off"]), default="auto", show_default=True,
               help="While a slider is dragged, draw the face in the page (browser: small generators, exported to "
                    "ONNX), as server frames, or not at all (off); auto: in the page when it can.")
-@click.option("--max-sessions", default=MAX_SESSIONS, show_default=True, type=click.IntRange(min=1),
+@click.option("--max-sessions", default=jobs.MAX_SESSIONS, show_default=True, type=click.IntRange(min=1),
               help="Sessions (browser tabs, API clients) whose state the server keeps; the least recently used "
                    "beyond this are forgotten. Each costs about 0.5 MB on the demo's page.")
 @device_option
 @friendly
 def serve(axes, host, port, seed, invert_steps, tune_steps, encoder, live, max_sessions, device) -> None:
     """Open the explorer: a web page with a slider, a lock and a live readout per feature of AXES."""
-    if not Path(axes).exists():
-        hint = ("run `make demo` (or `tlgan discover`) first to make it"
-                if Path(axes) == DEFAULT_OUT / "axes.safetensors" else "make one with `tlgan discover` or `tlgan fit`")
-        raise click.ClickException(f"no axes file at {axes}: {hint}, or pass an axes file: tlgan serve AXES")
-    from .app.address import check_address, network_warning
-
-    check_address(host, port)  # before gradio and the models load (seconds): a taken port is said at once
-    try:
-        from .app.web import serve as serve_app  # gradio is imported only here, so the CLI starts fast
-    except ImportError as e:
-        raise click.ClickException(f"the explorer needs gradio ({e}): pip install 'tlgan[app]'") from e
-    warning = network_warning(host)
-    if warning:
-        click.echo(warning, err=True)
-    click.echo(f"tlgan explorer on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
-    serve_app(axes, host=host, port=port, device=device, seed=seed, invert_steps=invert_steps, encoder=encoder,
-              live=live, max_sessions=max_sessions, tune_steps=tune_steps)
+    jobs.serve(axes, host, port, seed, invert_steps, encoder, live, max_sessions, device, tune_steps, log=_err)
 
 
 # ---------------------------------------------------------------- your own features: label, train-extractor, fit-labels
@@ -847,27 +693,16 @@ def label(labels, run_path, generator, seed, feature, page_size, cols, probe_inp
     Keys on the page: arrows move, Y/1 yes, N/0 no, S/X/space skip, A rest "no", ]/[ next/previous page.
     File format and the whole workflow: docs/own-features.md.
     """
-    from .bounds import MAX_COLS, check_range, check_seed
-    from .jobs import label_session, label_sheets
-
-    check_range(cols, "--cols", 1, MAX_COLS)
-    check_range(page_size, "--page-size", 1, 10_000)
-    check_seed(seed)
-    labeller = label_session(labels, run_path, generator, seed, page_size, probe_input, device)
-    if sheets is not None:
-        for path in label_sheets(labeller, sheets, feature, start, count, cols, cell, force):
-            click.echo(path)
-        return
-    try:
-        from .app.label import build_label_app, launch
-    except ImportError as e:
-        raise click.ClickException(f"the labelling page needs gradio ({e}): pip install 'tlgan[app]'") from e
-    click.echo(f"labelling {labeller.source.describe()} into {labels} on http://{host}:{port}/  (Ctrl+C to stop)", err=True)
-    launch(build_label_app(labeller, feature, cols), host, port)
+    for path in jobs.label(labels, run_path, generator, seed, feature, page_size, cols, probe_input, sheets, start,
+                           count, cell, host, port, force, device, log=_err):
+        click.echo(path)
 
 
-def _csv_list(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+def _csv_list(text: str | None, keep_empty: bool = False) -> list[str] | None:
+    """Comma-separated names; None for no text (``keep_empty``: None only for no option, [] for '')."""
+    if text is None or (not text and not keep_empty):
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 @main.command("train-extractor")
@@ -906,21 +741,19 @@ def train_extractor_cmd(name, label_files, celeba, csv_folder, features, rename,
     \b
     Reports held-out accuracy and AUC per feature. Data formats: docs/own-features.md.
     """
-    from .jobs import parse_crop, parse_renames, train_from_sources
-
     names, box = {}, None
     if celeba is not None:  # the CelebA options are read only with CelebA data
         try:
-            names = parse_renames(rename)
+            names = jobs.parse_renames(rename)
         except InputError as e:
             raise click.BadParameter(str(e), param_hint="--rename") from None
         try:
-            box = parse_crop(crop)
+            box = jobs.parse_crop(crop)
         except InputError as e:
             raise click.BadParameter(str(e), param_hint="--crop") from None
     if not (label_files or celeba is not None or csv_folder is not None):
         raise click.UsageError("give the labelled faces: --labels FILE, --celeba FOLDER and/or --csv FOLDER")
-    res = train_from_sources(name, label_files, celeba, csv_folder, _csv_list(features), names, limit, box, size,
+    res = jobs.train_from_sources(name, label_files, celeba, csv_folder, _csv_list(features), names, limit, box, size,
                              learner, probe_input, out, force, folds, min_per_class, epochs, batch_size, seed,
                              device, log=_err)
     click.echo(f"{'feature':16s} {'yes':>6s} {'no':>6s}   held-out")
@@ -945,37 +778,14 @@ def train_extractor_cmd(name, label_files, celeba, csv_folder, features, rename,
 @friendly
 def fit_labels(labels, features, out, extractor, seed, device) -> None:
     """An axis per feature straight from hand-labelled latents: logistic regression of the labels on z."""
-    from .jobs import fit_labels as do_fit_labels
-
     feats = [f.strip() for x in features for f in x.split(",") if f.strip()] or None
-    if out is not None:
-        Axes.check_path(out)
-    done = do_fit_labels(list(labels), feats, out, extractor, seed, device)
+    done = jobs.fit_labels(list(labels), feats, out, extractor, seed, device)
     axes, path, table = done.axes, done.path, done.table
     _print_axes(axes)
     click.echo(f"fitted {len(axes.names)} axes from {len(table)} labelled latents -> {path}")
 
 
 # ---------------------------------------------------------------- generate to order (generate, dataset)
-
-
-def _start_latent(editor, latent: Path | None, image: Path | None, encoder, inv_steps, face, identity_weight):
-    """The one face --from-latent (.npy, or .latent.npz from `tlgan invert`) or --image (inverted now) gives."""
-    if latent is not None and image is not None:
-        raise click.UsageError("give --from-latent or --image, not both")
-    if image is not None:
-        from .jobs import invert_photo
-
-        return invert_photo(editor.generator, image, encoder, face, inv_steps, identity_weight)[1].latent
-    if latent is not None and str(latent).endswith(".npz"):
-        from .invert import load_inversion
-
-        return load_inversion(latent, editor.generator).latent
-    if latent is not None:
-        from .jobs import read_latent
-
-        return read_latent(editor, 0, latent)
-    return None
 
 
 @main.command()
@@ -1014,14 +824,12 @@ def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline
     \b
     Example: tlgan generate runs/demo/axes.safetensors --want male<0.2 --want age>=55 --want happy -n 16
     """
-    from .jobs import generate_faces, open_generation
-
-    editor, extractor = open_generation(axes, device)
-    start = _start_latent(editor, latent, image, encoder, inv_steps, face, identity_weight)
-    n = n if n is not None else 1 if start is not None else 16
-    res = generate_faces(editor, extractor, wants, n, out, seed, keep, start, max_tries, baseline, cell, log=_err)
+    if latent is not None and image is not None:
+        raise click.UsageError("give --from-latent or --image, not both")
+    res = jobs.generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, encoder, inv_steps,
+                        face, identity_weight, device, log=_err)
     o = res.outcome
-    click.echo(f"{res.folder}: {len(res.faces)} faces meeting {res.spec} (confirmed by {extractor.name}); "
+    click.echo(f"{res.folder}: {len(res.faces)} faces meeting {res.spec} (confirmed by {res.extractor}); "
                f"contact sheet {res.contact_sheet}")
     click.echo(f"cost: {o.rendered} faces rendered for {len(res.faces)} delivered ({o.renders_per_face:.1f} per face), "
                f"{o.started} started, {o.gave_up} given up, {res.seconds:.1f} s")
@@ -1055,11 +863,8 @@ def dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device) -> N
     still short, and every face is confirmed by the extractor. Load it with
     datasets.load_dataset("imagefolder", data_dir=OUT).
     """
-    from .jobs import make_dataset, open_generation
-
-    editor, extractor = open_generation(axes, device)
     t0 = time.perf_counter()
-    built = make_dataset(editor, extractor, balance, n, out, seed, chunk, max_tries, parquet=parquet)
+    built = jobs.dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device)
     cells = ", ".join(f"{k}: {v}" for k, v in built.counts.items())
     again = f" (continued from {built.resumed_from})" if built.resumed_from else ""
     click.echo(f"{built.folder}: {sum(built.counts.values())} faces{again} in {len(built.counts)} cells ({cells}); "

@@ -31,13 +31,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sklearn.svm import SVC
+
 from .axes import Axes
-from .extractors import Feature
+from .errors import TLGANError
+from .extractors import Feature, load_extractor
+from .fields import KEEP_LEVEL, LinearField, MoveSettings
+from .fields.mlp import MLPField
 from .fit import MIN_SAMPLES, FitError, fit_axes
-from .generators import Generator
+from .generators import Generator, generator_of
+from .local import LocalModelError, fit_local_model
+from .plugins import load_plugins
 from .registry import Registry
 from .sample import open_run
-from .errors import TLGANError
 
 #: features whose labels correlate most with a component are listed in its metrics
 N_MOVES = 3
@@ -196,9 +202,6 @@ class LocalFinder(DirectionFinder):
         self.correct, self.keep, self.keep_level = bool(correct), keep, keep_level
 
     def find(self, z, labels, features, generator=None, meta=None) -> Axes:
-        from .fields import KEEP_LEVEL, LinearField, MoveSettings
-        from .fields.mlp import MLPField
-        from .local import LocalModelError, fit_local_model
 
         z, labels = _check(z, labels, features)
         if labels is None:
@@ -245,7 +248,6 @@ def presence_of(meta: dict | None) -> str | None:
     name = (meta or {}).get("extractor")
     if not name:
         return None
-    from .extractors import load_extractor
 
     try:
         return load_extractor(str(name), device="cpu").presence
@@ -280,7 +282,6 @@ class InterFaceGANFinder(DirectionFinder):
 
     def boundary(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray | None, dict, str]:
         """(unit normal or None, metrics, reason for None) for one feature's labels ``y`` (N,)."""
-        from sklearn.svm import SVC
 
         valid = np.isfinite(y)
         zv, yv = z[valid], y[valid]
@@ -442,8 +443,6 @@ FINDERS.register("sefa", "SeFa: eigenvectors of the first layer's weight (unsupe
 
 def load_finder(name: str, **options) -> DirectionFinder:
     """Build a registered finder by name, e.g. ``load_finder("interfacegan", ratio=0.05)``."""
-    from .plugins import load_plugins
-
     load_plugins()
     return FINDERS.create(name, **options)
 
@@ -462,8 +461,6 @@ def find_run(run, finder: str | DirectionFinder = "glm", label_set: str | None =
     run = run if not isinstance(run, (str, Path)) else open_run(run)
     z, labels, feats, meta = run.fit_inputs(label_set, features, stream=finder.streams)
     if generator is None and finder.needs_generator:
-        from .generators import generator_of
-
         generator = generator_of(meta, device)
     t0 = time.perf_counter()
     axes = finder.find(z, labels, feats, generator, meta=meta)

@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import r2_score
 
+from . import glm
 from .axes import Axes
 from .extractors import Feature
 from .errors import TLGANError
@@ -229,8 +230,6 @@ def fit_axes(z: Any, labels: np.ndarray, features: Sequence[Feature], method: st
 
 def _fit_fast(z: Any, labels: np.ndarray, features: Sequence[Feature], method: str, seed: int,
               test_fraction: float = 0.2, val_fraction: float = 0.2) -> list[FeatureFit]:
-    from . import glm
-
     n, nf = labels.shape
     roles = np.zeros((n, nf), np.int8)
     targets = np.zeros((n, nf))

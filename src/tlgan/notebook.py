@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .jobs import open_explorer
 from .app.state import (SLIDER_LIMIT, SLIDER_STEP, Explorer, ExplorerState, StateError, describe_readouts,
                         set_lock, set_seed, set_slider)
 
@@ -138,5 +139,5 @@ def explore(axes: str | Path | Explorer, seed: int = 0, device: str | None = Non
     The generator and extractor are the ones named in the axes file, as for
     ``tlgan serve``; ``readouts=False`` skips the extractor (no readouts).
     """
-    explorer = axes if isinstance(axes, Explorer) else Explorer.load(axes, device=device, readouts=readouts)
+    explorer = axes if isinstance(axes, Explorer) else open_explorer(axes, device=device, readouts=readouts)
     return NotebookExplorer(explorer, seed=seed, size=size)

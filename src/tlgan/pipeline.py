@@ -1,10 +1,9 @@
-"""The five steps joined up: fit a run's axes, discover (sample + fit), and edit faces with an ``Editor``."""
+"""Step 5's pieces: an ``Editor`` (a generator with its axes) and the showcase latents of a figure.
+
+Sampling and fitting a run in one go is ``tlgan.jobs.discover``."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -13,39 +12,6 @@ from .axes import Axes, AxesError
 from .explore import move
 from .extractors import Extractor
 from .generators import Generator
-from .sample import Run, sample
-
-
-def fit_run(run: Run | str | Path, label_set: str | None = None, method: str = "auto",
-            features: Sequence[str] | None = None, seed: int = 0) -> Axes:
-    """Fit GLM axes from a run folder's latents and one of its label sets (default: the sampling extractor's)."""
-    from .finders import GLMFinder, find_run
-
-    return find_run(run, GLMFinder(method, seed), label_set, features)
-
-
-@dataclass
-class Discovery:
-    """What ``discover`` produced, with the wall time of each stage in seconds."""
-
-    run: Run
-    axes: Axes
-    axes_path: Path
-    seconds: dict[str, float] = field(default_factory=dict)
-    figure: Path | None = None  # the traversal figure, when one was drawn (tlgan.jobs.discover)
-
-
-def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
-             method: str = "auto", save_images: bool = True, progress: bool = True) -> Discovery:
-    """Sample ``n`` faces into ``out/run`` and fit ``out/axes.safetensors`` (resumable like ``sample``)."""
-    out = Path(out)
-    t0 = time.perf_counter()
-    run = sample(out / "run", generator, extractor, n, seed=seed, save_images=save_images, progress=progress)
-    t1 = time.perf_counter()
-    axes = fit_run(run, method=method)
-    t2 = time.perf_counter()
-    path = axes.save(out / "axes.safetensors")
-    return Discovery(run, axes, path, {"sample": t1 - t0, "fit": t2 - t1})
 
 
 def showcase_latents(generator: Generator, extractor: Extractor, n: int, seed: int, candidates: int = 64) -> np.ndarray:

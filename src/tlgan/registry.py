@@ -56,6 +56,11 @@ class Registry(Generic[T]):
             known = ", ".join(self.names()) or "none"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}")
 
+    def factory(self, name: str) -> Callable[..., T]:
+        """What ``create(name)`` calls (a class or a function), to read what it declares without building it."""
+        self._check(name)
+        return self._factories[name]
+
     def create(self, name: str, **options: object) -> T:
         self._check(name)
         return self._factories[name](**options)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..axes import Axes, AxesError
-from ..jobs import TUNE_STEPS  # pivotal-tuning steps of the generator to an uploaded photo (tlgan serve --tune-steps)
+from ..axes import Axes
+from ..jobs.core import TUNE_STEPS, invert_photo
+from ..pipeline import Editor
 from .codec import decode_state, state_from_token
 from .locks import LockWarning, face_lock_warnings
 from .photos import PhotoWork, Progress, prepare, shrunk
@@ -47,14 +48,13 @@ class Explorer:
     Shared by every page session: it holds no user state. Model calls are
     serialized (one lock for rendering, one for readouts, one for inverting photos),
     so sessions in different threads are safe. ``invert_steps`` and ``encoder``
-    (an ``Encoder`` or its file, from ``tlgan train-encoder``) set how an uploaded
+    (an ``Encoder`` from ``tlgan train-encoder``; ``tlgan.jobs.open_explorer`` loads the
+    models and the encoder of an axes file) set how an uploaded
     photo is inverted, ``tune_steps`` how long the generator is tuned to it.
     """
 
     def __init__(self, axes: Axes, generator, extractor=None, invert_steps: int = INVERT_STEPS,
                  encoder: Any = None, tune_steps: int = TUNE_STEPS) -> None:
-        from ..pipeline import Editor
-
         self.editor = Editor(generator, axes)  # refuses axes fitted for another generator
         self.linear_editor = self.editor if axes.field.constant else Editor(generator, axes.with_field(axes.field.mean()))
         self.axes = axes
@@ -72,30 +72,10 @@ class Explorer:
             raise StateError(f"tuning steps must be a whole number >= 0, got {tune_steps!r}")
         self.tune_steps = tune_steps
         if encoder is not None and not hasattr(encoder, "predict"):
-            from ..invert import load_encoder
-
-            encoder = load_encoder(encoder, generator)
+            raise StateError(f"encoder must be a loaded Encoder (tlgan.jobs.open_explorer loads a file), got "
+                             f"{type(encoder).__name__}")
         self.encoder = encoder
         self.features = {f.name: f for f in extractor.features} if extractor is not None else {}
-
-    @classmethod
-    def load(cls, axes_path, device: str | None = None, readouts: bool = True, invert_steps: int = INVERT_STEPS,
-             encoder: Any = None, tune_steps: int = TUNE_STEPS) -> "Explorer":
-        """The generator named in the axes file's metadata and, with ``readouts``, its extractor; without an
-        ``encoder``, the one beside the axes (``jobs.default_encoder``) gives a photo's first guess."""
-        from ..extractors import load_extractor
-        from ..generators import generator_of
-        from ..jobs import default_encoder
-
-        axes = Axes.load(axes_path)
-        if not axes.meta.get("generator"):
-            raise AxesError(f"{axes_path} does not say which generator it was fitted for")
-        generator = generator_of(axes.meta, device)
-        ext_name = axes.meta.get("extractor")
-        extractor = load_extractor(ext_name, device) if readouts and ext_name else None
-        if encoder is None:
-            encoder = default_encoder(generator, axes_path)
-        return cls(axes, generator, extractor, invert_steps, encoder, tune_steps)
 
     @property
     def names(self) -> list[str]:
@@ -177,8 +157,6 @@ class Explorer:
 
     def open_photo(self, photo: Any, progress: Progress | None = None) -> PhotoWork:
         """``invert_photo``, keeping the photo itself: a ``PhotoWork`` to ``prepare_photo`` for edits."""
-        from ..jobs import invert_photo
-
         with self._invert_lock, every_core():
             image, inv = invert_photo(self.generator, photo, self.encoder, steps=self.invert_steps, progress=progress)
         return PhotoWork(*shrunk(image, inv))

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import TLGANError
 from ..figures import upscale
+from ..jobs.core import animate_edit, generate_faces
 from .codec import state_digest
 from .state import StateError, reset_sliders, set_latent
 from .undo import Session
@@ -163,8 +164,6 @@ def serialized_editor(explorer: Explorer, linear: bool = False) -> Any:
 def generate(explorer: Explorer, wants: Sequence[str], n: int, seed: int, max_tries: int = MAX_TRIES) -> Any:
     """``tlgan.jobs.generate_faces`` on the page's own generator, axes and extractor (each call under the
     explorer's lock for that model)."""
-    from ..jobs import generate_faces
-
     if explorer.extractor is None:
         raise GenerateError("generating to order needs the extractor to confirm the faces; serve with readouts")
     extractor = cast(Any, _Serialized(explorer.extractor, explorer._extract_lock))
@@ -200,8 +199,6 @@ def gif_start(explorer: Explorer, view_state: Any) -> tuple[Any, np.ndarray, dic
 
 def gif_file(page: Page, view: View) -> str:
     """The current edit as a looping GIF in the page's face folder (pruned with the face PNGs)."""
-    from ..jobs import animate_edit
-
     s = view.state
     editor, z, moves = gif_start(page.explorer, s)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from cachetools import LRUCache
 
+from ..jobs.core import photo_session, tune_photo
 from .state import StateError
 
 if TYPE_CHECKING:
@@ -107,8 +108,6 @@ def prepare(generator: Any, work: PhotoWork, fidelity: bool, region: str, tune_s
     """``work`` set to ``fidelity`` and ``region``: the generator is tuned to the photo the first time fidelity is
     asked for (``jobs.tune_photo``, ``progress`` as there) and a ``PhotoEdit`` is made for the region
     (``jobs.photo_session``); with fidelity off the edit is dropped (the tuning is kept for later)."""
-    from .. import jobs
-
     region = check_region(region)
     if not fidelity:
         return PhotoWork(work.image, work.inversion, work.tuning, region, None, None)
@@ -116,7 +115,7 @@ def prepare(generator: Any, work: PhotoWork, fidelity: bool, region: str, tune_s
         return work
     tuning = work.tuning
     if tuning is None and tune_steps > 0:
-        tuning = jobs.tune_photo(generator, work.inversion, tune_steps, progress=progress)
-    edit = jobs.photo_session(generator, work.inversion, work.image, tuning, region=region,
+        tuning = tune_photo(generator, work.inversion, tune_steps, progress=progress)
+    edit = photo_session(generator, work.inversion, work.image, tuning, region=region,
                               max_side=PHOTO_MAX_SIDE)
     return PhotoWork(work.image, work.inversion, tuning, region, edit, None)

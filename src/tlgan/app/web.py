@@ -47,7 +47,7 @@ from ..safeio import atomic_write  # noqa: E402
 from ..explore import parse_layers  # noqa: E402
 from .address import check_address  # noqa: E402
 from .codec import encode_state, state_digest, state_token  # noqa: E402
-from .explorer import INVERT_STEPS, TUNE_STEPS, Explorer  # noqa: E402
+from .explorer import Explorer  # noqa: E402
 from .photos import REGIONS, PhotoStore, PhotoWork, save_shown  # noqa: E402
 from .readouts import Readout, describe_readouts, subject_missing  # noqa: E402
 from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, ExplorerState, Latent,  # noqa: E402
@@ -1090,17 +1090,14 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bo
                        state_session_capacity=max_sessions, **extra)
 
 
-def serve(axes_path, host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
-          block: bool = True, seed: int | None = None, invert_steps: int = INVERT_STEPS, encoder: Any = None,
-          live: str = "auto", max_sessions: int = MAX_SESSIONS, tune_steps: int = TUNE_STEPS) -> Any:
-    """Load the axes' generator and extractor and serve the explorer page (``invert_steps`` and ``encoder``:
-    how an uploaded photo is inverted, ``tune_steps``: how long the generator is tuned to it;
-    ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``;
-    ``max_sessions``: see ``launch``)."""
+def serve(open_explorer: Callable[[], Explorer], host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+          seed: int | None = None, live: str = "auto", max_sessions: int = MAX_SESSIONS) -> Any:
+    """Serve the explorer page of the models ``open_explorer()`` loads (``tlgan.jobs.open_explorer``: the
+    page loads no model itself); ``live``: how a dragged slider's face is drawn, see ``tlgan.app.live``;
+    ``max_sessions``: see ``launch``."""
     check_address(host, port)  # before the models load: a taken port is said at once
     if block:
         stop_on_signals()  # before the models load, so a SIGTERM while they load ends cleanly too
         one_core_per_call()
-    explorer = Explorer.load(axes_path, device, invert_steps=invert_steps, encoder=encoder, tune_steps=tune_steps)
-    demo = build_app(explorer, seed=seed, live=live)
+    demo = build_app(open_explorer(), seed=seed, live=live)
     return launch(demo, host, port, block=block, max_sessions=max_sessions)

@@ -18,6 +18,7 @@ import torch
 
 from ..devices import default_batch, resolve_device
 from ..errors import InputError
+from ..plugins import load_plugins
 from ..registry import Registry
 from .images import check_images
 
@@ -47,7 +48,10 @@ class Extractor(ABC):
     feature), ``has_descriptor`` says whether :meth:`descriptor` gives an
     identity embedding (used to measure how much an edit changes who it is),
     and ``has_showcase`` says whether :meth:`showcase` can pick, from their
-    labels, the images that make clear examples for a figure.
+    labels, the images that make clear examples for a figure. ``summary`` names
+    the few features a figure or a printout shows first (a discovery's traversal
+    figure, an inversion's labels), and ``summary_locks`` those such a figure
+    holds still in its second rows; both may be empty.
     """
 
     name: str
@@ -55,6 +59,8 @@ class Extractor(ABC):
     presence: str | None = None
     has_descriptor: bool = False
     has_showcase: bool = False
+    summary: tuple[str, ...] = ()
+    summary_locks: tuple[str, ...] = ()
 
     def __init__(self, device: str | None = None) -> None:
         self.device = resolve_device(device)
@@ -113,6 +119,8 @@ class CombinedExtractor(Extractor):
         self._showcaser = next(((p, slice(int(starts[i]), int(starts[i + 1]))) for i, p in enumerate(parts)
                                 if p.has_showcase), None)
         self.has_showcase = self._showcaser is not None
+        self.summary = tuple(dict.fromkeys(f for p in parts for f in p.summary))
+        self.summary_locks = tuple(dict.fromkeys(f for p in parts for f in p.summary_locks))
 
     def descriptor(self, images: torch.Tensor) -> np.ndarray:
         """The descriptor of the first part that has one."""
@@ -134,10 +142,20 @@ class CombinedExtractor(Extractor):
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
 
+def declared_features(name: str) -> list[str] | None:
+    """The feature names a registered extractor (``a+b``: several) declares on its class, without loading its
+    models; None when one of them is built by a function that declares none."""
+    names: list[str] = []
+    for part in (n.strip() for n in name.split("+") if n.strip()):
+        feats = getattr(EXTRACTORS.factory(part), "features", None)
+        if feats is None:
+            return None
+        names += [f.name for f in feats]
+    return names
+
+
 def load_extractor(name: str, device: str | None = None) -> Extractor:
     """Build a registered extractor by name; ``a+b`` combines several."""
-    from ..plugins import load_plugins
-
     load_plugins()
     names = [n.strip() for n in name.split("+") if n.strip()]
     if not names:

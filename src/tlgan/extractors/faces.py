@@ -70,6 +70,8 @@ class FacesExtractor(Extractor):
     presence = "face_found"
     has_descriptor = True
     has_showcase = True
+    summary = ("male", "age", "happy", "mouth_open", "yaw")
+    summary_locks = ("skin_tone",)  # moves with many of them in the generators' latents
     #: showcase faces turn less than this many degrees (yaw) and have skin_tone above the second bound
     SHOWCASE_MAX_ABS_YAW = 15.0
     SHOWCASE_MIN_SKIN_TONE = 0.3
@@ -167,9 +169,8 @@ class FacesExtractor(Extractor):
                     & (labels[:, col["skin_tone"]] > self.SHOWCASE_MIN_SKIN_TONE))
 
 
-@EXTRACTORS.register("faces", "gender, age, 5 expressions, head pose, mouth, eyes, smile, skin and background")
-def _faces(device: str | None = None) -> FacesExtractor:
-    return FacesExtractor(device)
+EXTRACTORS.register("faces", "gender, age, 5 expressions, head pose, mouth, eyes, smile, skin and background")(
+    FacesExtractor)
 
 
 @EXTRACTORS.register("faces-detect", "as `faces`, but every picture's face is detected and aligned first "

@@ -8,30 +8,55 @@ result as ``tlgan CMD``. Progress goes to ``log`` (``None``: silent).
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+from PIL import Image
 
-from .bounds import (MAX_COLS, MAX_COMPONENTS, MAX_HELDOUT, MAX_N, check_array_size, check_heldout, check_moves,
-                     check_picture, check_pixels, check_range, check_seed, check_steps)
-from .errors import InputError
-from .safeio import Outputs, npy_path, save_image, save_npy
+from .. import train as T
+from .. import weights
+from ..align import align_photo, paste_back as paste
+from ..animate import check_animation_path, grid_frames, move_frames, write_animation
+from ..axes import Axes
+from ..bounds import (MAX_COLS, MAX_COMPONENTS, MAX_EPOCHS, MAX_HELDOUT, MAX_N, MAX_SEED, check_array_size, check_heldout,
+                     check_moves, check_number, check_picture, check_pixels, check_range, check_seed, check_steps)
+from ..disentangle import SpaceDCI, dci
+from ..distributed import ModelSpec, Report as RayReport, relabel as relabel_on_ray, sample as sample_on_ray
+from ..errors import InputError, TLGANError
+from ..evaluate import Comparison, Evaluation, Heldout, Scorer, compare_finders, evaluate_axes, heldout_seed, make_heldout
+from ..explore import parse_layers
+from ..extractors import EXTRACTORS, Extractor, declared_features, load_extractor
+from ..figures import image_row, traversal_grid, traversal_rows
+from ..generate.dataset import SPLIT, DatasetError, axes_fingerprint, bin_edges, build, parse_balance
+from ..generate.folder import contact_sheet, face_record, read_metadata, save_faces, write_metadata
+from ..generate.plan import calibrate, rejection, steer
+from ..generate.spec import Condition, Spec, SpecError, parse_spec, presence_condition, with_condition
+from ..generate.stream import LatentStream
+from ..finders import FINDERS, find_run, fit_quality, load_finder  # noqa: F401 (fit_quality: printed by the CLI)
+from ..fit import METHODS  # noqa: F401 (offered to the command line: --method's choices)
+from ..generators import SPACES  # noqa: F401 (offered to the command line: --space's choices)
+from ..generators import GENERATORS, Generator, generator_of, library, load_generator
+from ..generators.families import family_names
+from ..invert import (Encoder, Inversion, InversionError, invert as invert_image, load_encoder, load_inversion,
+                     reconstruction_quality, save_inversion, train_encoder as train_image_encoder)
+from ..labels import FaceSource, Labeller, LabelStore, LabelTable, RunSource, fit_label_axes, load_labels
+from ..photo import PhotoEdit, Tuning, load_tuning, save_tuning, tune_pivot, tuned_generator, tuning_path
+from ..photo.tuning import axis_edits
+from ..pipeline import Editor, showcase_latents
+from ..plugins import load_plugins
+from ..report.comparison import write_comparison
+from ..report.dci import write_dci
+from ..report.evaluation import write_evaluation
+from ..safeio import Outputs, atomic_write, atomic_write_text, npy_path, save_image, save_npy
+from ..sample import Run, RunError, open_run, relabel as relabel_images, sample as sample_images
+from ..train import CELEBA_CROP, Dataset, TrainResult, train_extractor
 
-
-if TYPE_CHECKING:
-    from .axes import Axes
-    from .disentangle import SpaceDCI
-    from .evaluate import Comparison, Evaluation, Heldout, Scorer
-    from .invert import Encoder, Inversion
-    from .photo import PhotoEdit, Tuning
-    from .extractors import Extractor
-    from .generators import Generator
-    from .labels import Labeller, LabelTable
-    from .pipeline import Discovery, Editor
-    from .train import Dataset, TrainResult
 
 DEFAULT_GENERATOR = "digiface-dcgan"
 DEFAULT_EXTRACTOR = "faces"
@@ -50,13 +75,115 @@ def load_models(generator: str, extractor: str, device: str | None = "auto",
                 **space: Any) -> tuple[Generator, Extractor]:
     """The generator (a name or checkpoint path; ``space`` options as ``load_generator`` takes them)
     and the extractor (``a+b`` combines extractors)."""
-    from .extractors import load_extractor
-    from .generators import load_generator
-
     return load_generator(generator, device, **space), load_extractor(extractor, device)
 
 
+def startup_checks(verify: bool = False) -> None:
+    """Before any command: with ``verify``, hash every weight file in full before it is used."""
+    weights.full_checks(verify)
+
+
+def family_choices() -> list[str]:
+    """The checkpoint families a file may be forced to, plugins' included (so plugins are loaded first)."""
+    load_plugins()
+    return family_names()
+
+
+# ---------------------------------------------------------------- models and plugins
+
+
+@dataclass
+class ModelsListing:
+    """What ``tlgan models list`` shows: the bundled models and the user's registered generator files."""
+
+    cache: Path
+    bundled: list[dict[str, Any]]
+    library: Path
+    registered: dict[str, dict[str, Any]]
+
+
+def list_models(check: bool = False) -> ModelsListing:
+    """``tlgan models list``: each bundled model (package, licence, status) and each registered generator file
+    with its state; ``check`` hashes every file in full now."""
+    bundled = []
+    for m in weights.MODELS.values():
+        pkg = m.files[0].package
+        bundled.append({"name": m.name, "status": weights.status(m.name, check), "registry": pkg.registry,
+                        "spec": pkg.spec, "license": pkg.license, "purpose": m.purpose, "oracle": m.oracle})
+    mine = {name: dict(e, state=library.state(name, check)) for name, e in library.registered().items()}
+    return ModelsListing(weights.cache_dir(), bundled, library.library_path(), mine)
+
+
+def add_model(path: str | Path, name: str, family: str | None = None, network: str | None = None) -> dict[str, Any]:
+    """``tlgan models add``: register a generator file under ``name`` (read once, safely; its SHA-256 kept)."""
+    return library.add(path, name, family, network)
+
+
+def remove_model(name: str) -> None:
+    """``tlgan models remove``: forget a registered generator (the file itself is not touched)."""
+    library.remove(name)
+
+
+def fetch_models(names: Sequence[str] = (), oracles: bool = False, log: Log = None) -> tuple[list[Path], Path]:
+    """``tlgan models fetch``: fetch ``names`` (default: what the defaults need, plus the test oracles with
+    ``oracles``) and check their SHA-256; returns the files and the cache folder."""
+    chosen = list(names) or weights.DEFAULT_MODELS + ([m.name for m in weights.MODELS.values() if m.oracle]
+                                                     if oracles else [])
+    paths = weights.fetch(chosen, log=log or (lambda s: None))
+    return paths, weights.cache_dir()
+
+
+def list_plugins() -> dict[str, list[tuple[str, str]]]:
+    """``tlgan plugins``: (name, description) of each registered generator, extractor and direction finder."""
+    load_plugins()
+    return {title: [(name, reg.describe(name)) for name in reg.names()]
+            for title, reg in (("generators", GENERATORS), ("extractors", EXTRACTORS),
+                               ("direction finders", FINDERS))}
+
+
 # ---------------------------------------------------------------- steps 3 and 4
+
+
+@dataclass
+class Sampled:
+    """What ``sample`` / ``relabel`` did: the run, the label set written and, on Ray, the cluster's report."""
+
+    run: Run
+    label_set: str
+    features: int
+    ray: RayReport | None = None
+    rate: float | None = None  # images labelled per second this call (local relabel)
+
+
+def sample(out: str | Path, generator: str = DEFAULT_GENERATOR, extractor: str = DEFAULT_EXTRACTOR, n: int = 10_000,
+           seed: int = 0, chunk: int | None = None, save_images: bool = True, device: str | None = "auto",
+           ray_address: str | None = None, workers: int | None = None,
+           space: Mapping[str, Any] | None = None) -> Sampled:
+    """``tlgan sample``: draw ``n`` latents, render and label them into the resumable run folder ``out``;
+    on a Ray cluster when ``ray_address`` is given (``local``, ``auto`` or an address), else here."""
+    options = dict(space or {})
+    if ray_address is not None:
+        run, report = sample_on_ray(out, ModelSpec(generator, extractor, options), n, seed=seed, chunk=chunk,
+                                    save_images=save_images, workers=workers, device=device or "auto", address=ray_address)
+        return Sampled(run, extractor, len(run.features()), report)
+    gen, ext = load_models(generator, extractor, device, **options)
+    run = sample_images(out, gen, ext, n, seed=seed, chunk=chunk, save_images=save_images)
+    return Sampled(run, ext.name, len(ext.features))
+
+
+def relabel(run: str | Path, extractor: str, make_default: bool = False, device: str | None = "auto",
+            ray_address: str | None = None, workers: int | None = None) -> Sampled:
+    """``tlgan relabel``: label a run's cached images with another extractor, without rendering them again."""
+    if ray_address is not None:
+        r, report = relabel_on_ray(run, extractor, make_default, workers=workers, device=device or "auto",
+                                   address=ray_address)
+        return Sampled(r, extractor, len(r.features(extractor)), report)
+    ext = load_extractor(extractor, device)
+    t0 = time.perf_counter()
+    r = relabel_images(run, ext, make_default=make_default)
+    done = r.done(f"labels/{ext.name}")
+    return Sampled(r, ext.name, len(ext.features), rate=done / max(time.perf_counter() - t0, 1e-9))
+
 
 
 def axes_file_name(finder: str) -> str:
@@ -67,9 +194,12 @@ def axes_file_name(finder: str) -> str:
 def fit_file(run: str | Path, finder: str = DEFAULT_FINDER, label_set: str | None = None,
              features: Sequence[str] | None = None, method: str = "auto",
              out: str | Path | None = None) -> tuple[Axes, Path]:
-    """``tlgan fit``: directions of ``finder`` from a run folder, saved to ``out`` (default: beside the run)."""
-    from .finders import find_run, load_finder
+    """``tlgan fit``: directions of ``finder`` from a run folder, saved to ``out`` (default: beside the run).
 
+    ``out`` is checked before the fit (a name that would clobber another kind of file fails at once).
+    """
+    if out is not None:
+        Axes.check_path(out)
     found = load_finder(finder)
     if "method" in found.options:
         found = load_finder(finder, method=method)
@@ -78,26 +208,50 @@ def fit_file(run: str | Path, finder: str = DEFAULT_FINDER, label_set: str | Non
     return axes, path
 
 
-def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
-             method: str = "auto", grid_features: Sequence[str] = ("male", "age", "happy", "mouth_open", "yaw"),
-             grid_lock: Sequence[str] = ("skin_tone",)) -> Discovery:
-    """``tlgan discover``: sample, fit, and draw ``out/traversal.png`` of the ``grid_features`` that got an axis.
+@dataclass
+class Discovery:
+    """What ``discover`` produced, with the wall time of each stage in seconds."""
 
-    ``Discovery.figure`` is the figure's path, or None when no grid feature was fitted.
+    run: Run
+    axes: Axes
+    axes_path: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    figure: Path | None = None  # the traversal figure, when one was drawn
+
+
+def discover(out: str | Path, generator: str | Generator, extractor: str | Extractor, n: int, seed: int = 0,
+             method: str = "auto", grid_features: Sequence[str] | None = None,
+             grid_lock: Sequence[str] | None = None, device: str | None = "auto",
+             space: Mapping[str, Any] | None = None, save_images: bool = True, progress: bool = True) -> Discovery:
+    """``tlgan discover``: sample ``n`` faces into ``out/run`` (resumable), fit ``out/axes.safetensors`` with
+    the default finder, and draw ``out/traversal.png`` of the ``grid_features`` that got an axis, their second
+    rows locking ``grid_lock``.
+
+    ``generator`` / ``extractor``: loaded models or names (loaded on ``device`` with the ``space`` options).
+    The figure's rows default to the extractor's declared summary features (``Extractor.summary``) and its
+    locks to ``Extractor.summary_locks``. ``Discovery.figure`` is None when no row feature was fitted.
     """
-    from .pipeline import discover as sample_and_fit
-
+    if isinstance(generator, str) or isinstance(extractor, str):
+        gen_name = generator if isinstance(generator, str) else None
+        ext_name = extractor if isinstance(extractor, str) else None
+        loaded = load_models(gen_name or DEFAULT_GENERATOR, ext_name or DEFAULT_EXTRACTOR, device, **dict(space or {}))
+        generator = loaded[0] if gen_name else generator
+        extractor = loaded[1] if ext_name else extractor
+    assert not isinstance(generator, str) and not isinstance(extractor, str)
     out = Path(out)
-    d = sample_and_fit(out, generator, extractor, n, seed=seed, method=method)
-    feats = [f for f in grid_features if f in d.axes.names]
+    t0 = time.perf_counter()
+    run = sample_images(out / "run", generator, extractor, n, seed=seed, save_images=save_images, progress=progress)
+    t1 = time.perf_counter()
+    axes = find_run(run, load_finder(DEFAULT_FINDER, method=method))
+    t2 = time.perf_counter()
+    d = Discovery(run, axes, axes.save(out / "axes.safetensors"), {"sample": t1 - t0, "fit": t2 - t1})
+    rows = list(extractor.summary) if grid_features is None else list(grid_features)
+    feats = [f for f in rows if f in axes.names]
     if feats:
-        from .figures import traversal_grid
-        from .pipeline import showcase_latents
-
-        locks = [x for x in grid_lock if x in d.axes.names]
+        locks = [x for x in (extractor.summary_locks if grid_lock is None else grid_lock) if x in axes.names]
         faces = showcase_latents(generator, extractor, 2, seed + 10_000)
         title = f"{generator.name} + {extractor.name}: {n} samples"
-        fig = traversal_grid(generator, d.axes, faces, feats, np.linspace(-3, 3, 7), locks, cell=80,
+        fig = traversal_grid(generator, axes, faces, feats, np.linspace(-3, 3, 7), locks, cell=80,
                              title=f"{title}; second rows lock {', '.join(locks)}" if locks else title)
         d.figure = out / "traversal.png"
         save_image(fig, d.figure)
@@ -109,10 +263,6 @@ def discover(out: str | Path, generator: Generator, extractor: Extractor, n: int
 
 def open_editor(axes_path: str | Path, device: str | None = "auto") -> Editor:
     """An :class:`~tlgan.pipeline.Editor` of the axes file with the generator it was fitted for."""
-    from .axes import Axes
-    from .generators import generator_of
-    from .pipeline import Editor
-
     axes = Axes.load(axes_path)
     return Editor(generator_of(axes.meta, device, axes_path), axes)
 
@@ -157,8 +307,6 @@ FAR_OFF_NORM = 4.0
 
 def warn_off_norm(generator: Generator, latent: np.ndarray, what: str) -> None:
     """Warn when ``latent`` lies far outside the generator's typical shell (``FAR_OFF_NORM`` x its typical norm)."""
-    import warnings
-
     typical = generator.describe_space().typical_norm
     centre = 0.0
     if generator.space != "z":
@@ -181,8 +329,6 @@ def edit_file(editor: Editor, z: np.ndarray, moves: Mapping[str, float], locks: 
     """
     outputs = Outputs("edit", force)
     outputs.claim(out, save_latent and npy_path(save_latent))
-    from .figures import image_row
-
     check_pixels(size)
     check_picture(2 * size, size, f"--size {size}")
     moves = check_moves(moves)
@@ -199,8 +345,6 @@ def grid_file(editor: Editor, features: Sequence[str] | None, seeds: Sequence[in
               locks: Sequence[str], out: str | Path, cell: int = 96, layers: Sequence[int] | None = None,
               force: bool = False) -> list[str]:
     """``tlgan grid``: a traversal figure of ``features`` (default: every axis); returns the rows drawn."""
-    from .figures import traversal_grid
-
     outputs = Outputs("grid", force)
     outputs.claim(out)
     check_steps(steps)
@@ -224,8 +368,6 @@ def animate_edit(editor: Editor, z: np.ndarray, moves: Mapping[str, float], lock
                  out: str | Path, steps: int = 7, fps: float = 8.0, size: int = 256) -> Path:
     """``tlgan edit --animate``: the face morphing along the whole move (``steps`` frames, forth and back),
     with the locks applied at every frame; a GIF or MP4 by ``out``'s suffix."""
-    from .animate import check_animation_path, move_frames, write_animation
-
     check_animation_path(out)
     check_steps(steps)
     check_pixels(size)
@@ -237,9 +379,6 @@ def animate_grid(editor: Editor, features: Sequence[str] | None, seeds: Sequence
                  locks: Sequence[str], out: str | Path, cell: int = 96, layers: Sequence[int] | None = None,
                  fps: float = 8.0) -> Path:
     """``tlgan grid --animate``: every row of the traversal grid as a loop (frame t shows each row at step t)."""
-    from .animate import check_animation_path, grid_frames, write_animation
-    from .figures import traversal_rows
-
     check_animation_path(out)
     check_steps(steps)
     check_pixels(cell, "--cell")
@@ -271,12 +410,9 @@ def invert_photo(generator: Generator, photo: str | Path | np.ndarray, encoder: 
     says how close the reconstruction is (pixel error, identity, and the
     ``extractor``'s labels of photo and reconstruction when one is given).
     """
-    from .align import align_photo
-    from .invert import invert, load_encoder, reconstruction_quality
-
     image, aligned = align_photo(photo, generator.framing, generator.resolution, face=face)
     enc = load_encoder(encoder, generator) if isinstance(encoder, (str, Path)) else encoder
-    inv = invert(generator, aligned.image, enc, steps=steps, identity_weight=identity_weight, progress=progress)
+    inv = invert_image(generator, aligned.image, enc, steps=steps, identity_weight=identity_weight, progress=progress)
     inv.transform = aligned.transform
     inv.quality = reconstruction_quality(aligned.image, inv.reconstruction, extractor)
     return image, inv
@@ -291,10 +427,6 @@ def invert_file(generator: Generator, photo: str | Path, out: str | Path, encode
     None of them replaces an existing file an earlier ``tlgan invert`` did not make (e.g. the user's
     ``notes.png`` beside ``-o notes.latent.npz``) unless ``force``.
     """
-    from .figures import image_row
-    from .invert import save_inversion
-    from .photo.tuning import save_tuning, tuning_path
-
     outputs = Outputs("invert", force)
     png = _png_beside(out, photo)
     outputs.claim(out, png, tuning_path(out) if tune_steps else None)
@@ -321,8 +453,6 @@ def default_encoder(generator: Generator, near: str | Path | None = None) -> Enc
     """The encoder that gives a photo's starting latent when none is named: ``encoder.safetensors`` in
     ``near``'s folder (the axes file's: ``make demo`` trains one there), else in the demo's folder, if it
     belongs to ``generator``; None when there is none (inversion starts from the mean latent)."""
-    from .invert import InversionError, load_encoder
-
     folders = ([Path(near).parent] if near is not None else []) + [DEFAULT_OUT]
     for folder in folders:
         path = folder / "encoder.safetensors"
@@ -339,8 +469,6 @@ def tune_photo(generator: Generator, inversion: Inversion, steps: int = TUNE_STE
     """Pivotal tuning of ``generator`` to the inverted photo's crop at its latent (``tlgan.photo.tuning``);
     with ``editor``, the tuned generator keeps the original's change along each of its axes (so an edit
     shows on the photo as much as on a generated face), else along random moves."""
-    from .photo.tuning import axis_edits, tune_pivot
-
     edits = axis_edits(editor, inversion.latent) if editor is not None else None
     return tune_pivot(generator, inversion.target, inversion.latent, steps=steps, edits=edits, progress=progress)
 
@@ -352,9 +480,6 @@ def photo_session(generator: Generator, inversion: Inversion, photo: np.ndarray 
     What the explorer calls once per uploaded photo (``max_side=512``); then ``session.render(latent)`` per
     slider move returns the photo with the edited face.
     """
-    from .photo.edit import PhotoEdit
-    from .photo.tuning import tuned_generator
-
     if photo is None or inversion.transform is None:
         photo, transform = inversion.target, np.eye(3) * [[inversion.target.shape[1] / generator.resolution],
                                                          [inversion.target.shape[0] / generator.resolution], [1]]
@@ -376,11 +501,6 @@ def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, m
     edit keeps the photo's own pixels, moved with the face (``tlgan.photo``); the photo comes back at its
     size. ``fidelity=False``: the generator's reconstruction, edited, pasted over the face (the old way).
     """
-    from PIL import Image
-
-    from .align import paste_back as paste
-    from .figures import image_row
-
     outputs = Outputs("edit", force)
     outputs.claim(out)  # never the photo itself (--paste-back -o PHOTO) unless asked with --force
     check_pixels(size)
@@ -409,9 +529,182 @@ def edit_photo(editor: Editor, inversion: Inversion, photo: np.ndarray | None, m
 
 
 def _resized(image: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image
-
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def layers_of(editor: Editor, spec: str | None) -> list[int] | None:
+    """The synthesis layers ``--layers SPEC`` names (w+ only): None for all."""
+    return None if spec is None else parse_layers(spec, editor.generator.num_ws)
+
+
+def parse_moves(moves: Iterable[str]) -> dict[str, float]:
+    """``NAME=AMOUNT`` moves (``age=+2``) as a dict, checked."""
+    out: dict[str, float] = {}
+    for m in moves:
+        name, sep, amount = m.partition("=")
+        try:
+            out[name.strip()] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InputError(f"--move {m!r}: write a move as NAME=AMOUNT, e.g. age=+2")
+    return check_moves(out)
+
+
+@dataclass
+class Edited:
+    """What ``edit`` wrote: the picture, the edited latent, what moved, and for a photo its inversion."""
+
+    out: Path
+    latent: np.ndarray
+    moves: dict[str, float]
+    locks: list[str]
+    inversion: Inversion | None = None
+    paste_back: bool = False
+    animation: Path | None = None  # the move as a GIF / MP4 (--animate)
+
+    def said(self) -> str:
+        """The moves and locks in words: ``age=+2 locking male``."""
+        return (f"{', '.join(f'{k}={v:+g}' for k, v in self.moves.items()) or '(no move)'}"
+                + (f" locking {', '.join(self.locks)}" if self.locks else ""))
+
+
+def edit(axes: str | Path, moves: Iterable[str] | Mapping[str, float] = (), locks: Sequence[str] = (),
+         out: str | Path = "edit.png", seed: int = 0, latent: str | Path | None = None,
+         image: str | Path | None = None, paste_back: bool = False, size: int = 256,
+         save_latent: str | Path | None = None, layers: str | None = None, encoder: str | Path | None = None,
+         steps: int = 200, face: int = 0, identity_weight: float = 0.3, force: bool = False,
+         device: str | None = "auto", fidelity: bool = True, region: str = "face",
+         tune_steps: int = TUNE_STEPS, animate: str | Path | None = None, frames: int = 7,
+         fps: float = 8.0) -> Edited:
+    """``tlgan edit``: one face before and after ``moves`` along the axes file's axes, written to ``out``.
+
+    The face is a photo's (``image``: found, aligned and inverted, from ``encoder``'s guess or the
+    :func:`default_encoder`), an inversion's (``latent`` ending in ``.npz``, from ``tlgan invert``), a ``.npy``
+    latent, or the one ``seed`` draws. ``layers``: a ``--layers`` spec (w+ only). A photo's edit with
+    ``fidelity`` keeps the photo's own pixels within ``region`` (the generator tuned to it: the inversion's
+    saved tuning, else ``tune_steps`` of tuning now; see :func:`edit_photo`). ``animate``: also the face
+    morphing along the whole move (:func:`animate_edit`, ``frames`` at ``fps``). Nothing existing is replaced
+    that an earlier ``tlgan edit`` did not make, unless ``force``.
+    """
+    outputs = Outputs("edit", force)
+    outputs.claim(out, save_latent and npy_path(save_latent), animate)  # before any work
+    mv = check_moves(dict(moves)) if isinstance(moves, Mapping) else parse_moves(moves)
+    check_seed(seed)
+    if animate is not None:
+        check_animation_path(animate)
+        if layers is not None:
+            raise InputError("--animate moves every layer; leave out --layers to animate")
+    editor = open_editor(axes, device)
+    chosen = layers_of(editor, layers)
+    if image is not None or (latent is not None and str(latent).endswith(".npz")):
+        tuning = None
+        if image is not None:
+            photo, inv = invert_photo(editor.generator, image, encoder or default_encoder(editor.generator, axes),
+                                      face, steps, identity_weight)
+        else:
+            photo, inv = None, load_inversion(latent, editor.generator)  # type: ignore[arg-type]
+            if fidelity and tuning_path(latent).exists():  # type: ignore[arg-type]
+                tuning = load_tuning(tuning_path(latent), editor.generator)  # type: ignore[arg-type]
+        if fidelity and tuning is None:
+            tuning = tune_photo(editor.generator, inv, tune_steps, editor=editor)
+        edited = edit_photo(editor, inv, photo, mv, locks, out, size, chosen, paste_back, fidelity, region, tuning,
+                            force)
+        if save_latent:
+            outputs.made(save_npy(edited, save_latent))
+        done = Edited(Path(out), edited, mv, list(locks), inv, paste_back)
+        z = inv.latent
+    else:
+        z = read_latent(editor, seed, latent)
+        done = Edited(Path(out), edit_file(editor, z, mv, locks, out, size, save_latent, chosen, force), mv,
+                      list(locks))
+    if animate is not None:
+        done.animation = outputs.made(animate_edit(editor, z, mv, locks, animate, frames, fps, size))
+    return done
+
+
+def grid(axes: str | Path, features: Sequence[str] | None = None, seeds: Sequence[int] = (0, 1, 2),
+         extent: float = 3.0, steps: int = 7, locks: Sequence[str] = (), out: str | Path = "grid.png",
+         cell: int = 96, layers: str | None = None, force: bool = False, device: str | None = "auto",
+         animate: str | Path | None = None, fps: float = 8.0) -> list[str]:
+    """``tlgan grid``: the traversal figure of an axes file (``features`` default: every axis); returns its rows.
+    ``animate``: also every row as a loop (:func:`animate_grid`)."""
+    if animate is not None:
+        check_animation_path(animate)
+    editor = open_editor(axes, device)
+    for f in list(features or []) + list(locks):
+        editor.axes.index(f)
+    chosen = layers_of(editor, layers)
+    feats = grid_file(editor, features, seeds, extent, steps, locks, out, cell, chosen, force)
+    if animate is not None:
+        animate_grid(editor, feats, seeds, extent, steps, locks, animate, cell, chosen, fps)
+    return feats
+
+
+def axes_summary(axes: str | Path) -> dict[str, Any]:
+    """``tlgan axes-info``: what an axes file holds (features, metrics, generator, extractor), as JSON data."""
+    return Axes.load(axes).to_json()
+
+
+@dataclass
+class Inverted:
+    """What ``invert`` wrote: the ``.latent.npz``, the generator, the inversion and the extractor's summary
+    features of photo and reconstruction side by side (``{feature: (photo, reconstruction)}``)."""
+
+    out: Path
+    generator: Generator
+    inversion: Inversion
+    summary: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def quality_extractor(name: str = DEFAULT_EXTRACTOR, device: str | None = "auto") -> Extractor | None:
+    """The extractor that reads a reconstruction's labels beside the photo's: a bonus, so None when it
+    cannot be loaded (e.g. its weights are not fetched)."""
+    try:
+        return load_extractor(name, device)
+    except TLGANError:
+        return None
+
+
+def invert(photo: str | Path, generator: str = DEFAULT_GENERATOR, out: str | Path | None = None,
+           encoder: str | Path | None = None, steps: int = 200, face: int = 0, identity_weight: float = 0.3,
+           extractor: str = DEFAULT_EXTRACTOR, force: bool = False, device: str | None = "auto",
+           space: Mapping[str, Any] | None = None, tune_steps: int = TUNE_STEPS) -> Inverted:
+    """``tlgan invert``: the generator's closest face to the photo's, written to ``out`` (default:
+    ``PHOTO.latent.npz``) with a PNG of crop | reconstruction beside it and, with ``tune_steps`` > 0, the
+    generator's tuning to the photo (``PHOTO.tuning.safetensors``). ``encoder`` default: :func:`default_encoder`.
+
+    ``extractor`` reads photo and reconstruction (skipped when it cannot be loaded); the summary holds the
+    features it declares worth showing first (``Extractor.summary``).
+    """
+    check_number(identity_weight, "--identity-weight", 0, 1e6)
+    photo = Path(photo)
+    target = Path(out) if out else photo.with_name(photo.stem + ".latent.npz")
+    Outputs("invert", force).claim(target, _png_beside(target, photo),  # before the models load
+                                   tuning_path(target) if tune_steps else None)
+    gen = load_generator(generator, device, **dict(space or {}))
+    ext = quality_extractor(extractor, device)
+    inv = invert_file(gen, photo, target, encoder or default_encoder(gen), face, steps, identity_weight, ext,
+                      tune_steps, force)
+    labels = inv.quality.get("labels", {}) if inv.quality else {}
+    summary = {name: (labels[name]["photo"], labels[name]["reconstruction"])
+               for name in (ext.summary if ext is not None else ()) if name in labels}
+    return Inverted(target, gen, inv, summary)
+
+
+def train_encoder(run: str | Path, out: str | Path | None = None, n: int = 20_000, epochs: int = 6,
+                  force: bool = False, device: str | None = "auto", log: Log = None) -> tuple[Path, Generator]:
+    """``tlgan train-encoder``: an encoder image -> latent from a run's own (latent, image) pairs, saved to
+    ``out`` (default: ``encoder.safetensors`` beside the run folder); returns its path and the generator."""
+    check_range(n, "-n", 20, MAX_N, "training pairs")
+    check_range(epochs, "--epochs", 1, MAX_EPOCHS)
+    outputs = Outputs("train-encoder", force)
+    target = Path(out) if out else Path(run).parent / "encoder.safetensors"
+    outputs.claim(target)
+    r = open_run(run)
+    gen = generator_of(r.info, device, r.path / "run.json")
+    enc = train_image_encoder(r, gen, n=n, epochs=epochs, log=log or (lambda s: None))
+    return outputs.made(enc.save(target)), gen
 
 
 # ---------------------------------------------------------------- measuring axes
@@ -420,8 +713,6 @@ def _resized(image: np.ndarray, size: int) -> np.ndarray:
 def prepare_heldout(generator: Generator, extractor: Extractor, n: int, run_seed: int, identity_n: int = 100,
                     log: Log = None) -> tuple[Scorer, Heldout]:
     """A scorer and the ``n`` held-out latents of a run seeded ``run_seed`` (never used for fitting)."""
-    from .evaluate import Scorer, heldout_seed, make_heldout
-
     scorer = Scorer(generator, extractor)
     seed = heldout_seed(run_seed)
     _log(log, f"held-out latents: {n} from seed {seed}")
@@ -464,20 +755,12 @@ def evaluate_file(axes_path: str | Path, n: int = 200, distances: Sequence[float
     Returns the evaluation and the report's ``index.html`` (default folder:
     ``report/AXES-NAME`` beside the axes file).
     """
-    from .axes import Axes
-    from .evaluate import evaluate_axes
-    from .report.evaluation import write_evaluation
-    from .sample import open_run
-
     check_heldout(n)
     check_measure_counts(identity_n, lock_n)
     axes_path = Path(axes_path)
     folder = Path(out) if out else axes_path.parent / "report" / axes_path.stem
     outputs = report_outputs("evaluate", folder, force)
     a = Axes.load(axes_path)
-    from .extractors import load_extractor
-    from .generators import generator_of
-
     gen = generator_of(a.meta, device, axes_path)
     a.check_generator(gen)
     ext = load_extractor(a.meta.get("extractor", DEFAULT_EXTRACTOR), device)
@@ -501,13 +784,6 @@ def compare(run: str | Path, finders: Sequence[str], n: int = 200, distances: Se
 
     Returns the comparison and its report page (default folder: ``report/`` beside the run folder).
     """
-    from .evaluate import compare_finders
-    from .report.comparison import write_comparison
-    from .sample import open_run
-
-    from .extractors import load_extractor
-    from .generators import generator_of
-
     check_heldout(n)
     check_measure_counts(identity_n, lock_n)
     check_range(components, "--components", 1, MAX_COMPONENTS)
@@ -531,10 +807,6 @@ def dci_run(run: str | Path, label_set: str | None = None, features: Sequence[st
     out for informativeness. Writes the report (default: ``report/dci`` beside
     the run folder); returns the result and its ``index.html``.
     """
-    from .disentangle import SpaceDCI, dci
-    from .report.dci import write_dci
-    from .sample import open_run
-
     check_range(max_samples, "--samples", 10, MAX_N)
     folder = Path(out) if out else Path(run).parent / "report" / "dci"
     outputs = report_outputs("dci", folder, force)
@@ -561,13 +833,9 @@ def label_session(labels: str | Path, run: str | Path | None = None, generator: 
                   seed: int = 0, page_size: int = 24, probe_input: str = "faceres",
                   device: str | None = "auto") -> Labeller:
     """The labelling session of ``tlgan label``: a run's cached faces (``run``) or fresh samples of ``generator``."""
-    from .labels import FaceSource, Labeller, LabelStore, RunSource
-
     if run is not None:
         source: FaceSource = RunSource(run)
     else:
-        from .generators import load_generator
-
         gen = load_generator(generator, device)
         source = FaceSource(gen.name, seed, None, gen)
     return Labeller(source, LabelStore(labels, source.generator_name), page_size, probe_input, device)
@@ -601,8 +869,6 @@ def label_sheets(labeller: Labeller, folder: str | Path, feature: str = "", star
 def parse_crop(text: str) -> tuple[float, float, float] | None:
     """A CelebA crop: ``digiface`` (the generator's framing), ``center`` (None: the centred square) or
     three fractions ``X0,Y0,SIDE`` in [0, 1]."""
-    from .train import CELEBA_CROP
-
     if text == "digiface":
         return CELEBA_CROP
     if text == "center":
@@ -636,8 +902,6 @@ def gather_faces(label_files: Sequence[str | Path] = (), celeba: str | Path | No
 
     Feature names are lower case; ``renames`` maps CelebA attributes to other names.
     """
-    from . import train as T
-
     feats = [f.lower() for f in features or []] or None
     names = dict(renames or {})
     parts = []
@@ -664,8 +928,6 @@ def train_from_sources(name: str, label_files: Sequence[str | Path] = (), celeba
                        batch_size: int = 128, seed: int = 0, device: str | None = "auto",
                        log: Log = None) -> TrainResult:
     """``tlgan train-extractor``: gather the labelled faces and train the extractor ``name`` on them."""
-    from .train import train_extractor
-
     data = gather_faces(label_files, celeba, csv_folder, features, renames, limit, crop, size, seed, device, log)
     return train_extractor(name, data, learner, probe_input, None if out is None else Path(out), force, folds,
                            min_per_class, epochs, batch_size, seed, device, log=log)
@@ -678,16 +940,11 @@ def label_extractor(features: Sequence[str], extractor: str | None = "auto") -> 
     ``none`` or None: none; a name (``a+b``): checked now, so a typo fails here
     and not later in ``tlgan evaluate``.
     """
-    from .extractors import EXTRACTORS
-    from .plugins import load_plugins
-
     if extractor is None or extractor == "none":
         return None
     load_plugins()
     if extractor == "auto":
-        from .extractors.faces import FEATURES
-
-        known = {f.name for f in FEATURES} if DEFAULT_EXTRACTOR in EXTRACTORS else set()
+        known = set(declared_features(DEFAULT_EXTRACTOR) or ()) if DEFAULT_EXTRACTOR in EXTRACTORS else set()
         return DEFAULT_EXTRACTOR if set(features) <= known else None
     for part in extractor.split("+"):
         EXTRACTORS.describe(part.strip())
@@ -707,13 +964,10 @@ def fit_labels(labels: Sequence[str | Path], features: Sequence[str] | None = No
                extractor: str | None = "auto", seed: int = 0, device: str | None = "auto") -> LabelAxes:
     """``tlgan fit-labels``: an axis per feature straight from hand-labelled latents, saved to ``out``
     (default: the first label file with the suffix ``.axes.safetensors``)."""
-    from .generators import load_generator
-    from .labels import fit_label_axes, load_labels
-
-    from .generators.library import check_named_path
-
+    if out is not None:
+        Axes.check_path(out)  # refuse a name that would clobber a file before the fit, not after it
     table = load_labels(list(labels), features or None)
-    check_named_path(table.generator, labels[0])
+    library.check_named_path(table.generator, labels[0])
     gen = load_generator(table.generator, device)
     ext = label_extractor(table.features, extractor)
     axes = fit_label_axes(table, gen, seed=seed, source=", ".join(map(str, labels)), extractor=ext)
@@ -727,8 +981,6 @@ def fit_labels(labels: Sequence[str | Path], features: Sequence[str] | None = No
 
 def open_generation(axes_path: str | Path, device: str | None = "auto") -> tuple[Editor, Extractor]:
     """The editor of an axes file and the extractor its axes were fitted on (which confirms generated faces)."""
-    from .extractors import load_extractor
-
     editor = open_editor(axes_path, device)
     return editor, load_extractor(editor.axes.meta.get("extractor") or DEFAULT_EXTRACTOR, device)
 
@@ -755,6 +1007,7 @@ class Generated:
     baseline_seconds: float = 0.0
     folder: Path | None = None
     contact_sheet: Path | None = None
+    extractor: str = ""  # the extractor that confirmed the faces
 
     @property
     def images(self) -> np.ndarray:
@@ -785,8 +1038,6 @@ class Generated:
 def _spec_for(editor: Editor, extractor: Extractor, wants: Sequence[str], keep: Sequence[str]) -> Any:
     """The spec of ``wants`` on the extractor's features, plus the subject's presence when it has an axis;
     every feature it names (and every kept one) must have an axis to move along."""
-    from .generate.spec import SpecError, parse_spec, presence_condition, with_condition
-
     spec = parse_spec(wants, extractor.features)
     axes = editor.axes
     for f in list(spec.features) + list(keep):
@@ -814,15 +1065,6 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
     measure rejection sampling's cost on the same spec. With ``out``, writes ``out/faces/`` (PNGs and
     ``metadata.jsonl``: labels, seed, index, latent, moves), ``out/contact-sheet.png`` and ``out/summary.json``.
     """
-    import json
-    import time
-
-    from .bounds import check_range
-    from .generate.folder import contact_sheet, face_record, save_faces, write_metadata
-    from .generate.plan import rejection, steer
-    from .generate.stream import LatentStream
-    from .safeio import atomic_write_text
-
     check_range(n, "-n", 1, 100_000, "faces")
     check_range(max_tries, "--max-tries", 1, 100)
     spec = _spec_for(editor, extractor, wants, keep)
@@ -844,7 +1086,7 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
     _log(log, f"generate {n} faces meeting {spec}")
     outcome = steer(spec, editor.axes, names, measure, draw, n, keep, max_tries,
                     max_started=1 if start is not None else None, calibration_draw=stream.draw)
-    result = Generated(spec, names, outcome.delivered, outcome, time.perf_counter() - t0)
+    result = Generated(spec, names, outcome.delivered, outcome, time.perf_counter() - t0, extractor=extractor.name)
     if baseline > 0:
         t0 = time.perf_counter()
         result.baseline_found, result.baseline_rendered = rejection(spec, names, measure, LatentStream(
@@ -866,15 +1108,47 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
     return result
 
 
+def start_latent(editor: Editor, latent: str | Path | None = None, image: str | Path | None = None,
+                 encoder: str | Path | None = None, steps: int = 200, face: int = 0,
+                 identity_weight: float = 0.3) -> np.ndarray | None:
+    """The one face ``latent`` (``.npy``, or ``.latent.npz`` from ``tlgan invert``) or ``image`` (inverted now)
+    gives; None for neither."""
+    if latent is not None and image is not None:
+        raise InputError("give --from-latent or --image, not both")
+    if image is not None:
+        return invert_photo(editor.generator, image, encoder, face, steps, identity_weight)[1].latent
+    if latent is not None and str(latent).endswith(".npz"):
+        return load_inversion(latent, editor.generator).latent
+    if latent is not None:
+        return read_latent(editor, 0, latent)
+    return None
+
+
+def generate(axes: str | Path, wants: Sequence[str], n: int | None = None, out: str | Path | None = "generated",
+             seed: int = 0, keep: Sequence[str] = (), latent: str | Path | None = None,
+             image: str | Path | None = None, max_tries: int = 5, baseline: int = 0, cell: int = 96,
+             encoder: str | Path | None = None, steps: int = 200, face: int = 0, identity_weight: float = 0.3,
+             device: str | None = "auto", log: Log = None) -> Generated:
+    """``tlgan generate``: the axes file's editor and extractor, the start face (``latent`` or ``image``, if
+    given), then :func:`generate_faces`; ``n`` default: 16, or 1 from a given face."""
+    editor, extractor = open_generation(axes, device)
+    start = start_latent(editor, latent, image, encoder, steps, face, identity_weight)
+    n = n if n is not None else 1 if start is not None else 16
+    return generate_faces(editor, extractor, wants, n, out, seed, keep, start, max_tries, baseline, cell, log=log)
+
+
+def dataset(axes: str | Path, balance: Sequence[str], n: int, out: str | Path, seed: int = 0,
+            chunk: int | None = None, max_tries: int = 4, parquet: bool = False, device: str | None = "auto") -> Any:
+    """``tlgan dataset``: :func:`make_dataset` with the axes file's editor and extractor."""
+    editor, extractor = open_generation(axes, device)
+    return make_dataset(editor, extractor, balance, n, out, seed, chunk, max_tries, parquet=parquet)
+
+
 def _calibration_faces(editor: Editor, extractor: Extractor, measure: Callable, count: int,
                        seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Latents and labels of random faces to read label spreads from: the first ``count`` samples of the
     axes' own run when it is on disk with these labels (nothing to render), else ``count`` faces rendered
     from the seed after ``seed``."""
-    from .bounds import MAX_SEED
-    from .generate.stream import LatentStream
-    from .sample import RunError, open_run
-
     where = editor.axes.meta.get("run")
     if where and (Path(where) / "run.json").exists():
         try:
@@ -898,12 +1172,6 @@ def make_dataset(editor: Editor, extractor: Extractor, balance: Sequence[str], n
     (the axes' run when it is on disk). ``parquet`` also writes ``out/data.parquet`` (``moves`` and ``steps``
     as JSON text there).
     Returns a :class:`tlgan.generate.dataset.Built`."""
-    from .bounds import check_range
-    from .generate.dataset import DatasetError, axes_fingerprint, bin_edges, build, parse_balance
-    from .generate.plan import calibrate
-    from .generate.spec import Condition, Spec, presence_condition
-    from .generate.stream import LatentStream
-
     check_range(n, "-n", 1, 1_000_000, "faces")
     chunk = check_range(chunk or editor.generator.batch_size, "--chunk", 1, 65_536)
     balances = parse_balance(balance, extractor.features)
@@ -937,13 +1205,7 @@ def write_parquet(folder: Path) -> Path:
         import pyarrow.parquet as pq
     except ImportError:
         raise InputError("--parquet needs pyarrow: pip install pyarrow") from None
-    from .generate.dataset import SPLIT
-    from .generate.folder import read_metadata
-    from .safeio import atomic_write
-
     split = folder / SPLIT
-    import json
-
     def flat(r: dict) -> dict:  # moves differ in their keys from face to face: kept as JSON text
         return {k: json.dumps(v) if k in ("moves", "steps") else v for k, v in r.items()}
 
