@@ -7,8 +7,15 @@ the gradio page, a thin edge over it (imported lazily: gradio is the ``app``
 extra).
 """
 
-from .state import (ExplorerState, Explorer, Session, StateError, decode_state, encode_state,
-                    state_from_token, state_token)
+from .state import Explorer, ExplorerState, Session, StateError, decode_state, encode_state, state_from_token, state_token
 
-__all__ = ["ExplorerState", "Explorer", "Session", "StateError", "decode_state", "encode_state",
-           "state_from_token", "state_token"]
+__all__ = [
+                    "Explorer",
+                    "ExplorerState",
+                    "Session",
+                    "StateError",
+                    "decode_state",
+                    "encode_state",
+                    "state_from_token",
+                    "state_token",
+]

@@ -8,14 +8,25 @@ import binascii
 import hashlib
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
 from ..axes import Axes
-from .state import (ExplorerState, Latent, StateError, in_axes_order, check_edit, check_feature, parse_amount,
-                    parse_latent, parse_seed, set_layers)
+from .state import (
+    ExplorerState,
+    Latent,
+    StateError,
+    check_edit,
+    check_feature,
+    in_axes_order,
+    parse_amount,
+    parse_latent,
+    parse_seed,
+    set_layers,
+)
 
 STATE_VERSION = 1
 STATE_KEYS = ("tlgan_explorer", "generator", "seed", "latent", "sliders", "locks", "layers", "linear")

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gradio as gr
 import numpy as np
@@ -30,11 +31,35 @@ from ..figures import upscale
 from ..jobs.core import animate_edit, generate_faces
 from .codec import state_digest
 from .state import StateError, reset_sliders, set_latent
+from .text import md_text
 from .undo import Session
 
-if TYPE_CHECKING:  # web.py imports this module; the page types are only annotations here
+if TYPE_CHECKING:
     from .explorer import Explorer
-    from .web import Page, View
+
+
+class View(Protocol):
+    """What the panels read of one browser session's view (``web.View``)."""
+
+    state: Any
+
+
+class Page(Protocol):
+    """What the panels use of the page they are added to (``web.Page``, which imports this module: the
+    panels name the members they need instead of importing it)."""
+
+    explorer: Explorer
+    files: Any
+    names: list[str]
+    face: Any
+    details: Any
+
+    def action(self, *args: Any, **kwargs: Any) -> Any: ...
+    def chain(self, *args: Any, **kwargs: Any) -> Any: ...
+    def new_view(self, *args: Any, **kwargs: Any) -> Any: ...
+    def shows(self, *args: Any, **kwargs: Any) -> Any: ...
+    def view_state(self, *args: Any, **kwargs: Any) -> Any: ...
+    def wiring(self, *args: Any, **kwargs: Any) -> Any: ...
 
 CONDITION_ROWS = 3  # rows of feature / operator / value
 N_CHOICES = (4, 6, 8, 12)
@@ -119,7 +144,6 @@ def gallery_items(result: Any, cell: int = GALLERY_CELL) -> list[tuple[Any, str]
 
 def cost_line(result: Any, asked: int, seed: int) -> str:
     """What was delivered and what it cost, in one line of markdown (with the CLI call that repeats it)."""
-    from .web import md_text
 
     s = result.summary()
     got = s["delivered"]
@@ -220,7 +244,6 @@ def gif_file(page: Page, view: View) -> str:
 def generate_panel(page: Page) -> None:
     """Conditions on the features, N and Generate; a gallery of confirmed faces, one click from the sliders.
     Shown only when the page has an extractor (it confirms every face)."""
-    from .web import md_text
 
     explorer = page.explorer
     if explorer.extractor is None:

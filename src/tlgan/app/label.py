@@ -26,10 +26,10 @@ import numpy as np
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
-from PIL import Image  # noqa: E402
+import gradio as gr
+from PIL import Image
 
-from ..labels import LabelError, Labeller, Page, check_feature  # noqa: E402
+from ..labels import LabelError, Labeller, Page, check_feature
 
 CELL = 128  # pixels per face on the page
 COLS = 8

@@ -5,8 +5,8 @@ shown) and ``LockWarning.message`` says it in words."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

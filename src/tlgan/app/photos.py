@@ -16,8 +16,9 @@ sessions come and go. Everything here goes through ``tlgan.jobs``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from cachetools import LRUCache

@@ -25,14 +25,15 @@ from __future__ import annotations
 import importlib
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..axes import Axes, AxesError
-from ..explore import LAYER_GROUPS, edit_delta, parse_layers
 from ..errors import TLGANError
+from ..explore import LAYER_GROUPS, edit_delta, parse_layers
 
 SLIDER_LIMIT = 4.0  # sliders go from -4 to +4 latent units (N(0, I) latents have unit spread per axis)
 SLIDER_STEP = 0.1

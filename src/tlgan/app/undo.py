@@ -21,7 +21,7 @@ class Session:
     last_key: str | None = None
     last_time: float = 0.0
 
-    def push(self, new: ExplorerState, key: str | None = None, now: float | None = None) -> "Session":
+    def push(self, new: ExplorerState, key: str | None = None, now: float | None = None) -> Session:
         """Make ``new`` current. Repeated changes with the same ``key`` (one slider being dragged) within
         ``COALESCE_S`` seconds are a single undo step."""
         now = time.monotonic() if now is None else now
@@ -35,7 +35,7 @@ class Session:
     def can_undo(self) -> bool:
         return bool(self.history)
 
-    def undo(self) -> "Session":
+    def undo(self) -> Session:
         if not self.history:
             raise StateError("nothing to undo")
         return Session(self.history[-1], self.history[:-1], None, 0.0)

@@ -17,45 +17,61 @@ from __future__ import annotations
 import atexit
 import html
 import itertools
-import uuid
 import os
-import re
 import shutil
 import signal
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from cachetools import LRUCache
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
 if int(gr.__version__.split(".")[0]) < 6:  # the page uses gradio 6's API (launch(css=...), buttons=[...])
     raise ImportError(f"the explorer needs gradio 6 or newer, this is gradio {gr.__version__}: "
                       "pip install -U 'gradio>=6'")
 
-from ..axes import AxesError  # noqa: E402
-from ..errors import TLGANError  # noqa: E402
-from ..figures import upscale  # noqa: E402
-from ..safeio import atomic_write  # noqa: E402
-from ..explore import parse_layers  # noqa: E402
-from .address import check_address  # noqa: E402
-from .codec import encode_state, state_digest, state_token  # noqa: E402
-from .explorer import Explorer  # noqa: E402
-from .photos import REGIONS, PhotoStore, PhotoWork, save_shown  # noqa: E402
-from .readouts import Readout, describe_readouts, subject_missing  # noqa: E402
-from .state import (LAYER_CHOICES, SLIDER_LIMIT, SLIDER_STEP, STRIP_STEPS, ExplorerState, Latent,  # noqa: E402
-                    StateError, as_latent, reset_sliders, set_latent, set_layers, set_linear, set_lock,
-                    set_seed, set_slider, strip_states)
-from .undo import MAX_SESSIONS, Session  # noqa: E402
-from .live import Live  # noqa: E402
-from .generate_panel import generate_panel, gif_panel  # noqa: E402
+from ..axes import AxesError
+from ..errors import TLGANError
+from ..explore import parse_layers
+from ..figures import upscale
+from ..safeio import atomic_write
+from .address import check_address
+from .codec import encode_state, state_digest, state_token
+from .explorer import Explorer
+from .generate_panel import generate_panel, gif_panel
+from .live import Live
+from .photos import REGIONS, PhotoStore, PhotoWork, save_shown
+from .readouts import Readout, describe_readouts, subject_missing
+from .state import (
+    LAYER_CHOICES,
+    SLIDER_LIMIT,
+    SLIDER_STEP,
+    STRIP_STEPS,
+    ExplorerState,
+    Latent,
+    StateError,
+    as_latent,
+    reset_sliders,
+    set_latent,
+    set_layers,
+    set_linear,
+    set_lock,
+    set_seed,
+    set_slider,
+    strip_states,
+)
+from .text import md_text
+from .undo import MAX_SESSIONS, Session
 
 IMAGE_SIZE = 512  # the face is upscaled (Lanczos) to this for the page and the PNG
 IMAGE_HEIGHT = 420
@@ -139,7 +155,7 @@ class View:
         """True when the face shown (before the sliders) is the uploaded photo's reconstruction."""
         return self.photo is not None and self.state.latent == self.photo.latent
 
-    def fresh(self) -> "View":
+    def fresh(self) -> View:
         """This view with everything shown to be redrawn (the photo's fidelity or region changed)."""
         return replace(self, image=None, image_for=None, image_look=None, readouts_for=None, strip_for=None,
                        download_for=None)
@@ -237,19 +253,6 @@ class FaceFiles:
     def remove(self) -> None:
         """Delete the folder and every file in it."""
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-# What can make markup inside a line of markdown: backslash, code, emphasis, links and images, strikethrough,
-# LaTeX; an underscore only at a word's edge (snake_case stays as it is, also for API clients reading the text).
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]~$]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
-
-
-def md_text(text: Any) -> str:
-    """``text`` for a line of gr.Markdown (or a component's ``info``) that shows it as written: HTML is
-    escaped to entities and markdown's inline markup with backslashes, so a name such as ``<b>x</b>`` or
-    ``*y*`` appears as those characters."""
-    escaped = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), escaped)
 
 
 def unchanged(outputs: list) -> dict:
