@@ -204,7 +204,7 @@ def measure(axes_path: Path, changes: int, device: str, live: str = "auto", drag
     axes = Axes.load(axes_path)
     feature = next((n for n in ("age", "a") if n in axes.names), axes.names[0])
     port = free_port()
-    log = open(Path(tempfile.gettempdir()) / f"tlgan-app-latency-{port}.log", "w")
+    log = open(Path(tempfile.gettempdir()) / f"tlgan-app-latency-{port}.log", "w")  # noqa: SIM115 - the server writes to it while it runs
     server = subprocess.Popen([sys.executable, "-m", "tlgan.cli", "serve", str(axes_path), "--port", str(port),
                                "--device", device, "--live", live,
                                "--seed", "0"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +49,7 @@ def main() -> None:
 
     import matplotlib
     import torch
+
     from tlgan.app.photos import save_shown
     from tlgan.app.state import set_latent, set_slider
     from tlgan.figures import upscale

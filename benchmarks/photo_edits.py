@@ -41,13 +41,12 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
-
-from tlgan.align import apply, feather_mask, paste_back, warp  # noqa: E402
-from tlgan.disentangle import logits  # noqa: E402
-from tlgan.extractors import load_extractor  # noqa: E402
-from tlgan.jobs import TUNE_STEPS, default_encoder, invert_photo, open_editor, photo_session, tune_photo  # noqa: E402
-from tlgan.photo import seam_score  # noqa: E402
+from _common import RESULTS, machine
+from tlgan.align import apply, feather_mask, paste_back, warp
+from tlgan.disentangle import logits
+from tlgan.extractors import load_extractor
+from tlgan.jobs import TUNE_STEPS, default_encoder, invert_photo, open_editor, photo_session, tune_photo
+from tlgan.photo import seam_score
 
 ROOT = Path(__file__).resolve().parents[1]
 EDITS = (("happy +1.5", {"happy": 1.5}, ()), ("age +2, male locked", {"age": 2.0}, ("male",)))
@@ -64,7 +63,7 @@ class Judge:
         spec = importlib.util.find_spec("face_recognition_models")  # not imported: its __init__ needs pkg_resources
         if spec is None or not spec.submodule_search_locations:
             raise SystemExit("the judge needs `pip install dlib-bin face-recognition-models` (the bench extra)")
-        models = Path(list(spec.submodule_search_locations)[0]) / "models"
+        models = Path(next(iter(spec.submodule_search_locations))) / "models"
         self.detect = dlib.get_frontal_face_detector()
         self.shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
         self.net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
@@ -94,7 +93,7 @@ def test_photos(folder: Path) -> list[Path]:
         for k, (x0, x1) in enumerate(PORTRAIT_BOXES):
             if not (folder / f"portrait{k}.png").exists():
                 sheet.crop((x0, 346, x1, 497)).save(folder / f"portrait{k}.png")
-    except Exception as e:  # noqa: BLE001 - the portraits are optional
+    except Exception as e:
         print(f"no @vladmandic/human portraits ({e}); `tlgan models fetch human-test-photos`")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
 
@@ -128,7 +127,7 @@ def labels_of(extractor, image: np.ndarray) -> dict:
     import torch
 
     row = axis_scale(extractor, extractor(torch.from_numpy(np.ascontiguousarray(image))[None]))[0]
-    return {f: float(v) for f, v in zip(extractor.feature_names, row)}
+    return {f: float(v) for f, v in zip(extractor.feature_names, row, strict=True)}
 
 
 def footprint_mask(photo: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
@@ -142,7 +141,7 @@ def around_face(photo: np.ndarray, transform: np.ndarray, size: int, cell: int) 
     corners = apply(transform, [[0, 0], [size, 0], [0, size], [size, size]])
     (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 0.75 * max(x1 - x0, y1 - y0)
-    box = tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
+    box = tuple(round(v) for v in (cx - half, cy - half, cx + half, cy + half))
     return np.asarray(Image.fromarray(photo).crop(box).resize((cell, cell), Image.Resampling.LANCZOS))
 
 
@@ -177,7 +176,7 @@ def summarise(rows: list[dict]) -> dict:
 def summarise_group(rows: list[dict]) -> dict:
     out: dict = {}
     for method in ("today", "fidelity"):
-        for title, moves, locks in EDITS:
+        for title, _moves, _locks in EDITS:
             sel = [r[method][title] for r in rows]
             dist = [s["identity"] for s in sel if s["identity"] is not None]
             out[f"{method}/{title}"] = {

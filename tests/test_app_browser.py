@@ -9,6 +9,7 @@ weights; it uses runs/demo/axes.safetensors when `make demo` has made it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser_support import BROWSER_MARKS, ROOT, serving as serve_cmd, shot
+from browser_support import BROWSER_MARKS, ROOT, shot
+from browser_support import serving as serve_cmd
 from model_support import need_models
 
 DEMO_AXES = Path(os.environ.get("TLGAN_DEMO_AXES", ROOT / "runs" / "demo" / "axes.safetensors"))
@@ -136,10 +138,8 @@ def set_slider(page, name: str, value, wait_face: bool = True) -> None:
 
 def dismiss_toasts(page) -> None:
     for button in page.locator(".toast-close").all():
-        try:
+        with contextlib.suppress(Exception):
             button.click(timeout=1000)
-        except Exception:  # noqa: BLE001 - a toast that closed by itself meanwhile
-            pass
 
 
 def open_share(page) -> None:

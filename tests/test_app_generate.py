@@ -9,8 +9,7 @@ from PIL import Image
 
 from tlgan.app.codec import state_token
 from tlgan.app.explorer import Explorer
-from tlgan.app.generate_panel import (GenerateError, condition_text, features_help, gallery_items, generate,
-                                      gif_start, load_face, wants_of)
+from tlgan.app.generate_panel import GenerateError, condition_text, features_help, gallery_items, generate, gif_start, load_face, wants_of
 from tlgan.app.state import StateError, set_lock, set_slider
 from tlgan.app.undo import Session
 from tlgan.extractors import load_extractor
@@ -71,7 +70,7 @@ def test_generate_returns_confirmed_faces_for_the_gallery(explorer, generated):
     names = generated.names
     assert len(generated.faces) == 4
     for face in generated.faces:  # every face read back meets every condition
-        labels = dict(zip(names, face.labels))
+        labels = dict(zip(names, face.labels, strict=True))
         assert labels["a"] >= 1 and labels["p"] < 0.5 and labels["c"] <= 0
     items = gallery_items(generated, cell=32)
     assert len(items) == 4
@@ -116,7 +115,7 @@ def test_gif_morphs_from_the_unedited_face_to_the_face_shown(explorer):
     axes = explorer.axes
     s = set_lock(set_slider(set_slider(explorer.initial(7), axes, "a", 2), axes, "c", -1), axes, "c", True)
     s = set_slider(s, axes, "b", 1)
-    editor, z, moves = gif_start(explorer, s)
+    _editor, z, moves = gif_start(explorer, s)
     assert moves == {"a": 2.0, "b": 1.0}
     # the first frame is the face with only the locked slider's held amount, the last the face shown
     frames = move_frames(z, axes, moves, s.locks, steps=3)

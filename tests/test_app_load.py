@@ -26,7 +26,7 @@ pytestmark = [
 ]
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import app_load  # noqa: E402  (benchmarks/app_load.py: the load driver)
+import app_load
 
 SESSIONS, ROUNDS, WARMUP = 30, 6, 2
 MAX_SESSIONS = 40  # well below the sessions the load makes (30 a round without a session, 30 with one)

@@ -19,8 +19,20 @@ from tlgan.app.codec import decode_state, encode_state, state_from_token, state_
 from tlgan.app.explorer import Explorer
 from tlgan.app.locks import lock_warnings
 from tlgan.app.readouts import describe_readouts, format_change, format_value, subject_missing
-from tlgan.app.state import (MAX_SEED, SLIDER_LIMIT, STRIP_STEPS, ExplorerState, StateError, parse_seed, random_seed,
-                             reset_sliders, set_lock, set_seed, set_slider, strip_states)
+from tlgan.app.state import (
+    MAX_SEED,
+    SLIDER_LIMIT,
+    STRIP_STEPS,
+    ExplorerState,
+    StateError,
+    parse_seed,
+    random_seed,
+    reset_sliders,
+    set_lock,
+    set_seed,
+    set_slider,
+    strip_states,
+)
 from tlgan.app.undo import MAX_UNDO, Session
 from tlgan.axes import Axes, AxesError
 from tlgan.extractors import load_extractor
@@ -122,7 +134,7 @@ def test_slider_values_at_the_limits_and_as_strings_are_fine(axes):
 
 
 def test_unknown_feature_lists_the_known_ones(axes):
-    with pytest.raises(StateError, match="unknown feature 'age'.*a, b, p, c"):
+    with pytest.raises(StateError, match=r"unknown feature 'age'.*a, b, p, c"):
         set_slider(ExplorerState("toy-linear"), axes, "age", 1)
     with pytest.raises(StateError, match="unknown feature"):
         set_lock(ExplorerState("toy-linear"), axes, "zzz", True)

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from cli_support import run
 from PIL import Image
 
+from cli_support import run
 from tlgan.axes import Axes
 from tlgan.toy import toy_directions
 
@@ -22,7 +22,7 @@ def discovered(tmp_path):
 def test_discover_writes_run_axes_and_figure(discovered):
     axes = Axes.load(discovered / "axes.safetensors")
     assert axes.names == ["a", "b", "p", "c"]
-    for name, true in zip(axes.names, toy_directions()):
+    for name, true in zip(axes.names, toy_directions(), strict=True):
         assert axes.vector(name) @ true > 0.99
     assert axes.meta["generator"] == "toy-linear" and axes.meta["n_samples"] == 1500
     fig = Image.open(discovered / "traversal.png")

@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from tlgan.app.state import Explorer  # noqa: E402
-from tlgan.extractors import load_extractor  # noqa: E402
-from tlgan.generators import load_generator  # noqa: E402
-from tlgan.notebook import NotebookExplorer, explore  # noqa: E402
-from tlgan.jobs import discover  # noqa: E402
+from tlgan.app.state import Explorer
+from tlgan.extractors import load_extractor
+from tlgan.generators import load_generator
+from tlgan.jobs import discover
+from tlgan.notebook import NotebookExplorer, explore
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,14 @@
 """Editing a real photo from the command line: invert, edit the inverted latent, paste back; bad photos."""
 
 import os
+from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
-from cli_support import run
 from PIL import Image
 
+from cli_support import run
 from model_support import need_models
 from tlgan.invert import load_inversion
 
@@ -71,7 +72,7 @@ def test_photos_without_a_usable_face_get_one_line(tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not a picture")
     cut = tmp_path / "cut.jpg"
-    cut.write_bytes(open(PHOTO, "rb").read()[:4000])
+    cut.write_bytes(Path(PHOTO).read_bytes()[:4000])
     tiny = tmp_path / "tiny.png"
     Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(tiny)
     for path, says in ((blank, "no face found"), (text, "not an image|cannot read|not a picture"),

@@ -8,9 +8,9 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+
 from model_support import need_models
 from test_invert import tiny
-
 from tlgan.invert import InversionError
 from tlgan.photo.blend import blend, mask_pyramid, pyramid_levels, region_mask, seam_score
 from tlgan.photo.motion import backward_field, significant_motion, warp_crop
@@ -112,7 +112,7 @@ def test_face_mask_lies_inside_the_crop_and_grows_with_the_region():
 def test_identical_landmarks_give_no_motion_and_the_warp_follows_a_shift():
     pts = np.random.default_rng(1).uniform(0.2, 0.8, (468, 2))
     assert not backward_field(pts, pts).any()
-    field = backward_field(pts, pts + [0.05, 0.0])  # the face moved right: each point came from 0.05 to its left
+    field = backward_field(pts, [*pts, 0.05, 0.0])  # the face moved right: each point came from 0.05 to its left
     assert np.allclose(field[12:20, 12:20, 0], -0.05, atol=0.01)
     img = torch.zeros(1, 64, 64)
     img[0, :, 30] = 1
@@ -128,7 +128,7 @@ def test_photo_edit_keeps_the_photo_at_zero_move_and_its_size_after_a_move():
     gen = load_generator("digiface-dcgan", "cpu")
     z = gen.sample(8, 5)
     faces = gen.render(z).numpy()
-    pts, prob = mesh_landmarks(faces)
+    _pts, prob = mesh_landmarks(faces)
     k = int(np.argmax(prob))
     photo = np.full((180, 150, 3), 40, np.uint8)  # the face in a bigger picture, 2x, at (20, 30)
     from PIL import Image

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from tlgan import jobs, plugins
-from tlgan.cli import main
 from tlgan.axes import Axes
+from tlgan.cli import main
 from tlgan.explore import move
 from tlgan.fields import FIELDS
 from tlgan.finders import FINDERS

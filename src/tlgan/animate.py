@@ -6,8 +6,8 @@ imageio-ffmpeg. Frames are uint8 (T, H, W, 3) arrays; everything here is the edg
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -38,7 +38,7 @@ def fit_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
     frames = np.asarray(frames, np.uint8)
     h, w = frames.shape[1:3]
     scale = (size / max(h, w)) if size else 1.0
-    nh, nw = max(2, int(round(h * scale / 2)) * 2), max(2, int(round(w * scale / 2)) * 2)
+    nh, nw = max(2, round(h * scale / 2) * 2), max(2, round(w * scale / 2) * 2)
     if (nh, nw) == (h, w):
         return frames
     return np.stack([np.asarray(Image.fromarray(f).resize((nw, nh), Image.Resampling.LANCZOS)) for f in frames])

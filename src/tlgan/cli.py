@@ -8,8 +8,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import click
 
@@ -289,7 +289,7 @@ def relabel(run, extractor, make_default, device, ray_address, workers) -> None:
 
 def _print_axes(axes) -> None:
     click.echo(f"{'feature':16s} {'kind':10s} {'method':9s} {'n':>7s}  held-out")
-    for name, kind in zip(axes.names, axes.kinds):
+    for name, kind in zip(axes.names, axes.kinds, strict=True):
         m = axes.metrics[name]
         quality = jobs.fit_quality(m)
         score = f"{quality[0]} {quality[2]:.3f}" if quality else ""
@@ -501,7 +501,7 @@ def grid(axes, features, seeds, extent, steps, locks, out, cell, layers, animate
     try:
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
-        raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
+        raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds") from None
     feats = jobs.grid(axes, features.split(",") if features else None, seed_list, extent, steps, locks, out, cell,
                       layers, force, device, animate, fps)
     click.echo(f"{out}: {len(feats)} features x {steps} steps for seeds {seed_list}")
@@ -524,7 +524,7 @@ def _floats(text: str, hint: str) -> list[float]:
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=hint)
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=hint) from None
     if not values or min(values) <= 0:
         raise click.BadParameter(f"{text!r}: give one or more positive distances, e.g. 1.5,3", param_hint=hint)
     return sorted(set(values))

@@ -25,7 +25,8 @@ locked too and the latent keeps its norm (z latents only).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -81,10 +82,10 @@ def move(z: np.ndarray, axes: Axes, moves: Mapping[str, Any], locks: Iterable[st
         if a.ndim and a.shape != (n,):
             raise AxesError(f"move for {name!r} has {a.size} amounts for {n} latents")
         amounts.append(np.broadcast_to(a, (n,)))
-    names = [m for m, a in zip(moves, amounts) if np.any(a != 0)]
+    names = [m for m, a in zip(moves, amounts, strict=True) if np.any(a != 0)]
     if not names:
         return z.copy()
-    amount = np.stack([a for m, a in zip(moves, amounts) if m in names], 1)  # (N, m)
+    amount = np.stack([a for m, a in zip(moves, amounts, strict=True) if m in names], 1)  # (N, m)
     masks = None
     if wplus:
         num_ws = x0.shape[1]

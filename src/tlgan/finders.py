@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-
 from sklearn.svm import SVC
 
 from .axes import Axes
@@ -226,7 +226,9 @@ class LocalFinder(DirectionFinder):
                 continue
             unit = mean[k] / norms[k]
             cos = (grads[:, k] @ unit) / np.maximum(np.linalg.norm(grads[:, k], axis=1), 1e-12)
-            names.append(name); kinds.append(by_name[name].kind); vectors.append(unit.astype(np.float32))
+            names.append(name)
+            kinds.append(by_name[name].kind)
+            vectors.append(unit.astype(np.float32))
             slopes.append(float(np.linalg.norm(grads[:, k], axis=1).mean()))
             metrics[name] = {**fit.metrics[name], "slope": slopes[-1],
                              "mean_cos_to_mean_direction": float(cos.mean()),
@@ -297,7 +299,7 @@ class InterFaceGANFinder(DirectionFinder):
         x = np.concatenate([zv[top], zv[bottom]])
         t = np.concatenate([np.ones(k, int), np.zeros(k, int)])
         perm = np.random.default_rng(self.seed).permutation(2 * k)
-        n_train = int(round(2 * k * self.split))
+        n_train = round(2 * k * self.split)
         tr, va = perm[:n_train], perm[n_train:]
         svm = SVC(kernel="linear", C=self.C).fit(x[tr], t[tr])
         metrics: dict[str, Any] = {"val_accuracy": float(svm.score(x[va], t[va])) if len(va) else float("nan")}
@@ -326,7 +328,10 @@ class InterFaceGANFinder(DirectionFinder):
             if normal is None:
                 skipped[f.name] = why
                 continue
-            names.append(f.name); kinds.append(f.kind); vectors.append(normal); slopes.append(m["slope"])
+            names.append(f.name)
+            kinds.append(f.kind)
+            vectors.append(normal)
+            slopes.append(m["slope"])
             metrics[f.name] = m
         return make_axes(self, names, kinds, vectors, slopes, metrics, skipped, z.shape[1], len(z), meta)
 

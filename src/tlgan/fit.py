@@ -18,8 +18,9 @@ neither the fit nor the choice saw.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -27,8 +28,8 @@ from sklearn.metrics import r2_score
 
 from . import glm
 from .axes import Axes
-from .extractors import Feature
 from .errors import TLGANError
+from .extractors import Feature
 from .logistic import auc
 
 METHODS = ("auto", "linear", "logistic", "arctanh")
@@ -76,8 +77,8 @@ def axes_from_fits(fits: list[FeatureFit], latent_dim: int, n_samples: int, meta
 def _split(n: int, seed: int, test_fraction: float, val_fraction: float) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
-    n_test = max(1, int(round(n * test_fraction)))
-    n_val = max(1, int(round(n * val_fraction)))
+    n_test = max(1, round(n * test_fraction))
+    n_val = max(1, round(n * val_fraction))
     return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
 
 
@@ -240,7 +241,7 @@ def _fit_fast(z: Any, labels: np.ndarray, features: Sequence[Feature], method: s
         methods.append("" if out.skipped else out.method)
         if out.skipped:
             continue
-        for role, idx in zip((glm.TRAIN, glm.VAL, glm.TEST), split):
+        for role, idx in zip((glm.TRAIN, glm.VAL, glm.TEST), split, strict=True):
             roles[rows[idx], j] = role
         y = labels[rows, j]
         targets[rows, j] = _arctanh_target(y) if out.method == "arctanh" else y

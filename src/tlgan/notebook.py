@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .app.state import SLIDER_LIMIT, SLIDER_STEP, Explorer, ExplorerState, StateError, describe_readouts, set_lock, set_seed, set_slider
 from .jobs import open_explorer
-from .app.state import (SLIDER_LIMIT, SLIDER_STEP, Explorer, ExplorerState, StateError, describe_readouts,
-                        set_lock, set_seed, set_slider)
 
 TREND_MARK = {"up": "▲", "down": "▼", "same": "=", "none": "", "missing": "✕"}
 

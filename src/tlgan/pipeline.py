@@ -4,7 +4,7 @@ Sampling and fitting a run in one go is ``tlgan.jobs.discover``."""
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 

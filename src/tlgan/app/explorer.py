@@ -199,7 +199,7 @@ class Explorer:
             return [{} for _ in images]
         with self._extract_lock:
             values = self.extractor(np.asarray(images, dtype=np.uint8))
-        return [{f.name: float(v) for f, v in zip(self.extractor.features, row)} for row in values]
+        return [{f.name: float(v) for f, v in zip(self.extractor.features, row, strict=True)} for row in values]
 
     def strip(self, state: ExplorerState, name: str,
               steps: Sequence[float] = STRIP_STEPS) -> tuple[list[ExplorerState], np.ndarray]:

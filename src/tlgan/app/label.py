@@ -157,7 +157,7 @@ def grid_html(labeller: Labeller, page: Page, feature: str, cols: int = COLS, ce
     """The page's faces as HTML: one ``.lb-face`` per face with ``data-index`` and ``data-label``."""
     images = labeller.source.images(page.indices)
     cards = []
-    for i, im, v in zip(page.indices, images, page.labels):
+    for i, im, v in zip(page.indices, images, page.labels, strict=True):
         cls = "" if v is None else {1: " yes", 0: " no"}.get(v, "")
         mark = "" if v is None else {1: "yes", 0: "no"}.get(v, "")
         cards.append(f'<div class="lb-face{cls}" data-index="{i}" data-label="{"" if v is None else v}" '

@@ -58,7 +58,7 @@ def lock_warnings(state: ExplorerState, axes: Axes, latent: np.ndarray | None = 
         out = []
         locked = list(range(len(moved), len(names)))
         for a, name in enumerate(moved):
-            g = cos[np.ix_([a] + locked, [a] + locked)]
+            g = cos[np.ix_([a, *locked], [a, *locked])]
             kept = _retained_from_gram(g)
             near = tuple((names[b], float(cos[a, b])) for b in locked if abs(cos[a, b]) > WARN_COS)
             if near or kept < WARN_RETAINED:

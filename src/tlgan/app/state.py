@@ -202,7 +202,7 @@ def check_edit(state: ExplorerState, axes: Axes) -> None:
             edit_delta(axes, {name: 1.0}, state.locks)
         except AxesError:
             raise StateError(f"with {', '.join(state.locks)} locked, the axis of {name!r} lies inside the locked "
-                             f"axes' span: it cannot move without moving them; set {name} to 0 or unlock one")
+                             f"axes' span: it cannot move without moving them; set {name} to 0 or unlock one") from None
 
 
 def set_slider(state: ExplorerState, axes: Axes, name: Any, value: Any) -> ExplorerState:

@@ -29,7 +29,7 @@ class Session:
             return self
         if key is not None and key == self.last_key and now - self.last_time < COALESCE_S and self.history:
             return Session(new, self.history, key, now)
-        return Session(new, (self.history + (self.state,))[-MAX_UNDO:], key, now)
+        return Session(new, ((*self.history, self.state))[-MAX_UNDO:], key, now)
 
     @property
     def can_undo(self) -> bool:

@@ -111,13 +111,13 @@ FACE_WAIT_MS = 1500
 FACE_SHOWN_JS = """async () => {
   const frame = () => new Promise((ok) => requestAnimationFrame(() => ok()));
   await frame(); await frame();
-  const until = performance.now() + %d;
+  const until = performance.now() + {wait_ms};
   for (;;) {
     const img = document.querySelector('#tl-face img');
     if (!img || (img.complete && img.naturalWidth) || performance.now() > until) return [];
     await new Promise((ok) => setTimeout(ok, 10));
   }
-}""" % FACE_WAIT_MS
+}""".replace("{wait_ms}", str(FACE_WAIT_MS))
 
 SHARE_JS = """(rel) => {
   if (!rel || !rel.startsWith('?state=')) return rel;
@@ -863,7 +863,7 @@ def strip_panel(page: Page) -> None:
         now, label = s.slider(axis), _pretty(axis)
         steps = [st.slider(axis) for st in states]
         items = [(upscale(im, STRIP_CELL), f"{'● ' if abs(x - now) < 1e-6 else ''}{label} {x:+g}")
-                 for x, im in zip(steps, images)]
+                 for x, im in zip(steps, images, strict=True)]
         return {strip: gr.update(visible=True, value=items),
                 strip_note: (f"The face with **{md_text(label)}** at {', '.join(f'{x:+g}' for x in STRIP_STEPS)} "
                              "(the other sliders as they are). Click one to jump there.")}

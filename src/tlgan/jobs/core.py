@@ -12,39 +12,66 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .. import train as T
 from .. import weights
-from ..align import align_photo, paste_back as paste
+from ..align import align_photo
+from ..align import paste_back as paste
 from ..animate import check_animation_path, grid_frames, move_frames, write_animation
 from ..axes import Axes
-from ..bounds import (MAX_COLS, MAX_COMPONENTS, MAX_EPOCHS, MAX_HELDOUT, MAX_N, MAX_SEED, check_array_size, check_heldout,
-                     check_moves, check_number, check_picture, check_pixels, check_range, check_seed, check_steps)
+from ..bounds import (
+    MAX_COLS,
+    MAX_COMPONENTS,
+    MAX_EPOCHS,
+    MAX_HELDOUT,
+    MAX_N,
+    MAX_SEED,
+    check_array_size,
+    check_heldout,
+    check_moves,
+    check_number,
+    check_picture,
+    check_pixels,
+    check_range,
+    check_seed,
+    check_steps,
+)
 from ..disentangle import SpaceDCI, dci
-from ..distributed import ModelSpec, Report as RayReport, relabel as relabel_on_ray, sample as sample_on_ray
+from ..distributed import ModelSpec
+from ..distributed import Report as RayReport
+from ..distributed import relabel as relabel_on_ray
+from ..distributed import sample as sample_on_ray
 from ..errors import InputError, TLGANError
 from ..evaluate import Comparison, Evaluation, Heldout, Scorer, compare_finders, evaluate_axes, heldout_seed, make_heldout
 from ..explore import parse_layers
 from ..extractors import EXTRACTORS, Extractor, declared_features, load_extractor
 from ..figures import image_row, traversal_grid, traversal_rows
+from ..finders import FINDERS, find_run, fit_quality, load_finder  # noqa: F401 (fit_quality: printed by the CLI)
+from ..fit import METHODS  # noqa: F401 (offered to the command line: --method's choices)
 from ..generate.dataset import SPLIT, DatasetError, axes_fingerprint, bin_edges, build, parse_balance
 from ..generate.folder import contact_sheet, face_record, read_metadata, save_faces, write_metadata
 from ..generate.plan import calibrate, rejection, steer
 from ..generate.spec import Condition, Spec, SpecError, parse_spec, presence_condition, with_condition
 from ..generate.stream import LatentStream
-from ..finders import FINDERS, find_run, fit_quality, load_finder  # noqa: F401 (fit_quality: printed by the CLI)
-from ..fit import METHODS  # noqa: F401 (offered to the command line: --method's choices)
-from ..generators import SPACES  # noqa: F401 (offered to the command line: --space's choices)
-from ..generators import GENERATORS, Generator, generator_of, library, load_generator
+from ..generators import (
+    GENERATORS,
+    SPACES,  # noqa: F401 (offered to the command line: --space's choices)
+    Generator,
+    generator_of,
+    library,
+    load_generator,
+)
 from ..generators.families import family_names
-from ..invert import (Encoder, Inversion, InversionError, invert as invert_image, load_encoder, load_inversion,
-                     reconstruction_quality, save_inversion, train_encoder as train_image_encoder)
+from ..invert import Encoder, Inversion, InversionError, load_encoder, load_inversion, reconstruction_quality, save_inversion
+from ..invert import invert as invert_image
+from ..invert import train_encoder as train_image_encoder
 from ..labels import FaceSource, Labeller, LabelStore, LabelTable, RunSource, fit_label_axes, load_labels
 from ..photo import PhotoEdit, Tuning, load_tuning, save_tuning, tune_pivot, tuned_generator, tuning_path
 from ..photo.tuning import axis_edits
@@ -54,9 +81,10 @@ from ..report.comparison import write_comparison
 from ..report.dci import write_dci
 from ..report.evaluation import write_evaluation
 from ..safeio import Outputs, atomic_write, atomic_write_text, npy_path, save_image, save_npy
-from ..sample import Run, RunError, open_run, relabel as relabel_images, sample as sample_images
+from ..sample import Run, RunError, open_run
+from ..sample import relabel as relabel_images
+from ..sample import sample as sample_images
 from ..train import CELEBA_CROP, Dataset, TrainResult, train_extractor
-
 
 DEFAULT_GENERATOR = "digiface-dcgan"
 DEFAULT_EXTRACTOR = "faces"
@@ -1098,7 +1126,7 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
         files = [f"face-{k:04d}.png" for k in range(len(result.faces))]
         save_faces(faces_dir, result.images, files)
         write_metadata(faces_dir, [face_record(f, file, names, None if start is not None else seed, spec=str(spec))
-                                   for f, file in zip(result.faces, files)])
+                                   for f, file in zip(result.faces, files, strict=True)])
         captions = ["\n".join(f"{c.feature} {f.labels[names.index(c.feature)]:.3g}" for c in spec.conditions
                                if c.feature != extractor.presence) for f in result.faces]
         result.contact_sheet = save_image(contact_sheet(result.images, captions, cell, title=str(spec)),

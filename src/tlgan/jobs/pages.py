@@ -6,8 +6,9 @@ inverts and tunes photos with them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..app.address import check_address, network_warning
 from ..app.explorer import INVERT_STEPS, Explorer
@@ -18,9 +19,7 @@ from ..errors import InputError
 from ..extractors import load_extractor
 from ..generators import generator_of
 from ..invert import Encoder, load_encoder
-from .core import (DEFAULT_GENERATOR, DEFAULT_OUT, TUNE_STEPS, Log, _log, default_encoder, label_session,
-                   label_sheets)
-
+from .core import DEFAULT_GENERATOR, DEFAULT_OUT, TUNE_STEPS, Log, _log, default_encoder, label_session, label_sheets
 
 # ---------------------------------------------------------------- the explorer
 

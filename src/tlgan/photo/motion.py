@@ -27,7 +27,7 @@ RING = 24  # zero-displacement pins around the crop, at 1.15 crop radii from its
 
 
 @functools.lru_cache(maxsize=2)
-def _mesh(device: str = "cpu"):  # noqa: ANN202 (FaceMesh is imported lazily: it loads weights)
+def _mesh(device: str = "cpu"):
     from ..extractors.human import FaceMesh
 
     return FaceMesh(device, refine=False)  # one pass: the second moves points by ~0.3 px of a 64-px face, at 1.4x the cost

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,8 +31,7 @@ from torch import nn
 
 from .. import __version__
 from ..generators import Generator
-from ..invert import (InversionError, check_identity, check_image, face_identity, generator_meta, pyramid_loss,
-                      space_frame, to_float)
+from ..invert import InversionError, check_identity, check_image, face_identity, generator_meta, pyramid_loss, space_frame, to_float
 from ..safeio import atomic_write, read_tagged_safetensors
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def locality_latents(generator: Generator, pivot: torch.Tensor, n: int, radius: 
                      rng: torch.Generator) -> torch.Tensor:
     """``n`` latents for the locality regulariser: half at ``radius`` (in units of the space's typical norm)
     from the pivot toward random samples, half random samples (PTI's near and far), shaped like the pivot."""
-    centre, scale = space_frame(generator)
+    _centre, scale = space_frame(generator)
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=rng))
     far = torch.from_numpy(generator.sample(n, seed)).to(pivot.device)
     if pivot.ndim == 2:  # w+: every layer the same sample
