@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import need_models
+from model_support import need_models
 from tlgan.app.explorer import Explorer
 from tlgan.app.photos import PHOTO_MAX_SIDE, PhotoStore, PhotoWork
 from tlgan.app.state import StateError, set_latent, set_slider
