@@ -30,18 +30,12 @@ import numpy as np
 
 from _common import RESULTS, machine
 from tlgan.animate import move_frames, write_animation
+from tlgan.generate.distinct import identity_distances
 from tlgan.generate.stream import LatentStream
 from tlgan.jobs import generate_faces, make_dataset, open_generation
 from tlgan.sample import open_run, sample
 
 WANT = ("male<0.5", "age>=35", "happy")
-
-
-def identity_distances(descriptors: np.ndarray) -> np.ndarray:
-    """1 - cosine similarity of every pair of descriptors (upper triangle)."""
-    d = descriptors / np.linalg.norm(descriptors, axis=1, keepdims=True)
-    sim = d @ d.T
-    return 1 - sim[np.triu_indices(len(d), 1)]
 
 
 def main() -> None:
@@ -53,10 +47,16 @@ def main() -> None:
     ap.add_argument("--dataset-n", type=int, default=2000, help="0 = skip the data set part")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--distinct", action="store_true", help="refuse near-duplicate faces (generate_faces distinct)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     wants = args.want or list(WANT)
     out_path = RESULTS / f"generate{'-' + args.tag if args.tag else ''}.json"
-    result: dict = {"machine": machine(), "axes": args.axes, "want": wants, "n": args.n}
+    result: dict = {"machine": machine(), "axes": args.axes, "want": wants, "n": args.n, "distinct": args.distinct}
 
     def save() -> None:
         result["machine_after"] = machine()
@@ -64,12 +64,13 @@ def main() -> None:
         print(json.dumps(result, indent=2)[-1500:], flush=True)
 
     editor, ext = open_generation(args.axes, "cpu")
-    result["local"] = editor.axes.is_local
+    result["field"] = editor.axes.field.kind
     names = ext.feature_names
     work = Path(tempfile.mkdtemp(prefix="tlgan-generate-bench-"))
     try:
         # ---- the spec, by steering and by rejection sampling
-        res = generate_faces(editor, ext, wants, args.n, work / "faces", seed=args.seed, baseline=args.budget)
+        res = generate_faces(editor, ext, wants, args.n, work / "faces", seed=args.seed, baseline=args.budget,
+                             distinct=args.distinct)
         relabelled = ext(editor.generator.render(res.latents))
         run = editor.axes.meta.get("run")
         freq = None

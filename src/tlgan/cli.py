@@ -993,7 +993,7 @@ def _start_latent(editor, latent: Path | None, image: Path | None, encoder, inv_
 @device_option
 @friendly
 def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, encoder, inv_steps, face,
-             identity_weight, device) -> None:
+             identity_weight, fidelity, tune_steps, device) -> None:
     """Faces made to order: N different faces that the extractor confirms meet every --want.
 
     Each random face is moved along AXES toward the wanted values, with the features already right (and
@@ -1006,6 +1006,7 @@ def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline
     """
     from .jobs import generate_faces, open_generation
 
+    del fidelity, tune_steps  # the photo only gives the starting latent here; nothing is pasted back
     editor, extractor = open_generation(axes, device)
     start = _start_latent(editor, latent, image, encoder, inv_steps, face, identity_weight)
     n = n if n is not None else 1 if start is not None else 16
