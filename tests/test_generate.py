@@ -355,3 +355,26 @@ def test_full_cells_send_faces_to_the_nearest_short_cell_and_rare_cells_get_thei
     random_cells = cell_of(labels, ext.feature_names, balances, edges)
     assert len(idx) == 40 and list(idx) == sorted(idx)
     assert (cells == 3).mean() > 3 * (random_cells == 3).mean()  # the rare cell gets faces near it
+
+
+def test_faces_still_closing_in_earn_more_tries(toy_axes):
+    from tlgan.generate.plan import measured_gap, steer
+
+    gen, ext, axes = toy_axes
+    spec, cal = _calibrated(gen, ext, axes, RARE)
+    labels = ext(gen.render(gen.sample(64, 9)))
+    gaps = [measured_gap(spec, row, ext.feature_names, cal) for row in labels]
+    met = spec.holds(labels, ext.feature_names)
+    assert all(g == 0 for g, m in zip(gaps, met) if m) and all(g > 0 for g, m in zip(gaps, met) if not m)
+
+    def run(extra):
+        stream = iter(range(10_000))
+
+        def draw(k):
+            i = np.array([next(stream) for _ in range(k)])
+            return i, gen.sample_at(i, 11)
+        return steer(spec, axes, ext.feature_names, lambda z: (ext(gen.render(z)), None), draw, 8, max_tries=1,
+                     calibration=cal, max_started=200, extra_tries=extra)
+    strict, patient = run(0), run(4)
+    assert max(f.tries for f in strict.delivered) <= 1 < max(f.tries for f in patient.delivered)
+    assert patient.yield_ > strict.yield_
