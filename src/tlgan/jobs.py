@@ -856,7 +856,8 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
         return measure(latents)
     cal, accept = None, None
     if start is None and candidates > 1:
-        z_cal, labels_cal = _calibration_faces(editor, extractor, counted, 256, seed)
+        # the axes' run when on disk (nothing rendered), else a few random faces per face asked for
+        z_cal, labels_cal = _calibration_faces(editor, extractor, counted, min(256, max(64, 4 * n)), seed)
         cal = calibrate(spec, editor.axes, names, z_cal, labels_cal)
         check_feasible(spec, editor.axes, cal)
         draw = nearest_draw(stream.draw, spec, editor.axes, cal, candidates)
