@@ -14,6 +14,7 @@
   (goal <= 2x).
 
 Usage: python benchmarks/generate.py [--axes runs/demo/axes.safetensors] [--n 40] [--dataset-n 2000]
+       [--parts spec,animation,dataset] [--distinct] [--threads 1]
 Writes benchmarks/results/generate[-TAG].json after each part.
 """
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from _common import RESULTS, machine
 from tlgan.animate import move_frames, write_animation
+from tlgan.generate.distinct import identity_distances
 from tlgan.generate.stream import LatentStream
 from tlgan.jobs import generate_faces, make_dataset, open_generation
 from tlgan.sample import open_run, sample
@@ -37,11 +39,41 @@ from tlgan.sample import open_run, sample
 WANT = ("male<0.5", "age>=35", "happy")
 
 
-def identity_distances(descriptors: np.ndarray) -> np.ndarray:
-    """1 - cosine similarity of every pair of descriptors (upper triangle)."""
-    d = descriptors / np.linalg.norm(descriptors, axis=1, keepdims=True)
-    sim = d @ d.T
-    return 1 - sim[np.triu_indices(len(d), 1)]
+def spec_and_diversity(editor, ext, wants, args, work: Path, result: dict, save) -> None:
+    """The spec by steering and by rejection sampling; the delivered faces' diversity against random faces."""
+    names = ext.feature_names
+    res = generate_faces(editor, ext, wants, args.n, work / "faces", seed=args.seed, baseline=args.budget,
+                         distinct=args.distinct)
+    relabelled = ext(editor.generator.render(res.latents))
+    run = editor.axes.meta.get("run")
+    freq = None
+    if run and Path(run, "run.json").exists():
+        labels = open_run(run).labels(ext.name)
+        freq = float(res.spec.holds(labels, names).mean())
+    summary = res.summary()
+    result["spec"] = {**summary, "random_frequency_in_run": freq,
+                      "all_relabelled_meet_spec": bool(res.spec.holds(relabelled, names).all()),
+                      "goals": {"yield>=0.8": summary["yield"] >= 0.8,
+                                "cost_ratio>=20": summary.get("cost_ratio", 0) >= 20}}
+    save()
+
+    # ---- diversity
+    if ext.has_descriptor:
+        _, z = LatentStream(editor.generator, args.seed + 7).draw(max(len(res.faces), 100))
+        random_images = editor.generator.render(z)
+        import torch
+
+        d_gen = identity_distances(ext.descriptor(torch.from_numpy(res.images)))
+        d_rand = identity_distances(ext.descriptor(random_images))
+        result["diversity"] = {
+            "mean_pairwise_identity_distance": float(d_gen.mean()), "random_mean": float(d_rand.mean()),
+            "ratio": float(d_gen.mean() / d_rand.mean()), "closest_pair": float(d_gen.min()),
+            "random_pairs_1st_percentile": float(np.quantile(d_rand, 0.01)),
+            "distinct_starting_faces": len({f.index for f in res.faces}),
+            "goals": {"ratio>=0.9": bool(d_gen.mean() >= 0.9 * d_rand.mean()),
+                      "no_near_duplicates": bool(d_gen.min() > np.quantile(d_rand, 0.01))}}
+        save()
+
 
 
 def main() -> None:
@@ -53,10 +85,18 @@ def main() -> None:
     ap.add_argument("--dataset-n", type=int, default=2000, help="0 = skip the data set part")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--distinct", action="store_true", help="refuse near-duplicate faces (generate_faces distinct)")
+    ap.add_argument("--parts", default="spec,animation,dataset",
+                    help="which parts to run (comma-separated; diversity comes with spec)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     wants = args.want or list(WANT)
     out_path = RESULTS / f"generate{'-' + args.tag if args.tag else ''}.json"
-    result: dict = {"machine": machine(), "axes": args.axes, "want": wants, "n": args.n}
+    result: dict = {"machine": machine(), "axes": args.axes, "want": wants, "n": args.n, "distinct": args.distinct}
 
     def save() -> None:
         result["machine_after"] = machine()
@@ -64,56 +104,28 @@ def main() -> None:
         print(json.dumps(result, indent=2)[-1500:], flush=True)
 
     editor, ext = open_generation(args.axes, "cpu")
-    result["local"] = editor.axes.is_local
-    names = ext.feature_names
+    result["field"] = editor.axes.field.kind
     work = Path(tempfile.mkdtemp(prefix="tlgan-generate-bench-"))
     try:
+        parts = set(args.parts.split(","))
         # ---- the spec, by steering and by rejection sampling
-        res = generate_faces(editor, ext, wants, args.n, work / "faces", seed=args.seed, baseline=args.budget)
-        relabelled = ext(editor.generator.render(res.latents))
-        run = editor.axes.meta.get("run")
-        freq = None
-        if run and Path(run, "run.json").exists():
-            labels = open_run(run).labels(ext.name)
-            freq = float(res.spec.holds(labels, names).mean())
-        summary = res.summary()
-        result["spec"] = {**summary, "random_frequency_in_run": freq,
-                          "all_relabelled_meet_spec": bool(res.spec.holds(relabelled, names).all()),
-                          "goals": {"yield>=0.8": summary["yield"] >= 0.8,
-                                    "cost_ratio>=20": summary.get("cost_ratio", 0) >= 20}}
-        save()
-
-        # ---- diversity
-        if ext.has_descriptor:
-            _, z = LatentStream(editor.generator, args.seed + 7).draw(max(len(res.faces), 100))
-            random_images = editor.generator.render(z)
-            import torch
-
-            d_gen = identity_distances(ext.descriptor(torch.from_numpy(res.images)))
-            d_rand = identity_distances(ext.descriptor(random_images))
-            result["diversity"] = {
-                "mean_pairwise_identity_distance": float(d_gen.mean()), "random_mean": float(d_rand.mean()),
-                "ratio": float(d_gen.mean() / d_rand.mean()), "closest_pair": float(d_gen.min()),
-                "random_pairs_1st_percentile": float(np.quantile(d_rand, 0.01)),
-                "distinct_starting_faces": len({f.index for f in res.faces}),
-                "goals": {"ratio>=0.9": bool(d_gen.mean() >= 0.9 * d_rand.mean()),
-                          "no_near_duplicates": bool(d_gen.min() > np.quantile(d_rand, 0.01))}}
+        if "spec" in parts:
+            spec_and_diversity(editor, ext, wants, args, work, result, save)
+        # ---- animation: a 7-step move with a lock
+        if "animation" in parts:
+            t = time.perf_counter()
+            frames = editor.generator.render(move_frames(editor.latent(1), editor.axes, {"age": 3.0}, ["male"], 7))
+            frames = frames.cpu().numpy()
+            render_s = time.perf_counter() - t
+            t = time.perf_counter()
+            gif = write_animation(frames, work / "move.gif")
+            write_s = time.perf_counter() - t
+            result["animation"] = {"frames": 7, "render_s": render_s, "gif_write_s": write_s,
+                                   "gif_bytes": gif.stat().st_size, "goals": {"write<=2s": write_s <= 2.0}}
             save()
 
-        # ---- animation: a 7-step move with a lock
-        t = time.perf_counter()
-        frames = editor.generator.render(move_frames(editor.latent(1), editor.axes, {"age": 3.0}, ["male"], 7))
-        frames = frames.cpu().numpy()
-        render_s = time.perf_counter() - t
-        t = time.perf_counter()
-        gif = write_animation(frames, work / "move.gif")
-        write_s = time.perf_counter() - t
-        result["animation"] = {"frames": 7, "render_s": render_s, "gif_write_s": write_s,
-                               "gif_bytes": gif.stat().st_size, "goals": {"write<=2s": write_s <= 2.0}}
-        save()
-
         # ---- balanced data set vs plain sampling of as many faces
-        if args.dataset_n:
+        if args.dataset_n and "dataset" in parts:
             t = time.perf_counter()
             sample(work / "sample", editor.generator, ext, args.dataset_n, seed=args.seed, save_images=True,
                    progress=False)

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 import pytest
-from cli_support import run as cli
 
+from cli_support import run as cli
 from tlgan.extractors import Feature
 from tlgan.finders import load_finder
 from tlgan.generate.dataset import DatasetError, cell_of, parse_balance
@@ -255,3 +255,126 @@ def test_cli_generate_dataset_and_animate(toy_axes, tmp_path):
     assert _frames(tmp_path / "g.gif") == 8
     cli("edit", path, "--move", "a=2", "--animate", tmp_path / "e.gif", "-o", tmp_path / "e.png", "--device", "cpu")
     assert _frames(tmp_path / "e.gif") == 12
+
+
+# ---------------------------------------------------------------- choosing starts, refusing look-alikes
+
+
+def _calibrated(gen, ext, axes, wants):
+    from tlgan.generate.plan import calibrate
+
+    spec = parse_spec(wants, ext.features)
+    z = gen.sample(256, 9)
+    return spec, calibrate(spec, axes, ext.feature_names, z, ext(gen.render(z)))
+
+
+def test_starts_nearest_the_spec_are_chosen_without_rendering(toy_axes):
+    from tlgan.generate.plan import nearest_draw, shortfall
+
+    gen, ext, axes = toy_axes
+    spec, cal = _calibrated(gen, ext, axes, RARE)
+    z = gen.sample(400, 4)
+    dist = shortfall(spec, axes, cal, z)
+    inside = spec.holds(ext(gen.render(z)), ext.feature_names)
+    assert dist[inside].mean() < dist[~inside].mean()  # the model's distance ranks faces that meet it first
+
+    drawn = []
+
+    def draw(k):
+        drawn.append(k)
+        return np.arange(k), z[:k]
+    idx, picked = nearest_draw(draw, spec, axes, cal, 8)(50)
+    assert drawn == [400] and len(idx) == 50 and list(idx) == sorted(idx)
+    assert shortfall(spec, axes, cal, picked).max() <= np.sort(dist)[49] + 1e-9
+    # the picked starts meet the rare spec far more often than random faces do
+    assert spec.holds(ext(gen.render(picked)), ext.feature_names).mean() > 5 * inside.mean()
+
+
+def test_faces_already_rendered_are_not_rendered_again(toy_axes):
+    from tlgan.generate.plan import steer
+
+    gen, ext, axes = toy_axes
+    spec, cal = _calibrated(gen, ext, axes, ["a>=1.5"])
+    z = gen.sample(6, 3)
+    seen = []
+
+    def measure(latents):
+        seen.append(len(latents))
+        return ext(gen.render(latents)), None
+    labels = ext(gen.render(z))
+    queue = list(range(6))
+
+    def draw(k):
+        got, queue[:] = queue[:k], queue[k:]
+        return np.array(got, int), z[got]
+    out = steer(spec, axes, ext.feature_names, measure, draw, 6, calibration=cal, max_started=6,
+                measured={i: (labels[i], None) for i in range(6)})
+    already = int(spec.holds(labels, ext.feature_names).sum())
+    assert out.rendered == sum(seen) and len(out.delivered) + out.gave_up == 6
+    assert sum(seen) <= out.rendered and (not seen or seen[0] == 6 - already)  # only the moved faces rendered
+
+
+def test_near_duplicates_are_refused():
+    from tlgan.generate.distinct import Distinct, identity_distances
+
+    rng = np.random.default_rng(0)
+    random = rng.normal(size=(40, 8))
+    d = identity_distances(random)
+    assert d.shape == (40 * 39 // 2,) and np.allclose(identity_distances(random[:2], random[:2]).diagonal(), 0)
+    accept = Distinct.from_random(lambda image: image.reshape(-1), random)
+    assert accept.threshold == pytest.approx(np.quantile(d, 0.01))
+
+    class Face:
+        def __init__(self, v):
+            self.image = np.asarray(v)
+    assert accept(Face(random[0])) and accept(Face(random[1]))
+    assert not accept(Face(random[0] * 2 + 1e-3))  # the same direction: the same person
+    assert accept(Face(random[2]))
+
+
+def test_full_cells_send_faces_to_the_nearest_short_cell_and_rare_cells_get_their_share(toy_axes):
+    from tlgan.generate.dataset import bin_edges, cell_of, nearest_cell, pick_for_cells
+    from tlgan.generate.plan import calibrate
+    from tlgan.generate.spec import Condition, Spec
+
+    balances = parse_balance(["p", "a:4"], [Feature("p", "binary"), Feature("a", "continuous")])
+    need = np.array([0, 0, 5, 5, 0, 0, 0, 0])  # cells p=0,a=2 and p=0,a=3 short
+    assert nearest_cell(6, need, balances) == 2  # p=1,a=2 -> p=0,a=2: one bin away, not two
+    assert nearest_cell(7, need, balances) == 3
+    assert nearest_cell(0, np.zeros(8), balances) is None
+
+    gen, ext, axes = toy_axes
+    z = gen.sample(512, 6)
+    labels = ext(gen.render(z))
+    edges = bin_edges(balances, labels, ext.feature_names)
+    cal = calibrate(Spec((Condition("p", "binary"), Condition("a", "continuous"))), axes, ext.feature_names, z,
+                    labels)
+    need = np.array([0, 0, 0, 30, 0, 0, 0, 10])
+    idx, picked = pick_for_cells(z, np.arange(512), need, balances, edges, axes, cal, 40)
+    cells = cell_of(ext(gen.render(picked)), ext.feature_names, balances, edges)
+    random_cells = cell_of(labels, ext.feature_names, balances, edges)
+    assert len(idx) == 40 and list(idx) == sorted(idx)
+    assert (cells == 3).mean() > 3 * (random_cells == 3).mean()  # the rare cell gets faces near it
+
+
+def test_faces_still_closing_in_earn_more_tries(toy_axes):
+    from tlgan.generate.plan import measured_gap, steer
+
+    gen, ext, axes = toy_axes
+    spec, cal = _calibrated(gen, ext, axes, RARE)
+    labels = ext(gen.render(gen.sample(64, 9)))
+    gaps = [measured_gap(spec, row, ext.feature_names, cal) for row in labels]
+    met = spec.holds(labels, ext.feature_names)
+    assert all(g == 0 for g, m in zip(gaps, met) if m) and all(g > 0 for g, m in zip(gaps, met) if not m)
+
+    def run(extra):
+        stream = iter(range(10_000))
+
+        def draw(k):
+            i = np.array([next(stream) for _ in range(k)])
+            return i, gen.sample_at(i, 11)
+        return steer(spec, axes, ext.feature_names, lambda z: (ext(gen.render(z)), None), draw, 8, max_tries=1,
+                     calibration=cal, max_started=200, extra_tries=extra)
+    strict, patient = run(0), run(4)
+    assert max(f.tries for f in strict.delivered) <= 1 < max(f.tries for f in patient.delivered)
+    assert patient.yield_ > strict.yield_

@@ -2,8 +2,10 @@
 confirmed by the extractor, written as an ``imagefolder`` that a killed run continues exactly.
 
 The cells: a binary feature splits at 0.5, a continuous one into BINS quantile bins of random faces' labels.
-Faces are drawn in chunks from one seed; a face whose cell still needs faces is taken as it is, one whose
-cell is full is steered (``plan.steer``) into the cell that needs faces most. After each chunk the images,
+Faces are drawn in chunks from one seed; of each chunk of drawn latents only the ones the axes' models put
+nearest the cells still short of faces are rendered (rare cells are filled from the faces nearest them,
+without rendering the rest); a rendered face whose cell still needs faces is taken as it is, one whose
+cell is full is steered (``plan.steer``) into the nearest cell that needs faces. After each chunk the images,
 ``metadata.jsonl`` and ``progress.json`` are written (in that order, each atomically), so a run cut off at any
 moment continues from its last complete chunk and ends with the same set as an uninterrupted one.
 """
@@ -13,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -23,7 +26,7 @@ from tqdm.auto import tqdm
 from ..extractors import Feature
 from ..safeio import atomic_write_text
 from .folder import face_record, read_metadata, save_faces, write_metadata
-from .plan import Calibration, Face, Measure, steer
+from .plan import Calibration, Face, Measure, shortfall, steer
 from .spec import PRESENT, Condition, Spec, SpecError
 
 DATASET_FORMAT = 1
@@ -130,6 +133,41 @@ def quotas(n: int, cells: int) -> np.ndarray:
     return q
 
 
+def nearest_cell(cell: int, need: np.ndarray, balances: Sequence[Balance]) -> int | None:
+    """The cell short of faces (``need`` > 0) that a face in ``cell`` is steered to: the fewest bins away
+    (summed over the balanced features, so e.g. a male face goes to the female cell of its own age bin),
+    the one that needs most among equals; None when no cell needs faces."""
+    short = np.flatnonzero(need > 0)
+    if not len(short):
+        return None
+    here = np.array(cell_bins(cell, balances))
+    steps = [int(np.abs(np.array(cell_bins(int(t), balances)) - here).sum()) for t in short]
+    return int(min(zip(steps, -need[short], short))[2])
+
+
+def pick_for_cells(z: np.ndarray, idx: np.ndarray, need: np.ndarray, balances: Sequence[Balance],
+                   edges: Sequence[Sequence[float]], axes: Any, calibration: Calibration, k: int,
+                   extra: tuple[Condition, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` of the drawn latents ``z`` (stream indices ``idx``) to render: cells short of faces get
+    shares of ``k`` in proportion to their ``need``, and each share goes to the latents the axes' models put
+    nearest that cell (:func:`plan.shortfall`, no rendering), so rare cells are filled from the faces
+    nearest them rather than by drawing until they turn up. Returned in stream order."""
+    if len(z) <= k:
+        return idx, z
+    short = np.flatnonzero(need > 0)
+    share = np.floor(k * need[short] / need[short].sum()).astype(int)
+    share[np.argsort(-need[short], kind="stable")[: k - share.sum()]] += 1
+    chosen = np.zeros(len(z), bool)
+    for cell, m in sorted(zip(short, share), key=lambda cm: -need[cm[0]]):
+        if m <= 0:
+            continue
+        dist = shortfall(Spec(cell_spec(int(cell), balances, edges).conditions + extra), axes, calibration, z)
+        dist[chosen] = np.inf
+        chosen[np.argsort(dist, kind="stable")[:m]] = True
+    keep = np.flatnonzero(chosen)
+    return idx[keep], z[keep]
+
+
 @dataclass
 class Built:
     """A finished (or continued) data set: its folder, the faces per cell and what this call rendered."""
@@ -158,10 +196,11 @@ def axes_fingerprint(axes: Any) -> str:
 def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], edges: Sequence[Sequence[float]],
           names: Sequence[str], axes: Any, calibration: Calibration, measure: Measure,
           stream: Callable[[int], Any], n: int, seed: int, chunk: int, presence: Condition | None,
-          max_tries: int = 4, max_draw: int | None = None, progress: bool = True) -> Built:
+          max_tries: int = 4, max_draw: int | None = None, progress: bool = True, candidates: int = 1) -> Built:
     """Fill every cell to its quota (see the module docstring). ``stream(start)`` gives a ``LatentStream``-like
     object whose ``draw`` continues the seed's faces from ``start``; ``settings`` must match a folder being
-    continued."""
+    continued. ``candidates`` > 1: each chunk renders only the ``chunk`` faces of ``chunk * candidates`` drawn
+    that the axes' models put nearest the cells still short of faces (see :func:`pick_for_cells`)."""
     folder.mkdir(parents=True, exist_ok=True)
     split = folder / SPLIT
     state_path = folder / "progress.json"
@@ -186,7 +225,7 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
     counts = np.bincount([r["cell"] for r in records], minlength=n_cells).astype(np.int64)
     resumed_from, rendered, steered = len(records), 0, 0
     source = stream(state["drawn"])
-    max_draw = max_draw or 50 * n + 10 * chunk
+    max_draw = max_draw or (50 * n + 10 * chunk) * candidates
     bar = tqdm(total=n, initial=len(records), unit="face", desc=f"dataset {folder.name}", disable=not progress)
     extra: tuple[Condition, ...] = (presence,) if presence is not None else ()
     while (counts < quota).any():
@@ -195,7 +234,9 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
                               for c in np.flatnonzero(counts < quota))
             raise DatasetError(f"after {state['drawn']:,} faces drawn these cells are still short: {short}; "
                                "balance fewer bins or features")
-        idx, z = source.draw(chunk)
+        idx, z = source.draw(chunk * candidates)
+        drawn_now = len(z)
+        idx, z = pick_for_cells(z, idx, quota - counts, balances, edges, axes, calibration, chunk, extra)
         labels, images = measure(z)
         assert images is not None, "a data set keeps the images it labels"
         rendered += len(z)
@@ -214,10 +255,10 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
                 taken.append((face, c))
                 continue
             need = quota - counts - planned - np.array([len(groups.get(i, [])) for i in range(n_cells)])
-            target = int(np.argmax(need))
-            if need[target] > 0:
+            target = nearest_cell(c, need, balances)
+            if target is not None:
                 groups.setdefault(target, []).append(face)
-        if groups:  # every face from a full cell, steered toward its target cell in one batch
+        if groups:  # faces from full cells, each steered toward the nearest cell short of faces, in one batch
             target_of = {f.index: t for t, group in groups.items() for f in group}
             queue = [f for t in sorted(groups) for f in groups[t]]
             specs = {t: Spec(cell_spec(t, balances, edges).conditions + extra) for t in groups}
@@ -226,10 +267,11 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
                 got, queue[:] = queue[:k], queue[k:]
                 return (np.array([f.index for f in got], int),
                         np.stack([f.latent for f in got]) if got else np.zeros((0, *z.shape[1:]), np.float32))
+            measured: dict[int, tuple[Any, Any]] = {f.index: (f.labels, f.image) for f in queue}
             try:
                 out = steer(next(iter(specs.values())), axes, names, measure, draw, len(queue), max_tries=max_tries,
                             max_started=len(queue), calibration=calibration,
-                            spec_of=lambda i: specs[target_of[i]])
+                            spec_of=lambda i: specs[target_of[i]], measured=measured)
             except SpecError:
                 out = None
             for face in out.delivered if out is not None else []:
@@ -249,7 +291,7 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
                                        **{f"{b.feature}_bin": k for b, k in zip(balances, bins)}))
             counts[c] += 1
         write_metadata(split, records)
-        state.update(drawn=state["drawn"] + len(z), accepted=len(records))
+        state.update(drawn=state["drawn"] + drawn_now, accepted=len(records))
         atomic_write_text(state_path, json.dumps(state, indent=2) + "\n")
         bar.update(len(taken))
     bar.close()

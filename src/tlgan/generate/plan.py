@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -164,6 +165,59 @@ def _target(c: Condition, cal: Calibration) -> float:
     return lo + margin if math.isfinite(lo) else hi - margin
 
 
+def shortfall(spec: Spec, axes: Axes, cal: Calibration, latents: np.ndarray) -> np.ndarray:
+    """How far each latent lies from where the spec aims, by the axes' linear models and without rendering:
+    per condition the distance of ``axis . latent`` outside the aimed interval (the condition moved inward by
+    its margin), in random faces' standard deviations along the axis, combined as a root sum of squares.
+    Ranks candidate starting faces: the nearest need the shortest moves (fewest renders, least change)."""
+    x = flat_codes(latents, axes.vectors.shape[1])
+    total = np.zeros(len(x))
+    for c in spec.conditions:
+        p = x @ axes.vector(c.feature).astype(np.float64)
+        lo, hi = _bounds(c, cal)
+        margin = (BINARY_MARGIN if c.kind == "binary" else CONTINUOUS_MARGIN * cal.label_std[c.feature]) \
+            / abs(cal.slope[c.feature])
+        if np.isfinite(lo) and np.isfinite(hi) and hi - lo <= 2 * margin:
+            lo = hi = (lo + hi) / 2
+        else:
+            lo, hi = lo + margin, hi - margin
+        total += ((np.maximum(lo - p, 0) + np.maximum(p - hi, 0)) / cal.spread) ** 2
+    return np.sqrt(total)
+
+
+def _model_bound(bound: float, kind: str) -> float:
+    """A condition's bound on its model scale (a probability bound of 0 or 1 is unbounded in logits)."""
+    if kind != "binary" or not math.isfinite(bound):
+        return bound
+    return -math.inf if bound <= 0 else math.inf if bound >= 1 else float(to_model_scale(bound, kind))
+
+
+def measured_gap(spec: Spec, labels: np.ndarray, names: Sequence[str], cal: Calibration) -> float:
+    """How far one face's measured labels are from meeting the spec: per unmet condition, the distance on the
+    model scale to its interval in random faces' label standard deviations, summed (NaN labels: infinite)."""
+    gap = 0.0
+    for c in spec.conditions:
+        v = float(labels[list(names).index(c.feature)])
+        if not math.isfinite(v):
+            return math.inf
+        g = float(to_model_scale(v, c.kind))
+        lo, hi = (_model_bound(b, c.kind) for b in (c.lo, c.hi))
+        gap += (max(lo - g, 0.0) + max(g - hi, 0.0)) / max(cal.label_std.get(c.feature, 1.0), 1e-9)
+    return gap
+
+
+def nearest_draw(draw: Draw, spec: Spec, axes: Axes, cal: Calibration, candidates: int) -> Draw:
+    """A ``draw`` that takes ``candidates`` times as many latents from ``draw`` and gives the ``k`` nearest to
+    the spec by :func:`shortfall` (in stream order); the rest are never rendered."""
+    def pick(k: int) -> tuple[np.ndarray, np.ndarray]:
+        idx, z = draw(k * candidates)
+        if len(idx) <= k:
+            return idx, z
+        keep = np.sort(np.argsort(shortfall(spec, axes, cal, z), kind="stable")[:k])
+        return idx[keep], z[keep]
+    return pick
+
+
 @dataclass
 class Step:
     """One planned correction: amounts along axes (latent units) with the features held fixed."""
@@ -232,6 +286,7 @@ class Face:
     last_labels: np.ndarray | None = None  # and its labels
     gain: dict[str, float] = field(default_factory=dict)  # per feature, see ``update_gain``
     steps: list[Step] = field(default_factory=list)
+    gap: float = math.inf  # ``measured_gap`` at the last render (a face still closing in earns more tries)
 
     def total_moves(self) -> dict[str, float]:
         out: Counter = Counter()
@@ -250,6 +305,8 @@ class Outcome:
     gave_up: int
     unmet: Counter  # condition text -> how many given-up faces missed it at the end
     calibration: Calibration | None = None
+    lost: list[Face] = field(default_factory=list)  # the given-up faces, as they ended (labels, tries, steps)
+    duplicates: int = 0  # faces that met the spec but were refused by ``accept`` (too like one delivered)
 
     @property
     def renders_per_face(self) -> float:
@@ -269,7 +326,9 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
           keep: Sequence[str] = (), max_tries: int = 5, max_started: int | None = None, calibration_faces: int = 32,
           on_face: Callable[[Face], None] | None = None, check: bool = True,
           calibration: Calibration | None = None, calibration_draw: Draw | None = None,
-          spec_of: Callable[[int], Spec] | None = None) -> Outcome:
+          spec_of: Callable[[int], Spec] | None = None, accept: Callable[[Face], bool] | None = None,
+          extra_tries: int | None = None,
+          measured: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = None) -> Outcome:
     """Bring ``n`` random faces into ``spec``.
 
     ``draw(k)`` gives the next ``k`` faces of the stream (their indices and latents), ``measure(latents)`` their
@@ -281,22 +340,45 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
     calibrating on the first faces (with up to ``calibration_faces`` more from ``calibration_draw``,
     default ``draw``, rendered but never steered) and skip the feasibility check. ``spec_of(index)``: each
     face's own spec instead (several targets steered in one batch; ``spec`` then only names the features).
+    ``accept(face)``: False refuses a face that meets the spec (e.g. too like one already delivered); it
+    counts as given up. A face whose measured gap to the spec shrank with its last move may go on for up to
+    ``extra_tries`` more moves (default ``max_tries``): faces that are closing in are the cheap ones to finish.
+    ``measured``: the labels and
+    image of starting faces already rendered (by stream index), so they are not rendered again.
     """
     max_started = 4 * n + 16 if max_started is None else max_started
+    extra_tries = max_tries if extra_tries is None else extra_tries
+    duplicates = 0
     idx, z = draw(n)
     active = [Face(int(i), v.copy(), v.copy()) for i, v in zip(idx, z)]
     started, rendered, gave_up = len(active), 0, 0
     unmet: Counter = Counter()
     delivered: list[Face] = []
+    lost: list[Face] = []
     cal = calibration
     extra = 0 if cal is not None else max(0, calibration_faces - n)
     pool = None
     if extra:  # a few more random faces to calibrate on, rendered but never steered
         _, pool = (calibration_draw or draw)(extra)
+    measured = measured or {}
     while active:
+        fresh = [k for k, f in enumerate(active) if not (f.tries == 0 and f.index in measured)]
         latents = np.stack([f.latent for f in active])
-        labels, images = measure(latents if pool is None else np.concatenate([latents, pool]))
-        rendered += len(labels)
+        images: Any
+        if len(fresh) < len(active) and pool is None and cal is not None:
+            labels = np.stack([measured[f.index][0] for f in active]).astype(np.float64)
+            have = [measured[f.index][1] for f in active]
+            got_images = None
+            if fresh:
+                new_labels, got_images = measure(latents[fresh])
+                rendered += len(fresh)
+                labels[fresh] = new_labels
+            images = None if any(im is None for k, im in enumerate(have) if k not in fresh) else [
+                np.asarray(got_images[fresh.index(k)]) if k in fresh and got_images is not None else have[k]
+                for k in range(len(active))]
+        else:
+            labels, images = measure(latents if pool is None else np.concatenate([latents, pool]))
+            rendered += len(labels)
         if cal is None:
             cal = calibrate(spec, axes, names, latents if pool is None else np.concatenate([latents, pool]), labels)
             if check:
@@ -310,14 +392,23 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
             face.labels = row
             face.image = None if images is None else np.asarray(images[k])
             if ok.all():
+                if len(delivered) < n and accept is not None and not accept(face):
+                    duplicates += 1
+                    gave_up += 1
+                    lost.append(face)
+                    continue
                 if len(delivered) < n:
                     delivered.append(face)
                     if on_face is not None:
                         on_face(face)
                 continue
             known = bool(np.isfinite(row[want]).all())
-            if face.tries >= max_tries or not (known or face.steps):
+            gap = measured_gap(target, row, names, cal)
+            closing = gap < face.gap and face.tries < max_tries + extra_tries
+            face.gap = gap
+            if (face.tries >= max_tries and not closing) or not (known or face.steps):
                 gave_up += 1
+                lost.append(face)
                 unmet.update(str(c) for c, good in zip(target.conditions, ok) if not good)
                 continue
             try:
@@ -334,6 +425,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
                 face.latent = move(face.latent, axes, step.moves, step.locks)
             except AxesError:
                 gave_up += 1
+                lost.append(face)
                 unmet.update(str(c) for c, good in zip(target.conditions, ok) if not good)
                 continue
             face.steps.append(step)
@@ -350,7 +442,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
         worst = ", ".join(f"{c} ({k} of {gave_up})" for c, k in unmet.most_common(3))
         raise SpecError(f"no face could be brought to meet {spec} in {started} tries; the conditions missed most: "
                         f"{worst}. Loosen them, or raise --max-tries")
-    return Outcome(delivered, started, rendered, gave_up, unmet, cal)
+    return Outcome(delivered, started, rendered, gave_up, unmet, cal, lost, duplicates)
 
 
 def rejection(spec: Spec, names: Sequence[str], measure: Measure, draw: Draw, n: int, budget: int,
@@ -365,5 +457,5 @@ def rejection(spec: Spec, names: Sequence[str], measure: Measure, draw: Draw, n:
     return found, rendered
 
 
-__all__ = ["Calibration", "Face", "Outcome", "Step", "calibrate", "check_feasible", "describe", "plan_step",
-           "reach", "rejection", "steer"]
+__all__ = ["Calibration", "Face", "Outcome", "Step", "calibrate", "check_feasible", "describe", "measured_gap",
+           "nearest_draw", "plan_step", "reach", "rejection", "shortfall", "steer"]

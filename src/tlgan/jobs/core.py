@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .. import train as T
@@ -56,8 +57,9 @@ from ..figures import image_row, traversal_grid, traversal_rows
 from ..finders import FINDERS, find_run, fit_quality, load_finder  # noqa: F401 (fit_quality: printed by the CLI)
 from ..fit import METHODS  # noqa: F401 (offered to the command line: --method's choices)
 from ..generate.dataset import SPLIT, DatasetError, axes_fingerprint, bin_edges, build, parse_balance
+from ..generate.distinct import Distinct
 from ..generate.folder import contact_sheet, face_record, read_metadata, save_faces, write_metadata
-from ..generate.plan import calibrate, rejection, steer
+from ..generate.plan import calibrate, check_feasible, nearest_draw, rejection, steer
 from ..generate.spec import Condition, Spec, SpecError, parse_spec, presence_condition, with_condition
 from ..generate.stream import LatentStream
 from ..generators import (
@@ -1053,7 +1055,8 @@ class Generated:
     def summary(self) -> dict[str, Any]:
         o = self.outcome
         out = {"spec": str(self.spec), "delivered": len(self.faces), "started": o.started, "rendered": o.rendered,
-               "gave_up": o.gave_up, "yield": o.yield_, "renders_per_face": o.renders_per_face,
+               "gave_up": o.gave_up, "duplicates_refused": o.duplicates, "yield": o.yield_,
+               "renders_per_face": o.renders_per_face,
                "seconds": self.seconds}
         if self.baseline_rendered:
             out.update(rejection_found=self.baseline_found, rejection_rendered=self.baseline_rendered,
@@ -1083,17 +1086,22 @@ def _spec_for(editor: Editor, extractor: Extractor, wants: Sequence[str], keep: 
 def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n: int = 16,
                    out: str | Path | None = None, seed: int = 0, keep: Sequence[str] = (),
                    start: np.ndarray | None = None, max_tries: int = 5, baseline: int = 0, cell: int = 96,
-                   log: Log = None) -> Generated:
+                   log: Log = None, candidates: int = 32, distinct: bool = False) -> Generated:
     """``tlgan generate``: ``n`` different faces that the extractor confirms meet every condition of ``wants``.
 
     Each face starts random (face ``i`` of ``seed``; or ``start``, one given latent, with ``n`` = 1), is moved
     along the axes toward the wanted region with the features already right (and ``keep``) locked, and is
     rendered, relabelled and corrected up to ``max_tries`` times; a face that cannot get there is replaced by
-    the next one. ``baseline`` > 0 also draws up to that many random faces (the next ones of the same seed) to
-    measure rejection sampling's cost on the same spec. With ``out``, writes ``out/faces/`` (PNGs and
-    ``metadata.jsonl``: labels, seed, index, latent, moves), ``out/contact-sheet.png`` and ``out/summary.json``.
+    the next one. Random starts are the nearest to the wanted region (by the axes' models, without rendering)
+    of ``candidates`` times as many drawn; with ``distinct`` (and an extractor with an identity descriptor)
+    a face that arrives nearer than random faces' closest 1% of pairs to one already delivered is refused;
+    the random faces rendered for that count in the cost. ``baseline`` > 0 also draws up to that many random
+    faces (the next ones of the same seed) to measure rejection sampling's cost on the same spec. With ``out``,
+    writes ``out/faces/`` (PNGs and ``metadata.jsonl``: labels, seed, index, latent, moves),
+    ``out/contact-sheet.png`` and ``out/summary.json``.
     """
     check_range(n, "-n", 1, 100_000, "faces")
+    check_range(candidates, "--candidates", 1, 1000)
     check_range(max_tries, "--max-tries", 1, 100)
     spec = _spec_for(editor, extractor, wants, keep)
     names = extractor.feature_names
@@ -1112,8 +1120,28 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
         draw = given_once
     t0 = time.perf_counter()
     _log(log, f"generate {n} faces meeting {spec}")
+    rendered = 0
+
+    def counted(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal rendered
+        rendered += len(latents)
+        return measure(latents)
+    cal, accept = None, None
+    if start is None and candidates > 1:
+        # the axes' run when on disk (nothing rendered), else a few random faces per face asked for
+        z_cal, labels_cal = _calibration_faces(editor, extractor, counted, min(256, max(64, 4 * n)), seed)
+        cal = calibrate(spec, editor.axes, names, z_cal, labels_cal)
+        check_feasible(spec, editor.axes, cal)
+        draw = nearest_draw(stream.draw, spec, editor.axes, cal, candidates)
+    if start is None and distinct and extractor.has_descriptor and n > 1:
+        _, z_ref = LatentStream(editor.generator, (seed + 2) % (MAX_SEED + 1)).draw(48)
+        ref_images = counted(z_ref)[1]
+        accept = Distinct.from_random(lambda im: extractor.descriptor(torch.from_numpy(im[None]))[0],
+                                      extractor.descriptor(torch.from_numpy(ref_images)))
     outcome = steer(spec, editor.axes, names, measure, draw, n, keep, max_tries,
-                    max_started=1 if start is not None else None, calibration_draw=stream.draw)
+                    max_started=1 if start is not None else None, calibration_draw=stream.draw, calibration=cal,
+                    accept=accept)
+    outcome.rendered += rendered
     result = Generated(spec, names, outcome.delivered, outcome, time.perf_counter() - t0, extractor=extractor.name)
     if baseline > 0:
         t0 = time.perf_counter()
@@ -1193,15 +1221,17 @@ def _calibration_faces(editor: Editor, extractor: Extractor, measure: Callable, 
 
 def make_dataset(editor: Editor, extractor: Extractor, balance: Sequence[str], n: int, out: str | Path,
                  seed: int = 0, chunk: int | None = None, max_tries: int = 4, pool: int = 1024,
-                 parquet: bool = False, progress: bool = True) -> Any:
+                 parquet: bool = False, progress: bool = True, candidates: int = 8) -> Any:
     """``tlgan dataset``: ``n`` faces with equal counts in every cell of the ``balance`` features
     (``FEATURE[:BINS]``), each confirmed by the extractor, in ``out`` as a Hugging Face imagefolder
     (``out/train/``: PNGs and ``metadata.jsonl``); resumable. Bin edges come from ``pool`` random faces
     (the axes' run when it is on disk). ``parquet`` also writes ``out/data.parquet`` (``moves`` and ``steps``
-    as JSON text there).
+    as JSON text there). Each chunk renders only the faces, of ``candidates`` times as many drawn, that the
+    axes' models put nearest the cells still short of faces.
     Returns a :class:`tlgan.generate.dataset.Built`."""
     check_range(n, "-n", 1, 1_000_000, "faces")
     chunk = check_range(chunk or editor.generator.batch_size, "--chunk", 1, 65_536)
+    check_range(candidates, "--candidates", 1, 1000)
     balances = parse_balance(balance, extractor.features)
     for b in balances:
         if b.feature not in editor.axes.names:
@@ -1217,10 +1247,10 @@ def make_dataset(editor: Editor, extractor: Extractor, balance: Sequence[str], n
     cal = calibrate(any_value, editor.axes, names, z, labels)
     settings = {"axes": axes_fingerprint(editor.axes), "generator": editor.generator.name, "extractor": extractor.name,
                 "balance": [f"{b.feature}:{b.bins}" for b in balances], "n": n, "seed": seed, "chunk": chunk,
-                "max_tries": max_tries, "pool": pool}
+                "max_tries": max_tries, "pool": pool, "candidates": candidates}
     built = build(Path(out), settings, balances, bin_edges(balances, labels, names), names, editor.axes, cal,
                   measure, lambda start: LatentStream(editor.generator, seed, start), n, seed, chunk, presence,
-                  max_tries, progress=progress)
+                  max_tries, progress=progress, candidates=candidates)
     if parquet:
         write_parquet(Path(out))
     return built
