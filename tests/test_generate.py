@@ -224,7 +224,7 @@ def _frames(path):
 def test_edit_animation_has_its_frames(toy_axes, tmp_path):
     from tlgan.jobs import animate_edit
 
-    gen, ext, axes = toy_axes
+    gen, _, axes = toy_axes
     editor = Editor(gen, axes)
     path = animate_edit(editor, editor.latent(0), {"a": 2.0}, ["b"], tmp_path / "move.gif", steps=7)
     assert _frames(path) == 12  # 7 forward, 5 back (the ends are not repeated)
@@ -233,12 +233,12 @@ def test_edit_animation_has_its_frames(toy_axes, tmp_path):
 
     reader = imageio_ffmpeg.read_frames(str(mp4))
     assert next(reader)["size"] == (64, 64) and sum(1 for _ in reader) == 8
-    with pytest.raises(Exception, match="end its name in .gif or .mp4"):
+    with pytest.raises(Exception, match=r"end its name in \.gif or \.mp4"):
         animate_edit(editor, editor.latent(0), {"a": 2.0}, [], tmp_path / "move.png")
 
 
 def test_cli_generate_dataset_and_animate(toy_axes, tmp_path):
-    gen, ext, axes = toy_axes
+    _, _, axes = toy_axes
     path = axes.save(tmp_path / "axes.safetensors")
     out = cli("generate", path, "--want", "a>=1", "--want", "p", "-n", 4, "-o", tmp_path / "g",
               "--baseline", 500, "--device", "cpu").output
@@ -365,7 +365,7 @@ def test_faces_still_closing_in_earn_more_tries(toy_axes):
     labels = ext(gen.render(gen.sample(64, 9)))
     gaps = [measured_gap(spec, row, ext.feature_names, cal) for row in labels]
     met = spec.holds(labels, ext.feature_names)
-    assert all(g == 0 for g, m in zip(gaps, met) if m) and all(g > 0 for g, m in zip(gaps, met) if not m)
+    assert all(g == 0 for g, m in zip(gaps, met, strict=True) if m) and all(g > 0 for g, m in zip(gaps, met, strict=True) if not m)
 
     def run(extra):
         stream = iter(range(10_000))

@@ -813,7 +813,7 @@ def fit_labels(labels, features, out, extractor, seed, device) -> None:
 @device_option
 @friendly
 def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, encoder, inv_steps, face,
-             identity_weight, fidelity, tune_steps, device) -> None:
+             identity_weight, device) -> None:
     """Faces made to order: N different faces that the extractor confirms meet every --want.
 
     Each random face is moved along AXES toward the wanted values, with the features already right (and

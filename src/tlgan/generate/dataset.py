@@ -12,6 +12,7 @@ moment continues from its last complete chunk and ends with the same set as an u
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -94,7 +95,7 @@ def cell_of(labels: np.ndarray, names: Sequence[str], balances: Sequence[Balance
     labels = np.atleast_2d(np.asarray(labels, np.float64))
     cell = np.zeros(len(labels), np.int64)
     known = np.ones(len(labels), bool)
-    for b, e in zip(balances, edges):
+    for b, e in zip(balances, edges, strict=True):
         v = labels[:, list(names).index(b.feature)]
         known &= np.isfinite(v)
         cell = cell * b.bins + np.searchsorted(np.asarray(e), np.nan_to_num(v), side="right")
@@ -113,7 +114,7 @@ def cell_bins(cell: int, balances: Sequence[Balance]) -> list[int]:
 def cell_spec(cell: int, balances: Sequence[Balance], edges: Sequence[Sequence[float]]) -> Spec:
     """The conditions that put a face in ``cell``."""
     conds = []
-    for b, e, k in zip(balances, edges, cell_bins(cell, balances)):
+    for b, e, k in zip(balances, edges, cell_bins(cell, balances), strict=True):
         lo = e[k - 1] if k > 0 else -math.inf
         hi = e[k] if k < len(e) else math.inf
         if b.kind == "binary":
@@ -123,7 +124,7 @@ def cell_spec(cell: int, balances: Sequence[Balance], edges: Sequence[Sequence[f
 
 
 def cell_name(cell: int, balances: Sequence[Balance]) -> str:
-    return ",".join(f"{b.feature}={k}" for b, k in zip(balances, cell_bins(cell, balances)))
+    return ",".join(f"{b.feature}={k}" for b, k in zip(balances, cell_bins(cell, balances), strict=True))
 
 
 def quotas(n: int, cells: int) -> np.ndarray:
@@ -142,7 +143,7 @@ def nearest_cell(cell: int, need: np.ndarray, balances: Sequence[Balance]) -> in
         return None
     here = np.array(cell_bins(cell, balances))
     steps = [int(np.abs(np.array(cell_bins(int(t), balances)) - here).sum()) for t in short]
-    return int(min(zip(steps, -need[short], short))[2])
+    return int(min(zip(steps, -need[short], short, strict=True))[2])
 
 
 def pick_for_cells(z: np.ndarray, idx: np.ndarray, need: np.ndarray, balances: Sequence[Balance],
@@ -158,7 +159,7 @@ def pick_for_cells(z: np.ndarray, idx: np.ndarray, need: np.ndarray, balances: S
     share = np.floor(k * need[short] / need[short].sum()).astype(int)
     share[np.argsort(-need[short], kind="stable")[: k - share.sum()]] += 1
     chosen = np.zeros(len(z), bool)
-    for cell, m in sorted(zip(short, share), key=lambda cm: -need[cm[0]]):
+    for cell, m in sorted(zip(short, share, strict=True), key=lambda cm: -need[cm[0]]):
         if m <= 0:
             continue
         dist = shortfall(Spec(cell_spec(int(cell), balances, edges).conditions + extra), axes, calibration, z)
@@ -178,6 +179,11 @@ class Built:
     drawn: int
     steered: int
     resumed_from: int
+
+
+def _target_spec(specs: dict[int, Spec], target_of: dict[int, int], index: int) -> Spec:
+    """The spec of the cell that the face ``index`` is steered to."""
+    return specs[target_of[index]]
 
 
 def axes_fingerprint(axes: Any) -> str:
@@ -263,7 +269,7 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
             queue = [f for t in sorted(groups) for f in groups[t]]
             specs = {t: Spec(cell_spec(t, balances, edges).conditions + extra) for t in groups}
 
-            def draw(k: int) -> tuple[np.ndarray, np.ndarray]:
+            def draw(k: int, queue: list = queue, z: np.ndarray = z) -> tuple[np.ndarray, np.ndarray]:
                 got, queue[:] = queue[:k], queue[k:]
                 return (np.array([f.index for f in got], int),
                         np.stack([f.latent for f in got]) if got else np.zeros((0, *z.shape[1:]), np.float32))
@@ -271,7 +277,7 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
             try:
                 out = steer(next(iter(specs.values())), axes, names, measure, draw, len(queue), max_tries=max_tries,
                             max_started=len(queue), calibration=calibration,
-                            spec_of=lambda i: specs[target_of[i]], measured=measured)
+                            spec_of=functools.partial(_target_spec, specs, target_of), measured=measured)
             except SpecError:
                 out = None
             for face in out.delivered if out is not None else []:
@@ -285,10 +291,10 @@ def build(folder: Path, settings: dict[str, Any], balances: Sequence[Balance], e
         taken.sort(key=lambda fc: fc[0].index)
         files = [f"{len(records) + i:06d}.png" for i in range(len(taken))]
         save_faces(split, np.stack([np.asarray(f.image) for f, _ in taken]) if taken else np.zeros((0,)), files)
-        for (face, c), file in zip(taken, files):
+        for (face, c), file in zip(taken, files, strict=True):
             bins = cell_bins(c, balances)
             records.append(face_record(face, file, names, seed, cell=c, cell_name=cell_name(c, balances),
-                                       **{f"{b.feature}_bin": k for b, k in zip(balances, bins)}))
+                                       **{f"{b.feature}_bin": k for b, k in zip(balances, bins, strict=True)}))
             counts[c] += 1
         write_metadata(split, records)
         state.update(drawn=state["drawn"] + drawn_now, accepted=len(records))

@@ -27,7 +27,7 @@ def face_record(face: Face, file_name: str, names: Sequence[str], seed: int | No
                 **extra: Any) -> dict[str, Any]:
     """One metadata row: the file, every label by feature name, where the face came from and how it moved."""
     labels = face.labels if face.labels is not None else np.full(len(names), np.nan)
-    return {"file_name": file_name, **{n: _number(v) for n, v in zip(names, labels)}, **extra,
+    return {"file_name": file_name, **{n: _number(v) for n, v in zip(names, labels, strict=True)}, **extra,
             "seed": seed, "index": face.index,
             "latent": np.asarray(face.latent, np.float64).round(6).tolist(),
             "start_latent": np.asarray(face.start, np.float64).round(6).tolist(),
@@ -51,7 +51,7 @@ def read_metadata(folder: Path) -> list[dict[str, Any]]:
 def save_faces(folder: Path, images: np.ndarray, file_names: Sequence[str]) -> None:
     """Each image (uint8 HxWx3) as a PNG named ``file_names[i]`` in ``folder``, atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    for im, name in zip(images, file_names):
+    for im, name in zip(images, file_names, strict=True):
         save_image(Image.fromarray(np.asarray(im)), folder / name)
 
 
@@ -69,7 +69,7 @@ def contact_sheet(images: np.ndarray, captions: Sequence[str], cell: int = 96, c
     draw = ImageDraw.Draw(sheet)
     if title:
         draw.text((6, 4), title, fill="black", font=label_font(14))
-    for k, (im, text) in enumerate(zip(images, captions)):
+    for k, (im, text) in enumerate(zip(images, captions, strict=True)):
         x, y = (k % cols) * (cell + 2), head + (k // cols) * (cell + cap_h + 2)
         sheet.paste(upscale(im, cell), (x, y))
         for i, line in enumerate(text.splitlines()):

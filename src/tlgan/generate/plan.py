@@ -232,8 +232,8 @@ def plan_step(spec: Spec, met: np.ndarray, labels: np.ndarray, names: Sequence[s
     """The move that brings one face's unmet conditions to their targets (by the axes' models) while the
     features already right, and ``keep``, stay locked; solved jointly so correlated axes do not double-count.
     ``gain``: how much of a planned change this face's features showed last time (the model's error here)."""
-    unmet = [c for c, ok in zip(spec.conditions, met) if not ok]
-    locks = list(dict.fromkeys([c.feature for c, ok in zip(spec.conditions, met) if ok] + list(keep)))
+    unmet = [c for c, ok in zip(spec.conditions, met, strict=True) if not ok]
+    locks = list(dict.fromkeys([c.feature for c, ok in zip(spec.conditions, met, strict=True) if ok] + list(keep)))
     feats = [c.feature for c in unmet]
     gain = gain or {}
     need = np.array([(_target(c, cal) - float(to_model_scale(labels[list(names).index(c.feature)], c.kind)))
@@ -241,7 +241,7 @@ def plan_step(spec: Spec, met: np.ndarray, labels: np.ndarray, names: Sequence[s
     a = np.stack([axes.vector(f) for f in feats]).astype(np.float64)
     locked = np.stack([axes.vector(f) for f in locks]).astype(np.float64) if locks else np.zeros((0, a.shape[1]))
     units = []
-    for f, row in zip(feats, a):
+    for f, row in zip(feats, a, strict=True):
         u = project_out(row, locked)
         if np.linalg.norm(u) < 1e-6:
             raise AxesError(f"{f} cannot move while {', '.join(locks)} are locked")
@@ -252,7 +252,7 @@ def plan_step(spec: Spec, met: np.ndarray, labels: np.ndarray, names: Sequence[s
     if size > MAX_STEP:
         amounts *= MAX_STEP / size
     expect = effect @ amounts * np.array([cal.slope[f] for f in feats])
-    return Step({f: float(t) for f, t in zip(feats, amounts)}, locks, dict(zip(feats, map(float, expect))))
+    return Step({f: float(t) for f, t in zip(feats, amounts, strict=True)}, locks, dict(zip(feats, map(float, expect), strict=True)))
 
 
 def update_gain(gain: dict[str, float], step: Step, before: np.ndarray, after: np.ndarray, spec: Spec,
@@ -350,7 +350,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
     extra_tries = max_tries if extra_tries is None else extra_tries
     duplicates = 0
     idx, z = draw(n)
-    active = [Face(int(i), v.copy(), v.copy()) for i, v in zip(idx, z)]
+    active = [Face(int(i), v.copy(), v.copy()) for i, v in zip(idx, z, strict=True)]
     started, rendered, gave_up = len(active), 0, 0
     unmet: Counter = Counter()
     delivered: list[Face] = []
@@ -385,7 +385,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
                 check_feasible(spec, axes, cal)
         labels, pool = labels[: len(active)], None
         keep_on = []
-        for k, (face, row) in enumerate(zip(active, labels)):
+        for k, (face, row) in enumerate(zip(active, labels, strict=True)):
             target = spec_of(face.index) if spec_of is not None else spec
             ok = target.met(row[None], names)[0]
             want = [list(names).index(c.feature) for c in target.conditions]
@@ -409,7 +409,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
             if (face.tries >= max_tries and not closing) or not (known or face.steps):
                 gave_up += 1
                 lost.append(face)
-                unmet.update(str(c) for c, good in zip(target.conditions, ok) if not good)
+                unmet.update(str(c) for c, good in zip(target.conditions, ok, strict=True) if not good)
                 continue
             try:
                 if known:
@@ -426,7 +426,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
             except AxesError:
                 gave_up += 1
                 lost.append(face)
-                unmet.update(str(c) for c, good in zip(target.conditions, ok) if not good)
+                unmet.update(str(c) for c, good in zip(target.conditions, ok, strict=True) if not good)
                 continue
             face.steps.append(step)
             face.tries += 1
@@ -436,7 +436,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
         room = min(n - len(delivered) - len(active), limit - started)
         if room > 0:
             idx, z = draw(room)
-            active += [Face(int(i), v.copy(), v.copy()) for i, v in zip(idx, z)]
+            active += [Face(int(i), v.copy(), v.copy()) for i, v in zip(idx, z, strict=True)]
             started += len(idx)
     if not delivered:
         worst = ", ".join(f"{c} ({k} of {gave_up})" for c, k in unmet.most_common(3))

@@ -72,7 +72,7 @@ class Spec:
         """Bool (N, k): which of the k conditions each of the N label rows (columns named ``names``) meets."""
         labels = np.atleast_2d(np.asarray(labels, np.float64))
         cols = [list(names).index(c.feature) for c in self.conditions]
-        return np.stack([c.holds(labels[:, j]) for c, j in zip(self.conditions, cols)], axis=1) \
+        return np.stack([c.holds(labels[:, j]) for c, j in zip(self.conditions, cols, strict=True)], axis=1) \
             if cols else np.ones((len(labels), 0), bool)
 
     def holds(self, labels: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -124,10 +124,9 @@ def parse_condition(text: str, features: Sequence[Feature]) -> Condition:
             raise SpecError(f"{text!r}: '=' takes a range LO..HI (e.g. {name}=-20..-10); a real-valued label never "
                             "equals one number exactly")
         lo, hi = sorted((_number(a, text), _number(b, text)))
-    if kind == "binary":
-        if (not math.isinf(lo) and not 0 <= lo < 1) or (not math.isinf(hi) and not 0 < hi <= 1):
-            raise SpecError(f"{text!r}: {name} is a probability, so its bounds lie in 0..1 (and > 1 or < 0 "
-                            "can never hold)")
+    if kind == "binary" and ((not math.isinf(lo) and not 0 <= lo < 1) or (not math.isinf(hi) and not 0 < hi <= 1)):
+        raise SpecError(f"{text!r}: {name} is a probability, so its bounds lie in 0..1 (and > 1 or < 0 "
+                        "can never hold)")
     return Condition(name, kind, lo, hi, text.strip())
 
 
@@ -159,4 +158,4 @@ def with_condition(spec: Spec, extra: Condition | None) -> Spec:
     """``spec`` with ``extra`` added unless the spec already says something about that feature."""
     if extra is None or extra.feature in spec.features:
         return spec
-    return Spec(spec.conditions + (extra,))
+    return Spec((*spec.conditions, extra))
