@@ -1,18 +1,22 @@
-"""The explorer under concurrent load, on loopback only: no failed request, no face file lost, bounded server
-memory, nothing left behind when the server is stopped, and names from the axes file shown as text.
+"""The explorer under concurrent load, on loopback only: no failed request, no face file lost, at most
+``--max-sessions`` session states kept, nothing left behind when the server is stopped, and names from the
+axes file shown as text.
 
-The load (benchmarks/app_load.py, which measures the same at full size on the demo's axes) is 30 sessions
-at once, a few rounds, against `tlgan serve` on toy axes in a subprocess, so the RSS measured is the
-server's own.
+The load is 30 sessions at once, a few rounds, against `tlgan serve` on toy axes in a subprocess. The
+server's memory over a long load (it levels off after ~20 rounds of warm-up; without the session cap it
+keeps growing) is measured by benchmarks/app_load.py, not asserted here: RSS on a shared machine is too
+noisy for a few rounds to tell the two apart.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -28,9 +32,7 @@ pytestmark = [
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import app_load
 
-SESSIONS, ROUNDS, WARMUP = 30, 6, 2
-MAX_SESSIONS = 40  # well below the sessions the load makes (30 a round without a session, 30 with one)
-RSS_GROWTH_MB = 15  # after warm-up; without a session cap the toy page alone grows ~7 MB a round
+SESSIONS, ROUNDS = 30, 6
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +40,36 @@ def toy_axes(tmp_path_factory) -> Path:
     return app_load.toy_axes(tmp_path_factory.mktemp("toy"))
 
 
-def test_concurrent_sessions_lose_no_request_and_memory_stays_flat(toy_axes, tmp_path):
+def test_concurrent_sessions_lose_no_request(toy_axes, tmp_path):
     log = tmp_path / "serve.log"
     env = {"TMPDIR": str(tmp_path), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
-    with app_load.serving(toy_axes, log, extra=["--max-sessions", str(MAX_SESSIONS)], env=env) as server:
+    with app_load.serving(toy_axes, log, extra=["--max-sessions", "40"], env=env) as server:
         load = app_load.hammer(server, ["a", "b"], SESSIONS, ROUNDS, timeout=120)
-    summary = load.summary(warmup=WARMUP)
     # every request answered, and every face it named could be fetched (none deleted under it)
     assert load.requests == 2 * SESSIONS * ROUNDS
     assert load.failures == [], load.failures[:5]
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-    rss = summary["rss_mb"]
-    print(f"{load.requests} requests in {summary['seconds']} s, latency p50 {summary['latency_p50_ms']} ms; "
-          f"server RSS per round (MB): {summary['rss_mb_per_round']}")
-    assert rss["growth_after_warmup"] < RSS_GROWTH_MB, summary["rss_mb_per_round"]
+
+
+def test_the_server_keeps_the_state_of_at_most_max_sessions_sessions(toy_axes):
+    """The bound that keeps a long-running server's memory flat: the least recently used sessions go, the
+    one just used stays."""
+    from tlgan.app.web import build_app, launch
+    from tlgan.jobs import open_explorer
+
+    demo = build_app(open_explorer(toy_axes, "cpu"))
+    port = app_load.free_port()
+    launch(demo, "127.0.0.1", port, block=False, quiet=True, max_sessions=5)
+    server = SimpleNamespace(url=f"http://127.0.0.1:{port}", pid=os.getpid())
+    try:
+        load = app_load.hammer(server, ["a", "b"], 12, 2, timeout=120)  # 24 sessions with a state
+        assert load.failures == [], load.failures[:5]
+        assert len(demo.state_holder.session_data) == 5
+        with httpx.Client(timeout=60) as client:
+            app_load.call(client, server.url, "move_a", [1.0], "last-one")
+        assert len(demo.state_holder.session_data) == 5 and "last-one" in demo.state_holder.session_data
+    finally:
+        demo.close()
 
 
 def test_face_files_go_least_recently_handed_out_first_and_never_within_the_grace_period():
