@@ -112,7 +112,7 @@ def test_face_mask_lies_inside_the_crop_and_grows_with_the_region():
 def test_identical_landmarks_give_no_motion_and_the_warp_follows_a_shift():
     pts = np.random.default_rng(1).uniform(0.2, 0.8, (468, 2))
     assert not backward_field(pts, pts).any()
-    field = backward_field(pts, pts + [0.05, 0.0])  # the face moved right: each point came from 0.05 to its left
+    field = backward_field(pts, pts + np.array([0.05, 0.0]))  # the face moved right: each point came from 0.05 to its left
     assert np.allclose(field[12:20, 12:20, 0], -0.05, atol=0.01)
     img = torch.zeros(1, 64, 64)
     img[0, :, 30] = 1
