@@ -855,8 +855,9 @@ def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline
 @click.option("--max-tries", default=4, show_default=True, help="Corrections per steered face.")
 @click.option("--parquet", is_flag=True, help="Also write data.parquet (images and labels; needs pyarrow).")
 @device_option
+@ray_options
 @friendly
-def dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device) -> None:
+def dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device, ray_address, workers) -> None:
     """A balanced data set for augmentation: equal counts in every cell of the --balance features.
 
     Random faces fill the cells they fall in; faces from full cells are steered along AXES into the cells
@@ -864,11 +865,12 @@ def dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device) -> N
     datasets.load_dataset("imagefolder", data_dir=OUT).
     """
     t0 = time.perf_counter()
-    built = jobs.dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device)
+    built = jobs.dataset(axes, balance, n, out, seed, chunk, max_tries, parquet, device, ray_address, workers)
     cells = ", ".join(f"{k}: {v}" for k, v in built.counts.items())
     again = f" (continued from {built.resumed_from})" if built.resumed_from else ""
+    on_ray = f"; {_ray_said(built.ray)}" if built.ray is not None else ""
     click.echo(f"{built.folder}: {sum(built.counts.values())} faces{again} in {len(built.counts)} cells ({cells}); "
-               f"{built.drawn} drawn, {built.steered} steered, {time.perf_counter() - t0:.0f} s")
+               f"{built.drawn} drawn, {built.steered} steered, {time.perf_counter() - t0:.0f} s{on_ray}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -134,6 +134,13 @@ class Worker:
 
         return self.models()[1](torch.from_numpy(np.array(images)))
 
+    def measure(self, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and images of latents in the generator's own space (the faces ``tlgan dataset`` steers)."""
+        gen, ext = self.models()
+        assert gen is not None, "a measuring worker has a generator"
+        images = gen.render(np.array(latents))
+        return ext(images), images.cpu().numpy()
+
 
 @dataclass
 class Pool:
@@ -363,6 +370,35 @@ def sample(path: str | Path, spec: ModelSpec, n: int, seed: int = 0, chunk: int 
             pool.close()
     report.seconds = time.perf_counter() - report.t0
     return open_run(path), report
+
+
+class Measure:
+    """Latents -> (labels, images), rendered and labelled by a pool of Ray workers in batches of the size
+    their device takes, the results in the latents' order: ``tlgan dataset --ray``'s stand-in for
+    :func:`tlgan.jobs.measure_faces`. ``report`` adds up the batches and faces over every call."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.batch = pool.first_batch()
+        self.report = Report()
+
+    def __call__(self, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ray = _ray()
+        latents = np.ascontiguousarray(latents)
+        tasks = [(lo, min(lo + self.batch, len(latents))) for lo in range(0, len(latents), self.batch)]
+        if not tasks:
+            return ray.get(self.pool.actors[0].measure.remote(latents))
+        parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        call = Report()
+        _drive(self.pool, tasks, lambda actor, lo, hi: actor.measure.remote(latents[lo:hi]),
+               lambda lo, _hi, result: parts.__setitem__(lo, result), call)
+        self.report.workers = self.report.workers or call.workers
+        self.report.startup = self.report.startup or call.startup
+        self.report.chunks += call.chunks
+        self.report.images += call.images
+        self.report.lost_workers = max(self.report.lost_workers, call.lost_workers)
+        labels, images = zip(*(parts[lo] for lo, _ in tasks), strict=True)
+        return np.concatenate(labels), np.concatenate(images)
 
 
 def relabel(path: str | Path, extractor: str, make_default: bool = False, progress: bool = True,

@@ -179,6 +179,7 @@ class Built:
     drawn: int
     steered: int
     resumed_from: int
+    ray: Any = None  # tlgan.distributed.Report when the faces were rendered and labelled on Ray
 
 
 def _target_spec(specs: dict[int, Spec], target_of: dict[int, int], index: int) -> Spec:

@@ -66,6 +66,17 @@ def load_generator(name: str, device: str | None = None, space: str = "z", trunc
                            "checkpoint file; give a path to a .pkl/.pt file or register one with `tlgan models add`")
 
 
+def generator_location(meta: Mapping[str, Any]) -> str:
+    """What ``load_generator`` takes to reopen the generator a run or axes file names: its registered name, or
+    for a user's checkpoint never registered, the path recorded when it was sampled."""
+    from . import library
+
+    name = str(meta.get("generator", "digiface-dcgan"))
+    if name not in GENERATORS and name not in library.registered() and meta.get("generator_source"):
+        return str(meta["generator_source"])
+    return name
+
+
 def generator_of(meta: Mapping[str, Any], device: str | None = "auto", source: object = "this file") -> Generator:
     """The generator a run or axes file was made with, in the same latent space and truncation.
 
@@ -80,9 +91,7 @@ def generator_of(meta: Mapping[str, Any], device: str | None = "auto", source: o
 
     load_plugins()
     name = str(meta.get("generator", "digiface-dcgan"))
-    where = name
-    if name not in GENERATORS and name not in library.registered() and meta.get("generator_source"):
-        where = str(meta["generator_source"])
+    where = generator_location(meta)
     library.check_named_path(where, source)
     gen = load_generator(where, device, space=str(meta.get("latent_space", "z")),
                          truncation=float(meta.get("truncation", 1.0)))

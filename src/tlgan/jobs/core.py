@@ -45,7 +45,8 @@ from ..bounds import (
     check_steps,
 )
 from ..disentangle import SpaceDCI, dci
-from ..distributed import ModelSpec
+from ..distributed import Measure as RayMeasure
+from ..distributed import ModelSpec, Pool, connect
 from ..distributed import Report as RayReport
 from ..distributed import relabel as relabel_on_ray
 from ..distributed import sample as sample_on_ray
@@ -66,6 +67,7 @@ from ..generators import (
     GENERATORS,
     SPACES,  # noqa: F401 (offered to the command line: --space's choices)
     Generator,
+    generator_location,
     generator_of,
     library,
     load_generator,
@@ -1194,10 +1196,29 @@ def generate(axes: str | Path, wants: Sequence[str], n: int | None = None, out: 
 
 
 def dataset(axes: str | Path, balance: Sequence[str], n: int, out: str | Path, seed: int = 0,
-            chunk: int | None = None, max_tries: int = 4, parquet: bool = False, device: str | None = "auto") -> Any:
-    """``tlgan dataset``: :func:`make_dataset` with the axes file's editor and extractor."""
-    editor, extractor = open_generation(axes, device)
-    return make_dataset(editor, extractor, balance, n, out, seed, chunk, max_tries, parquet=parquet)
+            chunk: int | None = None, max_tries: int = 4, parquet: bool = False, device: str | None = "auto",
+            ray_address: str | None = None, workers: int | None = None) -> Any:
+    """``tlgan dataset``: :func:`make_dataset` with the axes file's editor and extractor; with ``ray_address``
+    (``local``, ``auto`` or an address, as ``tlgan sample --ray``) the faces are rendered and labelled by
+    ``workers`` Ray workers (the same set as here: the driver steers and writes, the workers measure)."""
+    if ray_address is None:
+        editor, extractor = open_generation(axes, device)
+        return make_dataset(editor, extractor, balance, n, out, seed, chunk, max_tries, parquet=parquet)
+    connect(ray_address)
+    editor, extractor = open_generation(axes, "cpu")  # the driver's: axes, latents and spreads, no rendering
+    meta = editor.axes.meta
+    options = {"space": str(meta.get("latent_space", "z")), "truncation": float(meta.get("truncation", 1.0))}
+    spec = ModelSpec(generator_location(meta), extractor.name, options)
+    pool = Pool.start(spec.for_workers(), workers, device or "auto")
+    try:
+        measure = RayMeasure(pool)
+        built = make_dataset(editor, extractor, balance, n, out, seed, chunk, max_tries,
+                             parquet=parquet, measure=measure)
+    finally:
+        pool.close()
+    built.ray = measure.report
+    built.ray.seconds = time.perf_counter() - built.ray.t0
+    return built
 
 
 def _calibration_faces(editor: Editor, extractor: Extractor, measure: Callable, count: int,
@@ -1221,13 +1242,15 @@ def _calibration_faces(editor: Editor, extractor: Extractor, measure: Callable, 
 
 def make_dataset(editor: Editor, extractor: Extractor, balance: Sequence[str], n: int, out: str | Path,
                  seed: int = 0, chunk: int | None = None, max_tries: int = 4, pool: int = 1024,
-                 parquet: bool = False, progress: bool = True, candidates: int = 8) -> Any:
+                 parquet: bool = False, progress: bool = True, candidates: int = 8,
+                 measure: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None) -> Any:
     """``tlgan dataset``: ``n`` faces with equal counts in every cell of the ``balance`` features
     (``FEATURE[:BINS]``), each confirmed by the extractor, in ``out`` as a Hugging Face imagefolder
     (``out/train/``: PNGs and ``metadata.jsonl``); resumable. Bin edges come from ``pool`` random faces
     (the axes' run when it is on disk). ``parquet`` also writes ``out/data.parquet`` (``moves`` and ``steps``
     as JSON text there). Each chunk renders only the faces, of ``candidates`` times as many drawn, that the
-    axes' models put nearest the cells still short of faces.
+    axes' models put nearest the cells still short of faces. ``measure``: latents -> (labels, images)
+    [default: :func:`measure_faces` here; ``tlgan.distributed.Measure`` on Ray].
     Returns a :class:`tlgan.generate.dataset.Built`."""
     check_range(n, "-n", 1, 1_000_000, "faces")
     chunk = check_range(chunk or editor.generator.batch_size, "--chunk", 1, 65_536)
@@ -1238,7 +1261,7 @@ def make_dataset(editor: Editor, extractor: Extractor, balance: Sequence[str], n
             raise DatasetError(f"feature {b.feature!r} has no axis in this axes file; it has: "
                                f"{', '.join(editor.axes.names)}")
     names = extractor.feature_names
-    measure = measure_faces(editor, extractor)
+    measure = measure or measure_faces(editor, extractor)
     z, labels = _calibration_faces(editor, extractor, measure, pool, seed)
     presence = presence_condition(extractor.features, extractor.presence)
     presence = presence if presence is not None and presence.feature in editor.axes.names else None
