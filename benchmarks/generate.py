@@ -65,9 +65,20 @@ def spec_and_diversity(editor, ext, wants, args, work: Path, result: dict, save)
 
         d_gen = identity_distances(ext.descriptor(torch.from_numpy(res.images)))
         d_rand = identity_distances(ext.descriptor(random_images))
+        # the same spec met by chance: random faces of the axes' run that meet it (their images are cached)
+        spec_random: dict = {}
+        if run and Path(run, "run.json").exists():
+            r = open_run(run)
+            meet = np.flatnonzero(res.spec.holds(r.labels(ext.name), names))
+            if len(meet) >= 2 and r.has_images:
+                images = np.stack([r.images[int(i)] for i in meet[:200]])
+                d_spec = identity_distances(ext.descriptor(torch.from_numpy(images)))
+                spec_random = {"random_meeting_spec": len(images), "random_meeting_spec_mean": float(d_spec.mean()),
+                               "ratio_to_random_meeting_spec": float(d_gen.mean() / d_spec.mean()),
+                               "random_meeting_spec_closest_pair": float(d_spec.min())}
         result["diversity"] = {
             "mean_pairwise_identity_distance": float(d_gen.mean()), "random_mean": float(d_rand.mean()),
-            "ratio": float(d_gen.mean() / d_rand.mean()), "closest_pair": float(d_gen.min()),
+            "ratio": float(d_gen.mean() / d_rand.mean()), "closest_pair": float(d_gen.min()), **spec_random,
             "random_pairs_1st_percentile": float(np.quantile(d_rand, 0.01)),
             "distinct_starting_faces": len({f.index for f in res.faces}),
             "goals": {"ratio>=0.9": bool(d_gen.mean() >= 0.9 * d_rand.mean()),

@@ -14,6 +14,19 @@ def toy():
     return load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu")
 
 
+@pytest.fixture(scope="module")
+def toy_explorer(tmp_path_factory):
+    """The explorer of toy-linear axes fitted on 1,500 faces (one per test module)."""
+    from tlgan.app.explorer import Explorer
+    from tlgan.extractors import load_extractor
+    from tlgan.generators import load_generator
+    from tlgan.jobs import discover
+
+    gen, ext = load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu")
+    d = discover(tmp_path_factory.mktemp("toy"), gen, ext, 1500, seed=0, save_images=False, progress=False)
+    return Explorer(d.axes, gen, ext)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -8,21 +8,15 @@ import pytest
 from PIL import Image
 
 from tlgan.app.codec import state_token
-from tlgan.app.explorer import Explorer
 from tlgan.app.generate_panel import GenerateError, condition_text, features_help, gallery_items, generate, gif_start, load_face, wants_of
 from tlgan.app.state import StateError, set_lock, set_slider
 from tlgan.app.undo import Session
-from tlgan.extractors import load_extractor
 from tlgan.generate.spec import SpecError
-from tlgan.generators import load_generator
-from tlgan.jobs import discover
 
 
 @pytest.fixture(scope="module")
-def explorer(tmp_path_factory):
-    gen, ext = load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu")
-    d = discover(tmp_path_factory.mktemp("toy"), gen, ext, 1500, seed=0, save_images=False, progress=False)
-    return Explorer(d.axes, gen, ext)
+def explorer(toy_explorer):
+    return toy_explorer
 
 
 @pytest.fixture(scope="module")

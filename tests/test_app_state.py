@@ -35,16 +35,12 @@ from tlgan.app.state import (
 )
 from tlgan.app.undo import MAX_UNDO, Session
 from tlgan.axes import Axes, AxesError
-from tlgan.extractors import load_extractor
-from tlgan.generators import load_generator
-from tlgan.jobs import discover, open_explorer
+from tlgan.jobs import open_explorer
 
 
 @pytest.fixture(scope="module")
-def explorer(tmp_path_factory):
-    gen, ext = load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu")
-    d = discover(tmp_path_factory.mktemp("toy"), gen, ext, 1500, seed=0, save_images=False, progress=False)
-    return Explorer(d.axes, gen, ext)
+def explorer(toy_explorer):
+    return toy_explorer
 
 
 @pytest.fixture(scope="module")

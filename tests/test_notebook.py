@@ -11,18 +11,12 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from tlgan.app.state import Explorer
-from tlgan.extractors import load_extractor
-from tlgan.generators import load_generator
-from tlgan.jobs import discover
 from tlgan.notebook import NotebookExplorer, explore
 
 
 @pytest.fixture(scope="module")
-def explorer(tmp_path_factory):
-    gen, ext = load_generator("toy-linear", "cpu"), load_extractor("toy-linear", "cpu")
-    d = discover(tmp_path_factory.mktemp("toy"), gen, ext, 1500, seed=0, save_images=False, progress=False)
-    return Explorer(d.axes, gen, ext)
+def explorer(toy_explorer):
+    return toy_explorer
 
 
 def change_of(nb: NotebookExplorer, name: str) -> float:

@@ -663,6 +663,11 @@ def upload(page: Page, view: View | None, data: Any, request: gr.Request | None,
     finally:
         if page.cancels.get(key) is flag:
             del page.cancels[key]
+    return _shown_with_photo(page, view)
+
+
+def _shown_with_photo(page: Page, view: View) -> dict:
+    """The page's outputs for ``view``, the photo panel's parts included."""
     out = page.show(view)
     for part in page.photo.parts:
         out.update(part(view))
@@ -691,10 +696,7 @@ def photo_settings(page: Page, view: View | None, fidelity: Any, region: Any, re
     finally:
         if page.cancels.get(key) is flag:
             del page.cancels[key]
-    out = page.show(view)
-    for part in page.photo.parts:
-        out.update(part(view))
-    return out
+    return _shown_with_photo(page, view)
 
 
 def photo_panel(page: Page) -> None:
