@@ -43,7 +43,7 @@ def spec_and_diversity(editor, ext, wants, args, work: Path, result: dict, save)
     """The spec by steering and by rejection sampling; the delivered faces' diversity against random faces."""
     names = ext.feature_names
     res = generate_faces(editor, ext, wants, args.n, work / "faces", seed=args.seed, baseline=args.budget,
-                         distinct=args.distinct)
+                         distinct=args.distinct, candidates=args.candidates)
     relabelled = ext(editor.generator.render(res.latents))
     run = editor.axes.meta.get("run")
     freq = None
@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--dataset-n", type=int, default=2000, help="0 = skip the data set part")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--candidates", type=int, default=32,
+                    help="random starts drawn per face started (generate_faces candidates; the nearest is started)")
     ap.add_argument("--distinct", action="store_true", help="refuse near-duplicate faces (generate_faces distinct)")
     ap.add_argument("--parts", default="spec,animation,dataset",
                     help="which parts to run (comma-separated; diversity comes with spec)")
@@ -107,7 +109,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     wants = args.want or list(WANT)
     out_path = RESULTS / f"generate{'-' + args.tag if args.tag else ''}.json"
-    result: dict = {"machine": machine(), "axes": args.axes, "want": wants, "n": args.n, "distinct": args.distinct}
+    result: dict = {"machine": machine(), "axes": args.axes, "want": wants, "n": args.n, "distinct": args.distinct,
+                    "candidates": args.candidates}
 
     def save() -> None:
         result["machine_after"] = machine()

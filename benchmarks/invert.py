@@ -63,7 +63,7 @@ def human_assets(human: Path) -> Path | None:
     try:  # the weights catalogue's copy (tlgan models fetch human-test-photos)
         from tlgan.weights import path_of
 
-        return path_of("human-test-photos", "package/assets/screenshot-facedetect.jpg").parent
+        return path_of("human-test-photos", "screenshot-facedetect.jpg").parent
     except Exception as e:  # the photos are optional
         print(f"no @vladmandic/human photos ({e}); npm pack @vladmandic/human@3.3.6 and untar")
         return None

@@ -89,7 +89,7 @@ def test_photos(folder: Path) -> list[Path]:
     try:
         from tlgan.weights import path_of
 
-        sheet = Image.open(path_of("human-test-photos", "package/assets/screenshot-facedetect.jpg")).convert("RGB")
+        sheet = Image.open(path_of("human-test-photos", "screenshot-facedetect.jpg")).convert("RGB")
         for k, (x0, x1) in enumerate(PORTRAIT_BOXES):
             if not (folder / f"portrait{k}.png").exists():
                 sheet.crop((x0, 346, x1, 497)).save(folder / f"portrait{k}.png")
