@@ -1,7 +1,7 @@
 """Photo edits that keep the person (issue 18): the new way (tuned generator, the photo's own pixels moved
 with the edit, blended) against today's (the generator's reconstruction pasted back), in the same run.
 
-For each photo of a folder and each edit (happy +1.5; age +2 with male locked), and each method:
+For each photo of a folder and each edit (happy +1.5; age +2 with male locked; yaw +1.5, a head turn), and each method:
 
 - ``identity``: the distance between the photo's and the edited photo's descriptors by an independent
   judge, dlib's face-recognition ResNet (registry packages ``dlib-bin`` and ``face-recognition-models``;
@@ -49,7 +49,8 @@ from tlgan.jobs import TUNE_STEPS, default_encoder, invert_photo, open_editor, p
 from tlgan.photo import seam_score
 
 ROOT = Path(__file__).resolve().parents[1]
-EDITS = (("happy +1.5", {"happy": 1.5}, ()), ("age +2, male locked", {"age": 2.0}, ("male",)))
+EDITS = (("happy +1.5", {"happy": 1.5}, ()), ("age +2, male locked", {"age": 2.0}, ("male",)),
+         ("yaw +1.5", {"yaw": 1.5}, ()))  # the goals are on the first two; the third is a motion edit
 HELD_OUT = ("portrait3", "portrait4")  # not looked at while choosing settings
 PORTRAIT_BOXES = ((7, 158), (164, 315), (321, 472), (478, 629), (633, 791))  # x ranges; y 346..497
 
