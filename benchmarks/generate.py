@@ -45,11 +45,11 @@ def spec_and_diversity(editor, ext, wants, args, work: Path, result: dict, save)
     res = generate_faces(editor, ext, wants, args.n, work / "faces", seed=args.seed, baseline=args.budget,
                          distinct=args.distinct, candidates=args.candidates)
     relabelled = ext(editor.generator.render(res.latents))
-    run = editor.axes.meta.get("run")
-    freq = None
-    if run and Path(run, "run.json").exists():
-        labels = open_run(run).labels(ext.name)
-        freq = float(res.spec.holds(labels, names).mean())
+    run_path = editor.axes.meta.get("run")
+    run = open_run(run_path) if run_path and Path(run_path, "run.json").exists() else None
+    # the axes' own random faces that meet the spec by chance
+    meet = res.spec.holds(run.labels(ext.name), names) if run is not None else None
+    freq = float(meet.mean()) if meet is not None else None
     summary = res.summary()
     result["spec"] = {**summary, "random_frequency_in_run": freq,
                       "all_relabelled_meet_spec": bool(res.spec.holds(relabelled, names).all()),
@@ -67,15 +67,12 @@ def spec_and_diversity(editor, ext, wants, args, work: Path, result: dict, save)
         d_rand = identity_distances(ext.descriptor(random_images))
         # the same spec met by chance: random faces of the axes' run that meet it (their images are cached)
         spec_random: dict = {}
-        if run and Path(run, "run.json").exists():
-            r = open_run(run)
-            meet = np.flatnonzero(res.spec.holds(r.labels(ext.name), names))
-            if len(meet) >= 2 and r.has_images:
-                images = np.stack([r.images[int(i)] for i in meet[:200]])
-                d_spec = identity_distances(ext.descriptor(torch.from_numpy(images)))
-                spec_random = {"random_meeting_spec": len(images), "random_meeting_spec_mean": float(d_spec.mean()),
-                               "ratio_to_random_meeting_spec": float(d_gen.mean() / d_spec.mean()),
-                               "random_meeting_spec_closest_pair": float(d_spec.min())}
+        if run is not None and meet is not None and meet.sum() >= 2 and run.has_images:
+            images = run.images.oindex[np.flatnonzero(meet)[:200]]
+            d_spec = identity_distances(ext.descriptor(torch.from_numpy(images)))
+            spec_random = {"random_meeting_spec": len(images), "random_meeting_spec_mean": float(d_spec.mean()),
+                           "ratio_to_random_meeting_spec": float(d_gen.mean() / d_spec.mean()),
+                           "random_meeting_spec_closest_pair": float(d_spec.min())}
         result["diversity"] = {
             "mean_pairwise_identity_distance": float(d_gen.mean()), "random_mean": float(d_rand.mean()),
             "ratio": float(d_gen.mean() / d_rand.mean()), "closest_pair": float(d_gen.min()), **spec_random,
