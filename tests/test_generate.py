@@ -318,11 +318,11 @@ def test_near_duplicates_are_refused():
     from tlgan.generate.distinct import Distinct, identity_distances
 
     rng = np.random.default_rng(0)
-    random = rng.normal(size=(40, 8))
+    random = rng.normal(size=(40, 256))
     d = identity_distances(random)
     assert d.shape == (40 * 39 // 2,) and np.allclose(identity_distances(random[:2], random[:2]).diagonal(), 0)
-    accept = Distinct.from_random(lambda image: image.reshape(-1), random)
-    assert accept.threshold == pytest.approx(np.quantile(d, 0.01))
+    accept = Distinct.from_random(lambda image: image.reshape(-1), random, set_size=10)
+    assert accept.threshold < np.quantile(d, 0.05)  # near-duplicates are rarer than random pairs' closest 5%
 
     class Face:
         def __init__(self, v):
@@ -330,6 +330,65 @@ def test_near_duplicates_are_refused():
     assert accept(Face(random[0])) and accept(Face(random[1]))
     assert not accept(Face(random[0] * 2 + 1e-3))  # the same direction: the same person
     assert accept(Face(random[2]))
+
+
+def test_near_duplicate_bar_is_what_random_sets_of_that_size_rarely_go_below():
+    from tlgan.generate.distinct import identity_distances, near_duplicate_bar
+
+    rng = np.random.default_rng(1)
+    pool = rng.normal(size=(600, 256))  # high-dimensional, as descriptors are: distances near normal
+    d = pool / np.linalg.norm(pool, axis=1, keepdims=True)
+    full = 1 - d @ d.T
+    pairs = identity_distances(pool)
+    for size in (10, 40):
+        bar = near_duplicate_bar(pairs, size)
+        closest = [full[np.ix_(k, k)][np.triu_indices(size, 1)].min()
+                   for k in (rng.choice(len(pool), size, replace=False) for _ in range(400))]
+        below = float(np.mean(np.array(closest) < bar))
+        assert 0.01 <= below <= 0.12, (size, below)  # about 5% of random sets have a pair closer than the bar
+    assert near_duplicate_bar(pairs, 40) < near_duplicate_bar(pairs, 10)  # more faces, closer closest pair
+
+
+def test_distinct_faces_have_no_near_duplicates():
+    """Faces steered far into a spec crowd together; with ``distinct`` none arrives nearer to another than random
+    sets of as many faces' closest pairs (the bar, from the random faces it is set on): one that would is nudged."""
+    import torch
+
+    from tlgan.generate.distinct import identity_distances, near_duplicate_bar
+    from tlgan.generate.stream import LatentStream
+    from tlgan.jobs import generate_faces
+    from tlgan.toy import TOY_DIM, ToyLinearExtractor, ToyLinearGenerator, toy_directions
+
+    class Wide(ToyLinearGenerator):  # every latent dimension painted: the rows past the features are "identity"
+        name, resolution = "toy-wide", 16
+
+        def __init__(self, device=None):
+            super().__init__(device)
+            rows = np.eye(TOY_DIM, dtype=np.float32)
+            rows[:4] = toy_directions()
+            self.rows = torch.from_numpy(rows)
+
+    class Described(ToyLinearExtractor):
+        has_descriptor = True
+
+        def descriptor(self, images):
+            return images.float().mean(dim=(2, 3)).cpu().numpy() - 127.5
+
+    gen, ext = Wide("cpu"), Described("cpu")
+    z = gen.sample(1000, 0)
+    axes = load_finder("glm").find(z, ext(gen.render(z)), list(ext.features),
+                                   meta={"generator": gen.name, "latent_space": "z", "extractor": ext.name})
+    _, z_ref = LatentStream(gen, 2).draw(96)  # the random faces generate_faces sets its bar on (seed + 2)
+    bar = near_duplicate_bar(identity_distances(ext.descriptor(gen.render(z_ref))), 24)
+    wants = ["a>=2.5", "c<=-2.5", "p"]
+
+    def closest(distinct):
+        res = generate_faces(Editor(gen, axes), ext, wants, 24, seed=0, distinct=distinct)
+        assert len(res.faces) == 24
+        return identity_distances(ext.descriptor(torch.from_numpy(res.images))).min(), res.outcome.duplicates
+    crowded, _ = closest(False)
+    spread, refused = closest(True)
+    assert crowded < bar <= spread and refused >= 1
 
 
 def test_full_cells_send_faces_to_the_nearest_short_cell_and_rare_cells_get_their_share(toy_axes):

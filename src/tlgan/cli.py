@@ -809,16 +809,21 @@ def fit_labels(labels, features, out, extractor, seed, device) -> None:
               help="Also draw up to this many random faces to measure rejection sampling's cost on the same "
                    "spec (0 = skip).")
 @click.option("--cell", default=96, show_default=True, help="Pixel size of each face on the contact sheet.")
+@click.option("--distinct", is_flag=True,
+              help="No near-duplicates: a face that arrives as like one already delivered as random sets of N "
+                   "faces almost never are (by the extractor's identity descriptor) is nudged and checked again. "
+                   "Costs yield (faces given up).")
 @_with(inversion_options)
 @device_option
 @friendly
-def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, encoder, inv_steps, face,
-             identity_weight, device) -> None:
+def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, distinct, encoder,
+             inv_steps, face, identity_weight, device) -> None:
     """Faces made to order: N different faces that the extractor confirms meet every --want.
 
     Each random face is moved along AXES toward the wanted values, with the features already right (and
     --keep) locked, then rendered, relabelled and corrected up to --max-tries times; a face that cannot get
-    there is replaced. Only confirmed faces are written. A spec no face can meet (out of reach, or conditions
+    there is replaced (with --distinct, one that arrives a near-duplicate of a face already delivered is
+    nudged first). Only confirmed faces are written. A spec no face can meet (out of reach, or conditions
     that fight each other) is refused with the conditions named.
 
     \b
@@ -827,7 +832,7 @@ def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline
     if latent is not None and image is not None:
         raise click.UsageError("give --from-latent or --image, not both")
     res = jobs.generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline, cell, encoder, inv_steps,
-                        face, identity_weight, device, log=_err)
+                        face, identity_weight, device, log=_err, distinct=distinct)
     o = res.outcome
     click.echo(f"{res.folder}: {len(res.faces)} faces meeting {res.spec} (confirmed by {res.extractor}); "
                f"contact sheet {res.contact_sheet}")

@@ -32,7 +32,8 @@ def face_record(face: Face, file_name: str, names: Sequence[str], seed: int | No
             "latent": np.asarray(face.latent, np.float64).round(6).tolist(),
             "start_latent": np.asarray(face.start, np.float64).round(6).tolist(),
             "moves": {k: round(v, 6) for k, v in face.total_moves().items()},
-            "steps": [{"moves": {k: round(v, 6) for k, v in s.moves.items()}, "locks": s.locks} for s in face.steps]}
+            "steps": [{"moves": {k: round(v, 6) for k, v in s.moves.items()}, "locks": s.locks,
+                       **({"nudge": round(s.nudge, 6)} if s.nudge else {})} for s in face.steps]}
 
 
 def write_metadata(folder: Path, records: Iterable[dict[str, Any]]) -> Path:

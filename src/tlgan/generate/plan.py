@@ -23,6 +23,7 @@ import numpy as np
 
 from ..axes import Axes, AxesError
 from ..explore import move, project_out
+from .distinct import MAX_NUDGES, NUDGE, nudge
 from .spec import Condition, Spec, SpecError, describe
 
 #: How far from a typical face (in standard deviations of random faces along the axes) a spec may ask to go:
@@ -225,6 +226,7 @@ class Step:
     moves: dict[str, float]
     locks: list[str]
     expect: dict[str, float] = field(default_factory=dict)  # the change of each moved feature it plans (model scale)
+    nudge: float = 0.0  # > 0: not a move along axes but a near-duplicate's nudge of this length (``distinct.nudge``)
 
 
 def plan_step(spec: Spec, met: np.ndarray, labels: np.ndarray, names: Sequence[str], axes: Axes,
@@ -282,6 +284,7 @@ class Face:
     labels: np.ndarray | None = None
     image: np.ndarray | None = None  # as last rendered (uint8 H x W x 3), when ``measure`` gives images
     tries: int = 0  # moves made, including ones taken back
+    nudges: int = 0  # near-duplicate nudges made (``distinct.nudge``; they have their own budget, ``MAX_NUDGES``)
     last_good: np.ndarray | None = None  # the latent before the last move, whose labels were all known
     last_labels: np.ndarray | None = None  # and its labels
     gain: dict[str, float] = field(default_factory=dict)  # per feature, see ``update_gain``
@@ -306,7 +309,7 @@ class Outcome:
     unmet: Counter  # condition text -> how many given-up faces missed it at the end
     calibration: Calibration | None = None
     lost: list[Face] = field(default_factory=list)  # the given-up faces, as they ended (labels, tries, steps)
-    duplicates: int = 0  # faces that met the spec but were refused by ``accept`` (too like one delivered)
+    duplicates: int = 0  # times a face met the spec but ``accept`` refused it (too like one delivered): nudged or given up
 
     @property
     def renders_per_face(self) -> float:
@@ -340,8 +343,9 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
     calibrating on the first faces (with up to ``calibration_faces`` more from ``calibration_draw``,
     default ``draw``, rendered but never steered) and skip the feasibility check. ``spec_of(index)``: each
     face's own spec instead (several targets steered in one batch; ``spec`` then only names the features).
-    ``accept(face)``: False refuses a face that meets the spec (e.g. too like one already delivered); it
-    counts as given up. A face whose measured gap to the spec shrank with its last move may go on for up to
+    ``accept(face)``: False refuses a face that meets the spec (e.g. too like one already delivered); it is
+    nudged (``distinct.nudge``: moved where the spec's features' axes do not see) and checked again, up to
+    ``MAX_NUDGES`` times, then counted as given up. A face whose measured gap to the spec shrank with its last move may go on for up to
     ``extra_tries`` more moves (default ``max_tries``): faces that are closing in are the cheap ones to finish.
     ``measured``: the labels and
     image of starting faces already rendered (by stream index), so they are not rendered again.
@@ -394,6 +398,14 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
             if ok.all():
                 if len(delivered) < n and accept is not None and not accept(face):
                     duplicates += 1
+                    if face.nudges < MAX_NUDGES:  # it meets the spec: nudge it rather than start another face
+                        held = list(dict.fromkeys([c.feature for c in target.conditions] + list(keep)))
+                        face.last_good, face.last_labels = face.latent, row
+                        face.latent = nudge(face.latent, axes, held, NUDGE * cal.spread, (face.index, face.nudges))
+                        face.steps.append(Step({}, held, nudge=NUDGE * cal.spread))
+                        face.nudges += 1
+                        keep_on.append(face)
+                        continue
                     gave_up += 1
                     lost.append(face)
                     continue

@@ -1057,7 +1057,7 @@ class Generated:
     def summary(self) -> dict[str, Any]:
         o = self.outcome
         out = {"spec": str(self.spec), "delivered": len(self.faces), "started": o.started, "rendered": o.rendered,
-               "gave_up": o.gave_up, "duplicates_refused": o.duplicates, "yield": o.yield_,
+               "gave_up": o.gave_up, "near_duplicates_refused": o.duplicates, "yield": o.yield_,
                "renders_per_face": o.renders_per_face,
                "seconds": self.seconds}
         if self.baseline_rendered:
@@ -1096,9 +1096,12 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
     rendered, relabelled and corrected up to ``max_tries`` times; a face that cannot get there is replaced by
     the next one. Random starts are the nearest to the wanted region (by the axes' models, without rendering)
     of ``candidates`` times as many drawn; with ``distinct`` (and an extractor with an identity descriptor)
-    a face that arrives nearer than random faces' closest 1% of pairs to one already delivered is refused;
-    the random faces rendered for that count in the cost. ``baseline`` > 0 also draws up to that many random
-    faces (the next ones of the same seed) to measure rejection sampling's cost on the same spec. With ``out``,
+    a face that arrives nearer to one already delivered than the closest pair of ``n`` random faces is in 95%
+    of draws (``generate.distinct.near_duplicate_bar``) is nudged and checked again (``steer``'s ``accept``);
+    the random faces that set that bar come from
+    the axes' run when it keeps images, else they are rendered and count in the cost. ``baseline`` > 0 also
+    draws up to that many random faces (the next ones of the same seed) to measure rejection sampling's cost on
+    the same spec. With ``out``,
     writes ``out/faces/`` (PNGs and ``metadata.jsonl``: labels, seed, index, latent, moves),
     ``out/contact-sheet.png`` and ``out/summary.json``.
     """
@@ -1136,10 +1139,9 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
         check_feasible(spec, editor.axes, cal)
         draw = nearest_draw(stream.draw, spec, editor.axes, cal, candidates)
     if start is None and distinct and extractor.has_descriptor and n > 1:
-        _, z_ref = LatentStream(editor.generator, (seed + 2) % (MAX_SEED + 1)).draw(48)
-        ref_images = counted(z_ref)[1]
         accept = Distinct.from_random(lambda im: extractor.descriptor(torch.from_numpy(im[None]))[0],
-                                      extractor.descriptor(torch.from_numpy(ref_images)))
+                                      extractor.descriptor(torch.from_numpy(_reference_images(editor, counted, seed))),
+                                      set_size=n)
     outcome = steer(spec, editor.axes, names, measure, draw, n, keep, max_tries,
                     max_started=1 if start is not None else None, calibration_draw=stream.draw, calibration=cal,
                     accept=accept)
@@ -1186,13 +1188,14 @@ def generate(axes: str | Path, wants: Sequence[str], n: int | None = None, out: 
              seed: int = 0, keep: Sequence[str] = (), latent: str | Path | None = None,
              image: str | Path | None = None, max_tries: int = 5, baseline: int = 0, cell: int = 96,
              encoder: str | Path | None = None, steps: int = 200, face: int = 0, identity_weight: float = 0.3,
-             device: str | None = "auto", log: Log = None) -> Generated:
+             device: str | None = "auto", log: Log = None, distinct: bool = False) -> Generated:
     """``tlgan generate``: the axes file's editor and extractor, the start face (``latent`` or ``image``, if
     given), then :func:`generate_faces`; ``n`` default: 16, or 1 from a given face."""
     editor, extractor = open_generation(axes, device)
     start = start_latent(editor, latent, image, encoder, steps, face, identity_weight)
     n = n if n is not None else 1 if start is not None else 16
-    return generate_faces(editor, extractor, wants, n, out, seed, keep, start, max_tries, baseline, cell, log=log)
+    return generate_faces(editor, extractor, wants, n, out, seed, keep, start, max_tries, baseline, cell, log=log,
+                          distinct=distinct)
 
 
 def dataset(axes: str | Path, balance: Sequence[str], n: int, out: str | Path, seed: int = 0,
@@ -1219,6 +1222,24 @@ def dataset(axes: str | Path, balance: Sequence[str], n: int, out: str | Path, s
     built.ray = measure.report
     built.ray.seconds = time.perf_counter() - built.ray.t0
     return built
+
+
+REFERENCE_FACES = 96  # random faces whose identity distances set the near-duplicate bar of ``generate --distinct``
+
+
+def _reference_images(editor: Editor, measure: Callable, seed: int) -> np.ndarray:
+    """``REFERENCE_FACES`` random faces' images: the axes' own run's when it keeps images of this generator
+    (nothing to render), else rendered from the seed two after ``seed`` (``measure`` counts them)."""
+    where = editor.axes.meta.get("run")
+    if where and (Path(where) / "run.json").exists():
+        try:
+            run = open_run(where)
+            if run.has_images and run.generator == editor.generator.name and run.images.shape[0] >= REFERENCE_FACES:
+                return np.asarray(run.images[:REFERENCE_FACES])
+        except RunError:
+            pass
+    _, z = LatentStream(editor.generator, (seed + 2) % (MAX_SEED + 1)).draw(REFERENCE_FACES)
+    return measure(z)[1]
 
 
 def _calibration_faces(editor: Editor, extractor: Extractor, measure: Callable, count: int,
