@@ -1224,7 +1224,7 @@ def dataset(axes: str | Path, balance: Sequence[str], n: int, out: str | Path, s
     return built
 
 
-REFERENCE_FACES = 96  # random faces whose identity distances set the near-duplicate bar of ``generate --distinct``
+REFERENCE_FACES = 256  # random faces whose identity distances set the near-duplicate bar of ``generate --distinct``
 
 
 def _reference_images(editor: Editor, measure: Callable, seed: int) -> np.ndarray:
