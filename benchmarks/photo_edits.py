@@ -12,6 +12,11 @@ For each photo of a folder and each edit (happy +1.5; age +2 with male locked; y
   probability near 0 or 1 says nothing; P(happy) 0.005 -> 0.04 is +2.1 logits), years for age;
 - ``leak``: the change of each locked feature on the photo (same scale), in units of its std over
   generated faces;
+- ``reconstruction``: the same two readings on the tuned generator's own face of the photo (its 64-px
+  picture of the pivot, before and after the move). This separates the two causes of a short move: the
+  generator's edit at this face (``moved`` of the reconstruction) and how much of it the compositing carries
+  into the photo (``carried``: the photo's change over the reconstruction's, where the reconstruction moved
+  by a quarter of the reference or more);
 - ``seam``: gradient energy along the border of the edit's mask in the result over the photo's own there
   (1.0: no new edge);
 - seconds: inversion (from the encoder's guess), tuning, the session's set-up, one render.
@@ -191,6 +196,14 @@ def summarise_group(rows: list[dict]) -> dict:
                 "leak_max_std": round(max([abs(v) for s in sel for v in s["leak_std"].values()] or [0.0]), 3),
                 "seam_max": round(max(s["seam"] for s in sel), 3),
             }
+            recs = [s["reconstruction"] for s in sel if "reconstruction" in s]
+            if recs:
+                out[f"{method}/{title}"]["reconstruction"] = {
+                    "moved_at_least_half": f"{sum(r['moved'] >= 0.5 for r in recs)} of {len(recs)}",
+                    "moved_median": round(float(np.median([r["moved"] for r in recs])), 3),
+                    "leak_max_std": round(max([abs(v) for r in recs for v in r["leak_std"].values()] or [0.0]), 3),
+                    "carried_median": round(float(np.median([r["carried"] for r in recs if r["carried"] is not None]
+                                                            or [np.nan])), 3)}
     return out
 
 
@@ -239,6 +252,8 @@ def main() -> None:
         t_session = time.perf_counter() - t
         own = judge.descriptor(photo)
         before = labels_of(extractor, photo)
+        tuned = session.generator
+        rec_before = labels_of(extractor, tuned.render(inv.latent[None]).numpy()[0])
         row: dict = {"photo": path.name, "size": list(photo.shape[:2]), "invert_s": round(t_inv, 2),
                      "tune_s": round(t_tune, 2), "session_s": round(t_session, 2),
                      "load_average_1min": machine()["load_average_1min"],
@@ -265,6 +280,14 @@ def main() -> None:
                     "leak_std": {f: round((after[f] - before[f]) / reference["std"][f], 3) for f in locks},
                     "seam": round(seam_score(photo, out, mask), 3),
                     "render_s": round(secs, 3) if secs is not None else None}
+            rec = labels_of(extractor, session.generator.render(z[None]).numpy()[0])
+            rec_change = rec[feature] - rec_before[feature]
+            photo_change = row["fidelity"][title]["feature_after"] - before[feature]
+            row["fidelity"][title]["reconstruction"] = {
+                "moved": round(rec_change / ref, 3) if ref else None,
+                "leak_std": {f: round((rec[f] - rec_before[f]) / reference["std"][f], 3) for f in locks},
+                # only where the reconstruction moved by a quarter of the reference or more (else noise over noise)
+                "carried": round(photo_change / rec_change, 3) if ref and rec_change / ref >= 0.25 else None}
         figure.append(np.concatenate(cells, 1))
         rows.append(row)
         if largest is None or photo.size > largest[1].size:
