@@ -309,7 +309,7 @@ class Outcome:
     unmet: Counter  # condition text -> how many given-up faces missed it at the end
     calibration: Calibration | None = None
     lost: list[Face] = field(default_factory=list)  # the given-up faces, as they ended (labels, tries, steps)
-    duplicates: int = 0  # times a face met the spec but ``accept`` refused it (too like one delivered): nudged or given up
+    duplicates: int = 0  # times ``accept`` refused a face that met the spec (too like one delivered)
 
     @property
     def renders_per_face(self) -> float:
@@ -345,8 +345,9 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
     face's own spec instead (several targets steered in one batch; ``spec`` then only names the features).
     ``accept(face)``: False refuses a face that meets the spec (e.g. too like one already delivered); it is
     nudged (``distinct.nudge``: moved where the spec's features' axes do not see) and checked again, up to
-    ``MAX_NUDGES`` times, then counted as given up. A face whose measured gap to the spec shrank with its last move may go on for up to
-    ``extra_tries`` more moves (default ``max_tries``): faces that are closing in are the cheap ones to finish.
+    ``MAX_NUDGES`` times, then counted as given up. A face whose measured gap to the spec shrank with its
+    last move may go on for up to ``extra_tries`` more moves (default ``max_tries``): faces that are closing
+    in are the cheap ones to finish.
     ``measured``: the labels and
     image of starting faces already rendered (by stream index), so they are not rendered again.
     """

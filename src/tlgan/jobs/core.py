@@ -1098,12 +1098,11 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
     of ``candidates`` times as many drawn; with ``distinct`` (and an extractor with an identity descriptor)
     a face that arrives nearer to one already delivered than the closest pair of ``n`` random faces is in 95%
     of draws (``generate.distinct.near_duplicate_bar``) is nudged and checked again (``steer``'s ``accept``);
-    the random faces that set that bar come from
-    the axes' run when it keeps images, else they are rendered and count in the cost. ``baseline`` > 0 also
-    draws up to that many random faces (the next ones of the same seed) to measure rejection sampling's cost on
-    the same spec. With ``out``,
-    writes ``out/faces/`` (PNGs and ``metadata.jsonl``: labels, seed, index, latent, moves),
-    ``out/contact-sheet.png`` and ``out/summary.json``.
+    the random faces that set that bar come from the axes' run when it keeps images, else they are rendered
+    and count in the cost. ``baseline`` > 0 also draws up to that many random faces (the next ones of the
+    same seed) to measure rejection sampling's cost on the same spec. With ``out``, writes ``out/faces/``
+    (PNGs and ``metadata.jsonl``: labels, seed, index, latent, moves), ``out/contact-sheet.png`` and
+    ``out/summary.json``.
     """
     check_range(n, "-n", 1, 100_000, "faces")
     check_range(candidates, "--candidates", 1, 1000)
