@@ -252,7 +252,7 @@ def main() -> None:
         t_session = time.perf_counter() - t
         own = judge.descriptor(photo)
         before = labels_of(extractor, photo)
-        tuned = session.generator
+        tuned = session.generator  # the generator tuned to this photo: its own face of the photo, before and after
         rec_before = labels_of(extractor, tuned.render(inv.latent[None]).numpy()[0])
         row: dict = {"photo": path.name, "size": list(photo.shape[:2]), "invert_s": round(t_inv, 2),
                      "tune_s": round(t_tune, 2), "session_s": round(t_session, 2),
@@ -280,7 +280,7 @@ def main() -> None:
                     "leak_std": {f: round((after[f] - before[f]) / reference["std"][f], 3) for f in locks},
                     "seam": round(seam_score(photo, out, mask), 3),
                     "render_s": round(secs, 3) if secs is not None else None}
-            rec = labels_of(extractor, session.generator.render(z[None]).numpy()[0])
+            rec = labels_of(extractor, tuned.render(z[None]).numpy()[0])
             rec_change = rec[feature] - rec_before[feature]
             photo_change = row["fidelity"][title]["feature_after"] - before[feature]
             row["fidelity"][title]["reconstruction"] = {

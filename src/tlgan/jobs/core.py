@@ -1223,19 +1223,31 @@ def dataset(axes: str | Path, balance: Sequence[str], n: int, out: str | Path, s
     return built
 
 
+def _axes_run(editor: Editor) -> Run | None:
+    """The run the axes were fitted on, when it is still on disk, readable, and drawn by this generator: its
+    faces, labels and images stand in for random faces at no render."""
+    where = editor.axes.meta.get("run")
+    if not where or not (Path(where) / "run.json").exists():
+        return None
+    try:
+        run = open_run(where)
+    except RunError:
+        return None
+    return run if run.generator == editor.generator.name else None
+
+
 REFERENCE_FACES = 256  # random faces whose identity distances set the near-duplicate bar of ``generate --distinct``
 
 
 def _reference_images(editor: Editor, measure: Callable, seed: int) -> np.ndarray:
     """``REFERENCE_FACES`` random faces' images: the axes' own run's when it keeps images of this generator
     (nothing to render), else rendered from the seed two after ``seed`` (``measure`` counts them)."""
-    where = editor.axes.meta.get("run")
-    if where and (Path(where) / "run.json").exists():
+    run = _axes_run(editor)
+    if run is not None and run.has_images:
         try:
-            run = open_run(where)
-            if run.has_images and run.generator == editor.generator.name and run.images.shape[0] >= REFERENCE_FACES:
+            if run.images.shape[0] >= REFERENCE_FACES:
                 return np.asarray(run.images[:REFERENCE_FACES])
-        except RunError:
+        except RunError:  # a damaged run: render the faces instead
             pass
     _, z = LatentStream(editor.generator, (seed + 2) % (MAX_SEED + 1)).draw(REFERENCE_FACES)
     return measure(z)[1]
@@ -1246,14 +1258,12 @@ def _calibration_faces(editor: Editor, extractor: Extractor, measure: Callable, 
     """Latents and labels of random faces to read label spreads from: the first ``count`` samples of the
     axes' own run when it is on disk with these labels (nothing to render), else ``count`` faces rendered
     from the seed after ``seed``."""
-    where = editor.axes.meta.get("run")
-    if where and (Path(where) / "run.json").exists():
+    run = _axes_run(editor)
+    if run is not None and extractor.name in run.label_sets:
         try:
-            run = open_run(where)
-            if extractor.name in run.label_sets and run.generator == editor.generator.name:
-                labels = run.labels(extractor.name)[:count]
-                if len(labels) >= min(count, 100):
-                    return run.latents[: len(labels)], labels
+            labels = run.labels(extractor.name)[:count]
+            if len(labels) >= min(count, 100):
+                return run.latents[: len(labels)], labels
         except RunError:
             pass
     _, z = LatentStream(editor.generator, (seed + 1) % (MAX_SEED + 1)).draw(count)
