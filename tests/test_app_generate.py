@@ -11,12 +11,8 @@ from tlgan.app.codec import state_token
 from tlgan.app.generate_panel import GenerateError, condition_text, features_help, gallery_items, generate, gif_start, load_face, wants_of
 from tlgan.app.state import StateError, set_lock, set_slider
 from tlgan.app.undo import Session
+from tlgan.errors import InputError
 from tlgan.generate.spec import SpecError
-
-
-@pytest.fixture(scope="module")
-def explorer(toy_explorer):
-    return toy_explorer
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +84,15 @@ def test_clicking_a_face_loads_its_latent_with_sliders_at_zero(explorer, generat
         load_face(Session(before), latents, 9)
     with pytest.raises(StateError, match="press Generate again"):
         load_face(Session(before), None, 0)
+
+
+def test_no_near_duplicates_needs_an_identity_descriptor(explorer):
+    """The panel's "no near-duplicates" box reaches ``generate_faces``; the toy extractor has no descriptor to tell
+    faces apart by, so it is refused in one line (and the box is not shown for it)."""
+    assert not explorer.extractor.has_descriptor
+    with pytest.raises(InputError, match="identity descriptor") as e:
+        generate(explorer, ["a>=1"], 4, seed=0, distinct=True)
+    assert "\n" not in str(e.value)
 
 
 def test_a_bad_spec_is_one_clear_line(explorer):

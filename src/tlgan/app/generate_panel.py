@@ -185,14 +185,15 @@ def serialized_editor(explorer: Explorer, linear: bool = False) -> Any:
     return Editor(cast(Any, _Serialized(explorer.generator, explorer._render_lock)), editor.axes)
 
 
-def generate(explorer: Explorer, wants: Sequence[str], n: int, seed: int, max_tries: int = MAX_TRIES) -> Any:
+def generate(explorer: Explorer, wants: Sequence[str], n: int, seed: int, max_tries: int = MAX_TRIES,
+             distinct: bool = False) -> Any:
     """``tlgan.jobs.generate_faces`` on the page's own generator, axes and extractor (each call under the
-    explorer's lock for that model)."""
+    explorer's lock for that model); ``distinct``: no near-duplicates (``generate --distinct``)."""
     if explorer.extractor is None:
         raise GenerateError("generating to order needs the extractor to confirm the faces; serve with readouts")
     extractor = cast(Any, _Serialized(explorer.extractor, explorer._extract_lock))
     return generate_faces(serialized_editor(explorer), extractor, list(wants), n=int(n), seed=int(seed),
-                          max_tries=max_tries)
+                          max_tries=max_tries, distinct=distinct)
 
 
 def load_face(session: Session, latents: Sequence[np.ndarray] | None, index: Any) -> Session:
@@ -270,6 +271,9 @@ def generate_panel(page: Page) -> None:
         with gr.Row(equal_height=True):
             count = gr.Dropdown(list(N_CHOICES), value=N_DEFAULT, label="faces", scale=1, min_width=80,
                                 elem_id="tl-gen-n")
+            distinct = gr.Checkbox(False, label="no near-duplicates", scale=1, min_width=120,
+                                   visible=bool(explorer.extractor.has_descriptor), elem_id="tl-gen-distinct",
+                                   info="a face too like one already made is nudged (costs tries)")
             go = gr.Button("Generate", variant="primary", scale=2, elem_id="tl-gen-go")
         note = gr.Markdown("", elem_id="tl-gen-status")
         gallery = gr.Gallery(label="Confirmed faces (click one to edit it)", columns=4, height="auto",
@@ -284,13 +288,13 @@ def generate_panel(page: Page) -> None:
         return gr.update(choices=list(OPERATORS), value="present")
 
     def run(*values: Any, progress=gr.Progress()) -> dict:
-        n, text, picked = values[0], values[1], values[2:]
+        n, apart, text, picked = values[0], values[1], values[2], values[3:]
         triples = [tuple(picked[3 * k:3 * k + 3]) for k in range(CONDITION_ROWS)]
         try:
             wants = wants_of(triples, text)
             seed = int(np.random.default_rng().integers(0, 2**31 - 1))
             progress(0, desc=f"Generating {n} faces meeting {', '.join(wants)}")
-            result = generate(explorer, wants, int(n), seed)
+            result = generate(explorer, wants, int(n), seed, distinct=bool(apart))
         except (TLGANError, ValueError) as e:
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
             return {note: f"**Not generated:** {md_text(message)}", gallery: gr.skip(), latents: gr.skip()}
@@ -305,7 +309,7 @@ def generate_panel(page: Page) -> None:
     def _wire() -> None:
         for feat, op, _ in rows:
             feat.input(on_feature, [feat], [op], queue=False, show_progress="hidden", api_visibility="private")
-        inputs = [count, typed, *[c for row in rows for c in row]]
+        inputs = [count, distinct, typed, *[c for row in rows for c in row]]
         go.click(run, inputs, [note, gallery, latents], show_progress="full", show_progress_on=[gallery],
                  queue=True, api_name="generate_faces", concurrency_limit=1)  # one at a time: it is long
 

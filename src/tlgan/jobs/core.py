@@ -1108,6 +1108,9 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
     check_range(candidates, "--candidates", 1, 1000)
     check_range(max_tries, "--max-tries", 1, 100)
     spec = _spec_for(editor, extractor, wants, keep)
+    if distinct and not extractor.has_descriptor:
+        raise InputError(f"--distinct tells faces apart by the extractor's identity descriptor, and {extractor.name} "
+                         "has none: drop --distinct, or use an extractor that has one (e.g. faces)")
     names = extractor.feature_names
     measure = measure_faces(editor, extractor)
     stream = LatentStream(editor.generator, seed)
@@ -1137,7 +1140,7 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
         cal = calibrate(spec, editor.axes, names, z_cal, labels_cal)
         check_feasible(spec, editor.axes, cal)
         draw = nearest_draw(stream.draw, spec, editor.axes, cal, candidates)
-    if start is None and distinct and extractor.has_descriptor and n > 1:
+    if start is None and distinct and n > 1:
         accept = Distinct.from_random(lambda im: extractor.descriptor(torch.from_numpy(im[None]))[0],
                                       extractor.descriptor(torch.from_numpy(_reference_images(editor, counted, seed))),
                                       set_size=n)
