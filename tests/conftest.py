@@ -15,8 +15,9 @@ def toy():
 
 
 @pytest.fixture(scope="module")
-def toy_explorer(tmp_path_factory):
-    """The explorer of toy-linear axes fitted on 1,500 faces (one per test module)."""
+def explorer(tmp_path_factory):
+    """The explorer of toy-linear axes fitted on 1,500 faces (one per test module; a module that needs another
+    explorer defines its own ``explorer``)."""
     from tlgan.app.explorer import Explorer
     from tlgan.extractors import load_extractor
     from tlgan.generators import load_generator

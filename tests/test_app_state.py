@@ -39,11 +39,6 @@ from tlgan.jobs import open_explorer
 
 
 @pytest.fixture(scope="module")
-def explorer(toy_explorer):
-    return toy_explorer
-
-
-@pytest.fixture(scope="module")
 def axes(explorer):
     return explorer.axes
 

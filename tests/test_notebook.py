@@ -14,11 +14,6 @@ pytest.importorskip("ipywidgets")
 from tlgan.notebook import NotebookExplorer, explore
 
 
-@pytest.fixture(scope="module")
-def explorer(toy_explorer):
-    return toy_explorer
-
-
 def change_of(nb: NotebookExplorer, name: str) -> float:
     """The change from the unedited face that the readout beside ``name``'s slider shows."""
     text = nb.readouts[name].value
