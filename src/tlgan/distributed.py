@@ -123,10 +123,11 @@ class Worker:
         """Codes, images (when asked) and labels of one chunk of noise, computed as the local loop does."""
         gen, ext = self.models()
         assert gen is not None, "a sampling worker has a generator"
+        from .sample import render_and_label
+
         codes = gen.codes_from_z(np.array(z))  # a writable copy of the object store's read-only view
-        images = gen.render(codes)
-        labels = ext(images)
-        return codes, images.cpu().numpy() if with_images else None, labels
+        labels, images = render_and_label(gen, ext, codes)
+        return codes, images if with_images else None, labels
 
     def label(self, images: np.ndarray) -> np.ndarray:
         """Labels of one chunk of cached images."""
@@ -136,10 +137,11 @@ class Worker:
 
     def measure(self, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels and images of latents in the generator's own space (the faces ``tlgan dataset`` steers)."""
+        from .sample import render_and_label
+
         gen, ext = self.models()
         assert gen is not None, "a measuring worker has a generator"
-        images = gen.render(np.array(latents))
-        return ext(images), images.cpu().numpy()
+        return render_and_label(gen, ext, np.array(latents))
 
 
 @dataclass
@@ -218,6 +220,15 @@ class Report:
     ready_at: list[float] = field(default_factory=list)  # seconds from the start until each worker was ready
     timeline: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (seconds, samples stored so far)
     t0: float = field(default_factory=time.perf_counter, repr=False)
+
+    def add(self, call: Report) -> None:
+        """Count one more call of a job made of many calls (:class:`Measure`): its chunks, samples and lost
+        workers; the workers and start-up are the first call's."""
+        self.workers = self.workers or call.workers
+        self.startup = self.startup or call.startup
+        self.chunks += call.chunks
+        self.images += call.images
+        self.lost_workers = max(self.lost_workers, call.lost_workers)
 
     @property
     def rate(self) -> float:
@@ -392,11 +403,7 @@ class Measure:
         call = Report()
         _drive(self.pool, tasks, lambda actor, lo, hi: actor.measure.remote(latents[lo:hi]),
                lambda lo, _hi, result: parts.__setitem__(lo, result), call)
-        self.report.workers = self.report.workers or call.workers
-        self.report.startup = self.report.startup or call.startup
-        self.report.chunks += call.chunks
-        self.report.images += call.images
-        self.report.lost_workers = max(self.report.lost_workers, call.lost_workers)
+        self.report.add(call)
         labels, images = zip(*(parts[lo] for lo, _ in tasks), strict=True)
         return np.concatenate(labels), np.concatenate(images)
 

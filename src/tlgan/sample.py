@@ -639,6 +639,13 @@ def default_chunk(path: str | Path, generator: Generator) -> int:
     return generator.batch_size
 
 
+def render_and_label(generator: Generator, extractor: Extractor, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3 for one batch: the labels of the faces of ``codes`` (latents in the generator's own space) and the
+    faces themselves (uint8 N x H x W x 3), as every sampling, steering and measuring loop reads them."""
+    images = generator.render(codes)
+    return extractor(images), images.cpu().numpy()
+
+
 def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
            chunk: int | None = None, save_images: bool = False, progress: bool = True) -> Run:
     """Render and label ``n`` latents from ``seed`` into the run folder ``path``; resumes if interrupted,
@@ -664,8 +671,8 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
 
         def render(lo: int, hi: int) -> None:
             codes = generator.codes_from_z(run._read("z", lo, hi))
-            images = generator.render(codes)
-            writer.write(lo, hi, extractor(images), images.cpu().numpy() if save_images else None, codes)
+            labels, images = render_and_label(generator, extractor, codes)
+            writer.write(lo, hi, labels, images if save_images else None, codes)
 
         tasks = writer.pending()
         lost = [t for t in tasks if t[0] < start]

@@ -8,6 +8,7 @@ result as ``tlgan CMD``. Progress goes to ``log`` (``None``: silent).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -85,7 +86,7 @@ from ..report.comparison import write_comparison
 from ..report.dci import write_dci
 from ..report.evaluation import write_evaluation
 from ..safeio import Outputs, atomic_write, atomic_write_text, npy_path, save_image, save_npy
-from ..sample import Run, RunError, open_run
+from ..sample import Run, RunError, open_run, render_and_label
 from ..sample import relabel as relabel_images
 from ..sample import sample as sample_images
 from ..train import CELEBA_CROP, Dataset, TrainResult, train_extractor
@@ -1019,10 +1020,7 @@ def open_generation(axes_path: str | Path, device: str | None = "auto") -> tuple
 
 def measure_faces(editor: Editor, extractor: Extractor) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Latents -> (labels, images): render with the editor's generator, label with the extractor."""
-    def measure(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        images = editor.generator.render(latents)
-        return extractor(images), images.cpu().numpy()
-    return measure
+    return functools.partial(render_and_label, editor.generator, extractor)
 
 
 @dataclass
