@@ -10,13 +10,16 @@
   the closest pair of random sets of as many faces (no near-duplicates: the delivered set's closest pair is
   not closer than the 5th percentile of random sets'; bootstrap over the random faces). The bar used before,
   random pairs' 1st percentile, is reported too, with the share of random sets that clear it.
+- Frontier (``--parts spec,frontier``): what the spread costs. Rejection sampling that renders only the
+  latents the axes' models favour (drawn in proportion to P(spec | z)^beta, beta 1, 2, 4), no steering:
+  faces rendered per face, and the delivered faces' diversity as above.
 - Animation: a GIF of a 7-step move: rendering, and writing beyond it (goal <= 2 s).
 - Balanced data set: ``--dataset-n`` faces over male x age:4 (``tlgan.jobs.make_dataset``), every cell's count
   against its quota (goal: within 2%), and its time over ``tlgan sample -n`` of as many faces in the same run
   (goal <= 2x).
 
 Usage: python benchmarks/generate.py [--axes runs/demo/axes.safetensors] [--n 40] [--dataset-n 2000]
-       [--parts spec,animation,dataset] [--distinct] [--threads 1]
+       [--parts spec,frontier,animation,dataset] [--distinct] [--threads 1]
 Writes benchmarks/results/generate[-TAG].json after each part.
 """
 
@@ -34,8 +37,9 @@ import numpy as np
 from _common import RESULTS, machine
 from tlgan.animate import move_frames, write_animation
 from tlgan.generate.distinct import identity_distances
+from tlgan.generate.plan import _model_bound, calibrate, flat_codes, to_model_scale
 from tlgan.generate.stream import LatentStream
-from tlgan.jobs import generate_faces, make_dataset, open_generation
+from tlgan.jobs import generate_faces, make_dataset, measure_faces, open_generation
 from tlgan.sample import open_run, sample
 
 WANT = ("male<0.5", "age>=35", "happy")
@@ -103,7 +107,67 @@ def spec_and_diversity(editor, ext, wants, args, work: Path, result: dict, save)
             "goals": {"ratio>=0.9": bool(d_gen.mean() >= 0.9 * d_rand.mean()),
                       "no_near_duplicates": bool(d_gen.min() > np.quantile(closest, 0.05))}}
         save()
+    return res
 
+
+def spec_log_probability(spec, axes, cal, resid: dict[str, float], latents: np.ndarray) -> np.ndarray:
+    """log P(every condition holds | latent) by the axes' linear models, each label read as its prediction plus
+    Gaussian noise of the residual spread ``resid`` (model scale; conditions taken as independent)."""
+    from scipy.stats import norm
+
+    x = flat_codes(latents, axes.vectors.shape[1])
+    total = np.zeros(len(x))
+    for c in spec.conditions:
+        mu = cal.offset[c.feature] + cal.slope[c.feature] * (x @ axes.vector(c.feature).astype(np.float64))
+        lo, hi = (_model_bound(b, c.kind) for b in (c.lo, c.hi))
+        s = resid[c.feature]
+        p = norm.cdf((hi - mu) / s) - norm.cdf((lo - mu) / s)
+        total += np.log(np.maximum(p, 1e-300))
+    return total
+
+
+def cost_of_diversity(editor, ext, res, args, random_descriptors_mean: float, result: dict, save) -> None:
+    """Rejection sampling that renders only latents the axes' models favour: candidates drawn in proportion to
+    P(spec | latent)^beta (``spec_log_probability``; beta 0 is plain rejection), rendered until ``n`` meet
+    the spec or ``--budget`` are rendered. Where does a method that uses the axes less stand between steering's
+    cost and the spread of faces that meet the spec by chance?"""
+    import torch
+
+    run = open_run(editor.axes.meta["run"])
+    names = ext.feature_names
+    labels, latents = np.asarray(run.labels(ext.name))[:2000], np.asarray(run.latents[:2000])
+    cal = calibrate(res.spec, editor.axes, names, latents, labels)
+    resid = {}
+    for c in res.spec.conditions:
+        g = to_model_scale(labels[:, names.index(c.feature)], c.kind)
+        pred = cal.offset[c.feature] + cal.slope[c.feature] * (
+            flat_codes(latents, editor.axes.vectors.shape[1]) @ editor.axes.vector(c.feature).astype(np.float64))
+        ok = np.isfinite(g)
+        resid[c.feature] = max(float(np.std(g[ok] - pred[ok])), 1e-3)
+    measure = measure_faces(editor, ext)
+    rows = []
+    for beta in (1.0, 2.0, 4.0):
+        _, z = LatentStream(editor.generator, args.seed + 101).draw(40 * args.budget)
+        key = beta * spec_log_probability(res.spec, editor.axes, cal, resid, z)
+        key += np.random.default_rng(args.seed).gumbel(size=len(key))
+        order = np.argsort(-key)
+        found, rendered, images = 0, 0, []
+        while found < args.n and rendered < args.budget:
+            batch = z[order[rendered: rendered + min(200, args.budget - rendered)]]
+            lab, im = measure(batch)
+            hit = res.spec.holds(lab, names)
+            images += list(im[hit])
+            found += int(hit.sum())
+            rendered += len(batch)
+        images = images[: args.n]
+        ratio = (float(identity_distances(ext.descriptor(torch.from_numpy(np.stack(images)))).mean())
+                 / random_descriptors_mean) if len(images) >= 2 else None
+        rows.append({"beta": beta, "found": found, "rendered": rendered,
+                     "renders_per_face": rendered / max(found, 1),
+                     "cost_ratio_vs_plain_rejection": result["spec"]["rejection_renders_per_face"]
+                     / (rendered / max(found, 1)), "diversity_ratio": ratio})
+        result["cost_of_diversity"] = {"residual_std": resid, "prefiltered_rejection": rows}
+        save()
 
 
 def main() -> None:
@@ -120,7 +184,8 @@ def main() -> None:
     ap.add_argument("--distinct", action="store_true",
                     help="nudge near-duplicate faces until they are not (generate_faces distinct=True)")
     ap.add_argument("--parts", default="spec,animation,dataset",
-                    help="which parts to run (comma-separated; diversity comes with spec)")
+                    help="which parts to run (comma-separated; diversity comes with spec; frontier, which needs "
+                         "spec, is the diversity and cost of rejection sampling prefiltered by the axes' models)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -144,7 +209,9 @@ def main() -> None:
         parts = set(args.parts.split(","))
         # ---- the spec, by steering and by rejection sampling
         if "spec" in parts:
-            spec_and_diversity(editor, ext, wants, args, work, result, save)
+            res = spec_and_diversity(editor, ext, wants, args, work, result, save)
+            if "frontier" in parts and "diversity" in result:
+                cost_of_diversity(editor, ext, res, args, result["diversity"]["random_mean"], result, save)
         # ---- animation: a 7-step move with a lock
         if "animation" in parts:
             t = time.perf_counter()
