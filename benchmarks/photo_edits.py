@@ -10,6 +10,10 @@ For each photo of a folder and each edit (happy +1.5; age +2 with male locked; y
   fraction of the mean change the same move (same locks) gives on generated faces. Both changes are
   measured in the scale the axes are fitted in: logits for binary features (happy, male: a change of
   probability near 0 or 1 says nothing; P(happy) 0.005 -> 0.04 is +2.1 logits), years for age;
+- ``moved_like_for_like``: the same change over the mean change on the 48 generated faces that read nearest
+  the photo before the move. A feature that already reads high moves less on generated faces too (a smile
+  already broad, an age the generator seldom draws), so this asks only what the generator does to faces that
+  start where the photo does; ``like_for_like.start_range`` shows how near those faces came;
 - ``leak``: the change of each locked feature on the photo (same scale), in units of its std over
   generated faces;
 - ``reconstruction``: the same two readings on the tuned generator's own face of the photo (its 64-px
@@ -57,6 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EDITS = (("happy +1.5", {"happy": 1.5}, ()), ("age +2, male locked", {"age": 2.0}, ("male",)),
          ("yaw +1.5", {"yaw": 1.5}, ()))  # the goals are on the first two; the third is a motion edit
 HELD_OUT = ("portrait3", "portrait4")  # not looked at while choosing settings
+LIKE_K = 48  # generated faces in a like-for-like reference (``like_start``)
 PORTRAIT_BOXES = ((7, 158), (164, 315), (321, 472), (478, 629), (633, 791))  # x ranges; y 346..497
 
 
@@ -112,20 +117,35 @@ def axis_scale(extractor, rows: np.ndarray) -> np.ndarray:
     return rows
 
 
-def generated_reference(editor, extractor, n: int, seed: int) -> dict:
-    """Per edit: the mean change of every feature (``axis_scale``) on ``n`` generated faces; each one's std."""
+def generated_reference(editor, extractor, n: int, seed: int) -> tuple[dict, dict]:
+    """Per edit: the mean change of every feature (``axis_scale``) on ``n`` generated faces; each one's std.
+    Also, per edit, each face's reading of the moved feature before the move and its change (``like_start``)."""
     z = editor.generator.sample(n, seed)
     names = list(extractor.feature_names)
     raw = extractor(editor.generator.render(z))
     found = raw[:, names.index("face_found")] > 0.5
     base = axis_scale(extractor, raw)
     out = {"std": {f: float(np.nanstd(base[found, j])) for j, f in enumerate(names)}}
+    per_face = {}
     for title, moves, locks in EDITS:
         moved = np.stack([editor.edit(zi, moves, locks) for zi in z])
         after = axis_scale(extractor, extractor(editor.generator.render(moved)))
         d = after - base
         out[title] = {f: float(np.nanmean(d[found, j])) for j, f in enumerate(names)}
-    return out
+        j = names.index(next(iter(moves)))
+        ok = found & np.isfinite(d[:, j])
+        per_face[title] = (base[ok, j], d[ok, j])
+    return out, per_face
+
+
+def like_start(per_face: tuple[np.ndarray, np.ndarray], start: float, k: int = LIKE_K) -> dict:
+    """The same move on the ``k`` generated faces whose reading before it is nearest ``start`` (the photo's):
+    their mean change, and the range of their readings (a photo beyond every generated face's reading has no
+    like-for-like reference; the range shows it)."""
+    before, change = per_face
+    near = np.argsort(np.abs(before - start))[:k]
+    return {"change": float(change[near].mean()), "start_range": [round(float(before[near].min()), 2),
+                                                                  round(float(before[near].max()), 2)]}
 
 
 def labels_of(extractor, image: np.ndarray) -> dict:
@@ -193,6 +213,8 @@ def summarise_group(rows: list[dict]) -> dict:
                 "moved_min": round(min(s["moved"] for s in sel), 3),
                 "moved_at_least_half": f"{sum(s['moved'] >= 0.5 for s in sel)} of {len(sel)}",
                 "moved_median": round(float(np.median([s["moved"] for s in sel])), 3),
+                "moved_like_for_like_at_least_half": f"{sum((s['moved_like_for_like'] or 0) >= 0.5 for s in sel)} "
+                                                     f"of {len(sel)}",
                 "leak_max_std": round(max([abs(v) for s in sel for v in s["leak_std"].values()] or [0.0]), 3),
                 "seam_max": round(max(s["seam"] for s in sel), 3),
             }
@@ -214,7 +236,8 @@ def main() -> None:
     ap.add_argument("--encoder", type=Path, default=None, help="[default: encoder.safetensors beside the axes]")
     ap.add_argument("--inv-steps", type=int, default=30)
     ap.add_argument("--tune-steps", type=int, default=TUNE_STEPS)
-    ap.add_argument("--reference-n", type=int, default=64, help="Generated faces for the reference move.")
+    ap.add_argument("--reference-n", type=int, default=600,
+                    help="Generated faces for the reference move (and the like-for-like one, of the nearest 48).")
     ap.add_argument("--latency-moves", type=int, default=20)
     ap.add_argument("--out", type=Path, default=RESULTS / "photo_edits.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs/photo_edits.png")
@@ -236,7 +259,7 @@ def main() -> None:
     doc["encoder"] = encoder.meta.get("stats") if encoder is not None else None
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")) \
         if args.photos else test_photos(ROOT / "runs/test_photos")
-    reference = generated_reference(editor, extractor, args.reference_n, 777)
+    reference, per_face = generated_reference(editor, extractor, args.reference_n, 777)
     doc["generated_reference"] = reference
     rows, figure = [], []
     largest = None  # the explorer's latency is measured on the largest photo, shrunk to 512 px
@@ -273,9 +296,13 @@ def main() -> None:
                 assert out.shape == photo.shape
                 after = labels_of(extractor, out)
                 ref = reference[title][feature]
+                like = like_start(per_face[title], before[feature])
                 row[method][title] = {
                     "identity": judge.distance(own, out),
                     "moved": round((after[feature] - before[feature]) / ref, 3) if ref else None,
+                    # over the change of generated faces that read as the photo does before the move
+                    "moved_like_for_like": round((after[feature] - before[feature]) / like["change"], 3)
+                    if abs(like["change"]) > 1e-6 else None, "like_for_like": like,
                     "feature_before": round(before[feature], 3), "feature_after": round(after[feature], 3),
                     "leak_std": {f: round((after[f] - before[f]) / reference["std"][f], 3) for f in locks},
                     "seam": round(seam_score(photo, out, mask), 3),
