@@ -19,7 +19,7 @@
   (goal <= 2x).
 
 Usage: python benchmarks/generate.py [--axes runs/demo/axes.safetensors] [--n 40] [--dataset-n 2000]
-       [--parts spec,frontier,animation,dataset] [--distinct] [--threads 1]
+       [--parts spec,frontier,animation,dataset] [--no-distinct] [--threads 1]
 Writes benchmarks/results/generate[-TAG].json after each part.
 """
 
@@ -37,7 +37,7 @@ import numpy as np
 from _common import RESULTS, machine
 from tlgan.animate import move_frames, write_animation
 from tlgan.generate.distinct import identity_distances
-from tlgan.generate.plan import _model_bound, calibrate, flat_codes, to_model_scale
+from tlgan.generate.plan import MAX_TRIES, _model_bound, calibrate, flat_codes, to_model_scale
 from tlgan.generate.stream import LatentStream
 from tlgan.jobs import generate_faces, make_dataset, measure_faces, open_generation
 from tlgan.sample import open_run, sample
@@ -181,8 +181,9 @@ def main() -> None:
     ap.add_argument("--tag", default="")
     ap.add_argument("--candidates", type=int, default=32,
                     help="random starts drawn per face started (generate_faces candidates; the nearest is started)")
-    ap.add_argument("--distinct", action="store_true",
-                    help="nudge near-duplicate faces until they are not (generate_faces distinct=True)")
+    ap.add_argument("--distinct", action=argparse.BooleanOptionalAction, default=None,
+                    help="nudge near-duplicate faces until they are not (generate_faces distinct; default: the "
+                         "library's, on when the extractor has an identity descriptor)")
     ap.add_argument("--parts", default="spec,animation,dataset",
                     help="which parts to run (comma-separated; diversity comes with spec; frontier, which needs "
                          "spec, is the diversity and cost of rejection sampling prefiltered by the axes' models)")
@@ -195,7 +196,7 @@ def main() -> None:
     wants = args.want or list(WANT)
     out_path = RESULTS / f"generate{'-' + args.tag if args.tag else ''}.json"
     result: dict = {"machine": machine(), "axes": args.axes, "want": wants, "n": args.n, "seed": args.seed,
-                    "candidates": args.candidates, "distinct": args.distinct}
+                    "candidates": args.candidates, "max_tries": MAX_TRIES}
 
     def save() -> None:
         result["machine_after"] = machine()
@@ -204,6 +205,7 @@ def main() -> None:
 
     editor, ext = open_generation(args.axes, "cpu")
     result["field"] = editor.axes.field.kind
+    result["distinct"] = ext.has_descriptor if args.distinct is None else args.distinct  # what generate_faces does
     work = Path(tempfile.mkdtemp(prefix="tlgan-generate-bench-"))
     try:
         parts = set(args.parts.split(","))

@@ -803,16 +803,17 @@ def fit_labels(labels, features, out, extractor, seed, device) -> None:
               help="Start from this face instead (.npy, or .latent.npz from `tlgan invert`); makes one face.")
 @click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="Start from this photo's face, inverted first; makes one face.")
-@click.option("--max-tries", default=5, show_default=True,
-              help="Corrections per face before it is given up and another is drawn.")
+@click.option("--max-tries", default=jobs.MAX_TRIES, show_default=True,
+              help="Corrections per face before it is given up and another is drawn (one still closing in on the "
+                   "spec gets as many again).")
 @click.option("--baseline", default=2000, show_default=True,
               help="Also draw up to this many random faces to measure rejection sampling's cost on the same "
                    "spec (0 = skip).")
 @click.option("--cell", default=96, show_default=True, help="Pixel size of each face on the contact sheet.")
-@click.option("--distinct", is_flag=True,
+@click.option("--distinct/--allow-near-duplicates", default=None,
               help="No near-duplicates: a face that arrives as like one already delivered as random sets of N "
                    "faces almost never are (by the extractor's identity descriptor) is nudged and checked again. "
-                   "Costs yield (faces given up).")
+                   "Costs a few renders. [default: on when the extractor has an identity descriptor]")
 @_with(inversion_options)
 @device_option
 @friendly
@@ -822,9 +823,9 @@ def generate(axes, wants, n, out, seed, keep, latent, image, max_tries, baseline
 
     Each random face is moved along AXES toward the wanted values, with the features already right (and
     --keep) locked, then rendered, relabelled and corrected up to --max-tries times; a face that cannot get
-    there is replaced (with --distinct, one that arrives a near-duplicate of a face already delivered is
-    nudged first). Only confirmed faces are written. A spec no face can meet (out of reach, or conditions
-    that fight each other) is refused with the conditions named.
+    there is replaced, and one that arrives a near-duplicate of a face already delivered is nudged first.
+    Only confirmed faces are written. A spec no face can meet (out of reach, or conditions that fight each
+    other) is refused with the conditions named.
 
     \b
     Example: tlgan generate runs/demo/axes.safetensors --want male<0.2 --want age>=55 --want happy -n 16

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import TLGANError
 from ..figures import upscale
+from ..generate.plan import MAX_TRIES
 from ..jobs.core import animate_edit, generate_faces
 from .codec import state_digest
 from .state import StateError, reset_sliders, set_latent
@@ -64,7 +65,6 @@ class Page(Protocol):
 CONDITION_ROWS = 3  # rows of feature / operator / value
 N_CHOICES = (4, 6, 8, 12)
 N_DEFAULT = 8
-MAX_TRIES = 5
 GALLERY_CELL = 160  # px a generated face is upscaled to for the gallery
 GIF_STEPS = 7  # frames from unedited to edited (then back)
 GIF_SIZE = 256
@@ -186,9 +186,10 @@ def serialized_editor(explorer: Explorer, linear: bool = False) -> Any:
 
 
 def generate(explorer: Explorer, wants: Sequence[str], n: int, seed: int, max_tries: int = MAX_TRIES,
-             distinct: bool = False) -> Any:
+             distinct: bool | None = None) -> Any:
     """``tlgan.jobs.generate_faces`` on the page's own generator, axes and extractor (each call under the
-    explorer's lock for that model); ``distinct``: no near-duplicates (``generate --distinct``)."""
+    explorer's lock for that model); ``distinct``: no near-duplicates (``generate --distinct``; None: when the
+    extractor can tell faces apart)."""
     if explorer.extractor is None:
         raise GenerateError("generating to order needs the extractor to confirm the faces; serve with readouts")
     extractor = cast(Any, _Serialized(explorer.extractor, explorer._extract_lock))
@@ -271,7 +272,8 @@ def generate_panel(page: Page) -> None:
         with gr.Row(equal_height=True):
             count = gr.Dropdown(list(N_CHOICES), value=N_DEFAULT, label="faces", scale=1, min_width=80,
                                 elem_id="tl-gen-n")
-            distinct = gr.Checkbox(False, label="no near-duplicates", scale=1, min_width=120,
+            distinct = gr.Checkbox(bool(explorer.extractor.has_descriptor), label="no near-duplicates", scale=1,
+                                   min_width=120,
                                    visible=bool(explorer.extractor.has_descriptor), elem_id="tl-gen-distinct",
                                    info="a face too like one already made is nudged (costs tries)")
             go = gr.Button("Generate", variant="primary", scale=2, elem_id="tl-gen-go")

@@ -35,6 +35,9 @@ MAX_STEP = 3.0
 BINARY_MARGIN = 1.0
 CONTINUOUS_MARGIN = 0.3
 LOGIT_CLIP = 8.0
+#: Corrections per face before it is given up (a face still closing in gets as many again). Measured on the demo
+#: axes (female, age >= 35, smiling; seeds 0-2): 5 gave 78-91% yield, 10 gives 85-95% at the same renders per face.
+MAX_TRIES = 10
 
 
 def to_model_scale(values: np.ndarray | float, kind: str) -> np.ndarray:
@@ -326,7 +329,7 @@ Draw = Callable[[int], tuple[np.ndarray, np.ndarray]]
 
 
 def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: Draw, n: int,
-          keep: Sequence[str] = (), max_tries: int = 5, max_started: int | None = None, calibration_faces: int = 32,
+          keep: Sequence[str] = (), max_tries: int = MAX_TRIES, max_started: int | None = None, calibration_faces: int = 32,
           on_face: Callable[[Face], None] | None = None, check: bool = True,
           calibration: Calibration | None = None, calibration_draw: Draw | None = None,
           spec_of: Callable[[int], Spec] | None = None, accept: Callable[[Face], bool] | None = None,
@@ -470,5 +473,5 @@ def rejection(spec: Spec, names: Sequence[str], measure: Measure, draw: Draw, n:
     return found, rendered
 
 
-__all__ = ["Calibration", "Face", "Outcome", "Step", "calibrate", "check_feasible", "describe", "measured_gap",
+__all__ = ["MAX_TRIES", "Calibration", "Face", "Outcome", "Step", "calibrate", "check_feasible", "describe", "measured_gap",
            "nearest_draw", "plan_step", "reach", "rejection", "shortfall", "steer"]

@@ -61,7 +61,7 @@ from ..fit import METHODS  # noqa: F401 (offered to the command line: --method's
 from ..generate.dataset import SPLIT, DatasetError, axes_fingerprint, bin_edges, build, parse_balance
 from ..generate.distinct import Distinct
 from ..generate.folder import contact_sheet, face_record, read_metadata, save_faces, write_metadata
-from ..generate.plan import calibrate, check_feasible, nearest_draw, rejection, steer
+from ..generate.plan import MAX_TRIES, calibrate, check_feasible, nearest_draw, rejection, steer
 from ..generate.spec import Condition, Spec, SpecError, parse_spec, presence_condition, with_condition
 from ..generate.stream import LatentStream
 from ..generators import (
@@ -1085,28 +1085,30 @@ def _spec_for(editor: Editor, extractor: Extractor, wants: Sequence[str], keep: 
 
 def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n: int = 16,
                    out: str | Path | None = None, seed: int = 0, keep: Sequence[str] = (),
-                   start: np.ndarray | None = None, max_tries: int = 5, baseline: int = 0, cell: int = 96,
-                   log: Log = None, candidates: int = 32, distinct: bool = False) -> Generated:
+                   start: np.ndarray | None = None, max_tries: int = MAX_TRIES, baseline: int = 0, cell: int = 96,
+                   log: Log = None, candidates: int = 32, distinct: bool | None = None) -> Generated:
     """``tlgan generate``: ``n`` different faces that the extractor confirms meet every condition of ``wants``.
 
     Each face starts random (face ``i`` of ``seed``; or ``start``, one given latent, with ``n`` = 1), is moved
     along the axes toward the wanted region with the features already right (and ``keep``) locked, and is
     rendered, relabelled and corrected up to ``max_tries`` times; a face that cannot get there is replaced by
     the next one. Random starts are the nearest to the wanted region (by the axes' models, without rendering)
-    of ``candidates`` times as many drawn; with ``distinct`` (and an extractor with an identity descriptor)
-    a face that arrives nearer to one already delivered than the closest pair of ``n`` random faces is in 95%
-    of draws (``generate.distinct.near_duplicate_bar``) is nudged and checked again (``steer``'s ``accept``);
-    the random faces that set that bar come from the axes' run when it keeps images, else they are rendered
-    and count in the cost. ``baseline`` > 0 also draws up to that many random faces (the next ones of the
-    same seed) to measure rejection sampling's cost on the same spec. With ``out``, writes ``out/faces/``
-    (PNGs and ``metadata.jsonl``: labels, seed, index, latent, moves), ``out/contact-sheet.png`` and
-    ``out/summary.json``.
+    of ``candidates`` times as many drawn. With ``distinct`` (the default, None, whenever the extractor has an
+    identity descriptor; True without one is refused) a face that arrives nearer to one already delivered
+    than the closest pair of ``n`` random faces is in 95% of draws (``generate.distinct.near_duplicate_bar``)
+    is nudged and checked again (``steer``'s ``accept``); the random faces that set that bar come from the
+    axes' run when it keeps images, else they are rendered and count in the cost. ``baseline`` > 0 also draws
+    up to that many random faces (the next ones of the same seed) to measure rejection sampling's cost on the
+    same spec. With ``out``, writes ``out/faces/`` (PNGs and ``metadata.jsonl``: labels, seed, index, latent,
+    moves), ``out/contact-sheet.png`` and ``out/summary.json``.
     """
     check_range(n, "-n", 1, 100_000, "faces")
     check_range(candidates, "--candidates", 1, 1000)
     check_range(max_tries, "--max-tries", 1, 100)
     spec = _spec_for(editor, extractor, wants, keep)
-    if distinct and not extractor.has_descriptor:
+    if distinct is None:  # by default whenever the extractor can tell faces apart
+        distinct = extractor.has_descriptor
+    elif distinct and not extractor.has_descriptor:
         raise InputError(f"--distinct tells faces apart by the extractor's identity descriptor, and {extractor.name} "
                          "has none: drop --distinct, or use an extractor that has one (e.g. faces)")
     names = extractor.feature_names
@@ -1186,9 +1188,9 @@ def start_latent(editor: Editor, latent: str | Path | None = None, image: str | 
 
 def generate(axes: str | Path, wants: Sequence[str], n: int | None = None, out: str | Path | None = "generated",
              seed: int = 0, keep: Sequence[str] = (), latent: str | Path | None = None,
-             image: str | Path | None = None, max_tries: int = 5, baseline: int = 0, cell: int = 96,
+             image: str | Path | None = None, max_tries: int = MAX_TRIES, baseline: int = 0, cell: int = 96,
              encoder: str | Path | None = None, steps: int = 200, face: int = 0, identity_weight: float = 0.3,
-             device: str | None = "auto", log: Log = None, distinct: bool = False) -> Generated:
+             device: str | None = "auto", log: Log = None, distinct: bool | None = None) -> Generated:
     """``tlgan generate``: the axes file's editor and extractor, the start face (``latent`` or ``image``, if
     given), then :func:`generate_faces`; ``n`` default: 16, or 1 from a given face."""
     editor, extractor = open_generation(axes, device)
