@@ -250,6 +250,9 @@ class Described:
     def __call__(self, images):
         return self.extractor(images)
 
+    def __getattr__(self, name):  # everything else is the wrapped extractor's (has_descriptor, batch_size, ...)
+        return getattr(self.extractor, name)
+
 
 def test_a_feature_description_is_shown_as_written(page, toy_axes):
     from browser_support import free_port

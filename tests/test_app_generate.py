@@ -162,3 +162,24 @@ def test_generating_shares_the_models_with_the_page_call_by_call(explorer, monke
     assert render.taken >= 1 and extract.taken >= 1
     assert len(result.faces) == 2
     assert not render.lock.locked() and not extract.lock.locked()
+
+    class Describing:  # the toy extractor with an identity descriptor: generating refuses near-duplicates
+        has_descriptor = True
+
+        def __init__(self, extractor) -> None:
+            self._extractor, self.under_lock = extractor, []
+
+        def __getattr__(self, name):
+            return getattr(self._extractor, name)
+
+        def __call__(self, images):
+            return self._extractor(images)
+
+        def descriptor(self, images):
+            self.under_lock.append(extract.lock.locked())
+            return images.float().mean(dim=(2, 3)).cpu().numpy()
+
+    described = Describing(explorer.extractor)
+    monkeypatch.setattr(explorer, "extractor", described)
+    assert len(generate(explorer, ["a>=1"], 3, seed=1).faces) == 3
+    assert described.under_lock and all(described.under_lock)  # every descriptor call took the lock too

@@ -175,6 +175,10 @@ class _Serialized:
         with self._lock:
             return self._model(images)
 
+    def descriptor(self, images: Any) -> Any:  # the identity descriptor that tells near-duplicates apart
+        with self._lock:
+            return self._model.descriptor(images)
+
 
 def serialized_editor(explorer: Explorer, linear: bool = False) -> Any:
     """The explorer's editor (or its linear one) on a generator whose renders take the explorer's render lock:
@@ -275,7 +279,7 @@ def generate_panel(page: Page) -> None:
             distinct = gr.Checkbox(bool(explorer.extractor.has_descriptor), label="no near-duplicates", scale=1,
                                    min_width=120,
                                    visible=bool(explorer.extractor.has_descriptor), elem_id="tl-gen-distinct",
-                                   info="a face too like one already made is nudged (costs tries)")
+                                   info="a face too like one already made is nudged (costs a few renders)")
             go = gr.Button("Generate", variant="primary", scale=2, elem_id="tl-gen-go")
         note = gr.Markdown("", elem_id="tl-gen-status")
         gallery = gr.Gallery(label="Confirmed faces (click one to edit it)", columns=4, height="auto",
