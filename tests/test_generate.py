@@ -438,3 +438,28 @@ def test_faces_still_closing_in_earn_more_tries(toy_axes):
     strict, patient = run(0), run(4)
     assert max(f.tries for f in strict.delivered) <= 1 < max(f.tries for f in patient.delivered)
     assert patient.yield_ > strict.yield_
+
+
+def test_a_start_the_extractor_cannot_read_is_moved_by_the_axes_models(toy_axes):
+    """A starting face whose features the extractor cannot read (NaN, as when no face is found) is moved where the
+    axes' models say the spec lies, not given up: here nothing reads while a < 0, and a >= 1.5 is wanted."""
+    from tlgan.generate.plan import steer
+
+    gen, ext, axes = toy_axes
+    spec, cal = _calibrated(gen, ext, axes, ["a>=1.5"])
+    names = ext.feature_names
+    col = names.index("a")
+
+    def measure(z):
+        labels = np.asarray(ext(gen.render(z)), np.float64)
+        labels[labels[:, col] < 0] = np.nan
+        return labels, None
+    stream = iter(range(10_000))
+
+    def draw(k):
+        i = np.array([next(stream) for _ in range(k)])
+        return i, gen.sample_at(i, 4)
+    out = steer(spec, axes, names, measure, draw, 12, calibration=cal, max_started=100)
+    unreadable = [f for f in out.delivered if np.isnan(measure(f.start[None])[0]).all()]
+    assert len(out.delivered) == 12 and len(unreadable) >= 3
+    assert out.yield_ == 1.0  # none of the unreadable starts was given up

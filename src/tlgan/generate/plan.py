@@ -189,6 +189,20 @@ def shortfall(spec: Spec, axes: Axes, cal: Calibration, latents: np.ndarray) -> 
     return np.sqrt(total)
 
 
+def fill_unread(spec: Spec, labels: np.ndarray, latent: np.ndarray, names: Sequence[str], axes: Axes,
+                cal: Calibration) -> np.ndarray:
+    """One face's labels with each spec feature the extractor could not read (NaN: e.g. no face found) replaced
+    by what its calibrated axis model predicts at ``latent``, so a move can still be planned from there."""
+    row = np.array(labels, np.float64)
+    x = flat_codes(np.asarray(latent)[None], axes.vectors.shape[1])[0]
+    for c in spec.conditions:
+        j = list(names).index(c.feature)
+        if not np.isfinite(row[j]):
+            g = cal.offset[c.feature] + cal.slope[c.feature] * float(x @ axes.vector(c.feature).astype(np.float64))
+            row[j] = 1 / (1 + math.exp(-np.clip(g, -LOGIT_CLIP, LOGIT_CLIP))) if c.kind == "binary" else g
+    return row
+
+
 def _model_bound(bound: float, kind: str) -> float:
     """A condition's bound on its model scale (a probability bound of 0 or 1 is unbounded in logits)."""
     if kind != "binary" or not math.isfinite(bound):
@@ -339,9 +353,10 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
 
     ``draw(k)`` gives the next ``k`` faces of the stream (their indices and latents), ``measure(latents)`` their
     labels (columns ``names``) and images. Each round renders every face in play; a face that meets the spec is
-    delivered, one that still misses it after ``max_tries`` moves (or loses its labels) is given up and
-    another is drawn (``draw`` may give fewer than asked, or none, when its stream ends). At most
-    ``max_started`` faces are started (default ``4 n + 16``); a spec that no face meets by then raises
+    delivered, one that still misses it after ``max_tries`` moves is given up and another is drawn. A move
+    that loses a face's labels (NaN) is half taken back; a starting face with none is moved as the axes'
+    models predict (``fill_unread``). ``draw`` may give fewer faces than asked, or none, when its stream ends. At
+    most ``max_started`` faces are started (default ``4 n + 16``); a spec that no face meets by then raises
     :class:`SpecError` naming the conditions that failed. ``calibration``: use these models instead of
     calibrating on the first faces (with up to ``calibration_faces`` more from ``calibration_draw``,
     default ``draw``, rendered but never steered) and skip the feasibility check. ``spec_of(index)``: each
@@ -422,7 +437,7 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
             gap = measured_gap(target, row, names, cal)
             closing = gap < face.gap and face.tries < max_tries + extra_tries
             face.gap = gap
-            if (face.tries >= max_tries and not closing) or not (known or face.steps):
+            if face.tries >= max_tries and not closing:
                 gave_up += 1
                 lost.append(face)
                 unmet.update(str(c) for c, good in zip(target.conditions, ok, strict=True) if not good)
@@ -433,6 +448,10 @@ def steer(spec: Spec, axes: Axes, names: Sequence[str], measure: Measure, draw: 
                         face.gain = update_gain(face.gain, face.steps[-1], face.last_labels, row, target, names)
                     step = plan_step(target, ok, row, names, axes, cal, keep, face.gain)
                     face.last_good, face.last_labels = face.latent, row
+                elif face.last_good is None:  # never read yet (a start the extractor cannot read): plan the move
+                    # from the axes' models where it reads nothing
+                    step = plan_step(target, ok, fill_unread(target, row, face.latent, names, axes, cal), names,
+                                     axes, cal, keep, face.gain)
                 else:  # the last move lost the face (the extractor cannot read it): take back half of it
                     last = face.steps.pop()
                     step = Step({k: v / 2 for k, v in last.moves.items()}, last.locks)
@@ -473,5 +492,5 @@ def rejection(spec: Spec, names: Sequence[str], measure: Measure, draw: Draw, n:
     return found, rendered
 
 
-__all__ = ["MAX_TRIES", "Calibration", "Face", "Outcome", "Step", "calibrate", "check_feasible", "describe", "measured_gap",
-           "nearest_draw", "plan_step", "reach", "rejection", "shortfall", "steer"]
+__all__ = ["MAX_TRIES", "Calibration", "Face", "Outcome", "Step", "calibrate", "check_feasible", "describe",
+           "fill_unread", "measured_gap", "nearest_draw", "plan_step", "reach", "rejection", "shortfall", "steer"]
