@@ -126,8 +126,8 @@ class Worker:
         from .sample import render_and_label
 
         codes = gen.codes_from_z(np.array(z))  # a writable copy of the object store's read-only view
-        labels, images = render_and_label(gen, ext, codes)
-        return codes, images if with_images else None, labels
+        labels, images = render_and_label(gen, ext, codes, keep_images=with_images)
+        return codes, images, labels
 
     def label(self, images: np.ndarray) -> np.ndarray:
         """Labels of one chunk of cached images."""

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -639,11 +639,19 @@ def default_chunk(path: str | Path, generator: Generator) -> int:
     return generator.batch_size
 
 
-def render_and_label(generator: Generator, extractor: Extractor, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@overload
+def render_and_label(generator: Generator, extractor: Extractor, codes: np.ndarray,
+                     keep_images: Literal[True] = ...) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def render_and_label(generator: Generator, extractor: Extractor, codes: np.ndarray,
+                     keep_images: bool) -> tuple[np.ndarray, np.ndarray | None]: ...
+def render_and_label(generator: Generator, extractor: Extractor, codes: np.ndarray,
+                     keep_images: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Step 3 for one batch: the labels of the faces of ``codes`` (latents in the generator's own space) and the
-    faces themselves (uint8 N x H x W x 3), as every sampling, steering and measuring loop reads them."""
+    faces themselves (uint8 N x H x W x 3; None without ``keep_images``, so they never leave the device), as
+    every sampling, steering and measuring loop reads them."""
     images = generator.render(codes)
-    return extractor(images), images.cpu().numpy()
+    return extractor(images), images.cpu().numpy() if keep_images else None
 
 
 def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int, seed: int = 0,
@@ -671,8 +679,8 @@ def sample(path: str | Path, generator: Generator, extractor: Extractor, n: int,
 
         def render(lo: int, hi: int) -> None:
             codes = generator.codes_from_z(run._read("z", lo, hi))
-            labels, images = render_and_label(generator, extractor, codes)
-            writer.write(lo, hi, labels, images if save_images else None, codes)
+            labels, images = render_and_label(generator, extractor, codes, keep_images=save_images)
+            writer.write(lo, hi, labels, images, codes)
 
         tasks = writer.pending()
         lost = [t for t in tasks if t[0] < start]
