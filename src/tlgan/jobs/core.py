@@ -1141,9 +1141,10 @@ def generate_faces(editor: Editor, extractor: Extractor, wants: Sequence[str], n
         check_feasible(spec, editor.axes, cal)
         draw = nearest_draw(stream.draw, spec, editor.axes, cal, candidates)
     if start is None and distinct and n > 1:
+        references, references_rendered = _reference_images(editor, seed)
+        rendered += references_rendered
         accept = Distinct.from_random(lambda im: extractor.descriptor(torch.from_numpy(im[None]))[0],
-                                      extractor.descriptor(torch.from_numpy(_reference_images(editor, counted, seed))),
-                                      set_size=n)
+                                      extractor.descriptor(torch.from_numpy(references)), set_size=n)
     outcome = steer(spec, editor.axes, names, measure, draw, n, keep, max_tries,
                     max_started=1 if start is not None else None, calibration_draw=stream.draw, calibration=cal,
                     accept=accept)
@@ -1242,18 +1243,19 @@ def _axes_run(editor: Editor) -> Run | None:
 REFERENCE_FACES = 256  # random faces whose identity distances set the near-duplicate bar of ``generate --distinct``
 
 
-def _reference_images(editor: Editor, measure: Callable, seed: int) -> np.ndarray:
-    """``REFERENCE_FACES`` random faces' images: the axes' own run's when it keeps images of this generator
-    (nothing to render), else rendered from the seed two after ``seed`` (``measure`` counts them)."""
+def _reference_images(editor: Editor, seed: int) -> tuple[np.ndarray, int]:
+    """``REFERENCE_FACES`` random faces' images, and how many were rendered for them: the axes' own run's when
+    it keeps images of this generator (none rendered), else rendered (not labelled) from the seed two after
+    ``seed``."""
     run = _axes_run(editor)
     if run is not None and run.has_images:
         try:
             if run.images.shape[0] >= REFERENCE_FACES:
-                return np.asarray(run.images[:REFERENCE_FACES])
+                return np.asarray(run.images[:REFERENCE_FACES]), 0
         except RunError:  # a damaged run: render the faces instead
             pass
     _, z = LatentStream(editor.generator, (seed + 2) % (MAX_SEED + 1)).draw(REFERENCE_FACES)
-    return measure(z)[1]
+    return editor.generator.render(z).cpu().numpy(), REFERENCE_FACES
 
 
 def _calibration_faces(editor: Editor, extractor: Extractor, measure: Callable, count: int,
