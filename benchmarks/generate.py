@@ -37,7 +37,7 @@ import numpy as np
 from _common import RESULTS, machine
 from tlgan.animate import move_frames, write_animation
 from tlgan.generate.distinct import identity_distances
-from tlgan.generate.plan import MAX_TRIES, _model_bound, calibrate, flat_codes, to_model_scale
+from tlgan.generate.plan import MAX_TRIES, _model_bound, calibrate, predict, to_model_scale
 from tlgan.generate.stream import LatentStream
 from tlgan.jobs import generate_faces, make_dataset, measure_faces, open_generation
 from tlgan.sample import open_run, sample
@@ -115,10 +115,9 @@ def spec_log_probability(spec, axes, cal, resid: dict[str, float], latents: np.n
     Gaussian noise of the residual spread ``resid`` (model scale; conditions taken as independent)."""
     from scipy.stats import norm
 
-    x = flat_codes(latents, axes.vectors.shape[1])
-    total = np.zeros(len(x))
+    total = np.zeros(len(latents))
     for c in spec.conditions:
-        mu = cal.offset[c.feature] + cal.slope[c.feature] * (x @ axes.vector(c.feature).astype(np.float64))
+        mu = predict(cal, axes, c.feature, latents)
         lo, hi = (_model_bound(b, c.kind) for b in (c.lo, c.hi))
         s = resid[c.feature]
         p = norm.cdf((hi - mu) / s) - norm.cdf((lo - mu) / s)
@@ -140,15 +139,15 @@ def cost_of_diversity(editor, ext, res, args, random_descriptors_mean: float, re
     resid = {}
     for c in res.spec.conditions:
         g = to_model_scale(labels[:, names.index(c.feature)], c.kind)
-        pred = cal.offset[c.feature] + cal.slope[c.feature] * (
-            flat_codes(latents, editor.axes.vectors.shape[1]) @ editor.axes.vector(c.feature).astype(np.float64))
+        pred = predict(cal, editor.axes, c.feature, latents)
         ok = np.isfinite(g)
         resid[c.feature] = max(float(np.std(g[ok] - pred[ok])), 1e-3)
     measure = measure_faces(editor, ext)
     rows = []
+    _, z = LatentStream(editor.generator, args.seed + 101).draw(40 * args.budget)
+    log_p = spec_log_probability(res.spec, editor.axes, cal, resid, z)
     for beta in (1.0, 2.0, 4.0):
-        _, z = LatentStream(editor.generator, args.seed + 101).draw(40 * args.budget)
-        key = beta * spec_log_probability(res.spec, editor.axes, cal, resid, z)
+        key = beta * log_p
         key += np.random.default_rng(args.seed).gumbel(size=len(key))
         order = np.argsort(-key)
         found, rendered, images = 0, 0, []

@@ -36,7 +36,8 @@ BINARY_MARGIN = 1.0
 CONTINUOUS_MARGIN = 0.3
 LOGIT_CLIP = 8.0
 #: Corrections per face before it is given up (a face still closing in gets as many again). Measured on the demo
-#: axes (female, age >= 35, smiling; seeds 0-2): 5 gave 78-91% yield, 10 gives 85-95% at the same renders per face.
+#: axes (female, age >= 35, smiling; seeds 0-2): 5 gave 74-91% yield, 10 gives 82-95% at about the same renders
+#: per face.
 MAX_TRIES = 10
 
 
@@ -189,16 +190,22 @@ def shortfall(spec: Spec, axes: Axes, cal: Calibration, latents: np.ndarray) -> 
     return np.sqrt(total)
 
 
+def predict(cal: Calibration, axes: Axes, feature: str, latents: np.ndarray) -> np.ndarray:
+    """What ``feature``'s calibrated axis model reads at each of ``latents``, on its model scale (a logit for
+    a binary feature)."""
+    x = flat_codes(latents, axes.vectors.shape[1])
+    return cal.offset[feature] + cal.slope[feature] * (x @ axes.vector(feature).astype(np.float64))
+
+
 def fill_unread(spec: Spec, labels: np.ndarray, latent: np.ndarray, names: Sequence[str], axes: Axes,
                 cal: Calibration) -> np.ndarray:
     """One face's labels with each spec feature the extractor could not read (NaN: e.g. no face found) replaced
     by what its calibrated axis model predicts at ``latent``, so a move can still be planned from there."""
     row = np.array(labels, np.float64)
-    x = flat_codes(np.asarray(latent)[None], axes.vectors.shape[1])[0]
     for c in spec.conditions:
         j = list(names).index(c.feature)
         if not np.isfinite(row[j]):
-            g = cal.offset[c.feature] + cal.slope[c.feature] * float(x @ axes.vector(c.feature).astype(np.float64))
+            g = float(predict(cal, axes, c.feature, np.asarray(latent)[None])[0])
             row[j] = 1 / (1 + math.exp(-np.clip(g, -LOGIT_CLIP, LOGIT_CLIP))) if c.kind == "binary" else g
     return row
 
@@ -493,4 +500,5 @@ def rejection(spec: Spec, names: Sequence[str], measure: Measure, draw: Draw, n:
 
 
 __all__ = ["MAX_TRIES", "Calibration", "Face", "Outcome", "Step", "calibrate", "check_feasible", "describe",
-           "fill_unread", "measured_gap", "nearest_draw", "plan_step", "reach", "rejection", "shortfall", "steer"]
+           "fill_unread", "measured_gap", "nearest_draw", "plan_step", "predict", "reach", "rejection", "shortfall",
+           "steer"]
